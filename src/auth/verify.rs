@@ -1,0 +1,382 @@
+//! Server-side SigV4 verification: [`Verifier::verify`] decides whether a request head is signed by
+//! the configured key, for header auth and presigned (query) auth.
+//!
+//! Invariants:
+//! - exactly one mechanism per request (header or query), never anonymous;
+//! - checks run in a fixed order: syntax, access key, payload-hash form, timestamp and scope date,
+//!   clock skew / expiry, unsigned `x-amz-*` headers, then the signature (compared in constant time);
+//! - the region in the credential scope is not enforced; the service must be `s3`;
+//! - signing keys are cached per (date, region), at most [`KEY_CACHE_MAX`] entries per verifier
+//!   (one verifier per core: the `RefCell` makes it `!Sync` on purpose).
+
+use super::canonical::{canonical_headers, canonical_query, canonical_request};
+use super::crypto::{
+    constant_time_eq, derive_signing_key, hmac_sha256, parse_hex32, scope_string, string_to_sign,
+    SERVICE,
+};
+use super::datetime::{format_amz_date, format_iso8601, parse_amz_date, parse_http_date};
+use super::parse::{
+    has_query_auth, has_v2_query_auth, parse_authorization, parse_presigned, unsupported_mechanism,
+    Scope,
+};
+use super::{AuthOutcome, Credentials, PayloadCheck, StreamingSigner};
+use crate::http::head::RequestHead;
+use crate::s3::error::S3Error;
+use std::cell::RefCell;
+use std::time::{Duration, SystemTime};
+
+/// Most signing keys kept per verifier (keys change daily, so a handful covers all clients).
+pub(crate) const KEY_CACHE_MAX: usize = 16;
+/// Largest accepted distance between the request time and the server clock.
+pub(crate) const MAX_SKEW: Duration = Duration::from_secs(15 * 60);
+
+const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
+const STREAMING_UNSIGNED_TRAILER: &str = "STREAMING-UNSIGNED-PAYLOAD-TRAILER";
+const STREAMING_SIGNED: &str = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD";
+const STREAMING_SIGNED_TRAILER: &str = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER";
+
+struct CachedKey {
+    date: String,
+    region: String,
+    key: [u8; 32],
+}
+
+/// Verifies SigV4 signatures for one set of credentials. One per core; not `Sync`.
+pub struct Verifier {
+    creds: Credentials,
+    keys: RefCell<Vec<CachedKey>>,
+}
+
+/// What the `x-amz-content-sha256` value announces.
+enum PayloadForm {
+    Sha256([u8; 32]),
+    Unsigned,
+    StreamingUnsignedTrailer,
+    StreamingSigned { trailer: bool },
+}
+
+fn payload_form(v: &str) -> Option<PayloadForm> {
+    Some(match v {
+        UNSIGNED_PAYLOAD => PayloadForm::Unsigned,
+        STREAMING_UNSIGNED_TRAILER => PayloadForm::StreamingUnsignedTrailer,
+        STREAMING_SIGNED => PayloadForm::StreamingSigned { trailer: false },
+        STREAMING_SIGNED_TRAILER => PayloadForm::StreamingSigned { trailer: true },
+        _ => PayloadForm::Sha256(parse_hex32(v)?),
+    })
+}
+
+fn invalid_payload_hash() -> S3Error {
+    crate::s3err!(
+        InvalidArgument,
+        "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-UNSIGNED-PAYLOAD-TRAILER, STREAMING-AWS4-HMAC-SHA256-PAYLOAD, STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER, or a valid sha256 value."
+    )
+    .with_extra("ArgumentName", "x-amz-content-sha256")
+}
+
+/// Absolute distance between two times.
+fn distance(a: SystemTime, b: SystemTime) -> Duration {
+    match a.duration_since(b) {
+        Ok(d) => d,
+        Err(e) => e.duration(),
+    }
+}
+
+fn too_skewed(request_time: &str, now: SystemTime) -> S3Error {
+    crate::s3err!(
+        RequestTimeTooSkewed,
+        "The difference between the request time and the current time is too large."
+    )
+    .with_extra("RequestTime", request_time)
+    .with_extra("ServerTime", format_iso8601(now))
+    .with_extra(
+        "MaxAllowedSkewMilliseconds",
+        MAX_SKEW.as_millis().to_string(),
+    )
+}
+
+/// The inputs of one signature computation.
+struct SignatureCheck<'a> {
+    scope: &'a Scope,
+    signed_headers: &'a [String],
+    amz_date: &'a str,
+    payload_hash: &'a str,
+    presigned: bool,
+    provided: &'a str,
+}
+
+impl Verifier {
+    pub fn new(creds: Credentials) -> Verifier {
+        Verifier {
+            creds,
+            keys: RefCell::new(Vec::with_capacity(KEY_CACHE_MAX)),
+        }
+    }
+
+    /// Authenticates a request head. `now` is the server clock (a parameter so tests can pin it).
+    pub fn verify(&self, head: &RequestHead, now: SystemTime) -> Result<AuthOutcome, S3Error> {
+        let mut auth_headers = head.header_all("authorization");
+        let auth = auth_headers.next();
+        if auth.is_some() && auth_headers.next().is_some() {
+            return Err(crate::s3err!(
+                AuthorizationHeaderMalformed,
+                "The authorization header is malformed; it is given more than once."
+            ));
+        }
+        match (auth, has_query_auth(&head.query)) {
+            (Some(_), true) => Err(crate::s3err!(
+                InvalidArgument,
+                "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, Signature query string parameter or the Authorization header should be specified."
+            )
+            .with_extra("ArgumentName", "Authorization")),
+            (Some(value), false) => self.verify_header(head, value, now),
+            (None, true) => self.verify_presigned(head, now),
+            (None, false) if has_v2_query_auth(&head.query) => Err(unsupported_mechanism()),
+            (None, false) => Err(crate::s3err!(
+                AccessDenied,
+                "Access Denied: anonymous access is not allowed; sign the request with AWS Signature Version 4."
+            )),
+        }
+    }
+
+    fn verify_header(
+        &self,
+        head: &RequestHead,
+        value: &str,
+        now: SystemTime,
+    ) -> Result<AuthOutcome, S3Error> {
+        let auth = parse_authorization(value)?;
+        self.check_scope(&auth.scope, false)?;
+        let payload_hash = head.header("x-amz-content-sha256").ok_or_else(|| {
+            crate::s3err!(
+                InvalidRequest,
+                "Missing required header for this request: x-amz-content-sha256"
+            )
+        })?;
+        let form = payload_form(payload_hash).ok_or_else(invalid_payload_hash)?;
+        // The timestamp: X-Amz-Date if present (never falling back when it is invalid), else Date.
+        let (time, amz_date, request_time) = match head.header("x-amz-date") {
+            Some(v) => (parse_amz_date(v), v.to_string(), v),
+            None => match head.header("date") {
+                Some(v) => {
+                    let t = parse_http_date(v);
+                    (t, t.map(format_amz_date).unwrap_or_default(), v)
+                }
+                None => (None, String::new(), ""),
+            },
+        };
+        let time = time.ok_or_else(|| {
+            crate::s3err!(
+                AccessDenied,
+                "AWS authentication requires a valid Date or x-amz-date header"
+            )
+        })?;
+        if !amz_date.starts_with(&auth.scope.date) {
+            return Err(crate::s3err!(
+                AuthorizationHeaderMalformed,
+                "The authorization header is malformed; Invalid credential date \"{}\". Date is not the same as X-Amz-Date: \"{}\".",
+                auth.scope.date,
+                amz_date.get(..8).unwrap_or_default()
+            ));
+        }
+        if distance(time, now) > MAX_SKEW {
+            return Err(too_skewed(request_time, now));
+        }
+        check_all_amz_headers_signed(head, &auth.signed_headers)?;
+        let seed = self.check_signature(
+            head,
+            &SignatureCheck {
+                scope: &auth.scope,
+                signed_headers: &auth.signed_headers,
+                amz_date: &amz_date,
+                payload_hash,
+                presigned: false,
+                provided: &auth.signature,
+            },
+        )?;
+        let payload = match form {
+            PayloadForm::Sha256(h) => PayloadCheck::Sha256(h),
+            PayloadForm::Unsigned => PayloadCheck::Unsigned,
+            PayloadForm::StreamingUnsignedTrailer => PayloadCheck::StreamingUnsignedTrailer,
+            PayloadForm::StreamingSigned { trailer } => {
+                PayloadCheck::StreamingSigned(StreamingSigner {
+                    signing_key: self.signing_key(&auth.scope.date, &auth.scope.region),
+                    amz_date,
+                    scope: scope_string(&auth.scope.date, &auth.scope.region, SERVICE),
+                    seed_signature: seed,
+                    trailer,
+                })
+            }
+        };
+        Ok(AuthOutcome {
+            access_key: auth.scope.access_key,
+            payload,
+            presigned: false,
+        })
+    }
+
+    fn verify_presigned(
+        &self,
+        head: &RequestHead,
+        now: SystemTime,
+    ) -> Result<AuthOutcome, S3Error> {
+        let q = parse_presigned(&head.query)?;
+        self.check_scope(&q.scope, true)?;
+        if !q.amz_date.starts_with(&q.scope.date) {
+            return Err(crate::s3err!(
+                AuthorizationQueryParametersError,
+                "Invalid credential date \"{}\". Date is not the same as X-Amz-Date: \"{}\".",
+                q.scope.date,
+                q.amz_date.get(..8).unwrap_or_default()
+            ));
+        }
+        // parse_presigned validated the date; treat a failure here as malformed all the same.
+        let time = parse_amz_date(&q.amz_date).ok_or_else(|| {
+            crate::s3err!(AuthorizationQueryParametersError, "X-Amz-Date is invalid.")
+        })?;
+        if time > now + MAX_SKEW {
+            return Err(too_skewed(&q.amz_date, now));
+        }
+        let expiry = time + Duration::from_secs(q.expires_secs);
+        if now > expiry {
+            return Err(crate::s3err!(AccessDenied, "Request has expired")
+                .with_extra("X-Amz-Expires", q.expires_secs.to_string())
+                .with_extra("Expires", format_iso8601(expiry))
+                .with_extra("ServerTime", format_iso8601(now)));
+        }
+        // The payload hash: a signed-in header or parameter if the client supplied one, else
+        // UNSIGNED-PAYLOAD (the normal case for presigned URLs).
+        let payload_hash = head
+            .header("x-amz-content-sha256")
+            .or(q.content_sha256.as_deref())
+            .unwrap_or(UNSIGNED_PAYLOAD);
+        let payload = match payload_form(payload_hash).ok_or_else(invalid_payload_hash)? {
+            PayloadForm::Sha256(h) => PayloadCheck::Sha256(h),
+            PayloadForm::Unsigned => PayloadCheck::Unsigned,
+            PayloadForm::StreamingUnsignedTrailer => PayloadCheck::StreamingUnsignedTrailer,
+            PayloadForm::StreamingSigned { .. } => {
+                return Err(crate::s3err!(
+                    InvalidRequest,
+                    "Signed streaming payloads are not supported with query-string authentication."
+                ))
+            }
+        };
+        check_all_amz_headers_signed(head, &q.signed_headers)?;
+        self.check_signature(
+            head,
+            &SignatureCheck {
+                scope: &q.scope,
+                signed_headers: &q.signed_headers,
+                amz_date: &q.amz_date,
+                payload_hash,
+                presigned: true,
+                provided: &q.signature,
+            },
+        )?;
+        Ok(AuthOutcome {
+            access_key: q.scope.access_key,
+            payload,
+            presigned: true,
+        })
+    }
+
+    /// Known access key and the `s3` service.
+    fn check_scope(&self, scope: &Scope, presigned: bool) -> Result<(), S3Error> {
+        if scope.access_key != self.creds.access_key {
+            return Err(crate::s3err!(
+                InvalidAccessKeyId,
+                "The AWS Access Key Id you provided does not exist in our records."
+            )
+            .with_extra("AWSAccessKeyId", scope.access_key.clone()));
+        }
+        if scope.service != SERVICE {
+            let msg = format!(
+                "Credential should be scoped to correct service: \"{SERVICE}\", not \"{}\".",
+                scope.service
+            );
+            return Err(if presigned {
+                crate::s3err!(AuthorizationQueryParametersError, "{}", msg)
+            } else {
+                crate::s3err!(
+                    AuthorizationHeaderMalformed,
+                    "The authorization header is malformed; {}",
+                    msg
+                )
+            });
+        }
+        Ok(())
+    }
+
+    /// Recomputes the signature and compares it; returns the signature bytes on success.
+    fn check_signature(&self, head: &RequestHead, c: &SignatureCheck) -> Result<[u8; 32], S3Error> {
+        let key = self.signing_key(&c.scope.date, &c.scope.region);
+        let cq = canonical_query(&head.query, c.presigned);
+        let ch = canonical_headers(&head.headers, c.signed_headers);
+        let line = c.signed_headers.join(";");
+        let cr = canonical_request(
+            &head.method_raw,
+            &head.path,
+            &cq,
+            &ch,
+            &line,
+            c.payload_hash,
+        );
+        let scope = scope_string(&c.scope.date, &c.scope.region, SERVICE);
+        let sts = string_to_sign(c.amz_date, &scope, &cr);
+        let sig = hmac_sha256(&key, sts.as_bytes());
+        if constant_time_eq(hex::encode(sig).as_bytes(), c.provided.as_bytes()) {
+            return Ok(sig);
+        }
+        Err(crate::s3err!(
+            SignatureDoesNotMatch,
+            "The request signature we calculated does not match the signature you provided. Check your key and signing method."
+        )
+        .with_extra("AWSAccessKeyId", c.scope.access_key.clone())
+        .with_extra("StringToSign", sts)
+        .with_extra("SignatureProvided", c.provided.to_string())
+        .with_extra("CanonicalRequest", cr))
+    }
+
+    /// The signing key for (date, region), derived once and cached (FIFO eviction).
+    fn signing_key(&self, date: &str, region: &str) -> [u8; 32] {
+        let mut keys = self.keys.borrow_mut();
+        if let Some(k) = keys.iter().find(|k| k.date == date && k.region == region) {
+            return k.key;
+        }
+        let key = derive_signing_key(&self.creds.secret_key, date, region, SERVICE);
+        if keys.len() >= KEY_CACHE_MAX {
+            keys.remove(0);
+        }
+        keys.push(CachedKey {
+            date: date.to_string(),
+            region: region.to_string(),
+            key,
+        });
+        key
+    }
+
+    #[cfg(test)]
+    pub(crate) fn cached_keys(&self) -> usize {
+        self.keys.borrow().len()
+    }
+}
+
+/// S3 refuses requests carrying `x-amz-*` headers that the signature does not cover.
+fn check_all_amz_headers_signed(head: &RequestHead, signed: &[String]) -> Result<(), S3Error> {
+    let mut unsigned: Vec<&str> = Vec::new();
+    for (name, _) in &head.headers {
+        if name.starts_with("x-amz-")
+            && !signed.iter().any(|s| s == name)
+            && !unsigned.contains(&name.as_str())
+        {
+            unsigned.push(name);
+        }
+    }
+    if unsigned.is_empty() {
+        return Ok(());
+    }
+    Err(crate::s3err!(
+        AccessDenied,
+        "There were headers present in the request which were not signed"
+    )
+    .with_extra("HeadersNotSigned", unsigned.join(", ")))
+}

@@ -1,0 +1,122 @@
+//! Command-line configuration of `ringstore serve`: flags, environment fallbacks, and the rule
+//! that the built-in development keys are only allowed on a loopback address.
+
+use crate::auth::Credentials;
+use crate::runtime::{FsyncPolicy, ServerConfig};
+use clap::{Parser, Subcommand, ValueEnum};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+
+/// Development access key, accepted only when listening on loopback.
+pub const DEV_ACCESS_KEY: &str = "ringstoreadmin";
+/// Development secret key, accepted only when listening on loopback.
+pub const DEV_SECRET_KEY: &str = "ringstoresecret";
+/// Default cap on simultaneous client connections.
+pub const MAX_CONNECTIONS_DEFAULT: usize = 4096;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "ringstore",
+    version,
+    about = "ringstore: a thread-per-core S3-compatible object storage server (glommio, io_uring, O_DIRECT)."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Serve the S3 API over HTTP/1.1.
+    Serve(ServeArgs),
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FsyncArg {
+    /// fdatasync the object, rename it, fsync the directory, then answer (durable; default).
+    Always,
+    /// UNSAFE: never fsync. Acknowledged writes from the last seconds are lost on power failure or kernel crash.
+    Never,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on (IP:PORT). Port 0 picks a free port (printed on start).
+    #[arg(long, default_value = "127.0.0.1:9000")]
+    pub address: String,
+    /// Data directory; created if missing. Must be on a filesystem with O_DIRECT (not tmpfs).
+    #[arg(long, default_value = "./data")]
+    pub data: PathBuf,
+    /// Number of cores (one pinned executor each). Default: every online core.
+    #[arg(long)]
+    pub cores: Option<usize>,
+    /// Access key clients sign with. Without keys the development keys ringstoreadmin/ringstoresecret are used, on loopback addresses only.
+    #[arg(long, env = "RINGSTORE_ACCESS_KEY", hide_env_values = true)]
+    pub access_key: Option<String>,
+    /// Secret key clients sign with (prefer the environment variable: flags show up in `ps`).
+    #[arg(long, env = "RINGSTORE_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<String>,
+    /// Durability of acknowledged writes.
+    #[arg(long, value_enum, default_value_t = FsyncArg::Always)]
+    pub fsync: FsyncArg,
+    /// Most simultaneous client connections; further ones get 503 SlowDown and are closed.
+    #[arg(long, default_value_t = MAX_CONNECTIONS_DEFAULT)]
+    pub max_connections: usize,
+}
+
+impl ServeArgs {
+    /// Validates the flags into a server configuration, or says why not.
+    pub fn into_config(self) -> Result<ServerConfig, String> {
+        let address: SocketAddr = self
+            .address
+            .to_socket_addrs()
+            .map_err(|e| format!("--address {}: {e}", self.address))?
+            .next()
+            .ok_or_else(|| format!("--address {}: resolves to no address", self.address))?;
+        let online = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        let cores = self.cores.unwrap_or(online);
+        if cores == 0 || cores > 1024 {
+            return Err(format!("--cores {cores}: must be between 1 and 1024"));
+        }
+        let credentials = match (self.access_key, self.secret_key) {
+            (Some(a), Some(s)) if !a.is_empty() && !s.is_empty() => Credentials {
+                access_key: a,
+                secret_key: s,
+            },
+            (None, None) => {
+                if !address.ip().is_loopback() {
+                    return Err(format!(
+                        "refusing to listen on non-loopback address {address} with the built-in development keys; \
+                         set RINGSTORE_ACCESS_KEY and RINGSTORE_SECRET_KEY (or --access-key/--secret-key)"
+                    ));
+                }
+                Credentials {
+                    access_key: DEV_ACCESS_KEY.to_string(),
+                    secret_key: DEV_SECRET_KEY.to_string(),
+                }
+            }
+            _ => {
+                return Err(
+                    "set both the access key and the secret key (or neither, on loopback)"
+                        .to_string(),
+                )
+            }
+        };
+        if self.max_connections == 0 {
+            return Err("--max-connections must be at least 1".to_string());
+        }
+        Ok(ServerConfig {
+            address,
+            data_dir: self.data,
+            cores,
+            credentials,
+            fsync: match self.fsync {
+                FsyncArg::Always => FsyncPolicy::Always,
+                FsyncArg::Never => FsyncPolicy::Never,
+            },
+            max_connections: self.max_connections,
+        })
+    }
+}

@@ -1,0 +1,310 @@
+//! Body digests: MD5 (ETag), SHA-256 (signed payload), the client's `x-amz-checksum-*` and
+//! `Content-MD5`, all fed from the same bytes in one pass.
+//!
+//! Invariants: every hasher sees exactly the body bytes, in order; bytes are fed in
+//! [`HASH_BLOCK_BYTES`] slices so that each slice is hashed by every hasher while it is still in
+//! L1/L2 cache; state is per request and feedable block by block (later SIMD multi-stream MD5
+//! can batch blocks of concurrent uploads without changing callers).
+
+use crate::s3::error::S3Error;
+use base64::Engine;
+use md5::{Digest as _, Md5};
+use sha1::Sha1;
+use sha2::Sha256;
+
+/// Slice size fed to each hasher in turn (fits L1/L2 with room for the hashers' state).
+pub const HASH_BLOCK_BYTES: usize = 32 * 1024;
+
+/// A checksum algorithm S3 clients send in `x-amz-checksum-<name>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChecksumAlgorithm {
+    Crc32,
+    Crc32c,
+    Sha1,
+    Sha256,
+}
+
+impl ChecksumAlgorithm {
+    pub const ALL: [ChecksumAlgorithm; 4] = [Self::Crc32, Self::Crc32c, Self::Sha1, Self::Sha256];
+
+    /// Lowercase name as in the header suffix.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Crc32 => "crc32",
+            Self::Crc32c => "crc32c",
+            Self::Sha1 => "sha1",
+            Self::Sha256 => "sha256",
+        }
+    }
+
+    pub fn header_name(self) -> &'static str {
+        match self {
+            Self::Crc32 => "x-amz-checksum-crc32",
+            Self::Crc32c => "x-amz-checksum-crc32c",
+            Self::Sha1 => "x-amz-checksum-sha1",
+            Self::Sha256 => "x-amz-checksum-sha256",
+        }
+    }
+
+    /// Name as in `x-amz-sdk-checksum-algorithm` / `x-amz-checksum-algorithm` (case-insensitive).
+    pub fn from_name(name: &str) -> Option<ChecksumAlgorithm> {
+        Self::ALL
+            .into_iter()
+            .find(|a| a.name().eq_ignore_ascii_case(name))
+    }
+
+    fn digest_len(self) -> usize {
+        match self {
+            Self::Crc32 | Self::Crc32c => 4,
+            Self::Sha1 => 20,
+            Self::Sha256 => 32,
+        }
+    }
+}
+
+enum ChecksumState {
+    Crc32(crc32fast::Hasher),
+    Crc32c(u32),
+    Sha1(Sha1),
+    Sha256(Sha256),
+}
+
+impl ChecksumState {
+    fn new(algo: ChecksumAlgorithm) -> ChecksumState {
+        match algo {
+            ChecksumAlgorithm::Crc32 => ChecksumState::Crc32(crc32fast::Hasher::new()),
+            ChecksumAlgorithm::Crc32c => ChecksumState::Crc32c(0),
+            ChecksumAlgorithm::Sha1 => ChecksumState::Sha1(Sha1::new()),
+            ChecksumAlgorithm::Sha256 => ChecksumState::Sha256(Sha256::new()),
+        }
+    }
+
+    fn update(&mut self, data: &[u8]) {
+        match self {
+            ChecksumState::Crc32(h) => h.update(data),
+            ChecksumState::Crc32c(c) => *c = crc32c::crc32c_append(*c, data),
+            ChecksumState::Sha1(h) => h.update(data),
+            ChecksumState::Sha256(h) => h.update(data),
+        }
+    }
+
+    fn finish(self) -> Vec<u8> {
+        match self {
+            ChecksumState::Crc32(h) => h.finalize().to_be_bytes().to_vec(),
+            ChecksumState::Crc32c(c) => c.to_be_bytes().to_vec(),
+            ChecksumState::Sha1(h) => h.finalize().to_vec(),
+            ChecksumState::Sha256(h) => h.finalize().to_vec(),
+        }
+    }
+}
+
+/// What the request promised about its body, checked by [`BodyDigests::finish`].
+#[derive(Debug, Clone, Default)]
+pub struct Expectations {
+    /// From a hex `x-amz-content-sha256`.
+    pub payload_sha256: Option<[u8; 32]>,
+    /// From `Content-MD5`.
+    pub content_md5: Option<[u8; 16]>,
+    /// From `x-amz-checksum-<algo>` (the value may instead arrive in a trailer).
+    pub checksum: Option<(ChecksumAlgorithm, Option<Vec<u8>>)>,
+}
+
+impl Expectations {
+    /// Reads `Content-MD5` and `x-amz-checksum-*` from the request headers.
+    pub fn from_headers(head: &crate::http::head::RequestHead) -> Result<Expectations, S3Error> {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let mut exp = Expectations::default();
+        if let Some(v) = head.header("content-md5") {
+            let raw = b64
+                .decode(v)
+                .ok()
+                .filter(|d| d.len() == 16)
+                .ok_or_else(|| {
+                    crate::s3err!(InvalidDigest, "The Content-MD5 you specified was invalid.")
+                })?;
+            exp.content_md5 = Some(raw.try_into().unwrap());
+        }
+        for algo in ChecksumAlgorithm::ALL {
+            if let Some(v) = head.header(algo.header_name()) {
+                if exp.checksum.is_some() {
+                    return Err(crate::s3err!(
+                        InvalidRequest,
+                        "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed."
+                    ));
+                }
+                let raw = b64
+                    .decode(v)
+                    .ok()
+                    .filter(|d| d.len() == algo.digest_len())
+                    .ok_or_else(|| {
+                        crate::s3err!(
+                            InvalidRequest,
+                            "Value for {} header is invalid.",
+                            algo.header_name()
+                        )
+                    })?;
+                exp.checksum = Some((algo, Some(raw)));
+            }
+        }
+        if head.header("x-amz-checksum-crc64nvme").is_some() {
+            return Err(crate::s3err!(
+                NotImplemented,
+                "The CRC64NVME checksum algorithm is not supported yet; use CRC32, CRC32C, SHA1 or SHA256."
+            ));
+        }
+        if exp.checksum.is_none() {
+            if let Some(name) = head.header("x-amz-sdk-checksum-algorithm") {
+                let algo = ChecksumAlgorithm::from_name(name).ok_or_else(|| {
+                    crate::s3err!(
+                        InvalidRequest,
+                        "Checksum algorithm {name} is not supported."
+                    )
+                })?;
+                exp.checksum = Some((algo, None));
+            }
+        }
+        Ok(exp)
+    }
+}
+
+/// The digests of a complete, verified body.
+#[derive(Debug, Clone)]
+pub struct Digests {
+    pub md5: [u8; 16],
+    /// (algorithm, base64 value) of the client checksum, when one was requested.
+    pub checksum: Option<(ChecksumAlgorithm, String)>,
+}
+
+/// Running digests of one body.
+pub struct BodyDigests {
+    md5: Md5,
+    sha256: Option<Sha256>,
+    checksum: Option<ChecksumState>,
+    expect: Expectations,
+}
+
+impl BodyDigests {
+    pub fn new(expect: Expectations) -> BodyDigests {
+        BodyDigests {
+            md5: Md5::new(),
+            sha256: expect.payload_sha256.map(|_| Sha256::new()),
+            checksum: expect
+                .checksum
+                .as_ref()
+                .map(|(a, _)| ChecksumState::new(*a)),
+            expect,
+        }
+    }
+
+    /// Feeds body bytes, slice by slice, to every active hasher.
+    pub fn update(&mut self, data: &[u8]) {
+        for block in data.chunks(HASH_BLOCK_BYTES) {
+            self.md5.update(block);
+            if let Some(h) = &mut self.sha256 {
+                h.update(block);
+            }
+            if let Some(c) = &mut self.checksum {
+                c.update(block);
+            }
+        }
+    }
+
+    /// Supplies a checksum that arrived in a trailer instead of a header.
+    pub fn set_trailer_checksum(&mut self, algo: ChecksumAlgorithm, value: Vec<u8>) {
+        self.expect.checksum = Some((algo, Some(value)));
+    }
+
+    /// Finishes and verifies every expectation; the first mismatch is the S3 error.
+    pub fn finish(self) -> Result<Digests, S3Error> {
+        if let (Some(h), Some(want)) = (self.sha256, self.expect.payload_sha256) {
+            if h.finalize().as_slice() != want {
+                return Err(crate::s3err!(
+                    XAmzContentSHA256Mismatch,
+                    "The provided 'x-amz-content-sha256' header does not match what was computed."
+                ));
+            }
+        }
+        let md5: [u8; 16] = self.md5.finalize().into();
+        if let Some(want) = self.expect.content_md5 {
+            if md5 != want {
+                return Err(crate::s3err!(
+                    BadDigest,
+                    "The Content-MD5 you specified did not match what we received."
+                ));
+            }
+        }
+        let checksum = match (self.checksum, self.expect.checksum) {
+            (Some(state), Some((algo, want))) => {
+                let got = state.finish();
+                if let Some(want) = want {
+                    if got != want {
+                        return Err(crate::s3err!(
+                            BadDigest,
+                            "The {} you specified did not match the calculated checksum.",
+                            algo.name().to_ascii_uppercase()
+                        ));
+                    }
+                }
+                Some((algo, base64::engine::general_purpose::STANDARD.encode(got)))
+            }
+            _ => None,
+        };
+        Ok(Digests { md5, checksum })
+    }
+}
+
+/// Parses a 64-hex-char SHA-256.
+pub fn parse_hex32(s: &str) -> Option<[u8; 32]> {
+    let v = hex::decode(s).ok()?;
+    v.try_into().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crc32_matches_boto3_capture() {
+        let exp = Expectations {
+            checksum: Some((ChecksumAlgorithm::Crc32, None)),
+            ..Default::default()
+        };
+        let mut d = BodyDigests::new(exp);
+        d.update(b"hello world\n");
+        let out = d.finish().unwrap();
+        assert_eq!(out.checksum.unwrap().1, "rwg7LQ==");
+        assert_eq!(hex::encode(out.md5), "6f5902ac237024bdd0c176cb93063dc4");
+    }
+
+    #[test]
+    fn sha_mismatch_is_error() {
+        let exp = Expectations {
+            payload_sha256: Some([0; 32]),
+            ..Default::default()
+        };
+        let mut d = BodyDigests::new(exp);
+        d.update(b"x");
+        assert_eq!(
+            d.finish().unwrap_err().code,
+            crate::s3::error::S3ErrorCode::XAmzContentSHA256Mismatch
+        );
+    }
+
+    #[test]
+    fn split_feeding_equals_whole() {
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i * 7) as u8).collect();
+        let mk = || Expectations {
+            checksum: Some((ChecksumAlgorithm::Crc32c, None)),
+            ..Default::default()
+        };
+        let mut a = BodyDigests::new(mk());
+        a.update(&data);
+        let mut b = BodyDigests::new(mk());
+        for c in data.chunks(777) {
+            b.update(c);
+        }
+        let (a, b) = (a.finish().unwrap(), b.finish().unwrap());
+        assert_eq!(a.md5, b.md5);
+        assert_eq!(a.checksum, b.checksum);
+    }
+}

@@ -1,0 +1,131 @@
+//! Connection: one accepted TCP stream, its read buffer and the raw byte I/O on it.
+//!
+//! Invariants: bytes read from the socket but not yet consumed live in `buf[start..end]` and are
+//! always consumed before the socket is read again (so pipelined requests are never lost); the
+//! buffer never grows past [`READ_BUF_BYTES`]; every socket has `TCP_NODELAY`.
+
+use crate::http::head::{HeadParse, RequestHead, HEAD_SIZE_MAX_BYTES};
+use crate::s3::error::S3Error;
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::TcpStream;
+use std::io;
+use std::time::Duration;
+
+/// Size of the per-connection read buffer (must hold a maximal head).
+pub const READ_BUF_BYTES: usize = HEAD_SIZE_MAX_BYTES + 16 * 1024;
+/// A connection with no complete request head for this long is closed.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Outcome of waiting for the next request head.
+pub enum NextHead {
+    Head(RequestHead),
+    /// The peer closed the connection (or went idle) between requests.
+    Closed,
+    /// The bytes received are not a valid head; answer with this error and close.
+    Bad(S3Error),
+}
+
+pub struct Connection {
+    stream: TcpStream,
+    buf: Box<[u8]>,
+    start: usize,
+    end: usize,
+}
+
+impl Connection {
+    pub fn new(stream: TcpStream) -> io::Result<Connection> {
+        stream.set_nodelay(true)?;
+        stream.set_read_timeout(Some(IDLE_TIMEOUT))?;
+        stream.set_write_timeout(Some(IDLE_TIMEOUT))?;
+        Ok(Connection {
+            stream,
+            buf: vec![0u8; READ_BUF_BYTES].into_boxed_slice(),
+            start: 0,
+            end: 0,
+        })
+    }
+
+    /// Bytes received and not yet consumed.
+    pub fn buffered(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    /// Marks `n` buffered bytes as consumed.
+    pub fn consume(&mut self, n: usize) {
+        assert!(n <= self.end - self.start);
+        self.start += n;
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    /// Reads more bytes from the socket into the buffer; returns how many (0 = EOF).
+    pub async fn fill(&mut self) -> io::Result<usize> {
+        if self.end == self.buf.len() {
+            if self.start == 0 {
+                return Err(io::Error::other("read buffer full"));
+            }
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        let n = self.stream.read(&mut self.buf[self.end..]).await?;
+        self.end += n;
+        Ok(n)
+    }
+
+    /// Reads straight from the socket into `dst` (used for body bytes once the buffer is empty).
+    pub async fn read_direct(&mut self, dst: &mut [u8]) -> io::Result<usize> {
+        debug_assert!(self.start == self.end);
+        self.stream.read(dst).await
+    }
+
+    /// Waits for and parses the next request head.
+    pub async fn next_head(&mut self) -> NextHead {
+        loop {
+            if self.end > self.start {
+                match RequestHead::parse(&self.buf[self.start..self.end]) {
+                    Ok(HeadParse::Complete(head, len)) => {
+                        self.consume(len);
+                        return NextHead::Head(head);
+                    }
+                    Ok(HeadParse::Partial) => {}
+                    Err(e) => return NextHead::Bad(e),
+                }
+            }
+            match self.fill().await {
+                Ok(0) => {
+                    if self.end > self.start {
+                        return NextHead::Bad(crate::s3err!(
+                            IncompleteBody,
+                            "The connection closed in the middle of a request head."
+                        ));
+                    }
+                    return NextHead::Closed;
+                }
+                Ok(_) => {}
+                Err(e) if e.to_string() == "read buffer full" => {
+                    return NextHead::Bad(crate::s3err!(
+                        RequestHeaderSectionTooLarge,
+                        "Your request header section exceeds the maximum allowed size of {HEAD_SIZE_MAX_BYTES} bytes."
+                    ))
+                }
+                Err(_) => return NextHead::Closed,
+            }
+        }
+    }
+
+    pub async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.stream.write_all(bytes).await
+    }
+
+    pub async fn flush(&mut self) -> io::Result<()> {
+        self.stream.flush().await
+    }
+
+    pub async fn close(&mut self) {
+        let _ = self.stream.flush().await;
+        let _ = self.stream.close().await;
+    }
+}

@@ -1,0 +1,9 @@
+//! HTTP/1.1 layer: request heads, body framings, response writing, the connection loop.
+
+pub mod body;
+pub mod conn;
+pub mod date;
+pub mod head;
+pub mod percent;
+pub mod response;
+pub mod server;

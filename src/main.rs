@@ -1,0 +1,62 @@
+//! `ringstore` binary: parses the command line and runs the server until SIGINT/SIGTERM.
+
+use clap::Parser;
+use ringstore::config::{Cli, Command};
+use ringstore::runtime;
+use std::io::Write;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve(args),
+    }
+}
+
+fn serve(args: ringstore::config::ServeArgs) -> ExitCode {
+    let config = match args.into_config() {
+        Ok(c) => c,
+        Err(msg) => {
+            eprintln!("ringstore: {msg}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut signals = match signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ]) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("ringstore: cannot install signal handlers: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let data_dir = config.data_dir.clone();
+    let cores = config.cores;
+    let started = match runtime::start(config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("ringstore: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let r = started.report;
+    eprintln!(
+        "ringstore: recovery: {} buckets, {} objects loaded; {} staging files, {} partial buckets removed; {} corrupt object files ignored",
+        r.buckets, r.objects, started.removed_staging_files, r.removed_partial_buckets, r.corrupt_files
+    );
+    println!(
+        "ringstore listening on http://{} ({} cores, data {})",
+        started.address,
+        cores,
+        data_dir.display()
+    );
+    let _ = std::io::stdout().flush();
+    if let Some(sig) = signals.forever().next() {
+        eprintln!("ringstore: signal {sig}: finishing in-flight requests, then stopping");
+    }
+    runtime::shutdown::request_shutdown();
+    started.join();
+    eprintln!("ringstore: stopped");
+    ExitCode::SUCCESS
+}

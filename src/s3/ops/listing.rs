@@ -1,0 +1,107 @@
+//! ListObjects (v1) and ListObjectsV2: parse the query, ask the bucket's owner for one page of
+//! its index, render it.
+//!
+//! Invariant: the page is computed on the owner core from its index alone, so a listing never
+//! shows a key whose commit is not durable.
+
+use crate::http::response::Response;
+use crate::runtime::shard::{OwnerOp, OwnerReply};
+use crate::runtime::CoreCtx;
+use crate::s3::error::S3Error;
+use crate::s3::list::{decode_continuation_token, later_marker, parse_max_keys, ListParams};
+use crate::s3::ops::bucket::{OWNER_DISPLAY_NAME, OWNER_ID};
+use crate::s3::xml::{self, ListV1Request, ListV2Request, Owner};
+use crate::s3::Request;
+
+pub async fn list_objects(ctx: &CoreCtx, req: &Request<'_>, v2: bool) -> Result<Response, S3Error> {
+    let r = &req.routed;
+    let bucket = &r.bucket;
+    let url_encoding = match r.param("encoding-type") {
+        None => false,
+        Some(v) if v.eq_ignore_ascii_case("url") => true,
+        Some(_) => {
+            return Err(crate::s3err!(
+                InvalidArgument,
+                "Invalid Encoding Method specified in Request"
+            ))
+        }
+    };
+    let prefix = r.param("prefix").unwrap_or("").to_string();
+    let delimiter = r
+        .param("delimiter")
+        .filter(|d| !d.is_empty())
+        .map(str::to_string);
+    let max_keys = parse_max_keys(r.param("max-keys"))?;
+    let token = if v2 {
+        r.param("continuation-token")
+    } else {
+        None
+    };
+    let start_after = if v2 {
+        let from_token = match token {
+            Some(t) => Some(decode_continuation_token(t)?),
+            None => None,
+        };
+        later_marker(r.param("start-after").map(str::to_string), from_token)
+    } else {
+        r.param("marker")
+            .filter(|m| !m.is_empty())
+            .map(str::to_string)
+    };
+    let params = ListParams {
+        prefix: prefix.clone(),
+        delimiter: delimiter.clone(),
+        start_after,
+        max_keys,
+    };
+    let page = match ctx
+        .shards
+        .call_owner(
+            bucket,
+            OwnerOp::List {
+                bucket: bucket.clone(),
+                params,
+            },
+        )
+        .await?
+    {
+        OwnerReply::Page(p) => p,
+        _ => return Err(S3Error::internal("listing", "unexpected owner reply")),
+    };
+    let owner = Owner {
+        id: OWNER_ID,
+        display_name: OWNER_DISPLAY_NAME,
+    };
+    let body = if v2 {
+        let fetch_owner = r
+            .param("fetch-owner")
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        xml::list_objects_v2_xml(
+            &ListV2Request {
+                bucket,
+                prefix: &prefix,
+                delimiter: delimiter.as_deref(),
+                max_keys,
+                url_encoding,
+                continuation_token: token,
+                start_after: r.param("start-after"),
+                owner: fetch_owner.then_some(owner),
+            },
+            &page,
+        )
+    } else {
+        xml::list_objects_v1_xml(
+            &ListV1Request {
+                bucket,
+                prefix: &prefix,
+                delimiter: delimiter.as_deref(),
+                max_keys,
+                url_encoding,
+                marker: r.param("marker"),
+                owner,
+            },
+            &page,
+        )
+    };
+    Ok(Response::xml(200, body))
+}

@@ -1,0 +1,154 @@
+//! S3 operations, one module per family. This module holds what several of them share:
+//! bucket existence checks, small-body reading with digest verification, metadata headers.
+
+pub mod bucket;
+pub mod copy;
+pub mod delete_objects;
+pub mod listing;
+pub mod object;
+pub mod put;
+
+use crate::auth::PayloadCheck;
+use crate::digest::{BodyDigests, Digests, Expectations};
+use crate::http::body::BodyReader;
+use crate::http::head::RequestHead;
+use crate::runtime::shard::{OwnerOp, OwnerReply};
+use crate::runtime::CoreCtx;
+use crate::s3::error::S3Error;
+use crate::s3::Request;
+
+/// User metadata limit: sum of UTF-8 bytes of every `x-amz-meta-*` name (without prefix) and value.
+pub const USER_METADATA_MAX_BYTES: usize = 2048;
+/// System headers stored with an object and returned on GET/HEAD.
+pub const STORED_SYSTEM_HEADERS: &[&str] = &[
+    "content-type",
+    "content-encoding",
+    "cache-control",
+    "content-disposition",
+    "content-language",
+    "expires",
+];
+
+/// Creation time of `bucket`, or NoSuchBucket.
+pub async fn ensure_bucket(ctx: &CoreCtx, bucket: &str) -> Result<u64, S3Error> {
+    match ctx
+        .shards
+        .call_owner(
+            bucket,
+            OwnerOp::HeadBucket {
+                name: bucket.to_string(),
+            },
+        )
+        .await?
+    {
+        OwnerReply::Created { created_ms } => Ok(created_ms),
+        _ => Err(S3Error::internal("bucket lookup", "unexpected owner reply")),
+    }
+}
+
+/// Expectations of the body from the signature and the checksum headers.
+pub fn body_expectations(req: &Request<'_>) -> Result<Expectations, S3Error> {
+    let mut exp = Expectations::from_headers(req.head)?;
+    match &req.auth.payload {
+        PayloadCheck::Sha256(h) => exp.payload_sha256 = Some(*h),
+        PayloadCheck::Unsigned => {}
+        PayloadCheck::StreamingUnsignedTrailer | PayloadCheck::StreamingSigned(_) => {
+            return Err(crate::s3err!(
+                NotImplemented,
+                "aws-chunked streaming uploads are not supported yet; use a plain signed or unsigned payload."
+            ))
+        }
+    }
+    Ok(exp)
+}
+
+/// Reads a whole small body (XML documents), verifying its digests.
+pub async fn read_small_body(
+    req: &Request<'_>,
+    body: &mut BodyReader<'_>,
+    max_bytes: usize,
+) -> Result<(Vec<u8>, Digests), S3Error> {
+    let mut digests = BodyDigests::new(body_expectations(req)?);
+    let mut out = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        let n = body.read(&mut chunk).await?;
+        if n == 0 {
+            break;
+        }
+        if out.len() + n > max_bytes {
+            return Err(crate::s3err!(
+                MalformedXML,
+                "The request body is larger than the {max_bytes} bytes this operation accepts."
+            ));
+        }
+        digests.update(&chunk[..n]);
+        out.extend_from_slice(&chunk[..n]);
+    }
+    let d = digests.finish()?;
+    Ok((out, d))
+}
+
+/// Stored system headers and user metadata taken from a request's headers.
+pub fn metadata_from_headers(
+    head: &RequestHead,
+) -> Result<(Vec<(String, String)>, Vec<(String, String)>), S3Error> {
+    let mut system = Vec::new();
+    for name in STORED_SYSTEM_HEADERS {
+        if let Some(v) = head.header(name) {
+            let v = if *name == "content-encoding" {
+                strip_aws_chunked(v)
+            } else {
+                v.to_string()
+            };
+            if !v.is_empty() {
+                system.push((name.to_string(), v));
+            }
+        }
+    }
+    let mut user: Vec<(String, String)> = Vec::new();
+    let mut total = 0usize;
+    for (n, v) in &head.headers {
+        if let Some(meta) = n.strip_prefix("x-amz-meta-") {
+            total += meta.len() + v.len();
+            if let Some(existing) = user.iter_mut().find(|(k, _)| k == meta) {
+                existing.1.push(',');
+                existing.1.push_str(v);
+            } else {
+                user.push((meta.to_string(), v.clone()));
+            }
+        }
+    }
+    if total > USER_METADATA_MAX_BYTES {
+        return Err(crate::s3err!(
+            MetadataTooLarge,
+            "Your metadata headers exceed the maximum allowed metadata size ({total} > {USER_METADATA_MAX_BYTES} bytes)."
+        ));
+    }
+    Ok((system, user))
+}
+
+/// Content-Encoding without the `aws-chunked` transport coding.
+pub fn strip_aws_chunked(v: &str) -> String {
+    v.split(',')
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty() && !s.eq_ignore_ascii_case("aws-chunked"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+pub fn quoted(etag: &str) -> String {
+    format!("\"{etag}\"")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aws_chunked_is_stripped() {
+        assert_eq!(strip_aws_chunked("aws-chunked"), "");
+        assert_eq!(strip_aws_chunked("gzip,aws-chunked"), "gzip");
+        assert_eq!(strip_aws_chunked("gzip"), "gzip");
+    }
+}

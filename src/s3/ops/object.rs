@@ -1,0 +1,307 @@
+//! GetObject, HeadObject and DeleteObject.
+//!
+//! GET and HEAD open the object's file directly on this core (no owner round trip): the record
+//! inside the opened file is the object, so a concurrent overwrite is seen whole or not at all.
+//! Invariants: a full-object checksum is returned only on a full (200) response with
+//! `x-amz-checksum-mode: ENABLED`, never on a 206; conditional headers follow RFC 7232 precedence
+//! as S3 applies it.
+
+use crate::http::date::{http_date, parse_http_date};
+use crate::http::response::{Response, ResponseBody};
+use crate::runtime::shard::OwnerOp;
+use crate::runtime::CoreCtx;
+use crate::s3::bucket_name::validate_object_key;
+use crate::s3::error::S3Error;
+use crate::s3::ops::{ensure_bucket, quoted};
+use crate::s3::Request;
+use crate::storage::reader::OpenObject;
+use crate::storage::record::ObjectRecord;
+
+/// Content-Type reported for objects stored without one (S3's default).
+pub const DEFAULT_CONTENT_TYPE: &str = "binary/octet-stream";
+
+/// `response-*` query overrides accepted on GET (presigned URLs) and the header each sets.
+const RESPONSE_OVERRIDES: &[(&str, &str)] = &[
+    ("response-content-type", "Content-Type"),
+    ("response-content-language", "Content-Language"),
+    ("response-expires", "Expires"),
+    ("response-cache-control", "Cache-Control"),
+    ("response-content-disposition", "Content-Disposition"),
+    ("response-content-encoding", "Content-Encoding"),
+];
+
+fn no_such_key(key: &str) -> S3Error {
+    crate::s3err!(NoSuchKey, "The specified key does not exist.").with_extra("Key", key)
+}
+
+/// Opens `bucket/key` on this core; NoSuchKey / NoSuchBucket when it is not there.
+pub async fn open_object(ctx: &CoreCtx, bucket: &str, key: &str) -> Result<OpenObject, S3Error> {
+    let path = ctx.layout.object_file(bucket, key);
+    match OpenObject::open(&path).await {
+        Ok(Some(obj)) if obj.record.key == key => Ok(obj),
+        Ok(Some(obj)) => {
+            obj.close().await;
+            Err(no_such_key(key))
+        }
+        Ok(None) => {
+            ensure_bucket(ctx, bucket).await?;
+            Err(no_such_key(key))
+        }
+        Err(e) => Err(S3Error::internal("reading the object", e)),
+    }
+}
+
+pub async fn get_object(
+    ctx: &CoreCtx,
+    req: &Request<'_>,
+    is_head: bool,
+) -> Result<Response, S3Error> {
+    let (bucket, key) = (&req.routed.bucket, &req.routed.key);
+    validate_object_key(key)?;
+    if let Some(part) = req.routed.param("partNumber") {
+        if part != "1" {
+            return Err(crate::s3err!(
+                InvalidPart,
+                "The requested partNumber is not satisfiable."
+            ));
+        }
+    }
+    let obj = open_object(ctx, bucket, key).await?;
+    if let Err(e) = check_conditions(req, &obj.record) {
+        let (etag, modified) = (obj.record.etag(), obj.record.last_modified_ms);
+        obj.close().await;
+        if e.code == crate::s3::error::S3ErrorCode::NotModified {
+            let mut r = Response::new(304);
+            r.push_header("ETag", quoted(&etag));
+            r.push_header("Last-Modified", http_date(modified));
+            return Ok(r);
+        }
+        return Err(e);
+    }
+    let rec = &obj.record;
+    let range = match req.head.header("range") {
+        Some(h) => match parse_range(h, rec.size) {
+            RangeSpec::Satisfiable(a, b) => Some((a, b)),
+            RangeSpec::Ignore => None,
+            RangeSpec::Unsatisfiable => {
+                let size = rec.size;
+                obj.close().await;
+                let mut e = crate::s3err!(InvalidRange, "The requested range is not satisfiable")
+                    .with_extra("RangeRequested", h)
+                    .with_extra("ActualObjectSize", size.to_string());
+                e.resource.clear();
+                return Err(e);
+            }
+        },
+        None => None,
+    };
+    let mut resp = Response::new(if range.is_some() { 206 } else { 200 });
+    object_headers(&mut resp, rec);
+    if let Some((a, b)) = range {
+        resp.push_header("Content-Range", format!("bytes {a}-{b}/{}", rec.size));
+    } else if req
+        .head
+        .header("x-amz-checksum-mode")
+        .is_some_and(|v| v.eq_ignore_ascii_case("enabled"))
+    {
+        if let Some(c) = &rec.checksum {
+            resp.push_header(
+                &format!("x-amz-checksum-{}", c.algorithm),
+                c.value_b64.clone(),
+            );
+        }
+    }
+    for (param, header) in RESPONSE_OVERRIDES {
+        if let Some(v) = req.routed.param(param) {
+            resp.headers
+                .retain(|(n, _)| !n.eq_ignore_ascii_case(header));
+            resp.push_header(header, v.to_string());
+        }
+    }
+    let (start, len) = match range {
+        Some((a, b)) => (a, b - a + 1),
+        None => (0, rec.size),
+    };
+    if is_head {
+        resp.head_content_length = Some(len);
+        obj.close().await;
+    } else {
+        resp.body = ResponseBody::Object(obj.stream(start, len));
+    }
+    Ok(resp)
+}
+
+/// Headers every GET/HEAD of `rec` carries.
+fn object_headers(resp: &mut Response, rec: &ObjectRecord) {
+    resp.push_header("ETag", quoted(&rec.etag()));
+    resp.push_header("Last-Modified", http_date(rec.last_modified_ms));
+    resp.push_header("Accept-Ranges", "bytes");
+    if rec.system_header("content-type").is_none() {
+        resp.push_header("Content-Type", DEFAULT_CONTENT_TYPE);
+    }
+    for (n, v) in &rec.system_headers {
+        resp.push_header(&canonical_header_name(n), v.clone());
+    }
+    for (n, v) in &rec.user_metadata {
+        resp.push_header(&format!("x-amz-meta-{n}"), v.clone());
+    }
+}
+
+fn canonical_header_name(lower: &str) -> String {
+    lower
+        .split('-')
+        .map(|w| {
+            let mut c = w.chars();
+            match c.next() {
+                Some(f) => f.to_ascii_uppercase().to_string() + c.as_str(),
+                None => String::new(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+/// Whether an If-Match / If-None-Match list matches `etag` (`*` matches anything).
+fn etag_matches(list: &str, etag: &str) -> bool {
+    list.split(',').map(|t| t.trim()).any(|t| {
+        let t = t.strip_prefix("W/").unwrap_or(t);
+        t == "*" || t.trim_matches('"') == etag
+    })
+}
+
+/// Applies If-Match, If-Unmodified-Since, If-None-Match, If-Modified-Since (S3 precedence).
+fn check_conditions(req: &Request<'_>, rec: &ObjectRecord) -> Result<(), S3Error> {
+    let head = req.head;
+    let etag = rec.etag();
+    let modified_s = rec.last_modified_ms / 1000;
+    let if_match = head.header("if-match");
+    if let Some(list) = if_match {
+        if !etag_matches(list, &etag) {
+            return Err(precondition_failed("If-Match"));
+        }
+    } else if let Some(since) = head.header("if-unmodified-since").and_then(parse_http_date) {
+        if modified_s > since {
+            return Err(precondition_failed("If-Unmodified-Since"));
+        }
+    }
+    if let Some(list) = head.header("if-none-match") {
+        if etag_matches(list, &etag) {
+            return Err(crate::s3err!(NotModified, "Not Modified"));
+        }
+    } else if let Some(since) = head.header("if-modified-since").and_then(parse_http_date) {
+        if modified_s <= since {
+            return Err(crate::s3err!(NotModified, "Not Modified"));
+        }
+    }
+    Ok(())
+}
+
+fn precondition_failed(condition: &str) -> S3Error {
+    crate::s3err!(
+        PreconditionFailed,
+        "At least one of the pre-conditions you specified did not hold"
+    )
+    .with_extra("Condition", condition)
+}
+
+/// A parsed `Range` header against an object of known size.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RangeSpec {
+    /// Inclusive byte positions.
+    Satisfiable(u64, u64),
+    /// Syntactically invalid or multi-range: serve the whole object.
+    Ignore,
+    Unsatisfiable,
+}
+
+pub fn parse_range(header: &str, size: u64) -> RangeSpec {
+    let Some(spec) = header.trim().strip_prefix("bytes=") else {
+        return RangeSpec::Ignore;
+    };
+    if spec.contains(',') {
+        return RangeSpec::Ignore;
+    }
+    let Some((a, b)) = spec.trim().split_once('-') else {
+        return RangeSpec::Ignore;
+    };
+    let parse = |s: &str| -> Option<u64> {
+        if s.is_empty() || !s.bytes().all(|c| c.is_ascii_digit()) {
+            None
+        } else {
+            s.parse().ok()
+        }
+    };
+    match (a.trim(), b.trim()) {
+        ("", n) => match parse(n) {
+            None => RangeSpec::Ignore,
+            Some(0) => RangeSpec::Unsatisfiable,
+            Some(_) if size == 0 => RangeSpec::Unsatisfiable,
+            Some(n) => RangeSpec::Satisfiable(size.saturating_sub(n), size - 1),
+        },
+        (a, "") => match parse(a) {
+            Some(a) if a < size => RangeSpec::Satisfiable(a, size - 1),
+            Some(_) => RangeSpec::Unsatisfiable,
+            None => RangeSpec::Ignore,
+        },
+        (a, b) => match (parse(a), parse(b)) {
+            (Some(a), Some(b)) if a > b => RangeSpec::Ignore,
+            (Some(a), Some(_)) if a >= size => RangeSpec::Unsatisfiable,
+            (Some(a), Some(b)) => RangeSpec::Satisfiable(a, b.min(size - 1)),
+            _ => RangeSpec::Ignore,
+        },
+    }
+}
+
+pub async fn delete_object(ctx: &CoreCtx, req: &Request<'_>) -> Result<Response, S3Error> {
+    let (bucket, key) = (&req.routed.bucket, &req.routed.key);
+    validate_object_key(key)?;
+    ctx.shards
+        .call_owner(
+            bucket,
+            OwnerOp::DeleteObject {
+                bucket: bucket.clone(),
+                key: key.clone(),
+            },
+        )
+        .await?;
+    Ok(Response::new(204))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("bytes=0-9", 100), RangeSpec::Satisfiable(0, 9));
+        assert_eq!(
+            parse_range("bytes=10-", 100),
+            RangeSpec::Satisfiable(10, 99)
+        );
+        assert_eq!(parse_range("bytes=-5", 100), RangeSpec::Satisfiable(95, 99));
+        assert_eq!(
+            parse_range("bytes=-500", 100),
+            RangeSpec::Satisfiable(0, 99)
+        );
+        assert_eq!(
+            parse_range("bytes=90-200", 100),
+            RangeSpec::Satisfiable(90, 99)
+        );
+        assert_eq!(parse_range("bytes=100-", 100), RangeSpec::Unsatisfiable);
+        assert_eq!(parse_range("bytes=100-200", 100), RangeSpec::Unsatisfiable);
+        assert_eq!(parse_range("bytes=0-", 0), RangeSpec::Unsatisfiable);
+        assert_eq!(parse_range("bytes=-0", 100), RangeSpec::Unsatisfiable);
+        assert_eq!(parse_range("bytes=5-1", 100), RangeSpec::Ignore);
+        assert_eq!(parse_range("bytes=0-1,3-4", 100), RangeSpec::Ignore);
+        assert_eq!(parse_range("items=0-1", 100), RangeSpec::Ignore);
+        assert_eq!(parse_range("bytes=x-1", 100), RangeSpec::Ignore);
+    }
+
+    #[test]
+    fn etag_lists() {
+        assert!(etag_matches("\"abc\"", "abc"));
+        assert!(etag_matches("\"x\", \"abc\"", "abc"));
+        assert!(etag_matches("*", "abc"));
+        assert!(!etag_matches("\"abd\"", "abc"));
+    }
+}

@@ -1,0 +1,381 @@
+//! Owner state: the buckets one core owns, their indexes, and every metadata change to them.
+//!
+//! Invariants: only the owner core of a bucket (`owner = hash(bucket) % cores`) creates, deletes
+//! or commits into it, so its changes are ordered without cross-core locks; changes to one key
+//! are applied strictly in arrival order (a per-key FIFO permit), and the index is updated only
+//! after the change is durable (rename + directory fsync) — so an acknowledged write is on disk
+//! and a listed key is readable.
+
+use crate::s3::error::S3Error;
+use crate::s3::list::{list_page, ListPage, ListParams};
+use crate::storage::index::{BucketIndex, ObjectSummary};
+use crate::storage::layout::{object_file_name, Layout, BUCKET_META_FILE};
+use glommio::io::Directory;
+use glommio::sync::Semaphore;
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+/// One bucket owned by this core.
+pub struct BucketState {
+    pub created_ms: u64,
+    pub index: RefCell<BucketIndex>,
+    objects_dir: PathBuf,
+    dir: Rc<Directory>,
+    key_locks: RefCell<HashMap<String, Rc<Semaphore>>>,
+    /// Commits and deletes in progress (a bucket with any is not empty).
+    in_flight: Cell<usize>,
+}
+
+/// The buckets owned by one core.
+pub struct Owner {
+    layout: Layout,
+    fsync: bool,
+    buckets: RefCell<BTreeMap<String, Rc<BucketState>>>,
+}
+
+/// What a core found on disk for the buckets it owns.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LoadReport {
+    pub buckets: usize,
+    pub objects: usize,
+    pub corrupt_files: usize,
+    pub removed_partial_buckets: usize,
+}
+
+fn io_err(context: &str) -> impl Fn(glommio::GlommioError<()>) -> S3Error + '_ {
+    move |e| S3Error::from_write_io(context, &io::Error::from(e))
+}
+
+impl Owner {
+    pub fn new(layout: Layout, fsync: bool) -> Owner {
+        Owner {
+            layout,
+            fsync,
+            buckets: RefCell::new(BTreeMap::new()),
+        }
+    }
+
+    /// Loads the buckets for which `is_mine(name)` holds from disk (startup only; blocking I/O).
+    pub async fn load(&self, is_mine: impl Fn(&str) -> bool) -> io::Result<LoadReport> {
+        let mut report = LoadReport::default();
+        let dir = self.layout.buckets_dir();
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !is_mine(&name) {
+                continue;
+            }
+            let meta_path = entry.path().join(BUCKET_META_FILE);
+            let created_ms = match std::fs::read_to_string(&meta_path) {
+                Ok(s) => s.trim().parse::<u64>().unwrap_or(0),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    // A bucket whose creation or deletion did not finish: it never existed.
+                    std::fs::remove_dir_all(entry.path())?;
+                    report.removed_partial_buckets += 1;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let mut index = BucketIndex::new();
+            let objects_dir = self.layout.objects_dir(&name);
+            for obj in std::fs::read_dir(&objects_dir)? {
+                let obj = obj?;
+                match read_record_blocking(&obj.path()) {
+                    Ok(rec) if object_file_name(&rec.key) == obj.file_name().to_string_lossy() => {
+                        index.insert(rec.key.clone(), rec.summary());
+                        report.objects += 1;
+                    }
+                    _ => {
+                        eprintln!(
+                            "ringstore: ignoring corrupt object file {}",
+                            obj.path().display()
+                        );
+                        report.corrupt_files += 1;
+                    }
+                }
+            }
+            let state = self.bucket_state(&name, created_ms, index).await?;
+            self.buckets.borrow_mut().insert(name, state);
+            report.buckets += 1;
+        }
+        Ok(report)
+    }
+
+    async fn bucket_state(
+        &self,
+        name: &str,
+        created_ms: u64,
+        index: BucketIndex,
+    ) -> io::Result<Rc<BucketState>> {
+        let objects_dir = self.layout.objects_dir(name);
+        let dir = Directory::open(&objects_dir)
+            .await
+            .map_err(io::Error::from)?;
+        Ok(Rc::new(BucketState {
+            created_ms,
+            index: RefCell::new(index),
+            objects_dir,
+            dir: Rc::new(dir),
+            key_locks: RefCell::new(HashMap::new()),
+            in_flight: Cell::new(0),
+        }))
+    }
+
+    fn bucket(&self, name: &str) -> Result<Rc<BucketState>, S3Error> {
+        self.buckets
+            .borrow()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| no_such_bucket(name))
+    }
+
+    /// Creation time of a bucket, or NoSuchBucket.
+    pub fn head_bucket(&self, name: &str) -> Result<u64, S3Error> {
+        Ok(self.bucket(name)?.created_ms)
+    }
+
+    pub fn list_buckets(&self) -> Vec<(String, u64)> {
+        self.buckets
+            .borrow()
+            .iter()
+            .map(|(n, b)| (n.clone(), b.created_ms))
+            .collect()
+    }
+
+    pub async fn create_bucket(&self, name: &str, now_ms: u64) -> Result<(), S3Error> {
+        if self.buckets.borrow().contains_key(name) {
+            return Err(crate::s3err!(
+                BucketAlreadyOwnedByYou,
+                "Your previous request to create the named bucket succeeded and you already own it."
+            )
+            .with_extra("BucketName", name));
+        }
+        let bucket_dir = self.layout.bucket_dir(name);
+        let objects_dir = self.layout.objects_dir(name);
+        let buckets_dir = self.layout.buckets_dir();
+        let fsync = self.fsync;
+        glommio::executor()
+            .spawn_blocking(move || {
+                create_bucket_dirs(&buckets_dir, &bucket_dir, &objects_dir, now_ms, fsync)
+            })
+            .await
+            .map_err(|e| S3Error::from_write_io("creating the bucket", &e))?;
+        // Re-check: a concurrent create of the same name may have finished while we awaited.
+        if self.buckets.borrow().contains_key(name) {
+            return Err(crate::s3err!(
+                BucketAlreadyOwnedByYou,
+                "Your previous request to create the named bucket succeeded and you already own it."
+            )
+            .with_extra("BucketName", name));
+        }
+        let state = self
+            .bucket_state(name, now_ms, BucketIndex::new())
+            .await
+            .map_err(|e| S3Error::internal("opening the bucket", e))?;
+        self.buckets.borrow_mut().insert(name.to_string(), state);
+        Ok(())
+    }
+
+    pub async fn delete_bucket(&self, name: &str) -> Result<(), S3Error> {
+        let b = self.bucket(name)?;
+        if !b.index.borrow().is_empty() || b.in_flight.get() > 0 {
+            return Err(crate::s3err!(
+                BucketNotEmpty,
+                "The bucket you tried to delete is not empty."
+            )
+            .with_extra("BucketName", name));
+        }
+        self.buckets.borrow_mut().remove(name);
+        let bucket_dir = self.layout.bucket_dir(name);
+        let buckets_dir = self.layout.buckets_dir();
+        let fsync = self.fsync;
+        let result = glommio::executor()
+            .spawn_blocking(move || remove_bucket_dirs(&buckets_dir, &bucket_dir, fsync))
+            .await;
+        if let Err(e) = result {
+            // The bucket record may still be on disk: keep serving it rather than lose track.
+            self.buckets.borrow_mut().insert(name.to_string(), b);
+            return Err(S3Error::internal("deleting the bucket", e));
+        }
+        Ok(())
+    }
+
+    /// Moves a durable staging file into place as `key` and publishes it in the index.
+    pub async fn commit(
+        &self,
+        bucket: &str,
+        key: &str,
+        staging: &Path,
+        summary: ObjectSummary,
+    ) -> Result<(), S3Error> {
+        let b = self.bucket(bucket)?;
+        let _inflight = InFlight::new(&b);
+        let _permit = b.lock_key(key).await;
+        let target = b.objects_dir.join(object_file_name(key));
+        glommio::io::rename(staging, &target)
+            .await
+            .map_err(io_err("committing the object"))?;
+        if self.fsync {
+            b.dir
+                .sync()
+                .await
+                .map_err(io_err("syncing the bucket directory"))?;
+        }
+        b.index.borrow_mut().insert(key.to_string(), summary);
+        Ok(())
+    }
+
+    /// Removes `key` (no error when absent), durably, then drops it from the index.
+    pub async fn delete_object(&self, bucket: &str, key: &str) -> Result<(), S3Error> {
+        let b = self.bucket(bucket)?;
+        let _inflight = InFlight::new(&b);
+        let _permit = b.lock_key(key).await;
+        if !b.index.borrow().contains_key(key) {
+            return Ok(());
+        }
+        let target = b.objects_dir.join(object_file_name(key));
+        match glommio::io::remove(&target).await {
+            Ok(()) => {}
+            Err(e) => {
+                let e = io::Error::from(e);
+                if e.kind() != io::ErrorKind::NotFound {
+                    return Err(S3Error::internal("deleting the object", e));
+                }
+            }
+        }
+        if self.fsync {
+            b.dir
+                .sync()
+                .await
+                .map_err(io_err("syncing the bucket directory"))?;
+        }
+        b.index.borrow_mut().remove(key);
+        Ok(())
+    }
+
+    pub fn list(&self, bucket: &str, params: &ListParams) -> Result<ListPage, S3Error> {
+        let b = self.bucket(bucket)?;
+        let index = b.index.borrow();
+        Ok(list_page(&index, params))
+    }
+}
+
+impl BucketState {
+    /// Waits for this key's turn (FIFO) and holds it until the returned permit drops.
+    async fn lock_key(self: &Rc<Self>, key: &str) -> KeyPermit {
+        let sem = self
+            .key_locks
+            .borrow_mut()
+            .entry(key.to_string())
+            .or_insert_with(|| Rc::new(Semaphore::new(1)))
+            .clone();
+        sem.acquire(1).await.expect("key semaphore is never closed");
+        KeyPermit {
+            bucket: self.clone(),
+            key: key.to_string(),
+            sem,
+        }
+    }
+}
+
+struct KeyPermit {
+    bucket: Rc<BucketState>,
+    key: String,
+    sem: Rc<Semaphore>,
+}
+
+impl Drop for KeyPermit {
+    fn drop(&mut self) {
+        self.sem.signal(1);
+        // Drop the lock entry when nobody else holds or waits for it (map + our clone).
+        if Rc::strong_count(&self.sem) == 2 && self.sem.available() == 1 {
+            self.bucket.key_locks.borrow_mut().remove(&self.key);
+        }
+    }
+}
+
+struct InFlight(Rc<BucketState>);
+
+impl InFlight {
+    fn new(b: &Rc<BucketState>) -> InFlight {
+        b.in_flight.set(b.in_flight.get() + 1);
+        InFlight(b.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.set(self.0.in_flight.get() - 1);
+    }
+}
+
+pub fn no_such_bucket(name: &str) -> S3Error {
+    crate::s3err!(NoSuchBucket, "The specified bucket does not exist.")
+        .with_extra("BucketName", name)
+}
+
+fn read_record_blocking(path: &Path) -> io::Result<crate::storage::record::ObjectRecord> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; crate::storage::record::HEADER_MAX_BYTES];
+    let mut n = 0;
+    while n < buf.len() {
+        let r = f.read(&mut buf[n..])?;
+        if r == 0 {
+            break;
+        }
+        n += r;
+    }
+    let (rec, header_len) = crate::storage::record::ObjectRecord::decode_header(&buf[..n])
+        .map_err(|m| io::Error::new(io::ErrorKind::InvalidData, m))?;
+    let len = f.metadata()?.len();
+    if len != header_len as u64 + rec.size {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "object file length does not match its record",
+        ));
+    }
+    Ok(rec)
+}
+
+fn sync_dir(path: &Path) -> io::Result<()> {
+    std::fs::File::open(path)?.sync_all()
+}
+
+/// Creates the bucket's directories, then its meta file (whose presence makes the bucket exist).
+fn create_bucket_dirs(
+    buckets_dir: &Path,
+    bucket_dir: &Path,
+    objects_dir: &Path,
+    now_ms: u64,
+    fsync: bool,
+) -> io::Result<()> {
+    std::fs::create_dir_all(objects_dir)?;
+    let tmp = bucket_dir.join("bucket.meta.tmp");
+    std::fs::write(&tmp, format!("{now_ms}\n"))?;
+    if fsync {
+        std::fs::File::open(&tmp)?.sync_all()?;
+    }
+    std::fs::rename(&tmp, bucket_dir.join(BUCKET_META_FILE))?;
+    if fsync {
+        sync_dir(bucket_dir)?;
+        sync_dir(buckets_dir)?;
+    }
+    Ok(())
+}
+
+/// Removes the meta file first (the bucket stops existing durably), then the directories.
+fn remove_bucket_dirs(buckets_dir: &Path, bucket_dir: &Path, fsync: bool) -> io::Result<()> {
+    std::fs::remove_file(bucket_dir.join(BUCKET_META_FILE))?;
+    if fsync {
+        sync_dir(bucket_dir)?;
+    }
+    std::fs::remove_dir_all(bucket_dir)?;
+    if fsync {
+        sync_dir(buckets_dir)?;
+    }
+    Ok(())
+}

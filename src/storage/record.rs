@@ -1,0 +1,282 @@
+//! On-disk object record: the header block at the front of every object file.
+//!
+//! File layout (format version 1):
+//! ```text
+//! [0 .. header_len)            header block, zero-padded to a multiple of BLOCK_BYTES
+//!     magic "RINGOBJ\0" | u32 version | u32 header_len | u32 record_len | u32 crc32c(record) | record
+//! [header_len .. header_len+size)   object bytes (for an inline object)
+//! ```
+//! The record holds the key and every piece of metadata, so the file is self-describing: the
+//! index is rebuilt from these headers at startup. Invariants: `header_len` is a multiple of
+//! [`BLOCK_BYTES`] (data starts aligned for O_DIRECT); a header whose CRC does not match is never
+//! trusted; the encoding is versioned so later formats can migrate.
+
+use crate::storage::index::ObjectSummary;
+
+/// Alignment unit of O_DIRECT I/O and of the header block.
+pub const BLOCK_BYTES: usize = 4096;
+/// Magic bytes at offset 0 of every object file.
+pub const MAGIC: &[u8; 8] = b"RINGOBJ\0";
+/// Current on-disk format version.
+pub const FORMAT_VERSION: u32 = 1;
+/// Bytes before the encoded record inside the header block.
+const PREAMBLE_BYTES: usize = 8 + 4 + 4 + 4 + 4;
+/// Upper bound of a header block (key 1 KiB + metadata 2 KiB + system headers fit easily).
+pub const HEADER_MAX_BYTES: usize = 64 * 1024;
+
+/// A full-object checksum as sent by the client (`x-amz-checksum-<algorithm>`), base64 value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredChecksum {
+    /// Lowercase algorithm name: crc32, crc32c, crc64nvme, sha1, sha256.
+    pub algorithm: String,
+    pub value_b64: String,
+}
+
+/// Everything ringstore knows about one stored object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectRecord {
+    pub key: String,
+    pub size: u64,
+    /// MD5 of the body (single PUT).
+    pub md5: [u8; 16],
+    pub last_modified_ms: u64,
+    /// Stored system headers (lowercase name, value): content-type, content-encoding,
+    /// cache-control, content-disposition, content-language, expires.
+    pub system_headers: Vec<(String, String)>,
+    /// User metadata (lowercase name without the `x-amz-meta-` prefix, value).
+    pub user_metadata: Vec<(String, String)>,
+    pub checksum: Option<StoredChecksum>,
+}
+
+impl ObjectRecord {
+    /// ETag without quotes.
+    pub fn etag(&self) -> String {
+        hex::encode(self.md5)
+    }
+
+    pub fn summary(&self) -> ObjectSummary {
+        ObjectSummary {
+            size: self.size,
+            etag: self.etag(),
+            last_modified_ms: self.last_modified_ms,
+        }
+    }
+
+    pub fn system_header(&self, name: &str) -> Option<&str> {
+        self.system_headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Size of the header block this record needs, rounded up to [`BLOCK_BYTES`].
+    pub fn header_len(&self) -> usize {
+        round_up(PREAMBLE_BYTES + self.encoded_len(), BLOCK_BYTES)
+    }
+
+    fn encoded_len(&self) -> usize {
+        let pairs =
+            |v: &Vec<(String, String)>| v.iter().map(|(a, b)| 8 + a.len() + b.len()).sum::<usize>();
+        4 + self.key.len()
+            + 8
+            + 16
+            + 8
+            + 4
+            + pairs(&self.system_headers)
+            + 4
+            + pairs(&self.user_metadata)
+            + 1
+            + self
+                .checksum
+                .as_ref()
+                .map_or(0, |c| 8 + c.algorithm.len() + c.value_b64.len())
+    }
+
+    /// Writes the header block (exactly `header_len` bytes, zero padded) into `out`.
+    pub fn encode_header(&self, header_len: usize, out: &mut [u8]) {
+        assert!(header_len % BLOCK_BYTES == 0 && header_len >= self.header_len());
+        assert!(out.len() >= header_len);
+        let mut rec = Vec::with_capacity(self.encoded_len());
+        put_str(&mut rec, &self.key);
+        rec.extend_from_slice(&self.size.to_le_bytes());
+        rec.extend_from_slice(&self.md5);
+        rec.extend_from_slice(&self.last_modified_ms.to_le_bytes());
+        put_pairs(&mut rec, &self.system_headers);
+        put_pairs(&mut rec, &self.user_metadata);
+        match &self.checksum {
+            None => rec.push(0),
+            Some(c) => {
+                rec.push(1);
+                put_str(&mut rec, &c.algorithm);
+                put_str(&mut rec, &c.value_b64);
+            }
+        }
+        debug_assert_eq!(rec.len(), self.encoded_len());
+        let out = &mut out[..header_len];
+        out.fill(0);
+        out[0..8].copy_from_slice(MAGIC);
+        out[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        out[12..16].copy_from_slice(&(header_len as u32).to_le_bytes());
+        out[16..20].copy_from_slice(&(rec.len() as u32).to_le_bytes());
+        out[20..24].copy_from_slice(&crc32c::crc32c(&rec).to_le_bytes());
+        out[PREAMBLE_BYTES..PREAMBLE_BYTES + rec.len()].copy_from_slice(&rec);
+    }
+
+    /// Reads the header length from the first bytes of a file (needs [`PREAMBLE_BYTES`]).
+    pub fn peek_header_len(first: &[u8]) -> Result<usize, String> {
+        if first.len() < PREAMBLE_BYTES || &first[0..8] != MAGIC {
+            return Err("not a ringstore object file (bad magic)".into());
+        }
+        let version = u32::from_le_bytes(first[8..12].try_into().unwrap());
+        if version != FORMAT_VERSION {
+            return Err(format!("unsupported object format version {version}"));
+        }
+        let header_len = u32::from_le_bytes(first[12..16].try_into().unwrap()) as usize;
+        if header_len % BLOCK_BYTES != 0 || header_len == 0 || header_len > HEADER_MAX_BYTES {
+            return Err(format!("corrupt header length {header_len}"));
+        }
+        Ok(header_len)
+    }
+
+    /// Decodes a header block; returns the record and the header length (data offset).
+    pub fn decode_header(block: &[u8]) -> Result<(ObjectRecord, usize), String> {
+        let header_len = Self::peek_header_len(block)?;
+        let rec_len = u32::from_le_bytes(block[16..20].try_into().unwrap()) as usize;
+        let crc = u32::from_le_bytes(block[20..24].try_into().unwrap());
+        if PREAMBLE_BYTES + rec_len > header_len || block.len() < PREAMBLE_BYTES + rec_len {
+            return Err("corrupt record length".into());
+        }
+        let rec = &block[PREAMBLE_BYTES..PREAMBLE_BYTES + rec_len];
+        if crc32c::crc32c(rec) != crc {
+            return Err("record checksum mismatch".into());
+        }
+        let mut r = Cursor { buf: rec, pos: 0 };
+        let key = r.str()?;
+        let size = r.u64()?;
+        let md5: [u8; 16] = r.bytes(16)?.try_into().unwrap();
+        let last_modified_ms = r.u64()?;
+        let system_headers = r.pairs()?;
+        let user_metadata = r.pairs()?;
+        let checksum = match r.bytes(1)?[0] {
+            0 => None,
+            _ => Some(StoredChecksum {
+                algorithm: r.str()?,
+                value_b64: r.str()?,
+            }),
+        };
+        Ok((
+            ObjectRecord {
+                key,
+                size,
+                md5,
+                last_modified_ms,
+                system_headers,
+                user_metadata,
+                checksum,
+            },
+            header_len,
+        ))
+    }
+}
+
+/// Rounds `v` up to a multiple of `align` (a power of two).
+pub fn round_up(v: usize, align: usize) -> usize {
+    debug_assert!(align.is_power_of_two());
+    (v + align - 1) & !(align - 1)
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn put_pairs(out: &mut Vec<u8>, pairs: &[(String, String)]) {
+    out.extend_from_slice(&(pairs.len() as u32).to_le_bytes());
+    for (a, b) in pairs {
+        put_str(out, a);
+        put_str(out, b);
+    }
+}
+
+struct Cursor<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn bytes(&mut self, n: usize) -> Result<&'a [u8], String> {
+        let end = self.pos.checked_add(n).filter(|&e| e <= self.buf.len());
+        let end = end.ok_or_else(|| "truncated record".to_string())?;
+        let s = &self.buf[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+    fn u32(&mut self) -> Result<u32, String> {
+        Ok(u32::from_le_bytes(self.bytes(4)?.try_into().unwrap()))
+    }
+    fn u64(&mut self) -> Result<u64, String> {
+        Ok(u64::from_le_bytes(self.bytes(8)?.try_into().unwrap()))
+    }
+    fn str(&mut self) -> Result<String, String> {
+        let n = self.u32()? as usize;
+        String::from_utf8(self.bytes(n)?.to_vec())
+            .map_err(|_| "record string not UTF-8".to_string())
+    }
+    fn pairs(&mut self) -> Result<Vec<(String, String)>, String> {
+        let n = self.u32()? as usize;
+        if n > 1024 {
+            return Err("too many pairs in record".into());
+        }
+        (0..n).map(|_| Ok((self.str()?, self.str()?))).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> ObjectRecord {
+        ObjectRecord {
+            key: "a/ü b+c".into(),
+            size: 12345,
+            md5: [7; 16],
+            last_modified_ms: 1_700_000_000_123,
+            system_headers: vec![("content-type".into(), "text/plain".into())],
+            user_metadata: vec![("foo".into(), "bar".into())],
+            checksum: Some(StoredChecksum {
+                algorithm: "crc32".into(),
+                value_b64: "rwg7LQ==".into(),
+            }),
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let rec = sample();
+        let h = rec.header_len();
+        assert_eq!(h, BLOCK_BYTES);
+        let mut buf = vec![0xAA; h];
+        rec.encode_header(h, &mut buf);
+        let (back, len) = ObjectRecord::decode_header(&buf).unwrap();
+        assert_eq!(back, rec);
+        assert_eq!(len, h);
+    }
+
+    #[test]
+    fn corruption_detected() {
+        let rec = sample();
+        let mut buf = vec![0; rec.header_len()];
+        rec.encode_header(rec.header_len(), &mut buf);
+        buf[30] ^= 1;
+        assert!(ObjectRecord::decode_header(&buf).is_err());
+        assert!(ObjectRecord::decode_header(&[0u8; 10]).is_err());
+    }
+
+    #[test]
+    fn big_metadata_grows_header() {
+        let mut rec = sample();
+        rec.key = "k".repeat(1024);
+        rec.user_metadata = vec![("m".into(), "v".repeat(5000))];
+        assert_eq!(rec.header_len(), 2 * BLOCK_BYTES);
+    }
+}

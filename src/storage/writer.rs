@@ -1,0 +1,195 @@
+//! Staging writer: streams an object's bytes into a staging file with O_DIRECT io_uring writes.
+//!
+//! The caller receives body bytes straight into [`StagingWriter::spare`] (a DMA-aligned buffer),
+//! hashes them there, then calls [`StagingWriter::advance`]; full buffers are written with up to
+//! [`WRITES_IN_FLIGHT_MAX`] writes outstanding. [`StagingWriter::finish`] writes the header block,
+//! fdatasyncs and closes: after it returns the staging file is durable and whole, ready to be
+//! renamed into place by the bucket's owner core.
+//!
+//! Invariants: every write position and length is a multiple of [`BLOCK_BYTES`]; the final file
+//! length is exactly `header_len + size`; a writer that is not finished is aborted (file removed).
+
+use crate::storage::record::{round_up, ObjectRecord, BLOCK_BYTES};
+use glommio::io::{DmaBuffer, DmaFile, OpenOptions};
+use glommio::task::JoinHandle;
+use std::collections::VecDeque;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+/// Size of one DMA write buffer.
+pub const WRITE_BUFFER_BYTES: usize = 1024 * 1024;
+/// Buffers being written to disk at once per upload.
+pub const WRITES_IN_FLIGHT_MAX: usize = 4;
+
+pub struct StagingWriter {
+    file: Rc<DmaFile>,
+    path: PathBuf,
+    header_len: usize,
+    /// File offset where `buf` will be written.
+    pos: u64,
+    buf: DmaBuffer,
+    fill: usize,
+    inflight: VecDeque<JoinHandle<io::Result<usize>>>,
+    size: u64,
+    size_hint: Option<u64>,
+}
+
+fn to_io(e: glommio::GlommioError<()>) -> io::Error {
+    io::Error::from(e)
+}
+
+impl StagingWriter {
+    /// Creates the staging file; the body will start at offset `header_len`.
+    /// `size_hint` (the declared body length, when known) sizes the first buffer.
+    pub async fn create(
+        path: &Path,
+        header_len: usize,
+        size_hint: Option<u64>,
+    ) -> io::Result<StagingWriter> {
+        assert!(header_len % BLOCK_BYTES == 0);
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .dma_open(path)
+            .await
+            .map_err(to_io)?;
+        let file = Rc::new(file);
+        let buf = file.alloc_dma_buffer(buffer_len_for(size_hint));
+        Ok(StagingWriter {
+            file,
+            path: path.to_path_buf(),
+            header_len,
+            pos: header_len as u64,
+            buf,
+            fill: 0,
+            inflight: VecDeque::new(),
+            size: 0,
+            size_hint,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Bytes accepted so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The free tail of the current DMA buffer: read body bytes straight into it.
+    pub fn spare(&mut self) -> &mut [u8] {
+        &mut self.buf.as_bytes_mut()[self.fill..]
+    }
+
+    /// Accepts `n` bytes just placed into [`Self::spare`]; writes the buffer out when full.
+    pub async fn advance(&mut self, n: usize) -> io::Result<()> {
+        assert!(self.fill + n <= self.buf.len());
+        self.fill += n;
+        self.size += n as u64;
+        if self.fill == self.buf.len() {
+            let remaining = self.size_hint.map(|h| h.saturating_sub(self.size));
+            let next = self
+                .file
+                .alloc_dma_buffer(buffer_len_for(remaining.filter(|r| *r > 0)));
+            let full = std::mem::replace(&mut self.buf, next);
+            self.fill = 0;
+            self.submit(full).await?;
+        }
+        Ok(())
+    }
+
+    async fn submit(&mut self, buf: DmaBuffer) -> io::Result<()> {
+        while self.inflight.len() >= WRITES_IN_FLIGHT_MAX {
+            self.wait_oldest().await?;
+        }
+        let len = buf.len();
+        let pos = self.pos;
+        self.pos += len as u64;
+        let file = self.file.clone();
+        let task = glommio::spawn_local(async move {
+            let written = file.write_at(buf, pos).await.map_err(to_io)?;
+            if written != len {
+                return Err(io::Error::new(io::ErrorKind::WriteZero, "short DMA write"));
+            }
+            Ok(written)
+        })
+        .detach();
+        self.inflight.push_back(task);
+        Ok(())
+    }
+
+    async fn wait_oldest(&mut self) -> io::Result<()> {
+        if let Some(t) = self.inflight.pop_front() {
+            match t.await {
+                Some(r) => {
+                    r?;
+                }
+                None => return Err(io::Error::other("write task cancelled")),
+            }
+        }
+        Ok(())
+    }
+
+    /// Flushes the tail, writes the header for `record`, fdatasyncs and closes the file.
+    /// `record.size` must equal the bytes accepted.
+    pub async fn finish(mut self, record: &ObjectRecord, sync: bool) -> io::Result<PathBuf> {
+        assert_eq!(record.size, self.size);
+        assert!(record.header_len() <= self.header_len);
+        if self.fill > 0 {
+            let padded = round_up(self.fill, BLOCK_BYTES);
+            let mut tail =
+                std::mem::replace(&mut self.buf, self.file.alloc_dma_buffer(BLOCK_BYTES));
+            tail.as_bytes_mut()[self.fill..padded].fill(0);
+            tail.trim_to_size(padded);
+            self.fill = 0;
+            self.submit(tail).await?;
+        }
+        while !self.inflight.is_empty() {
+            self.wait_oldest().await?;
+        }
+        let mut header = self.file.alloc_dma_buffer(self.header_len);
+        record.encode_header(self.header_len, header.as_bytes_mut());
+        let written = self.file.write_at(header, 0).await.map_err(to_io)?;
+        if written != self.header_len {
+            return Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                "short header write",
+            ));
+        }
+        let final_len = self.header_len as u64 + self.size;
+        if self.pos != final_len {
+            self.file.truncate(final_len).await.map_err(to_io)?;
+        }
+        if sync {
+            self.file.fdatasync().await.map_err(to_io)?;
+        }
+        let path = self.path.clone();
+        close_rc(self.file).await?;
+        Ok(path)
+    }
+
+    /// Abandons the upload: waits for writes in flight, closes and removes the staging file.
+    pub async fn abort(mut self) {
+        while !self.inflight.is_empty() {
+            let _ = self.wait_oldest().await;
+        }
+        let _ = glommio::io::remove(&self.path).await;
+        let _ = close_rc(self.file).await;
+    }
+}
+
+async fn close_rc(file: Rc<DmaFile>) -> io::Result<()> {
+    match Rc::try_unwrap(file) {
+        Ok(f) => f.close().await.map_err(to_io),
+        Err(_) => Err(io::Error::other("file still shared at close")),
+    }
+}
+
+fn buffer_len_for(remaining: Option<u64>) -> usize {
+    match remaining {
+        Some(r) => round_up((r as usize).clamp(1, WRITE_BUFFER_BYTES), BLOCK_BYTES),
+        None => WRITE_BUFFER_BYTES,
+    }
+}
