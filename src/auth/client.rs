@@ -149,7 +149,7 @@ mod tests {
     use super::*;
     use crate::auth::crypto::{sha256, EMPTY_SHA256_HEX};
     use crate::auth::{PayloadCheck, Verifier};
-    use crate::http::head::{Method, RequestHead};
+    use crate::http::head::{HeadParse, RequestHead};
     use crate::s3::error::S3ErrorCode;
     use std::time::{Duration, UNIX_EPOCH};
 
@@ -165,14 +165,14 @@ mod tests {
     }
 
     fn request(method: &str, target: &str, headers: Vec<(String, String)>) -> RequestHead {
-        let (path, query) = target.split_once('?').unwrap_or((target, ""));
-        RequestHead {
-            method: Method::parse(method),
-            method_raw: method.to_string(),
-            path: path.to_string(),
-            query: query.to_string(),
-            version_minor: 1,
-            headers,
+        let mut wire = format!("{method} {target} HTTP/1.1\r\n");
+        for (n, v) in &headers {
+            wire.push_str(&format!("{n}: {v}\r\n"));
+        }
+        wire.push_str("\r\n");
+        match RequestHead::parse(wire.as_bytes()).expect("test request parses") {
+            HeadParse::Complete(h, _) => h,
+            HeadParse::Partial => panic!("incomplete test request"),
         }
     }
 

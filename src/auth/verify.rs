@@ -113,6 +113,14 @@ impl Verifier {
     }
 
     /// Authenticates a request head. `now` is the server clock (a parameter so tests can pin it).
+    ///
+    /// Errors (S3 codes): `AccessDenied` (anonymous, expired presigned URL, unsigned `x-amz-*`
+    /// header, missing/invalid date), `InvalidRequest` (non-SigV4 scheme, missing
+    /// `x-amz-content-sha256`), `InvalidArgument` (both mechanisms, unknown payload-hash form),
+    /// `AuthorizationHeaderMalformed` / `AuthorizationQueryParametersError` (syntax, scope date,
+    /// service, `X-Amz-Expires` outside 1..=604800), `InvalidAccessKeyId`, `RequestTimeTooSkewed`
+    /// (more than 15 minutes off; for presigned URLs only when dated in the future), and
+    /// `SignatureDoesNotMatch`.
     pub fn verify(&self, head: &RequestHead, now: SystemTime) -> Result<AuthOutcome, S3Error> {
         let mut auth_headers = head.header_all("authorization");
         let auth = auth_headers.next();
@@ -243,7 +251,7 @@ impl Verifier {
                 .with_extra("Expires", format_iso8601(expiry))
                 .with_extra("ServerTime", format_iso8601(now)));
         }
-        // The payload hash: a signed-in header or parameter if the client supplied one, else
+        // The payload hash: the header or parameter if the client supplied one, else
         // UNSIGNED-PAYLOAD (the normal case for presigned URLs).
         let payload_hash = head
             .header("x-amz-content-sha256")

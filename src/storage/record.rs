@@ -94,7 +94,7 @@ impl ObjectRecord {
 
     /// Writes the header block (exactly `header_len` bytes, zero padded) into `out`.
     pub fn encode_header(&self, header_len: usize, out: &mut [u8]) {
-        assert!(header_len % BLOCK_BYTES == 0 && header_len >= self.header_len());
+        assert!(header_len.is_multiple_of(BLOCK_BYTES) && header_len >= self.header_len());
         assert!(out.len() >= header_len);
         let mut rec = Vec::with_capacity(self.encoded_len());
         put_str(&mut rec, &self.key);
@@ -132,7 +132,10 @@ impl ObjectRecord {
             return Err(format!("unsupported object format version {version}"));
         }
         let header_len = u32::from_le_bytes(first[12..16].try_into().unwrap()) as usize;
-        if header_len % BLOCK_BYTES != 0 || header_len == 0 || header_len > HEADER_MAX_BYTES {
+        if !header_len.is_multiple_of(BLOCK_BYTES)
+            || header_len == 0
+            || header_len > HEADER_MAX_BYTES
+        {
             return Err(format!("corrupt header length {header_len}"));
         }
         Ok(header_len)

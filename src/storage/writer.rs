@@ -47,7 +47,7 @@ impl StagingWriter {
         header_len: usize,
         size_hint: Option<u64>,
     ) -> io::Result<StagingWriter> {
-        assert!(header_len % BLOCK_BYTES == 0);
+        assert!(header_len.is_multiple_of(BLOCK_BYTES));
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)

@@ -89,10 +89,11 @@ pub async fn read_small_body(
     Ok((out, d))
 }
 
+/// (lowercase name, value) pairs stored with an object.
+pub type HeaderPairs = Vec<(String, String)>;
+
 /// Stored system headers and user metadata taken from a request's headers.
-pub fn metadata_from_headers(
-    head: &RequestHead,
-) -> Result<(Vec<(String, String)>, Vec<(String, String)>), S3Error> {
+pub fn metadata_from_headers(head: &RequestHead) -> Result<(HeaderPairs, HeaderPairs), S3Error> {
     let mut system = Vec::new();
     for name in STORED_SYSTEM_HEADERS {
         if let Some(v) = head.header(name) {
