@@ -6,4 +6,5 @@ pub mod layout;
 pub mod owner;
 pub mod reader;
 pub mod record;
+pub mod uploads;
 pub mod writer;

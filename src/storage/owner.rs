@@ -10,6 +10,7 @@ use crate::s3::error::S3Error;
 use crate::s3::list::{list_page, ListPage, ListParams};
 use crate::storage::index::{BucketIndex, ObjectSummary};
 use crate::storage::layout::{object_file_name, Layout, BUCKET_META_FILE};
+use crate::storage::uploads::UploadState;
 use glommio::io::Directory;
 use glommio::sync::Semaphore;
 use std::cell::{Cell, RefCell};
@@ -20,6 +21,7 @@ use std::rc::Rc;
 
 /// One bucket owned by this core.
 pub struct BucketState {
+    pub name: String,
     pub created_ms: u64,
     pub index: RefCell<BucketIndex>,
     objects_dir: PathBuf,
@@ -27,12 +29,16 @@ pub struct BucketState {
     key_locks: RefCell<HashMap<String, Rc<Semaphore>>>,
     /// Commits and deletes in progress (a bucket with any is not empty).
     in_flight: Cell<usize>,
+    /// Multipart uploads in progress, by upload id.
+    pub(crate) uploads: RefCell<HashMap<String, Rc<UploadState>>>,
+    /// Keys whose current object is multipart -> the upload directory holding its parts.
+    pub(crate) multipart_data: RefCell<HashMap<String, String>>,
 }
 
 /// The buckets owned by one core.
 pub struct Owner {
-    layout: Layout,
-    fsync: bool,
+    pub(crate) layout: Layout,
+    pub(crate) fsync: bool,
     buckets: RefCell<BTreeMap<String, Rc<BucketState>>>,
 }
 
@@ -43,6 +49,7 @@ pub struct LoadReport {
     pub objects: usize,
     pub corrupt_files: usize,
     pub removed_partial_buckets: usize,
+    pub uploads: usize,
 }
 
 fn io_err(context: &str) -> impl Fn(glommio::GlommioError<()>) -> S3Error + '_ {
@@ -80,11 +87,19 @@ impl Owner {
                 Err(e) => return Err(e),
             };
             let mut index = BucketIndex::new();
+            let mut multipart = HashMap::new();
             let objects_dir = self.layout.objects_dir(&name);
             for obj in std::fs::read_dir(&objects_dir)? {
                 let obj = obj?;
                 match read_record_blocking(&obj.path()) {
                     Ok(rec) if object_file_name(&rec.key) == obj.file_name().to_string_lossy() => {
+                        if let Some(p) = &rec.parts {
+                            // Finish a completion interrupted before its cleanup.
+                            let keep: Vec<u32> = p.parts.iter().map(|r| r.number).collect();
+                            let dir = self.layout.upload_dir(&name, &p.upload_id);
+                            crate::storage::uploads::prune_completed_upload(&dir, &keep)?;
+                            multipart.insert(rec.key.clone(), p.upload_id.clone());
+                        }
                         index.insert(rec.key.clone(), rec.summary());
                         report.objects += 1;
                     }
@@ -98,6 +113,8 @@ impl Owner {
                 }
             }
             let state = self.bucket_state(&name, created_ms, index).await?;
+            *state.multipart_data.borrow_mut() = multipart;
+            report.uploads += self.load_uploads(&name, &state)?;
             self.buckets.borrow_mut().insert(name, state);
             report.buckets += 1;
         }
@@ -115,16 +132,19 @@ impl Owner {
             .await
             .map_err(io::Error::from)?;
         Ok(Rc::new(BucketState {
+            name: name.to_string(),
             created_ms,
             index: RefCell::new(index),
             objects_dir,
             dir: Rc::new(dir),
             key_locks: RefCell::new(HashMap::new()),
             in_flight: Cell::new(0),
+            uploads: RefCell::new(HashMap::new()),
+            multipart_data: RefCell::new(HashMap::new()),
         }))
     }
 
-    fn bucket(&self, name: &str) -> Result<Rc<BucketState>, S3Error> {
+    pub(crate) fn bucket(&self, name: &str) -> Result<Rc<BucketState>, S3Error> {
         self.buckets
             .borrow()
             .get(name)
@@ -204,27 +224,38 @@ impl Owner {
     }
 
     /// Moves a durable staging file into place as `key` and publishes it in the index.
-    pub async fn commit(
+    pub async fn commit(&self, bucket: &str, key: &str, staging: &Path, summary: ObjectSummary) -> Result<(), S3Error> {
+        let b = self.bucket(bucket)?;
+        self.commit_with(&b, key, staging, summary, None).await
+    }
+
+    /// Commit of a single-part (`upload_id = None`) or multipart object record; removes the
+    /// replaced object's part files, if it had any, once the new record is durable.
+    pub(crate) async fn commit_with(
         &self,
-        bucket: &str,
+        b: &Rc<BucketState>,
         key: &str,
         staging: &Path,
         summary: ObjectSummary,
+        upload_id: Option<String>,
     ) -> Result<(), S3Error> {
-        let b = self.bucket(bucket)?;
-        let _inflight = InFlight::new(&b);
+        let _inflight = InFlight::new(b);
         let _permit = b.lock_key(key).await;
         let target = b.objects_dir.join(object_file_name(key));
         glommio::io::rename(staging, &target)
             .await
             .map_err(io_err("committing the object"))?;
         if self.fsync {
-            b.dir
-                .sync()
-                .await
-                .map_err(io_err("syncing the bucket directory"))?;
+            b.dir.sync().await.map_err(io_err("syncing the bucket directory"))?;
         }
         b.index.borrow_mut().insert(key.to_string(), summary);
+        let replaced = match upload_id {
+            Some(id) => b.multipart_data.borrow_mut().insert(key.to_string(), id),
+            None => b.multipart_data.borrow_mut().remove(key),
+        };
+        if let Some(old) = replaced {
+            self.remove_upload_dir(&b.name, &old).await?;
+        }
         Ok(())
     }
 
@@ -253,6 +284,10 @@ impl Owner {
                 .map_err(io_err("syncing the bucket directory"))?;
         }
         b.index.borrow_mut().remove(key);
+        let old = b.multipart_data.borrow_mut().remove(key);
+        if let Some(old) = old {
+            self.remove_upload_dir(&b.name, &old).await?;
+        }
         Ok(())
     }
 
@@ -317,7 +352,7 @@ pub fn no_such_bucket(name: &str) -> S3Error {
         .with_extra("BucketName", name)
 }
 
-fn read_record_blocking(path: &Path) -> io::Result<crate::storage::record::ObjectRecord> {
+pub(crate) fn read_record_blocking(path: &Path) -> io::Result<crate::storage::record::ObjectRecord> {
     use std::io::Read;
     let mut f = std::fs::File::open(path)?;
     let mut buf = vec![0u8; crate::storage::record::HEADER_MAX_BYTES];
@@ -332,7 +367,8 @@ fn read_record_blocking(path: &Path) -> io::Result<crate::storage::record::Objec
     let (rec, header_len) = crate::storage::record::ObjectRecord::decode_header(&buf[..n])
         .map_err(|m| io::Error::new(io::ErrorKind::InvalidData, m))?;
     let len = f.metadata()?.len();
-    if len != header_len as u64 + rec.size {
+    let data_len = if rec.parts.is_some() { 0 } else { rec.size };
+    if len != header_len as u64 + data_len {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
             "object file length does not match its record",

@@ -11,7 +11,7 @@ use glommio::io::{DmaFile, ReadResult};
 use glommio::task::JoinHandle;
 use std::collections::VecDeque;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 /// First read of an object: the header plus, for small objects, all of the data.
@@ -31,11 +31,14 @@ pub struct OpenObject {
     pub record: ObjectRecord,
     header_len: usize,
     first: ReadResult,
+    /// Directory holding the part files of a multipart object's upload.
+    parts_dir: Option<PathBuf>,
 }
 
 impl OpenObject {
-    /// Opens `path`; `Ok(None)` when it does not exist.
-    pub async fn open(path: &Path) -> io::Result<Option<OpenObject>> {
+    /// Opens `path`; `Ok(None)` when it does not exist. `uploads_dir` is where a multipart
+    /// object's upload directory lives.
+    pub async fn open(path: &Path, uploads_dir: &Path) -> io::Result<Option<OpenObject>> {
         let file = match DmaFile::open(path).await {
             Ok(f) => f,
             Err(e) => {
@@ -46,35 +49,53 @@ impl OpenObject {
                 return Err(e);
             }
         };
-        let mut first = file
-            .read_at_aligned(0, FIRST_READ_BYTES)
-            .await
-            .map_err(to_io)?;
+        let mut first = file.read_at_aligned(0, FIRST_READ_BYTES).await.map_err(to_io)?;
         let header_len = ObjectRecord::peek_header_len(&first).map_err(corrupt)?;
         if header_len > first.len() {
             assert!(header_len <= HEADER_MAX_BYTES);
             first = file.read_at_aligned(0, header_len).await.map_err(to_io)?;
         }
         let (record, header_len) = ObjectRecord::decode_header(&first).map_err(corrupt)?;
+        let parts_dir = record.parts.as_ref().map(|p| uploads_dir.join(&p.upload_id));
         Ok(Some(OpenObject {
             file: Rc::new(file),
             record,
             header_len,
             first,
+            parts_dir,
         }))
     }
 
-    /// Streams `len` data bytes starting at data offset `start`.
+    /// Streams `len` data bytes starting at data offset `start` (across part files if needed).
     pub fn stream(self, start: u64, len: u64) -> ObjectStream {
         assert!(start + len <= self.record.size);
+        let mut pending = VecDeque::new();
+        let current = match (&self.record.parts, &self.parts_dir) {
+            (Some(layout), Some(dir)) => {
+                let (mut offset, end) = (0u64, start + len);
+                for part in &layout.parts {
+                    let (p_start, p_end) = (offset, offset + part.size);
+                    offset = p_end;
+                    if p_end <= start || p_start >= end || part.size == 0 {
+                        continue;
+                    }
+                    let from = start.max(p_start) - p_start;
+                    let to = end.min(p_end) - p_start;
+                    pending.push_back(PartSegment {
+                        path: dir.join(format!("part-{}", part.number)),
+                        size: part.size,
+                        start: from,
+                        len: to - from,
+                    });
+                }
+                None
+            }
+            _ => Some(FileRange::new(self.file, Some(self.first), self.header_len as u64, start, len)),
+        };
         ObjectStream {
-            file: self.file,
-            first: Some(self.first),
-            header_len: self.header_len as u64,
-            next: start,
-            end: start + len,
-            next_read_pos: 0,
-            inflight: VecDeque::new(),
+            current,
+            pending,
+            remaining: len,
         }
     }
 
@@ -86,14 +107,62 @@ impl OpenObject {
 }
 
 fn corrupt(msg: String) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::InvalidData,
-        format!("corrupt object file: {msg}"),
-    )
+    io::Error::new(io::ErrorKind::InvalidData, format!("corrupt object file: {msg}"))
+}
+
+/// A stretch of one part file still to be streamed.
+struct PartSegment {
+    path: PathBuf,
+    size: u64,
+    start: u64,
+    len: u64,
 }
 
 /// A byte range of an object, delivered as DMA buffer slices in order.
 pub struct ObjectStream {
+    current: Option<FileRange>,
+    pending: VecDeque<PartSegment>,
+    remaining: u64,
+}
+
+impl ObjectStream {
+    /// Bytes not yet handed out.
+    pub fn remaining(&self) -> u64 {
+        self.remaining
+    }
+
+    /// The next slice of the range, or `None` at the end.
+    pub async fn next_chunk(&mut self) -> io::Result<Option<ReadResult>> {
+        loop {
+            if let Some(cur) = &mut self.current {
+                if let Some(chunk) = cur.next_chunk().await? {
+                    self.remaining -= chunk.len() as u64;
+                    return Ok(Some(chunk));
+                }
+                self.current = None;
+            }
+            let Some(seg) = self.pending.pop_front() else {
+                return Ok(None);
+            };
+            let part = OpenObject::open(&seg.path, Path::new("/"))
+                .await?
+                .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "part file is gone (object replaced?)"))?;
+            if part.record.size != seg.size || part.record.parts.is_some() {
+                return Err(corrupt(format!("part file {} does not match the object record", seg.path.display())));
+            }
+            self.current = Some(FileRange::new(
+                part.file,
+                Some(part.first),
+                part.header_len as u64,
+                seg.start,
+                seg.len,
+            ));
+        }
+    }
+}
+
+/// A byte range of the data in one file, read ahead with several DMA reads in flight.
+struct FileRange {
     file: Rc<DmaFile>,
     first: Option<ReadResult>,
     header_len: u64,
@@ -105,14 +174,20 @@ pub struct ObjectStream {
     inflight: VecDeque<(u64, JoinHandle<io::Result<ReadResult>>)>,
 }
 
-impl ObjectStream {
-    /// Bytes not yet handed out.
-    pub fn remaining(&self) -> u64 {
-        self.end - self.next
+impl FileRange {
+    fn new(file: Rc<DmaFile>, first: Option<ReadResult>, header_len: u64, start: u64, len: u64) -> FileRange {
+        FileRange {
+            file,
+            first,
+            header_len,
+            next: start,
+            end: start + len,
+            next_read_pos: 0,
+            inflight: VecDeque::new(),
+        }
     }
 
-    /// The next slice of the range, or `None` at the end.
-    pub async fn next_chunk(&mut self) -> io::Result<Option<ReadResult>> {
+    async fn next_chunk(&mut self) -> io::Result<Option<ReadResult>> {
         if self.next >= self.end {
             return Ok(None);
         }
@@ -123,8 +198,7 @@ impl ObjectStream {
             if file_pos < first.len() as u64 {
                 let off = file_pos as usize;
                 let n = (first.len() - off).min(want as usize);
-                let slice =
-                    ReadResult::slice(first, off, n).ok_or_else(|| io::Error::other("slice"))?;
+                let slice = ReadResult::slice(first, off, n).ok_or_else(|| io::Error::other("slice"))?;
                 self.next += n as u64;
                 return Ok(Some(slice));
             }
@@ -135,16 +209,11 @@ impl ObjectStream {
         }
         self.fill_pipeline();
         let (chunk_pos, task) = self.inflight.pop_front().expect("pipeline has a read");
-        let chunk = task
-            .await
-            .ok_or_else(|| io::Error::other("read task cancelled"))??;
+        let chunk = task.await.ok_or_else(|| io::Error::other("read task cancelled"))??;
         self.fill_pipeline();
         let off = (file_pos - chunk_pos) as usize;
         if off >= chunk.len() {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "object file shorter than its record",
-            ));
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "object file shorter than its record"));
         }
         let n = (chunk.len() - off).min(want as usize);
         let slice = ReadResult::slice(&chunk, off, n).ok_or_else(|| io::Error::other("slice"))?;
@@ -160,11 +229,7 @@ impl ObjectStream {
             let len = (len + BLOCK_BYTES - 1) & !(BLOCK_BYTES - 1);
             self.next_read_pos += len as u64;
             let file = self.file.clone();
-            let task =
-                glommio::spawn_local(
-                    async move { file.read_at_aligned(pos, len).await.map_err(to_io) },
-                )
-                .detach();
+            let task = glommio::spawn_local(async move { file.read_at_aligned(pos, len).await.map_err(to_io) }).detach();
             self.inflight.push_back((pos, task));
         }
     }

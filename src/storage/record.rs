@@ -21,8 +21,11 @@ pub const MAGIC: &[u8; 8] = b"RINGOBJ\0";
 pub const FORMAT_VERSION: u32 = 1;
 /// Bytes before the encoded record inside the header block.
 const PREAMBLE_BYTES: usize = 8 + 4 + 4 + 4 + 4;
-/// Upper bound of a header block (key 1 KiB + metadata 2 KiB + system headers fit easily).
-pub const HEADER_MAX_BYTES: usize = 64 * 1024;
+/// Upper bound of a header block: key 1 KiB + metadata 2 KiB + system headers + a part
+/// table of up to [`PARTS_MAX`] entries of 28 bytes.
+pub const HEADER_MAX_BYTES: usize = 512 * 1024;
+/// Most parts a multipart object may have (S3's limit).
+pub const PARTS_MAX: usize = 10_000;
 
 /// A full-object checksum as sent by the client (`x-amz-checksum-<algorithm>`), base64 value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +33,21 @@ pub struct StoredChecksum {
     /// Lowercase algorithm name: crc32, crc32c, crc64nvme, sha1, sha256.
     pub algorithm: String,
     pub value_b64: String,
+}
+
+/// One part of a completed multipart object, stored in its own file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartRef {
+    pub number: u32,
+    pub size: u64,
+    pub md5: [u8; 16],
+}
+
+/// Where a multipart object's bytes live: the part files of its (completed) upload, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartsLayout {
+    pub upload_id: String,
+    pub parts: Vec<PartRef>,
 }
 
 /// Everything ringstore knows about one stored object.
@@ -46,12 +64,31 @@ pub struct ObjectRecord {
     /// User metadata (lowercase name without the `x-amz-meta-` prefix, value).
     pub user_metadata: Vec<(String, String)>,
     pub checksum: Option<StoredChecksum>,
+    /// `None`: the bytes follow the header in this file. `Some`: they are in part files.
+    pub parts: Option<PartsLayout>,
 }
 
 impl ObjectRecord {
-    /// ETag without quotes.
+    /// An empty record for `key` (metadata filled in by the caller).
+    pub fn new(key: &str) -> ObjectRecord {
+        ObjectRecord {
+            key: key.to_string(),
+            size: 0,
+            md5: [0; 16],
+            last_modified_ms: 0,
+            system_headers: Vec::new(),
+            user_metadata: Vec::new(),
+            checksum: None,
+            parts: None,
+        }
+    }
+
+    /// ETag without quotes: hex MD5, or for multipart objects hex MD5-of-part-MD5s + `-N`.
     pub fn etag(&self) -> String {
-        hex::encode(self.md5)
+        match &self.parts {
+            None => hex::encode(self.md5),
+            Some(p) => format!("{}-{}", hex::encode(self.md5), p.parts.len()),
+        }
     }
 
     pub fn summary(&self) -> ObjectSummary {
@@ -90,6 +127,11 @@ impl ObjectRecord {
                 .checksum
                 .as_ref()
                 .map_or(0, |c| 8 + c.algorithm.len() + c.value_b64.len())
+            + 1
+            + self
+                .parts
+                .as_ref()
+                .map_or(0, |p| 4 + p.upload_id.len() + 4 + p.parts.len() * (4 + 8 + 16))
     }
 
     /// Writes the header block (exactly `header_len` bytes, zero padded) into `out`.
@@ -109,6 +151,19 @@ impl ObjectRecord {
                 rec.push(1);
                 put_str(&mut rec, &c.algorithm);
                 put_str(&mut rec, &c.value_b64);
+            }
+        }
+        match &self.parts {
+            None => rec.push(0),
+            Some(p) => {
+                rec.push(1);
+                put_str(&mut rec, &p.upload_id);
+                rec.extend_from_slice(&(p.parts.len() as u32).to_le_bytes());
+                for part in &p.parts {
+                    rec.extend_from_slice(&part.number.to_le_bytes());
+                    rec.extend_from_slice(&part.size.to_le_bytes());
+                    rec.extend_from_slice(&part.md5);
+                }
             }
         }
         debug_assert_eq!(rec.len(), self.encoded_len());
@@ -167,6 +222,25 @@ impl ObjectRecord {
                 value_b64: r.str()?,
             }),
         };
+        let parts = match r.bytes(1)?[0] {
+            0 => None,
+            _ => {
+                let upload_id = r.str()?;
+                let n = r.u32()? as usize;
+                if n > PARTS_MAX {
+                    return Err("too many parts in record".into());
+                }
+                let mut parts = Vec::with_capacity(n);
+                for _ in 0..n {
+                    parts.push(PartRef {
+                        number: r.u32()?,
+                        size: r.u64()?,
+                        md5: r.bytes(16)?.try_into().unwrap(),
+                    });
+                }
+                Some(PartsLayout { upload_id, parts })
+            }
+        };
         Ok((
             ObjectRecord {
                 key,
@@ -176,6 +250,7 @@ impl ObjectRecord {
                 system_headers,
                 user_metadata,
                 checksum,
+                parts,
             },
             header_len,
         ))
@@ -250,7 +325,28 @@ mod tests {
                 algorithm: "crc32".into(),
                 value_b64: "rwg7LQ==".into(),
             }),
+            parts: None,
         }
+    }
+
+    #[test]
+    fn multipart_round_trip() {
+        let mut rec = sample();
+        rec.parts = Some(PartsLayout {
+            upload_id: "u1".into(),
+            parts: (1..=3)
+                .map(|n| PartRef {
+                    number: n,
+                    size: 5 << 20,
+                    md5: [n as u8; 16],
+                })
+                .collect(),
+        });
+        let mut buf = vec![0; rec.header_len()];
+        rec.encode_header(rec.header_len(), &mut buf);
+        let (back, _) = ObjectRecord::decode_header(&buf).unwrap();
+        assert_eq!(back, rec);
+        assert!(back.etag().ends_with("-3"));
     }
 
     #[test]

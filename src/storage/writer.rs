@@ -193,3 +193,32 @@ fn buffer_len_for(remaining: Option<u64>) -> usize {
         None => WRITE_BUFFER_BYTES,
     }
 }
+
+/// Writes a file that holds only a record header (a multipart object's record), durably.
+pub async fn write_record_file(path: &Path, record: &ObjectRecord, sync: bool) -> io::Result<()> {
+    let header_len = record.header_len();
+    let file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .dma_open(path)
+        .await
+        .map_err(to_io)?;
+    let mut header = file.alloc_dma_buffer(header_len);
+    record.encode_header(header_len, header.as_bytes_mut());
+    let result = async {
+        let written = file.write_at(header, 0).await.map_err(to_io)?;
+        if written != header_len {
+            return Err(io::Error::new(io::ErrorKind::WriteZero, "short header write"));
+        }
+        if sync {
+            file.fdatasync().await.map_err(to_io)?;
+        }
+        Ok(())
+    }
+    .await;
+    let _ = file.close().await;
+    if result.is_err() {
+        let _ = glommio::io::remove(path).await;
+    }
+    result
+}

@@ -83,13 +83,9 @@ pub async fn copy_object(ctx: &CoreCtx, req: &Request<'_>) -> Result<Response, S
     };
     let size = src.record.size;
     let record = ObjectRecord {
-        key: key.clone(),
-        size: 0,
-        md5: [0; 16],
-        last_modified_ms: 0,
         system_headers,
         user_metadata,
-        checksum: None,
+        ..ObjectRecord::new(key)
     };
     let source = ByteSource::object(src.stream(0, size));
     let staged = stage_body(

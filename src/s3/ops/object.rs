@@ -37,7 +37,7 @@ fn no_such_key(key: &str) -> S3Error {
 /// Opens `bucket/key` on this core; NoSuchKey / NoSuchBucket when it is not there.
 pub async fn open_object(ctx: &CoreCtx, bucket: &str, key: &str) -> Result<OpenObject, S3Error> {
     let path = ctx.layout.object_file(bucket, key);
-    match OpenObject::open(&path).await {
+    match OpenObject::open(&path, &ctx.layout.uploads_dir(bucket)).await {
         Ok(Some(obj)) if obj.record.key == key => Ok(obj),
         Ok(Some(obj)) => {
             obj.close().await;

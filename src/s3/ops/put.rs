@@ -47,13 +47,9 @@ pub async fn put_object(
     ensure_bucket(ctx, bucket).await?;
 
     let record = ObjectRecord {
-        key: key.clone(),
-        size: 0,
-        md5: [0; 16],
-        last_modified_ms: 0,
         system_headers,
         user_metadata,
-        checksum: None,
+        ..ObjectRecord::new(key)
     };
     let source = ByteSource::Body(body);
     let staged = stage_body(
