@@ -53,7 +53,7 @@ impl ChecksumAlgorithm {
             .find(|a| a.name().eq_ignore_ascii_case(name))
     }
 
-    fn digest_len(self) -> usize {
+    pub(crate) fn digest_len(self) -> usize {
         match self {
             Self::Crc32 | Self::Crc32c => 4,
             Self::Sha1 => 20,

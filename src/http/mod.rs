@@ -1,5 +1,6 @@
 //! HTTP/1.1 layer: request heads, body framings, response writing, the connection loop.
 
+pub mod aws_chunked;
 pub mod body;
 pub mod conn;
 pub mod date;

@@ -65,6 +65,24 @@ impl CoreCtx {
         format!("{}{:08X}", self.request_prefix, n)
     }
 
+    /// A fresh multipart upload id: 32 lowercase hex chars, unguessable and unique.
+    pub fn next_upload_id(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let n = self.staging_seq.get() + 1;
+        self.staging_seq.set(n);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let mut h = Sha256::new();
+        h.update(nanos.to_le_bytes());
+        h.update((self.shards.me() as u64).to_le_bytes());
+        h.update(n.to_le_bytes());
+        h.update(std::process::id().to_le_bytes());
+        h.update(self.request_prefix.as_bytes());
+        hex::encode(&h.finalize()[..16])
+    }
+
     /// A staging path unique in this process.
     pub fn next_staging_path(&self) -> PathBuf {
         let n = self.staging_seq.get() + 1;

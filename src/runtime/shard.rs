@@ -10,6 +10,8 @@ use crate::s3::error::S3Error;
 use crate::s3::list::{ListPage, ListParams};
 use crate::storage::index::ObjectSummary;
 use crate::storage::owner::Owner;
+use crate::storage::record::ObjectRecord;
+use crate::storage::uploads::{CompletePart, PartInfo, UploadInfo};
 use futures_channel::oneshot;
 use glommio::channels::channel_mesh::{Receivers, Senders};
 use std::path::PathBuf;
@@ -46,6 +48,40 @@ pub enum OwnerOp {
         bucket: String,
         params: ListParams,
     },
+    CreateUpload {
+        bucket: String,
+        upload_id: String,
+        meta: ObjectRecord,
+    },
+    UploadInfo {
+        bucket: String,
+        key: String,
+        upload_id: String,
+    },
+    CommitPart {
+        bucket: String,
+        key: String,
+        upload_id: String,
+        number: u32,
+        staging: PathBuf,
+        info: PartInfo,
+    },
+    CompleteUpload {
+        bucket: String,
+        key: String,
+        upload_id: String,
+        parts: Vec<CompletePart>,
+        staging: PathBuf,
+        now_ms: u64,
+    },
+    AbortUpload {
+        bucket: String,
+        key: String,
+        upload_id: String,
+    },
+    ListUploads {
+        bucket: String,
+    },
 }
 
 /// The owner's answer.
@@ -55,6 +91,9 @@ pub enum OwnerReply {
     Created { created_ms: u64 },
     Buckets(Vec<(String, u64)>),
     Page(ListPage),
+    Upload(UploadInfo),
+    Uploads(Vec<UploadInfo>),
+    Record(ObjectRecord),
 }
 
 pub type OwnerResult = Result<OwnerReply, S3Error>;
@@ -195,6 +234,56 @@ async fn handle(owner: &Owner, op: OwnerOp) -> OwnerResult {
             Ok(OwnerReply::Done)
         }
         OwnerOp::List { bucket, params } => Ok(OwnerReply::Page(owner.list(&bucket, &params)?)),
+        OwnerOp::CreateUpload {
+            bucket,
+            upload_id,
+            meta,
+        } => {
+            owner.create_upload(&bucket, upload_id, meta).await?;
+            Ok(OwnerReply::Done)
+        }
+        OwnerOp::UploadInfo {
+            bucket,
+            key,
+            upload_id,
+        } => Ok(OwnerReply::Upload(
+            owner.upload_info(&bucket, &key, &upload_id)?,
+        )),
+        OwnerOp::CommitPart {
+            bucket,
+            key,
+            upload_id,
+            number,
+            staging,
+            info,
+        } => {
+            owner
+                .commit_part(&bucket, &key, &upload_id, number, &staging, info)
+                .await?;
+            Ok(OwnerReply::Done)
+        }
+        OwnerOp::CompleteUpload {
+            bucket,
+            key,
+            upload_id,
+            parts,
+            staging,
+            now_ms,
+        } => {
+            let rec = owner
+                .complete_upload(&bucket, &key, &upload_id, parts, &staging, now_ms)
+                .await?;
+            Ok(OwnerReply::Record(rec))
+        }
+        OwnerOp::AbortUpload {
+            bucket,
+            key,
+            upload_id,
+        } => {
+            owner.abort_upload(&bucket, &key, &upload_id).await?;
+            Ok(OwnerReply::Done)
+        }
+        OwnerOp::ListUploads { bucket } => Ok(OwnerReply::Uploads(owner.list_uploads(&bucket)?)),
     }
 }
 

@@ -11,6 +11,7 @@ pub mod list;
 pub mod ops;
 pub mod router;
 pub mod xml;
+pub mod xml_multipart;
 
 use crate::auth::AuthOutcome;
 use crate::http::body::BodyReader;
@@ -61,7 +62,7 @@ async fn serve(
     let auth = ctx.verifier.verify(head, std::time::SystemTime::now())?;
     let routed = router::route(head)?;
     let req = Request { head, routed, auth };
-    use ops::{bucket, object};
+    use ops::{bucket, multipart, object};
     match req.routed.op {
         Op::ListBuckets => bucket::list_buckets(ctx).await,
         Op::CreateBucket => bucket::create_bucket(ctx, &req, body).await,
@@ -77,5 +78,12 @@ async fn serve(
         Op::GetObject => object::get_object(ctx, &req, false).await,
         Op::HeadObject => object::get_object(ctx, &req, true).await,
         Op::DeleteObject => object::delete_object(ctx, &req).await,
+        Op::CreateMultipartUpload => multipart::create_upload(ctx, &req).await,
+        Op::UploadPart => multipart::upload_part(ctx, &req, body).await,
+        Op::UploadPartCopy => multipart::upload_part_copy(ctx, &req).await,
+        Op::CompleteMultipartUpload => multipart::complete_upload(ctx, &req, body).await,
+        Op::AbortMultipartUpload => multipart::abort_upload(ctx, &req).await,
+        Op::ListParts => multipart::list_parts(ctx, &req).await,
+        Op::ListMultipartUploads => multipart::list_uploads(ctx, &req).await,
     }
 }

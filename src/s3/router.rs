@@ -26,6 +26,13 @@ pub enum Op {
     GetObject,
     HeadObject,
     DeleteObject,
+    CreateMultipartUpload,
+    UploadPart,
+    UploadPartCopy,
+    CompleteMultipartUpload,
+    AbortMultipartUpload,
+    ListParts,
+    ListMultipartUploads,
 }
 
 /// A routed request.
@@ -80,9 +87,6 @@ const UNSUPPORTED_SUBRESOURCES: &[&str] = &[
     "versions",
     "website",
     "attributes",
-    "uploads",
-    "uploadId",
-    "partNumber",
     "versionId",
 ];
 
@@ -116,6 +120,8 @@ pub fn route(head: &RequestHead) -> Result<Routed, S3Error> {
     } else if key.is_empty() {
         if m == Method::Post && has("delete") {
             Op::DeleteObjects
+        } else if m == Method::Get && has("uploads") && unsupported.is_none() {
+            Op::ListMultipartUploads
         } else if let Some(sub) = unsupported {
             return Err(not_implemented(&sub));
         } else {
@@ -134,8 +140,18 @@ pub fn route(head: &RequestHead) -> Result<Routed, S3Error> {
         }
     } else if let Some(sub) = unsupported {
         return Err(not_implemented(&sub));
+    } else if has("uploadId") {
+        match m {
+            Method::Put if head.header("x-amz-copy-source").is_some() => Op::UploadPartCopy,
+            Method::Put => Op::UploadPart,
+            Method::Post => Op::CompleteMultipartUpload,
+            Method::Delete => Op::AbortMultipartUpload,
+            Method::Get => Op::ListParts,
+            _ => return Err(method_not_allowed()),
+        }
     } else {
         match m {
+            Method::Post if has("uploads") => Op::CreateMultipartUpload,
             Method::Put if head.header("x-amz-copy-source").is_some() => Op::CopyObject,
             Method::Put => Op::PutObject,
             Method::Get => Op::GetObject,

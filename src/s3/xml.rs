@@ -112,7 +112,7 @@ pub fn url_encode(s: &str) -> Cow<'_, str> {
 }
 
 /// A list value as sent: percent-encoded with `encoding-type=url`, raw (to be escaped) otherwise.
-fn list_value(s: &str, url_encoding: bool) -> Cow<'_, str> {
+pub fn list_value(s: &str, url_encoding: bool) -> Cow<'_, str> {
     if url_encoding {
         url_encode(s)
     } else {

@@ -21,7 +21,10 @@ pub const UPLOAD_META_FILE: &str = "upload.meta";
 
 /// Whether `id` has the form of an upload id this server generates (so it is safe in a path).
 pub fn is_valid_upload_id(id: &str) -> bool {
-    id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    id.len() == 32
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }
 
 /// Paths under one data directory.
@@ -76,7 +79,8 @@ impl Layout {
     }
 
     pub fn part_file(&self, bucket: &str, upload_id: &str, part: u32) -> PathBuf {
-        self.upload_dir(bucket, upload_id).join(format!("part-{part}"))
+        self.upload_dir(bucket, upload_id)
+            .join(format!("part-{part}"))
     }
 
     /// A fresh staging path for core `core`, unique within this process run.

@@ -224,7 +224,13 @@ impl Owner {
     }
 
     /// Moves a durable staging file into place as `key` and publishes it in the index.
-    pub async fn commit(&self, bucket: &str, key: &str, staging: &Path, summary: ObjectSummary) -> Result<(), S3Error> {
+    pub async fn commit(
+        &self,
+        bucket: &str,
+        key: &str,
+        staging: &Path,
+        summary: ObjectSummary,
+    ) -> Result<(), S3Error> {
         let b = self.bucket(bucket)?;
         self.commit_with(&b, key, staging, summary, None).await
     }
@@ -246,7 +252,10 @@ impl Owner {
             .await
             .map_err(io_err("committing the object"))?;
         if self.fsync {
-            b.dir.sync().await.map_err(io_err("syncing the bucket directory"))?;
+            b.dir
+                .sync()
+                .await
+                .map_err(io_err("syncing the bucket directory"))?;
         }
         b.index.borrow_mut().insert(key.to_string(), summary);
         let replaced = match upload_id {
@@ -352,7 +361,9 @@ pub fn no_such_bucket(name: &str) -> S3Error {
         .with_extra("BucketName", name)
 }
 
-pub(crate) fn read_record_blocking(path: &Path) -> io::Result<crate::storage::record::ObjectRecord> {
+pub(crate) fn read_record_blocking(
+    path: &Path,
+) -> io::Result<crate::storage::record::ObjectRecord> {
     use std::io::Read;
     let mut f = std::fs::File::open(path)?;
     let mut buf = vec![0u8; crate::storage::record::HEADER_MAX_BYTES];

@@ -49,14 +49,20 @@ impl OpenObject {
                 return Err(e);
             }
         };
-        let mut first = file.read_at_aligned(0, FIRST_READ_BYTES).await.map_err(to_io)?;
+        let mut first = file
+            .read_at_aligned(0, FIRST_READ_BYTES)
+            .await
+            .map_err(to_io)?;
         let header_len = ObjectRecord::peek_header_len(&first).map_err(corrupt)?;
         if header_len > first.len() {
             assert!(header_len <= HEADER_MAX_BYTES);
             first = file.read_at_aligned(0, header_len).await.map_err(to_io)?;
         }
         let (record, header_len) = ObjectRecord::decode_header(&first).map_err(corrupt)?;
-        let parts_dir = record.parts.as_ref().map(|p| uploads_dir.join(&p.upload_id));
+        let parts_dir = record
+            .parts
+            .as_ref()
+            .map(|p| uploads_dir.join(&p.upload_id));
         Ok(Some(OpenObject {
             file: Rc::new(file),
             record,
@@ -90,7 +96,13 @@ impl OpenObject {
                 }
                 None
             }
-            _ => Some(FileRange::new(self.file, Some(self.first), self.header_len as u64, start, len)),
+            _ => Some(FileRange::new(
+                self.file,
+                Some(self.first),
+                self.header_len as u64,
+                start,
+                len,
+            )),
         };
         ObjectStream {
             current,
@@ -107,7 +119,10 @@ impl OpenObject {
 }
 
 fn corrupt(msg: String) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, format!("corrupt object file: {msg}"))
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("corrupt object file: {msg}"),
+    )
 }
 
 /// A stretch of one part file still to be streamed.
@@ -146,9 +161,17 @@ impl ObjectStream {
             };
             let part = OpenObject::open(&seg.path, Path::new("/"))
                 .await?
-                .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "part file is gone (object replaced?)"))?;
+                .ok_or_else(|| {
+                    io::Error::new(
+                        io::ErrorKind::NotFound,
+                        "part file is gone (object replaced?)",
+                    )
+                })?;
             if part.record.size != seg.size || part.record.parts.is_some() {
-                return Err(corrupt(format!("part file {} does not match the object record", seg.path.display())));
+                return Err(corrupt(format!(
+                    "part file {} does not match the object record",
+                    seg.path.display()
+                )));
             }
             self.current = Some(FileRange::new(
                 part.file,
@@ -175,7 +198,13 @@ struct FileRange {
 }
 
 impl FileRange {
-    fn new(file: Rc<DmaFile>, first: Option<ReadResult>, header_len: u64, start: u64, len: u64) -> FileRange {
+    fn new(
+        file: Rc<DmaFile>,
+        first: Option<ReadResult>,
+        header_len: u64,
+        start: u64,
+        len: u64,
+    ) -> FileRange {
         FileRange {
             file,
             first,
@@ -198,7 +227,8 @@ impl FileRange {
             if file_pos < first.len() as u64 {
                 let off = file_pos as usize;
                 let n = (first.len() - off).min(want as usize);
-                let slice = ReadResult::slice(first, off, n).ok_or_else(|| io::Error::other("slice"))?;
+                let slice =
+                    ReadResult::slice(first, off, n).ok_or_else(|| io::Error::other("slice"))?;
                 self.next += n as u64;
                 return Ok(Some(slice));
             }
@@ -209,11 +239,16 @@ impl FileRange {
         }
         self.fill_pipeline();
         let (chunk_pos, task) = self.inflight.pop_front().expect("pipeline has a read");
-        let chunk = task.await.ok_or_else(|| io::Error::other("read task cancelled"))??;
+        let chunk = task
+            .await
+            .ok_or_else(|| io::Error::other("read task cancelled"))??;
         self.fill_pipeline();
         let off = (file_pos - chunk_pos) as usize;
         if off >= chunk.len() {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "object file shorter than its record"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "object file shorter than its record",
+            ));
         }
         let n = (chunk.len() - off).min(want as usize);
         let slice = ReadResult::slice(&chunk, off, n).ok_or_else(|| io::Error::other("slice"))?;
@@ -229,7 +264,11 @@ impl FileRange {
             let len = (len + BLOCK_BYTES - 1) & !(BLOCK_BYTES - 1);
             self.next_read_pos += len as u64;
             let file = self.file.clone();
-            let task = glommio::spawn_local(async move { file.read_at_aligned(pos, len).await.map_err(to_io) }).detach();
+            let task =
+                glommio::spawn_local(
+                    async move { file.read_at_aligned(pos, len).await.map_err(to_io) },
+                )
+                .detach();
             self.inflight.push_back((pos, task));
         }
     }

@@ -128,10 +128,9 @@ impl ObjectRecord {
                 .as_ref()
                 .map_or(0, |c| 8 + c.algorithm.len() + c.value_b64.len())
             + 1
-            + self
-                .parts
-                .as_ref()
-                .map_or(0, |p| 4 + p.upload_id.len() + 4 + p.parts.len() * (4 + 8 + 16))
+            + self.parts.as_ref().map_or(0, |p| {
+                4 + p.upload_id.len() + 4 + p.parts.len() * (4 + 8 + 16)
+            })
     }
 
     /// Writes the header block (exactly `header_len` bytes, zero padded) into `out`.

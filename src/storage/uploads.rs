@@ -82,8 +82,18 @@ fn io_s3(context: &'static str) -> impl Fn(io::Error) -> S3Error {
 }
 
 impl Owner {
-    fn upload(&self, b: &BucketState, upload_id: &str, key: &str) -> Result<Rc<UploadState>, S3Error> {
-        let u = b.uploads.borrow().get(upload_id).cloned().ok_or_else(|| no_such_upload(upload_id))?;
+    fn upload(
+        &self,
+        b: &BucketState,
+        upload_id: &str,
+        key: &str,
+    ) -> Result<Rc<UploadState>, S3Error> {
+        let u = b
+            .uploads
+            .borrow()
+            .get(upload_id)
+            .cloned()
+            .ok_or_else(|| no_such_upload(upload_id))?;
         if u.meta.key != key || u.closed.get() {
             return Err(no_such_upload(upload_id));
         }
@@ -91,7 +101,12 @@ impl Owner {
     }
 
     /// Starts an upload: its directory and `upload.meta` are durable before the id is returned.
-    pub async fn create_upload(&self, bucket: &str, upload_id: String, meta: ObjectRecord) -> Result<(), S3Error> {
+    pub async fn create_upload(
+        &self,
+        bucket: &str,
+        upload_id: String,
+        meta: ObjectRecord,
+    ) -> Result<(), S3Error> {
         assert!(is_valid_upload_id(&upload_id));
         let b = self.bucket(bucket)?;
         let dir = self.layout.upload_dir(bucket, &upload_id);
@@ -116,12 +131,19 @@ impl Owner {
             })
             .await
             .map_err(io_s3("creating the upload"))?;
-        b.uploads.borrow_mut().insert(upload_id, Rc::new(UploadState::new(meta)));
+        b.uploads
+            .borrow_mut()
+            .insert(upload_id, Rc::new(UploadState::new(meta)));
         Ok(())
     }
 
     /// The upload's key, metadata and parts (NoSuchUpload if it is not in progress for `key`).
-    pub fn upload_info(&self, bucket: &str, key: &str, upload_id: &str) -> Result<UploadInfo, S3Error> {
+    pub fn upload_info(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<UploadInfo, S3Error> {
         let b = self.bucket(bucket)?;
         let u = self.upload(&b, upload_id, key)?;
         Ok(u.info(upload_id))
@@ -139,7 +161,11 @@ impl Owner {
     ) -> Result<(), S3Error> {
         let b = self.bucket(bucket)?;
         let u = self.upload(&b, upload_id, key)?;
-        let _permit = u.gate.acquire_permit(1).await.map_err(|_| no_such_upload(upload_id))?;
+        let _permit = u
+            .gate
+            .acquire_permit(1)
+            .await
+            .map_err(|_| no_such_upload(upload_id))?;
         if u.closed.get() {
             return Err(no_such_upload(upload_id));
         }
@@ -148,7 +174,8 @@ impl Owner {
             .await
             .map_err(|e| S3Error::from_write_io("committing the part", &io::Error::from(e)))?;
         if self.fsync {
-            self.sync_path(&self.layout.upload_dir(bucket, upload_id)).await?;
+            self.sync_path(&self.layout.upload_dir(bucket, upload_id))
+                .await?;
         }
         u.parts.borrow_mut().insert(number, info);
         Ok(())
@@ -190,7 +217,11 @@ impl Owner {
         b.uploads.borrow_mut().remove(upload_id);
         // The upload is now the object's data: drop its meta file and the unlisted parts.
         let dir = self.layout.upload_dir(bucket, upload_id);
-        let keep: Vec<u32> = record.parts.as_ref().map(|p| p.parts.iter().map(|r| r.number).collect()).unwrap_or_default();
+        let keep: Vec<u32> = record
+            .parts
+            .as_ref()
+            .map(|p| p.parts.iter().map(|r| r.number).collect())
+            .unwrap_or_default();
         let _ = glommio::executor()
             .spawn_blocking(move || prune_completed_upload(&dir, &keep))
             .await;
@@ -198,7 +229,12 @@ impl Owner {
     }
 
     /// Aborts an upload: removes every part file and the upload directory.
-    pub async fn abort_upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<(), S3Error> {
+    pub async fn abort_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<(), S3Error> {
         let b = self.bucket(bucket)?;
         let u = self.upload(&b, upload_id, key)?;
         let _all = u
@@ -226,11 +262,17 @@ impl Owner {
                 ..u.info(id)
             })
             .collect();
-        all.sort_by(|a, b| (&a.key, a.initiated_ms, &a.upload_id).cmp(&(&b.key, b.initiated_ms, &b.upload_id)));
+        all.sort_by(|a, b| {
+            (&a.key, a.initiated_ms, &a.upload_id).cmp(&(&b.key, b.initiated_ms, &b.upload_id))
+        });
         Ok(all)
     }
 
-    pub(crate) async fn remove_upload_dir(&self, bucket: &str, upload_id: &str) -> Result<(), S3Error> {
+    pub(crate) async fn remove_upload_dir(
+        &self,
+        bucket: &str,
+        upload_id: &str,
+    ) -> Result<(), S3Error> {
         let dir = self.layout.upload_dir(bucket, upload_id);
         let parent = self.layout.uploads_dir(bucket);
         let fsync = self.fsync;
@@ -264,7 +306,12 @@ impl Owner {
     pub(crate) fn load_uploads(&self, name: &str, state: &BucketState) -> io::Result<usize> {
         let dir = self.layout.uploads_dir(name);
         std::fs::create_dir_all(&dir)?;
-        let referenced = state.multipart_data.borrow().values().cloned().collect::<std::collections::HashSet<_>>();
+        let referenced = state
+            .multipart_data
+            .borrow()
+            .values()
+            .cloned()
+            .collect::<std::collections::HashSet<_>>();
         let mut loaded = 0;
         for entry in std::fs::read_dir(&dir)? {
             let entry = entry?;
@@ -285,7 +332,10 @@ impl Owner {
             for p in std::fs::read_dir(&path)? {
                 let p = p?;
                 let fname = p.file_name().to_string_lossy().into_owned();
-                let Some(n) = fname.strip_prefix("part-").and_then(|n| n.parse::<u32>().ok()) else {
+                let Some(n) = fname
+                    .strip_prefix("part-")
+                    .and_then(|n| n.parse::<u32>().ok())
+                else {
                     if fname != UPLOAD_META_FILE {
                         std::fs::remove_file(p.path())?;
                     }
@@ -331,17 +381,33 @@ impl UploadState {
             key: self.meta.key.clone(),
             initiated_ms: self.meta.last_modified_ms,
             checksum_algorithm: self.meta.checksum.as_ref().map(|c| c.algorithm.clone()),
-            parts: self.parts.borrow().iter().map(|(n, p)| (*n, p.clone())).collect(),
+            parts: self
+                .parts
+                .borrow()
+                .iter()
+                .map(|(n, p)| (*n, p.clone()))
+                .collect(),
         }
     }
 
     /// Checks the client's part list against the committed parts and builds the object record.
-    fn completed_record(&self, upload_id: &str, listed: &[CompletePart], now_ms: u64) -> Result<ObjectRecord, S3Error> {
+    fn completed_record(
+        &self,
+        upload_id: &str,
+        listed: &[CompletePart],
+        now_ms: u64,
+    ) -> Result<ObjectRecord, S3Error> {
         if listed.is_empty() {
-            return Err(crate::s3err!(MalformedXML, "You must specify at least one part."));
+            return Err(crate::s3err!(
+                MalformedXML,
+                "You must specify at least one part."
+            ));
         }
         if listed.len() > PARTS_MAX {
-            return Err(crate::s3err!(InvalidArgument, "An upload may have at most {PARTS_MAX} parts."));
+            return Err(crate::s3err!(
+                InvalidArgument,
+                "An upload may have at most {PARTS_MAX} parts."
+            ));
         }
         let parts = self.parts.borrow();
         let mut refs = Vec::with_capacity(listed.len());
@@ -350,31 +416,44 @@ impl UploadState {
         let mut checksum_parts: Vec<Vec<u8>> = Vec::new();
         let algo = self.meta.checksum.as_ref().map(|c| c.algorithm.clone());
         let mut all_have_checksum = true;
-        for (i, l) in listed.iter().enumerate() {
-            if i > 0 && l.number <= listed[i - 1].number {
+        // S3 reports order first, then unknown parts, then undersized parts.
+        for w in listed.windows(2) {
+            if w[1].number <= w[0].number {
                 return Err(crate::s3err!(
                     InvalidPartOrder,
                     "The list of parts was not in ascending order. Parts must be ordered by part number."
                 )
                 .with_extra("UploadId", upload_id));
             }
-            let p = parts.get(&l.number).filter(|p| p.etag() == l.etag.trim_matches('"'));
-            let Some(p) = p else {
+        }
+        let mut found = Vec::with_capacity(listed.len());
+        for l in listed {
+            match parts.get(&l.number).filter(|p| p.etag() == l.etag.trim_matches('"')) {
+                Some(p) => found.push(p),
+                None => {
+                    return Err(crate::s3err!(
+                        InvalidPart,
+                        "One or more of the specified parts could not be found. The part may not have been uploaded, or the specified entity tag may not match the part's entity tag."
+                    )
+                    .with_extra("UploadId", upload_id)
+                    .with_extra("PartNumber", l.number.to_string())
+                    .with_extra("ETag", l.etag.clone()))
+                }
+            }
+        }
+        for (i, (l, p)) in listed.iter().zip(&found).enumerate() {
+            if i + 1 < listed.len() && p.size < PART_SIZE_MIN_BYTES {
                 return Err(crate::s3err!(
-                    InvalidPart,
-                    "One or more of the specified parts could not be found. The part may not have been uploaded, or the specified entity tag may not match the part's entity tag."
+                    EntityTooSmall,
+                    "Your proposed upload is smaller than the minimum allowed size"
                 )
-                .with_extra("UploadId", upload_id)
+                .with_extra("ProposedSize", p.size.to_string())
+                .with_extra("MinSizeAllowed", PART_SIZE_MIN_BYTES.to_string())
                 .with_extra("PartNumber", l.number.to_string())
                 .with_extra("ETag", l.etag.clone()));
-            };
-            if i + 1 < listed.len() && p.size < PART_SIZE_MIN_BYTES {
-                return Err(crate::s3err!(EntityTooSmall, "Your proposed upload is smaller than the minimum allowed size")
-                    .with_extra("ProposedSize", p.size.to_string())
-                    .with_extra("MinSizeAllowed", PART_SIZE_MIN_BYTES.to_string())
-                    .with_extra("PartNumber", l.number.to_string())
-                    .with_extra("ETag", l.etag.clone()));
             }
+        }
+        for (l, p) in listed.iter().zip(found) {
             md5_of_md5s.update(p.md5);
             total += p.size;
             match (&p.checksum, &algo) {
@@ -394,10 +473,12 @@ impl UploadState {
             });
         }
         let checksum = match algo {
-            Some(a) if all_have_checksum => composite_checksum(&a, &checksum_parts).map(|v| StoredChecksum {
-                algorithm: a.clone(),
-                value_b64: format!("{v}-{}", checksum_parts.len()),
-            }),
+            Some(a) if all_have_checksum => {
+                composite_checksum(&a, &checksum_parts).map(|v| StoredChecksum {
+                    algorithm: a.clone(),
+                    value_b64: format!("{v}-{}", checksum_parts.len()),
+                })
+            }
             _ => None,
         };
         Ok(ObjectRecord {
@@ -454,4 +535,3 @@ pub(crate) fn prune_completed_upload(dir: &Path, keep: &[u32]) -> io::Result<()>
     }
     Ok(())
 }
-

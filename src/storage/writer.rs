@@ -208,7 +208,10 @@ pub async fn write_record_file(path: &Path, record: &ObjectRecord, sync: bool) -
     let result = async {
         let written = file.write_at(header, 0).await.map_err(to_io)?;
         if written != header_len {
-            return Err(io::Error::new(io::ErrorKind::WriteZero, "short header write"));
+            return Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                "short header write",
+            ));
         }
         if sync {
             file.fdatasync().await.map_err(to_io)?;

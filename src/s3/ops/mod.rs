@@ -5,11 +5,12 @@ pub mod bucket;
 pub mod copy;
 pub mod delete_objects;
 pub mod listing;
+pub mod multipart;
 pub mod object;
 pub mod put;
 
 use crate::auth::PayloadCheck;
-use crate::digest::{BodyDigests, Digests, Expectations};
+use crate::digest::{BodyDigests, ChecksumAlgorithm, Digests, Expectations};
 use crate::http::body::BodyReader;
 use crate::http::head::RequestHead;
 use crate::runtime::shard::{OwnerOp, OwnerReply};
@@ -53,10 +54,17 @@ pub fn body_expectations(req: &Request<'_>) -> Result<Expectations, S3Error> {
         PayloadCheck::Sha256(h) => exp.payload_sha256 = Some(*h),
         PayloadCheck::Unsigned => {}
         PayloadCheck::StreamingUnsignedTrailer | PayloadCheck::StreamingSigned(_) => {
-            return Err(crate::s3err!(
-                NotImplemented,
-                "aws-chunked streaming uploads are not supported yet; use a plain signed or unsigned payload."
-            ))
+            // The checksum named in x-amz-trailer arrives after the data: hash for it now.
+            if let Some(name) = req.head.header("x-amz-trailer") {
+                let algo = name
+                    .trim()
+                    .to_ascii_lowercase()
+                    .strip_prefix("x-amz-checksum-")
+                    .and_then(ChecksumAlgorithm::from_name);
+                if let Some(algo) = algo {
+                    exp.checksum = Some((algo, None));
+                }
+            }
         }
     }
     Ok(exp)

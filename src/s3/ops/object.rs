@@ -58,14 +58,18 @@ pub async fn get_object(
 ) -> Result<Response, S3Error> {
     let (bucket, key) = (&req.routed.bucket, &req.routed.key);
     validate_object_key(key)?;
-    if let Some(part) = req.routed.param("partNumber") {
-        if part != "1" {
-            return Err(crate::s3err!(
-                InvalidPart,
-                "The requested partNumber is not satisfiable."
-            ));
-        }
-    }
+    let part_number = match req.routed.param("partNumber") {
+        None => None,
+        Some(raw) => match raw.parse::<u32>() {
+            Ok(n) if (1..=10_000).contains(&n) => Some(n),
+            _ => {
+                return Err(crate::s3err!(
+                    InvalidArgument,
+                    "Part number must be an integer between 1 and 10000, inclusive"
+                ))
+            }
+        },
+    };
     let obj = open_object(ctx, bucket, key).await?;
     if let Err(e) = check_conditions(req, &obj.record) {
         let (etag, modified) = (obj.record.etag(), obj.record.last_modified_ms);
@@ -79,24 +83,40 @@ pub async fn get_object(
         return Err(e);
     }
     let rec = &obj.record;
-    let range = match req.head.header("range") {
-        Some(h) => match parse_range(h, rec.size) {
-            RangeSpec::Satisfiable(a, b) => Some((a, b)),
-            RangeSpec::Ignore => None,
-            RangeSpec::Unsatisfiable => {
-                let size = rec.size;
+    let range = match part_number {
+        Some(n) => match part_range(rec, n) {
+            Some(r) => Some(r),
+            None => {
                 obj.close().await;
-                let mut e = crate::s3err!(InvalidRange, "The requested range is not satisfiable")
-                    .with_extra("RangeRequested", h)
-                    .with_extra("ActualObjectSize", size.to_string());
-                e.resource.clear();
-                return Err(e);
+                return Err(crate::s3err!(
+                    InvalidPart,
+                    "The requested partNumber is not satisfiable"
+                ));
             }
         },
-        None => None,
+        None => match req.head.header("range") {
+            Some(h) => match parse_range(h, rec.size) {
+                RangeSpec::Satisfiable(a, b) => Some((a, b)),
+                RangeSpec::Ignore => None,
+                RangeSpec::Unsatisfiable => {
+                    let size = rec.size;
+                    obj.close().await;
+                    return Err(crate::s3err!(
+                        InvalidRange,
+                        "The requested range is not satisfiable"
+                    )
+                    .with_extra("RangeRequested", h)
+                    .with_extra("ActualObjectSize", size.to_string()));
+                }
+            },
+            None => None,
+        },
     };
     let mut resp = Response::new(if range.is_some() { 206 } else { 200 });
     object_headers(&mut resp, rec);
+    if let (Some(_), Some(layout)) = (part_number, &rec.parts) {
+        resp.push_header("x-amz-mp-parts-count", layout.parts.len().to_string());
+    }
     if let Some((a, b)) = range {
         resp.push_header("Content-Range", format!("bytes {a}-{b}/{}", rec.size));
     } else if req
@@ -129,6 +149,36 @@ pub async fn get_object(
         resp.body = ResponseBody::Object(obj.stream(start, len));
     }
     Ok(resp)
+}
+
+/// Inclusive byte range of part `n` (a single-part object is its own part 1).
+fn part_range(rec: &ObjectRecord, n: u32) -> Option<(u64, u64)> {
+    let (start, len) = match &rec.parts {
+        None if n == 1 => (0, rec.size),
+        None => return None,
+        Some(layout) => {
+            let mut start = 0;
+            let mut found = None;
+            for p in &layout.parts {
+                if p.number == n {
+                    found = Some((start, p.size));
+                    break;
+                }
+                start += p.size;
+            }
+            // Parts are addressed by position (1-based), as S3 does after completion.
+            match found {
+                Some(f) => f,
+                None => {
+                    let idx = (n as usize).checked_sub(1)?;
+                    let p = layout.parts.get(idx)?;
+                    let start: u64 = layout.parts[..idx].iter().map(|p| p.size).sum();
+                    (start, p.size)
+                }
+            }
+        }
+    };
+    (len > 0).then(|| (start, start + len - 1))
 }
 
 /// Headers every GET/HEAD of `rec` carries.

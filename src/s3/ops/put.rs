@@ -5,7 +5,9 @@
 //! the owner; any failure (bad digest, short body, I/O error, missing bucket) removes the staging
 //! file; the 200 is sent only after the owner has made the commit durable.
 
+use crate::auth::PayloadCheck;
 use crate::digest::{BodyDigests, Digests};
+use crate::http::aws_chunked::{AwsChunkedDecoder, ChunkMode};
 use crate::http::body::BodyReader;
 use crate::http::response::Response;
 use crate::runtime::shard::OwnerOp;
@@ -29,6 +31,37 @@ pub async fn put_object(
 ) -> Result<Response, S3Error> {
     let (bucket, key) = (&req.routed.bucket, &req.routed.key);
     validate_object_key(key)?;
+    let (system_headers, user_metadata) = metadata_from_headers(req.head)?;
+    ensure_bucket(ctx, bucket).await?;
+    let record = ObjectRecord {
+        system_headers,
+        user_metadata,
+        ..ObjectRecord::new(key)
+    };
+    let staged = stage_request_body(ctx, req, body, record).await?;
+    commit(ctx, bucket, key, &staged).await?;
+    Ok(stored_response(&staged.record))
+}
+
+/// 200 with the ETag and the checksum the client sent (echoed, as S3 does).
+pub fn stored_response(record: &ObjectRecord) -> Response {
+    let mut resp = Response::new(200).header("ETag", quoted(&record.etag()));
+    if let Some(c) = &record.checksum {
+        resp.push_header(
+            &format!("x-amz-checksum-{}", c.algorithm),
+            c.value_b64.clone(),
+        );
+    }
+    resp
+}
+
+/// Checks the request's length headers and streams its body into a staging file.
+pub async fn stage_request_body(
+    ctx: &CoreCtx,
+    req: &Request<'_>,
+    body: &mut BodyReader<'_>,
+    record: ObjectRecord,
+) -> Result<Staged, S3Error> {
     let declared = body.declared_length();
     if declared.is_none() && !body.is_chunked() {
         return Err(crate::s3err!(
@@ -43,33 +76,49 @@ pub async fn put_object(
         ));
     }
     let expectations = body_expectations(req)?;
-    let (system_headers, user_metadata) = metadata_from_headers(req.head)?;
-    ensure_bucket(ctx, bucket).await?;
-
-    let record = ObjectRecord {
-        system_headers,
-        user_metadata,
-        ..ObjectRecord::new(key)
+    let (source, size_hint) = match &req.auth.payload {
+        PayloadCheck::StreamingUnsignedTrailer | PayloadCheck::StreamingSigned(_) => {
+            let decoded = decoded_content_length(req)?;
+            if decoded.is_some_and(|n| n > PUT_OBJECT_MAX_BYTES) {
+                return Err(crate::s3err!(
+                    EntityTooLarge,
+                    "Your proposed upload exceeds the maximum allowed object size of {PUT_OBJECT_MAX_BYTES} bytes."
+                ));
+            }
+            let mode = match &req.auth.payload {
+                PayloadCheck::StreamingSigned(signer) => ChunkMode::Signed(signer.clone()),
+                _ => ChunkMode::Unsigned,
+            };
+            let trailer = req
+                .head
+                .header("x-amz-trailer")
+                .map(|t| t.to_ascii_lowercase());
+            let decoder = AwsChunkedDecoder::new(mode, trailer, decoded);
+            (ByteSource::AwsChunked { body, decoder }, decoded)
+        }
+        _ => (ByteSource::Body(body), declared),
     };
-    let source = ByteSource::Body(body);
-    let staged = stage_body(
+    stage_body(
         ctx,
         record,
         BodyDigests::new(expectations),
         source,
-        declared,
+        size_hint,
     )
-    .await?;
-    commit(ctx, bucket, key, &staged).await?;
+    .await
+}
 
-    let mut resp = Response::new(200).header("ETag", quoted(&staged.record.etag()));
-    if let Some(c) = &staged.record.checksum {
-        resp.push_header(
-            &format!("x-amz-checksum-{}", c.algorithm),
-            c.value_b64.clone(),
-        );
+/// `X-Amz-Decoded-Content-Length` of an aws-chunked body (the object's size).
+fn decoded_content_length(req: &Request<'_>) -> Result<Option<u64>, S3Error> {
+    match req.head.header("x-amz-decoded-content-length") {
+        None => Ok(None),
+        Some(v) => v.parse::<u64>().map(Some).map_err(|_| {
+            crate::s3err!(
+                InvalidArgument,
+                "Invalid x-amz-decoded-content-length header."
+            )
+        }),
     }
-    Ok(resp)
 }
 
 /// A durable staging file and the record inside it.
@@ -91,8 +140,13 @@ fn reserved_header_len(record: &ObjectRecord) -> usize {
 /// Where staged bytes come from: a request body, or another object (CopyObject).
 pub enum ByteSource<'a, 'c> {
     Body(&'a mut BodyReader<'c>),
+    /// An `aws-chunked` body, decoded on the fly (payload bytes land directly in the buffer).
+    AwsChunked {
+        body: &'a mut BodyReader<'c>,
+        decoder: AwsChunkedDecoder,
+    },
     Object {
-        stream: ObjectStream,
+        stream: Box<ObjectStream>,
         pending: Option<(ReadResult, usize)>,
     },
 }
@@ -100,7 +154,7 @@ pub enum ByteSource<'a, 'c> {
 impl ByteSource<'_, '_> {
     pub fn object(stream: ObjectStream) -> Self {
         ByteSource::Object {
-            stream,
+            stream: Box::new(stream),
             pending: None,
         }
     }
@@ -108,6 +162,7 @@ impl ByteSource<'_, '_> {
     async fn read(&mut self, dst: &mut [u8]) -> Result<usize, S3Error> {
         match self {
             ByteSource::Body(b) => b.read(dst).await,
+            ByteSource::AwsChunked { body, decoder } => decoder.read(*body, dst).await,
             ByteSource::Object { stream, pending } => {
                 if pending.is_none() {
                     match stream
@@ -179,6 +234,11 @@ async fn stream_into(
         let spare = writer.spare();
         let n = body.read(spare).await?;
         if n == 0 {
+            if let ByteSource::AwsChunked { decoder, .. } = body {
+                if let Some((algo, value)) = decoder.trailer_checksum() {
+                    digests.set_trailer_checksum(algo, value);
+                }
+            }
             return Ok(());
         }
         digests.update(&spare[..n]);

@@ -1,0 +1,358 @@
+//! Multipart upload operations: CreateMultipartUpload, UploadPart, UploadPartCopy,
+//! CompleteMultipartUpload, AbortMultipartUpload, ListParts, ListMultipartUploads.
+//!
+//! A part's bytes are staged on the core that received them (like PutObject) and only the
+//! commit travels to the bucket's owner, which keeps the upload's part table. Invariant: every
+//! operation names an upload that exists for exactly this bucket and key, else NoSuchUpload.
+
+use crate::digest::{BodyDigests, ChecksumAlgorithm, Expectations};
+use crate::http::body::BodyReader;
+use crate::http::response::Response;
+use crate::runtime::shard::{OwnerOp, OwnerReply};
+use crate::runtime::CoreCtx;
+use crate::s3::bucket_name::validate_object_key;
+use crate::s3::error::S3Error;
+use crate::s3::list::parse_max_keys;
+use crate::s3::ops::copy::parse_copy_source;
+use crate::s3::ops::object::{open_object, parse_range, RangeSpec};
+use crate::s3::ops::put::{stage_body, stage_request_body, stored_response, ByteSource, Staged};
+use crate::s3::ops::{ensure_bucket, metadata_from_headers, quoted, read_small_body};
+use crate::s3::xml;
+use crate::s3::xml_multipart as mxml;
+use crate::s3::Request;
+use crate::storage::layout::is_valid_upload_id;
+use crate::storage::record::{ObjectRecord, StoredChecksum};
+use crate::storage::uploads::{CompletePart, PartInfo, UploadInfo};
+
+/// Highest part number (S3's limit).
+pub const PART_NUMBER_MAX: u32 = 10_000;
+/// Largest single part (S3's limit).
+pub const PART_SIZE_MAX_BYTES: u64 = 5 * 1024 * 1024 * 1024;
+
+fn no_such_upload(upload_id: &str) -> S3Error {
+    crate::s3err!(
+        NoSuchUpload,
+        "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed."
+    )
+    .with_extra("UploadId", upload_id)
+}
+
+/// The `uploadId` query parameter, validated (an id we never issued cannot exist).
+fn upload_id_param(req: &Request<'_>) -> Result<String, S3Error> {
+    let id = req.routed.param("uploadId").unwrap_or("");
+    if !is_valid_upload_id(id) {
+        return Err(no_such_upload(id));
+    }
+    Ok(id.to_string())
+}
+
+fn part_number_param(req: &Request<'_>) -> Result<u32, S3Error> {
+    let raw = req.routed.param("partNumber").unwrap_or("");
+    match raw.parse::<u32>() {
+        Ok(n) if (1..=PART_NUMBER_MAX).contains(&n) => Ok(n),
+        _ => Err(crate::s3err!(
+            InvalidArgument,
+            "Part number must be an integer between 1 and {PART_NUMBER_MAX}, inclusive"
+        )
+        .with_extra("ArgumentName", "partNumber")
+        .with_extra("ArgumentValue", raw)),
+    }
+}
+
+async fn upload_info(
+    ctx: &CoreCtx,
+    bucket: &str,
+    key: &str,
+    upload_id: &str,
+) -> Result<UploadInfo, S3Error> {
+    let op = OwnerOp::UploadInfo {
+        bucket: bucket.to_string(),
+        key: key.to_string(),
+        upload_id: upload_id.to_string(),
+    };
+    match ctx.shards.call_owner(bucket, op).await? {
+        OwnerReply::Upload(u) => Ok(u),
+        _ => Err(S3Error::internal("upload lookup", "unexpected owner reply")),
+    }
+}
+
+pub async fn create_upload(ctx: &CoreCtx, req: &Request<'_>) -> Result<Response, S3Error> {
+    let (bucket, key) = (&req.routed.bucket, &req.routed.key);
+    validate_object_key(key)?;
+    let (system_headers, user_metadata) = metadata_from_headers(req.head)?;
+    let algorithm = match req.head.header("x-amz-checksum-algorithm") {
+        None => None,
+        Some(name) => Some(ChecksumAlgorithm::from_name(name).ok_or_else(|| {
+            crate::s3err!(
+                InvalidRequest,
+                "Checksum algorithm {name} is not supported."
+            )
+        })?),
+    };
+    ensure_bucket(ctx, bucket).await?;
+    let upload_id = ctx.next_upload_id();
+    let meta = ObjectRecord {
+        last_modified_ms: crate::http::date::now_ms(),
+        system_headers,
+        user_metadata,
+        checksum: algorithm.map(|a| StoredChecksum {
+            algorithm: a.name().to_string(),
+            value_b64: String::new(),
+        }),
+        ..ObjectRecord::new(key)
+    };
+    let op = OwnerOp::CreateUpload {
+        bucket: bucket.clone(),
+        upload_id: upload_id.clone(),
+        meta,
+    };
+    ctx.shards.call_owner(bucket, op).await?;
+    let mut resp = Response::xml(200, mxml::initiate_result_xml(bucket, key, &upload_id));
+    if let Some(a) = algorithm {
+        resp.push_header("x-amz-checksum-algorithm", a.name().to_ascii_uppercase());
+    }
+    Ok(resp)
+}
+
+pub async fn upload_part(
+    ctx: &CoreCtx,
+    req: &Request<'_>,
+    body: &mut BodyReader<'_>,
+) -> Result<Response, S3Error> {
+    let (bucket, key) = (&req.routed.bucket, &req.routed.key);
+    let number = part_number_param(req)?;
+    let upload_id = upload_id_param(req)?;
+    if body
+        .declared_length()
+        .is_some_and(|n| n > PART_SIZE_MAX_BYTES)
+    {
+        return Err(crate::s3err!(EntityTooLarge, "Your proposed upload exceeds the maximum allowed part size of {PART_SIZE_MAX_BYTES} bytes."));
+    }
+    upload_info(ctx, bucket, key, &upload_id).await?;
+    let staged = stage_request_body(ctx, req, body, ObjectRecord::new(key)).await?;
+    commit_part(ctx, bucket, key, &upload_id, number, &staged).await?;
+    Ok(stored_response(&staged.record))
+}
+
+async fn commit_part(
+    ctx: &CoreCtx,
+    bucket: &str,
+    key: &str,
+    upload_id: &str,
+    number: u32,
+    staged: &Staged,
+) -> Result<(), S3Error> {
+    let r = &staged.record;
+    let op = OwnerOp::CommitPart {
+        bucket: bucket.to_string(),
+        key: key.to_string(),
+        upload_id: upload_id.to_string(),
+        number,
+        staging: staged.path.clone(),
+        info: PartInfo {
+            size: r.size,
+            md5: r.md5,
+            checksum: r.checksum.clone(),
+            last_modified_ms: r.last_modified_ms,
+        },
+    };
+    if let Err(e) = ctx.shards.call_owner(bucket, op).await {
+        let _ = glommio::io::remove(&staged.path).await;
+        return Err(e);
+    }
+    Ok(())
+}
+
+pub async fn upload_part_copy(ctx: &CoreCtx, req: &Request<'_>) -> Result<Response, S3Error> {
+    let (bucket, key) = (&req.routed.bucket, &req.routed.key);
+    let number = part_number_param(req)?;
+    let upload_id = upload_id_param(req)?;
+    let (src_bucket, src_key) =
+        parse_copy_source(req.head.header("x-amz-copy-source").unwrap_or(""))?;
+    let info = upload_info(ctx, bucket, key, &upload_id).await?;
+    let src = open_object(ctx, &src_bucket, &src_key).await?;
+    let size = src.record.size;
+    let (start, len) = match req.head.header("x-amz-copy-source-range") {
+        None => (0, size),
+        Some(h) => match parse_range(h, size) {
+            RangeSpec::Satisfiable(a, b) if h.trim().starts_with("bytes=") && !h.contains("=-") => {
+                (a, b - a + 1)
+            }
+            _ => {
+                src.close().await;
+                return Err(crate::s3err!(
+                    InvalidArgument,
+                    "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy"
+                ));
+            }
+        },
+    };
+    if len > PART_SIZE_MAX_BYTES {
+        src.close().await;
+        return Err(crate::s3err!(
+            EntityTooLarge,
+            "A copied part may be at most {PART_SIZE_MAX_BYTES} bytes."
+        ));
+    }
+    let algo = info
+        .checksum_algorithm
+        .as_deref()
+        .and_then(ChecksumAlgorithm::from_name);
+    let expectations = Expectations {
+        checksum: algo.map(|a| (a, None)),
+        ..Default::default()
+    };
+    let source = ByteSource::object(src.stream(start, len));
+    let staged = stage_body(
+        ctx,
+        ObjectRecord::new(key),
+        BodyDigests::new(expectations),
+        source,
+        Some(len),
+    )
+    .await?;
+    commit_part(ctx, bucket, key, &upload_id, number, &staged).await?;
+    let r = &staged.record;
+    Ok(Response::xml(
+        200,
+        mxml::copy_part_result_xml(&quoted(&r.etag()), r.last_modified_ms, r.checksum.as_ref()),
+    ))
+}
+
+pub async fn complete_upload(
+    ctx: &CoreCtx,
+    req: &Request<'_>,
+    body: &mut BodyReader<'_>,
+) -> Result<Response, S3Error> {
+    let (bucket, key) = (&req.routed.bucket, &req.routed.key);
+    let upload_id = upload_id_param(req)?;
+    let (doc, _) = read_small_body(req, body, xml::COMPLETE_MULTIPART_BODY_MAX_BYTES).await?;
+    let listed = xml::parse_complete_multipart(&doc)?;
+    let parts = listed
+        .into_iter()
+        .map(|p| CompletePart {
+            number: p.part_number,
+            etag: p.etag,
+        })
+        .collect();
+    let staging = ctx.next_staging_path();
+    let op = OwnerOp::CompleteUpload {
+        bucket: bucket.clone(),
+        key: key.clone(),
+        upload_id: upload_id.clone(),
+        parts,
+        staging,
+        now_ms: crate::http::date::now_ms(),
+    };
+    let record = match ctx.shards.call_owner(bucket, op).await? {
+        OwnerReply::Record(r) => r,
+        _ => {
+            return Err(S3Error::internal(
+                "complete upload",
+                "unexpected owner reply",
+            ))
+        }
+    };
+    let location = format!(
+        "/{bucket}/{}",
+        crate::http::percent::aws_uri_encode(key.as_bytes(), false)
+    );
+    let body = mxml::complete_result_xml(
+        &location,
+        bucket,
+        key,
+        &quoted(&record.etag()),
+        record.checksum.as_ref(),
+    );
+    Ok(Response::xml(200, body))
+}
+
+pub async fn abort_upload(ctx: &CoreCtx, req: &Request<'_>) -> Result<Response, S3Error> {
+    let (bucket, key) = (&req.routed.bucket, &req.routed.key);
+    let upload_id = upload_id_param(req)?;
+    let op = OwnerOp::AbortUpload {
+        bucket: bucket.clone(),
+        key: key.clone(),
+        upload_id,
+    };
+    ctx.shards.call_owner(bucket, op).await?;
+    Ok(Response::new(204))
+}
+
+pub async fn list_parts(ctx: &CoreCtx, req: &Request<'_>) -> Result<Response, S3Error> {
+    let (bucket, key) = (&req.routed.bucket, &req.routed.key);
+    let upload_id = upload_id_param(req)?;
+    let max_parts = parse_max_keys(req.routed.param("max-parts"))?;
+    let marker: u32 = match req.routed.param("part-number-marker") {
+        None | Some("") => 0,
+        Some(v) => v.parse().map_err(|_| {
+            crate::s3err!(
+                InvalidArgument,
+                "Provided part-number-marker not an integer or within integer range"
+            )
+        })?,
+    };
+    let info = upload_info(ctx, bucket, key, &upload_id).await?;
+    let after: Vec<&(u32, PartInfo)> = info.parts.iter().filter(|(n, _)| *n > marker).collect();
+    let truncated = after.len() > max_parts;
+    let page: Vec<&(u32, PartInfo)> = after.into_iter().take(max_parts).collect();
+    let next_marker = page.last().map(|(n, _)| *n).unwrap_or(marker);
+    let body = mxml::list_parts_xml(&mxml::ListPartsView {
+        bucket,
+        key,
+        upload_id: &upload_id,
+        marker,
+        next_marker,
+        max_parts,
+        truncated,
+        checksum_algorithm: info.checksum_algorithm.as_deref(),
+        parts: &page,
+    });
+    Ok(Response::xml(200, body))
+}
+
+pub async fn list_uploads(ctx: &CoreCtx, req: &Request<'_>) -> Result<Response, S3Error> {
+    let r = &req.routed;
+    let bucket = &r.bucket;
+    ensure_bucket(ctx, bucket).await?;
+    let url_encoding = match r.param("encoding-type") {
+        None => false,
+        Some(v) if v.eq_ignore_ascii_case("url") => true,
+        Some(_) => {
+            return Err(crate::s3err!(
+                InvalidArgument,
+                "Invalid Encoding Method specified in Request"
+            ))
+        }
+    };
+    let max_uploads = parse_max_keys(r.param("max-uploads"))?;
+    let prefix = r.param("prefix").unwrap_or("");
+    let delimiter = r.param("delimiter").filter(|d| !d.is_empty());
+    let key_marker = r.param("key-marker").unwrap_or("");
+    let id_marker = r.param("upload-id-marker").unwrap_or("");
+    let all = match ctx
+        .shards
+        .call_owner(
+            bucket,
+            OwnerOp::ListUploads {
+                bucket: bucket.clone(),
+            },
+        )
+        .await?
+    {
+        OwnerReply::Uploads(u) => u,
+        _ => return Err(S3Error::internal("list uploads", "unexpected owner reply")),
+    };
+    let page = mxml::paginate_uploads(&all, prefix, delimiter, key_marker, id_marker, max_uploads);
+    let body = mxml::list_uploads_xml(&mxml::ListUploadsView {
+        bucket,
+        prefix,
+        delimiter,
+        key_marker,
+        upload_id_marker: id_marker,
+        max_uploads,
+        url_encoding,
+        page: &page,
+    });
+    Ok(Response::xml(200, body))
+}

@@ -1,0 +1,301 @@
+//! XML documents of the multipart operations (results of Initiate, Complete, UploadPartCopy,
+//! ListParts, ListMultipartUploads) and the ListMultipartUploads pagination.
+//!
+//! Invariant: element order and names follow S3's documented responses; keys go through
+//! `list_value` so `encoding-type=url` is applied consistently.
+
+use crate::http::date::iso8601_ms;
+use crate::s3::ops::bucket::{OWNER_DISPLAY_NAME, OWNER_ID};
+use crate::s3::xml::{list_value, XmlWriter};
+use crate::storage::record::StoredChecksum;
+use crate::storage::uploads::{PartInfo, UploadInfo};
+
+/// `ChecksumCRC32`-style element name of a stored checksum algorithm.
+pub fn checksum_element(algorithm: &str) -> &'static str {
+    match algorithm {
+        "crc32" => "ChecksumCRC32",
+        "crc32c" => "ChecksumCRC32C",
+        "sha1" => "ChecksumSHA1",
+        "sha256" => "ChecksumSHA256",
+        _ => "ChecksumCRC64NVME",
+    }
+}
+
+fn owner(w: &mut XmlWriter, element: &str) {
+    w.open(element)
+        .elem("ID", OWNER_ID)
+        .elem("DisplayName", OWNER_DISPLAY_NAME)
+        .close(element);
+}
+
+pub fn initiate_result_xml(bucket: &str, key: &str, upload_id: &str) -> String {
+    let mut w = XmlWriter::new();
+    w.open_ns("InitiateMultipartUploadResult")
+        .elem("Bucket", bucket)
+        .elem("Key", key)
+        .elem("UploadId", upload_id)
+        .close("InitiateMultipartUploadResult");
+    w.finish()
+}
+
+pub fn complete_result_xml(
+    location: &str,
+    bucket: &str,
+    key: &str,
+    etag: &str,
+    checksum: Option<&StoredChecksum>,
+) -> String {
+    let mut w = XmlWriter::new();
+    w.open_ns("CompleteMultipartUploadResult")
+        .elem("Location", location)
+        .elem("Bucket", bucket)
+        .elem("Key", key)
+        .elem("ETag", etag);
+    if let Some(c) = checksum {
+        w.elem(checksum_element(&c.algorithm), &c.value_b64);
+    }
+    w.close("CompleteMultipartUploadResult");
+    w.finish()
+}
+
+pub fn copy_part_result_xml(
+    etag: &str,
+    last_modified_ms: u64,
+    checksum: Option<&StoredChecksum>,
+) -> String {
+    let mut w = XmlWriter::new();
+    w.open_ns("CopyPartResult")
+        .elem("LastModified", &iso8601_ms(last_modified_ms))
+        .elem("ETag", etag);
+    if let Some(c) = checksum {
+        w.elem(checksum_element(&c.algorithm), &c.value_b64);
+    }
+    w.close("CopyPartResult");
+    w.finish()
+}
+
+/// What a ListParts response shows.
+pub struct ListPartsView<'a> {
+    pub bucket: &'a str,
+    pub key: &'a str,
+    pub upload_id: &'a str,
+    pub marker: u32,
+    pub next_marker: u32,
+    pub max_parts: usize,
+    pub truncated: bool,
+    pub checksum_algorithm: Option<&'a str>,
+    pub parts: &'a [&'a (u32, PartInfo)],
+}
+
+pub fn list_parts_xml(v: &ListPartsView<'_>) -> String {
+    let mut w = XmlWriter::new();
+    w.open_ns("ListPartsResult")
+        .elem("Bucket", v.bucket)
+        .elem("Key", v.key)
+        .elem("UploadId", v.upload_id);
+    owner(&mut w, "Initiator");
+    owner(&mut w, "Owner");
+    w.elem("StorageClass", "STANDARD")
+        .elem("PartNumberMarker", &v.marker.to_string())
+        .elem("NextPartNumberMarker", &v.next_marker.to_string())
+        .elem("MaxParts", &v.max_parts.to_string())
+        .elem("IsTruncated", if v.truncated { "true" } else { "false" });
+    if let Some(a) = v.checksum_algorithm {
+        w.elem("ChecksumAlgorithm", &a.to_ascii_uppercase());
+    }
+    for (n, p) in v.parts.iter().map(|x| (&x.0, &x.1)) {
+        w.open("Part")
+            .elem("PartNumber", &n.to_string())
+            .elem("LastModified", &iso8601_ms(p.last_modified_ms))
+            .elem("ETag", &format!("\"{}\"", p.etag()))
+            .elem("Size", &p.size.to_string());
+        if let Some(c) = &p.checksum {
+            w.elem(checksum_element(&c.algorithm), &c.value_b64);
+        }
+        w.close("Part");
+    }
+    w.close("ListPartsResult");
+    w.finish()
+}
+
+/// One page of ListMultipartUploads.
+#[derive(Debug, Default)]
+pub struct UploadsPage<'a> {
+    pub uploads: Vec<&'a UploadInfo>,
+    pub common_prefixes: Vec<String>,
+    pub truncated: bool,
+    pub next_key_marker: String,
+    pub next_upload_id_marker: String,
+}
+
+/// Applies prefix, delimiter and the key / upload-id markers to uploads sorted by key.
+pub fn paginate_uploads<'a>(
+    all: &'a [UploadInfo],
+    prefix: &str,
+    delimiter: Option<&str>,
+    key_marker: &str,
+    id_marker: &str,
+    max: usize,
+) -> UploadsPage<'a> {
+    let mut page = UploadsPage::default();
+    let mut count = 0usize;
+    // Entries at the marker key come after `id_marker` (when given).
+    let mut past_id_marker = id_marker.is_empty();
+    for u in all {
+        if !u.key.starts_with(prefix) {
+            continue;
+        }
+        if !key_marker.is_empty() {
+            if u.key.as_str() < key_marker {
+                continue;
+            }
+            if u.key == key_marker {
+                if id_marker.is_empty() {
+                    continue;
+                }
+                if !past_id_marker {
+                    past_id_marker = u.upload_id == id_marker;
+                    continue;
+                }
+            }
+        }
+        let rolled = delimiter.and_then(|d| {
+            u.key[prefix.len()..]
+                .find(d)
+                .map(|i| u.key[..prefix.len() + i + d.len()].to_string())
+        });
+        if let Some(cp) = rolled {
+            if page.common_prefixes.last() == Some(&cp) {
+                continue;
+            }
+            if key_marker.starts_with(&cp) && !key_marker.is_empty() {
+                continue;
+            }
+            if count == max {
+                page.truncated = true;
+                break;
+            }
+            page.next_key_marker = cp.clone();
+            page.next_upload_id_marker.clear();
+            page.common_prefixes.push(cp);
+        } else {
+            if count == max {
+                page.truncated = true;
+                break;
+            }
+            page.next_key_marker = u.key.clone();
+            page.next_upload_id_marker = u.upload_id.clone();
+            page.uploads.push(u);
+        }
+        count += 1;
+    }
+    page
+}
+
+/// What a ListMultipartUploads response shows.
+pub struct ListUploadsView<'a> {
+    pub bucket: &'a str,
+    pub prefix: &'a str,
+    pub delimiter: Option<&'a str>,
+    pub key_marker: &'a str,
+    pub upload_id_marker: &'a str,
+    pub max_uploads: usize,
+    pub url_encoding: bool,
+    pub page: &'a UploadsPage<'a>,
+}
+
+pub fn list_uploads_xml(v: &ListUploadsView<'_>) -> String {
+    let enc = |s: &str| list_value(s, v.url_encoding).into_owned();
+    let mut w = XmlWriter::new();
+    w.open_ns("ListMultipartUploadsResult")
+        .elem("Bucket", v.bucket)
+        .elem("KeyMarker", &enc(v.key_marker))
+        .elem("UploadIdMarker", v.upload_id_marker);
+    if v.page.truncated {
+        w.elem("NextKeyMarker", &enc(&v.page.next_key_marker))
+            .elem("NextUploadIdMarker", &v.page.next_upload_id_marker);
+    }
+    w.elem("Prefix", &enc(v.prefix));
+    if let Some(d) = v.delimiter {
+        w.elem("Delimiter", &enc(d));
+    }
+    if v.url_encoding {
+        w.elem("EncodingType", "url");
+    }
+    w.elem("MaxUploads", &v.max_uploads.to_string()).elem(
+        "IsTruncated",
+        if v.page.truncated { "true" } else { "false" },
+    );
+    for u in &v.page.uploads {
+        w.open("Upload")
+            .elem("Key", &enc(&u.key))
+            .elem("UploadId", &u.upload_id);
+        owner(&mut w, "Initiator");
+        owner(&mut w, "Owner");
+        w.elem("StorageClass", "STANDARD")
+            .elem("Initiated", &iso8601_ms(u.initiated_ms));
+        if let Some(a) = &u.checksum_algorithm {
+            w.elem("ChecksumAlgorithm", &a.to_ascii_uppercase());
+        }
+        w.close("Upload");
+    }
+    for cp in &v.page.common_prefixes {
+        w.open("CommonPrefixes")
+            .elem("Prefix", &enc(cp))
+            .close("CommonPrefixes");
+    }
+    w.close("ListMultipartUploadsResult");
+    w.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn up(key: &str, id: &str, t: u64) -> UploadInfo {
+        UploadInfo {
+            upload_id: id.into(),
+            key: key.into(),
+            initiated_ms: t,
+            checksum_algorithm: None,
+            parts: vec![],
+        }
+    }
+
+    #[test]
+    fn uploads_pagination_visits_each_once() {
+        let all = vec![
+            up("a", "1", 1),
+            up("a", "2", 2),
+            up("b", "3", 3),
+            up("d/x", "4", 4),
+            up("d/y", "5", 5),
+        ];
+        let p = paginate_uploads(&all, "", Some("/"), "", "", 2);
+        assert_eq!(
+            p.uploads
+                .iter()
+                .map(|u| u.upload_id.as_str())
+                .collect::<Vec<_>>(),
+            ["1", "2"]
+        );
+        assert!(p.truncated);
+        let p2 = paginate_uploads(
+            &all,
+            "",
+            Some("/"),
+            &p.next_key_marker,
+            &p.next_upload_id_marker,
+            2,
+        );
+        assert_eq!(
+            p2.uploads
+                .iter()
+                .map(|u| u.upload_id.as_str())
+                .collect::<Vec<_>>(),
+            ["3"]
+        );
+        assert_eq!(p2.common_prefixes, ["d/"]);
+        assert!(!p2.truncated);
+    }
+}
