@@ -93,7 +93,7 @@ pub async fn stage_request_body(
                 .head
                 .header("x-amz-trailer")
                 .map(|t| t.to_ascii_lowercase());
-            let decoder = AwsChunkedDecoder::new(mode, trailer, decoded);
+            let decoder = Box::new(AwsChunkedDecoder::new(mode, trailer, decoded));
             (ByteSource::AwsChunked { body, decoder }, decoded)
         }
         _ => (ByteSource::Body(body), declared),
@@ -143,7 +143,7 @@ pub enum ByteSource<'a, 'c> {
     /// An `aws-chunked` body, decoded on the fly (payload bytes land directly in the buffer).
     AwsChunked {
         body: &'a mut BodyReader<'c>,
-        decoder: AwsChunkedDecoder,
+        decoder: Box<AwsChunkedDecoder>,
     },
     Object {
         stream: Box<ObjectStream>,
