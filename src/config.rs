@@ -62,6 +62,9 @@ pub struct ServeArgs {
     /// Most simultaneous client connections; further ones get 503 SlowDown and are closed.
     #[arg(long, default_value_t = MAX_CONNECTIONS_DEFAULT)]
     pub max_connections: usize,
+    /// Enable virtual-host style addressing: `Host: BUCKET.DOMAIN` names the bucket (path-style keeps working).
+    #[arg(long)]
+    pub domain: Option<String>,
 }
 
 impl ServeArgs {
@@ -117,6 +120,10 @@ impl ServeArgs {
                 FsyncArg::Never => FsyncPolicy::Never,
             },
             max_connections: self.max_connections,
+            domain: self
+                .domain
+                .map(|d| d.trim_end_matches('.').to_ascii_lowercase())
+                .filter(|d| !d.is_empty()),
         })
     }
 }

@@ -13,8 +13,10 @@ use std::time::Duration;
 
 /// Size of the per-connection read buffer (must hold a maximal head).
 pub const READ_BUF_BYTES: usize = HEAD_SIZE_MAX_BYTES + 16 * 1024;
-/// A connection with no complete request head for this long is closed.
+/// A socket read (or write) that makes no progress for this long ends the connection.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// A request head must be complete this long after its first byte arrived (slowloris).
+pub const HEAD_DEADLINE: Duration = Duration::from_secs(30);
 
 /// Outcome of waiting for the next request head.
 pub enum NextHead {
@@ -83,7 +85,17 @@ impl Connection {
 
     /// Waits for and parses the next request head.
     pub async fn next_head(&mut self) -> NextHead {
+        let mut started: Option<std::time::Instant> = None;
         loop {
+            if self.end > self.start {
+                let t0 = *started.get_or_insert_with(std::time::Instant::now);
+                if t0.elapsed() > HEAD_DEADLINE {
+                    return NextHead::Bad(crate::s3err!(
+                        RequestTimeout,
+                        "Your socket connection to the server was not read from or written to within the timeout period."
+                    ));
+                }
+            }
             if self.end > self.start {
                 match RequestHead::parse(&self.buf[self.start..self.end]) {
                     Ok(HeadParse::Complete(head, len)) => {

@@ -40,6 +40,8 @@ pub struct ServerConfig {
     pub credentials: Credentials,
     pub fsync: FsyncPolicy,
     pub max_connections: usize,
+    /// Base domain for virtual-host style addressing (`bucket.DOMAIN`), if enabled.
+    pub domain: Option<String>,
 }
 
 /// Per-core state shared by the connections of that core.
@@ -48,6 +50,7 @@ pub struct CoreCtx {
     pub verifier: Verifier,
     pub layout: Layout,
     pub fsync: FsyncPolicy,
+    pub domain: Option<String>,
     staging_seq: Cell<u64>,
     request_seq: Cell<u64>,
     request_prefix: String,
@@ -259,6 +262,7 @@ async fn run_core(
         verifier: Verifier::new(config.credentials.clone()),
         layout,
         fsync: config.fsync,
+        domain: config.domain.clone(),
         staging_seq: Cell::new(0),
         request_seq: Cell::new(0),
         request_prefix: format!("{:02X}{:08X}", core, epoch as u32),

@@ -60,7 +60,7 @@ async fn serve(
     body: &mut BodyReader<'_>,
 ) -> Result<Response, S3Error> {
     let auth = ctx.verifier.verify(head, std::time::SystemTime::now())?;
-    let routed = router::route(head)?;
+    let routed = router::route(head, ctx.domain.as_deref())?;
     let req = Request { head, routed, auth };
     use ops::{bucket, multipart, object};
     match req.routed.op {

@@ -97,15 +97,33 @@ fn not_implemented(what: &str) -> S3Error {
     )
 }
 
-pub fn route(head: &RequestHead) -> Result<Routed, S3Error> {
+/// The bucket named by a virtual-host style `Host` (`bucket.DOMAIN[:port]`), if any.
+fn virtual_host_bucket<'h>(host: Option<&'h str>, domain: Option<&str>) -> Option<&'h str> {
+    let domain = domain?;
+    let host = host?;
+    let name = match host.rsplit_once(':') {
+        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => host,
+    };
+    let bucket = name.strip_suffix(domain)?.strip_suffix('.')?;
+    (!bucket.is_empty()).then_some(bucket)
+}
+
+/// Routes a request. With `domain` set, `Host: bucket.DOMAIN` selects virtual-host addressing
+/// (the whole path is then the key); otherwise, and for `Host: DOMAIN`, path-style.
+pub fn route(head: &RequestHead, domain: Option<&str>) -> Result<Routed, S3Error> {
     let query = parse_query(&head.query)?;
     let path = head.path.strip_prefix('/').unwrap_or(&head.path);
-    let (bucket_raw, key_raw) = match path.find('/') {
-        Some(i) => (&path[..i], &path[i + 1..]),
-        None => (path, ""),
+    let (bucket, key) = match virtual_host_bucket(head.header("host"), domain) {
+        Some(b) => (b.to_ascii_lowercase(), percent_decode(path)?),
+        None => {
+            let (bucket_raw, key_raw) = match path.find('/') {
+                Some(i) => (&path[..i], &path[i + 1..]),
+                None => (path, ""),
+            };
+            (percent_decode(bucket_raw)?, percent_decode(key_raw)?)
+        }
     };
-    let bucket = percent_decode(bucket_raw)?;
-    let key = percent_decode(key_raw)?;
     let has = |n: &str| query.iter().any(|(k, _)| k == n);
     let unsupported = query
         .iter()
@@ -173,4 +191,69 @@ fn method_not_allowed() -> S3Error {
         MethodNotAllowed,
         "The specified method is not allowed against this resource."
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::head::HeadParse;
+
+    fn head(raw: &str) -> RequestHead {
+        match RequestHead::parse(raw.as_bytes()).unwrap() {
+            HeadParse::Complete(h, _) => h,
+            HeadParse::Partial => panic!("partial"),
+        }
+    }
+
+    #[test]
+    fn path_style() {
+        let r = route(
+            &head("GET /bkt/a%20b/c?x HTTP/1.1\r\nHost: 127.0.0.1:9000\r\n\r\n"),
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            (r.op, r.bucket.as_str(), r.key.as_str()),
+            (Op::GetObject, "bkt", "a b/c")
+        );
+        let r = route(
+            &head("GET /bkt?list-type=2 HTTP/1.1\r\nHost: x\r\n\r\n"),
+            None,
+        )
+        .unwrap();
+        assert_eq!(r.op, Op::ListObjectsV2);
+        let r = route(
+            &head("POST /bkt/k?uploads HTTP/1.1\r\nHost: x\r\n\r\n"),
+            None,
+        )
+        .unwrap();
+        assert_eq!(r.op, Op::CreateMultipartUpload);
+        assert!(route(&head("GET /bkt?acl HTTP/1.1\r\nHost: x\r\n\r\n"), None).is_err());
+    }
+
+    #[test]
+    fn virtual_host_style() {
+        let d = Some("s3.local");
+        let r = route(
+            &head("PUT /addr.txt HTTP/1.1\r\nHost: bkt.s3.local:9000\r\n\r\n"),
+            d,
+        )
+        .unwrap();
+        assert_eq!(
+            (r.op, r.bucket.as_str(), r.key.as_str()),
+            (Op::PutObject, "bkt", "addr.txt")
+        );
+        let r = route(
+            &head("GET /?list-type=2 HTTP/1.1\r\nHost: bkt.s3.local\r\n\r\n"),
+            d,
+        )
+        .unwrap();
+        assert_eq!((r.op, r.bucket.as_str()), (Op::ListObjectsV2, "bkt"));
+        let r = route(
+            &head("GET /bkt/k HTTP/1.1\r\nHost: s3.local:9000\r\n\r\n"),
+            d,
+        )
+        .unwrap();
+        assert_eq!((r.bucket.as_str(), r.key.as_str()), ("bkt", "k"));
+    }
 }

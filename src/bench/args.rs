@@ -1,0 +1,386 @@
+//! Command-line flags of `ringstore bench`, byte-size parsing (`4KiB`, `256MiB`, `1GiB`) and the
+//! checks that turn the flags into a runnable plan.
+//!
+//! Invariant: every value a scenario relies on (part size within S3's limits, at most 10,000
+//! parts, non-zero counts) is checked here, before any server is started or any byte is sent.
+
+use crate::config::FsyncArg;
+use clap::ValueEnum;
+use std::path::PathBuf;
+
+/// S3's smallest part size (every part but the last).
+pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
+/// S3's largest single PutObject and largest part.
+pub const MAX_SINGLE_PUT: u64 = 5 * 1024 * 1024 * 1024;
+/// S3's largest part count.
+pub const MAX_PARTS: u64 = 10_000;
+/// Most client connections the bench opens.
+pub const MAX_CONCURRENCY: usize = 4096;
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scenario {
+    /// `--count` PutObjects of `--object-size` on `--concurrency` connections.
+    PutSmall,
+    /// `--count` GetObjects of small objects (written first, untimed, unless put-small just ran).
+    GetSmall,
+    /// One PutObject of `--size` on one connection.
+    PutLarge,
+    /// CreateMultipartUpload, `--size` in parts of `--part-size` on `--concurrency` connections, Complete.
+    Multipart,
+    /// put-large and multipart on the same bytes, then the multipart/single throughput ratio.
+    LargeVsMultipart,
+    /// put-small, get-small, then large-vs-multipart.
+    All,
+}
+
+impl Scenario {
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::PutSmall => "put-small",
+            Scenario::GetSmall => "get-small",
+            Scenario::PutLarge => "put-large",
+            Scenario::Multipart => "multipart",
+            Scenario::LargeVsMultipart => "large-vs-multipart",
+            Scenario::All => "all",
+        }
+    }
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PayloadArg {
+    /// Send `x-amz-content-sha256: UNSIGNED-PAYLOAD`: the client hashes nothing, so its own SHA-256 cost does not limit the measurement.
+    Unsigned,
+    /// Hash every body with SHA-256 and sign the hex digest, as boto3 does over plain HTTP.
+    Signed,
+}
+
+/// `ringstore bench`: a client-side load generator (std threads, keep-alive TCP connections).
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Sizes take a binary suffix: 4096, 4K, 4KiB, 8MiB, 1GiB (K/M/G and KiB/MiB/GiB are powers of 1024; KB/MB/GB are powers of 1000).\n\
+                  Without --endpoint the bench starts its own server on 127.0.0.1 (never another address).\n\
+                  Exit status: 0 when every request succeeded, 1 when any failed, 2 for bad flags or setup errors."
+)]
+pub struct BenchArgs {
+    /// S3 endpoint to load, e.g. http://127.0.0.1:9000 (plain HTTP only). Without it an in-process server is started on 127.0.0.1 with a fresh data directory under --data, and stopped at the end.
+    #[arg(long, value_name = "URL")]
+    pub endpoint: Option<String>,
+    /// Which workload to run.
+    #[arg(long, value_enum, default_value_t = Scenario::All)]
+    pub scenario: Scenario,
+    /// Object size of put-large and multipart (and large-vs-multipart).
+    #[arg(long, value_name = "BYTES", default_value = "256MiB", value_parser = parse_size)]
+    pub size: u64,
+    /// Object size of put-small and get-small.
+    #[arg(long, value_name = "BYTES", default_value = "4KiB", value_parser = parse_size)]
+    pub object_size: u64,
+    /// Number of operations of put-small and get-small.
+    #[arg(long, default_value_t = 10_000)]
+    pub count: u64,
+    /// Client connections used in parallel (one thread each) by put-small, get-small and multipart.
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    /// Part size of multipart uploads (S3 limits: 5 MiB to 5 GiB, at most 10,000 parts).
+    #[arg(long, value_name = "BYTES", default_value = "8MiB", value_parser = parse_size)]
+    pub part_size: u64,
+    /// Time cap of each scenario in seconds: a loop stops at --count or at this cap, whichever comes first.
+    #[arg(long, default_value_t = 30)]
+    pub duration_secs: u64,
+    /// How request bodies are covered by the signature.
+    #[arg(long, value_enum, default_value_t = PayloadArg::Unsigned)]
+    pub payload: PayloadArg,
+    /// Access key to sign with. Default: the development key ringstoreadmin (also given to the in-process server).
+    #[arg(long, env = "RINGSTORE_ACCESS_KEY", hide_env_values = true)]
+    pub access_key: Option<String>,
+    /// Secret key to sign with (prefer the environment variable: flags show up in `ps`). Default: the development secret.
+    #[arg(long, env = "RINGSTORE_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<String>,
+    /// In-process server only: parent of its temporary data directory. Must support O_DIRECT (not tmpfs).
+    #[arg(long, default_value = "./bench-data")]
+    pub data: PathBuf,
+    /// In-process server only: number of cores (executors). Default: every online core.
+    #[arg(long)]
+    pub cores: Option<usize>,
+    /// In-process server only: durability of acknowledged writes (never is unsafe, for comparison only).
+    #[arg(long, value_enum, default_value_t = FsyncArg::Always)]
+    pub fsync: FsyncArg,
+    /// Keep what the bench wrote: the in-process server's data directory, or the bucket and objects on --endpoint.
+    #[arg(long)]
+    pub keep_data: bool,
+    /// Print a JSON summary on stdout (the human-readable lines then go to stderr).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Parses a byte count: digits, optional spaces, optional unit (case-insensitive).
+/// `K`/`KiB`, `M`/`MiB`, `G`/`GiB`, `T`/`TiB` are powers of 1024; `KB`, `MB`, `GB`, `TB` of 1000;
+/// `B` or nothing means bytes.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let digits_end = t
+        .find(|c: char| !c.is_ascii_digit() && c != '_')
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(digits_end);
+    let num: String = num.chars().filter(|&c| c != '_').collect();
+    if num.is_empty() {
+        return Err(format!("{s:?}: expected a number of bytes such as 4096, 4KiB or 256MiB"));
+    }
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?}: number too large"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "t" | "tib" => 1 << 40,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "tb" => 1_000_000_000_000,
+        other => {
+            return Err(format!(
+                "{s:?}: unknown unit {other:?} (use B, KiB, MiB, GiB, TiB, or KB, MB, GB, TB)"
+            ))
+        }
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("{s:?}: too large"))
+}
+
+/// Formats a byte count the way sizes are written on the command line: `256 MiB`, `4 KiB`,
+/// `1.5 GiB`, `100 B`.
+pub fn format_size(n: u64) -> String {
+    const UNITS: [(&str, u64); 4] = [
+        ("TiB", 1 << 40),
+        ("GiB", 1 << 30),
+        ("MiB", 1 << 20),
+        ("KiB", 1 << 10),
+    ];
+    for (name, unit) in UNITS {
+        if n >= unit {
+            if n % unit == 0 {
+                return format!("{} {name}", n / unit);
+            }
+            return format!("{:.1} {name}", n as f64 / unit as f64);
+        }
+    }
+    format!("{n} B")
+}
+
+/// Which of the basic workloads a scenario runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Plan {
+    pub put_small: bool,
+    pub get_small: bool,
+    pub put_large: bool,
+    pub multipart: bool,
+    /// Print the put-large vs multipart comparison line.
+    pub compare: bool,
+}
+
+impl Plan {
+    pub fn of(s: Scenario) -> Plan {
+        let mut p = Plan::default();
+        match s {
+            Scenario::PutSmall => p.put_small = true,
+            Scenario::GetSmall => p.get_small = true,
+            Scenario::PutLarge => p.put_large = true,
+            Scenario::Multipart => p.multipart = true,
+            Scenario::LargeVsMultipart => {
+                p.put_large = true;
+                p.multipart = true;
+                p.compare = true;
+            }
+            Scenario::All => {
+                p = Plan {
+                    put_small: true,
+                    get_small: true,
+                    put_large: true,
+                    multipart: true,
+                    compare: true,
+                }
+            }
+        }
+        p
+    }
+
+    pub fn small(&self) -> bool {
+        self.put_small || self.get_small
+    }
+
+    pub fn large(&self) -> bool {
+        self.put_large || self.multipart
+    }
+}
+
+impl BenchArgs {
+    /// Checks the flags against each other and S3's limits; returns the plan.
+    pub fn validate(&self) -> Result<Plan, String> {
+        let plan = Plan::of(self.scenario);
+        if self.concurrency == 0 || self.concurrency > MAX_CONCURRENCY {
+            return Err(format!(
+                "--concurrency {}: must be between 1 and {MAX_CONCURRENCY}",
+                self.concurrency
+            ));
+        }
+        if self.duration_secs == 0 {
+            return Err("--duration-secs must be at least 1".to_string());
+        }
+        if plan.small() {
+            if self.count == 0 {
+                return Err("--count must be at least 1".to_string());
+            }
+            if self.object_size > MAX_SINGLE_PUT {
+                return Err(format!(
+                    "--object-size {}: larger than S3's single PutObject limit of 5 GiB",
+                    format_size(self.object_size)
+                ));
+            }
+        }
+        if plan.large() {
+            if self.size == 0 {
+                return Err("--size must be at least 1 byte".to_string());
+            }
+            if usize::try_from(self.size).is_err() {
+                return Err("--size does not fit in memory on this platform".to_string());
+            }
+        }
+        if plan.put_large && self.size > MAX_SINGLE_PUT {
+            return Err(format!(
+                "--size {}: larger than S3's single PutObject limit of 5 GiB (use --scenario multipart)",
+                format_size(self.size)
+            ));
+        }
+        if plan.multipart {
+            if self.part_size > MAX_SINGLE_PUT {
+                return Err(format!(
+                    "--part-size {}: larger than S3's part limit of 5 GiB",
+                    format_size(self.part_size)
+                ));
+            }
+            let parts = self.size.div_ceil(self.part_size.max(1));
+            if self.part_size < MIN_PART_SIZE && parts > 1 {
+                return Err(format!(
+                    "--part-size {}: S3 parts (except the last) must be at least 5 MiB",
+                    format_size(self.part_size)
+                ));
+            }
+            if parts > MAX_PARTS {
+                return Err(format!(
+                    "--size {} in parts of {} makes {parts} parts; S3 allows at most {MAX_PARTS}",
+                    format_size(self.size),
+                    format_size(self.part_size)
+                ));
+            }
+        }
+        if let Some(c) = self.cores {
+            if c == 0 || c > 1024 {
+                return Err(format!("--cores {c}: must be between 1 and 1024"));
+            }
+        }
+        Ok(plan)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("0"), Ok(0));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("17B"), Ok(17));
+        assert_eq!(parse_size("4KiB"), Ok(4096));
+        assert_eq!(parse_size("4k"), Ok(4096));
+        assert_eq!(parse_size("4 KiB"), Ok(4096));
+        assert_eq!(parse_size("256MiB"), Ok(256 << 20));
+        assert_eq!(parse_size("256mib"), Ok(256 << 20));
+        assert_eq!(parse_size("8M"), Ok(8 << 20));
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_size("2TiB"), Ok(2 << 40));
+        assert_eq!(parse_size("5MB"), Ok(5_000_000));
+        assert_eq!(parse_size("1GB"), Ok(1_000_000_000));
+        assert_eq!(parse_size(" 1_024 "), Ok(1024));
+    }
+
+    #[test]
+    fn sizes_reject() {
+        for bad in [
+            "", "MiB", "-1", "1.5MiB", "4 XB", "4KiBs", "99999999999999999999",
+            "20000000TiB", "0x10",
+        ] {
+            assert!(parse_size(bad).is_err(), "{bad:?} should not parse");
+        }
+    }
+
+    #[test]
+    fn sizes_format() {
+        assert_eq!(format_size(0), "0 B");
+        assert_eq!(format_size(1000), "1000 B");
+        assert_eq!(format_size(4096), "4 KiB");
+        assert_eq!(format_size(256 << 20), "256 MiB");
+        assert_eq!(format_size(3 << 29), "1.5 GiB");
+        assert_eq!(format_size(1 << 30), "1 GiB");
+        for s in ["4KiB", "8MiB", "1GiB", "123B"] {
+            let n = parse_size(s).unwrap();
+            assert_eq!(parse_size(&format_size(n).replace(' ', "")), Ok(n));
+        }
+    }
+
+    #[derive(clap::Parser)]
+    struct Wrap {
+        #[command(flatten)]
+        args: BenchArgs,
+    }
+
+    fn parse(argv: &[&str]) -> BenchArgs {
+        let mut full = vec!["bench"];
+        full.extend_from_slice(argv);
+        Wrap::try_parse_from(full).expect("flags parse").args
+    }
+
+    #[test]
+    fn defaults_and_validation() {
+        let a = parse(&[]);
+        assert_eq!(a.size, 256 << 20);
+        assert_eq!(a.object_size, 4096);
+        assert_eq!(a.count, 10_000);
+        assert_eq!(a.concurrency, 16);
+        assert_eq!(a.part_size, 8 << 20);
+        assert_eq!(a.duration_secs, 30);
+        assert_eq!(a.payload, PayloadArg::Unsigned);
+        assert_eq!(a.scenario, Scenario::All);
+        assert!(a.endpoint.is_none());
+        let plan = a.validate().unwrap();
+        assert!(plan.put_small && plan.get_small && plan.put_large && plan.multipart && plan.compare);
+
+        assert!(parse(&["--part-size", "1MiB", "--scenario", "multipart"])
+            .validate()
+            .is_err());
+        // One part smaller than 5 MiB is fine: it is the last part.
+        assert!(parse(&["--part-size", "1MiB", "--size", "1MiB", "--scenario", "multipart"])
+            .validate()
+            .is_ok());
+        // The part size does not matter when no multipart upload runs.
+        assert!(parse(&["--part-size", "1MiB", "--scenario", "put-small"])
+            .validate()
+            .is_ok());
+        assert!(parse(&["--size", "6GiB", "--scenario", "put-large"])
+            .validate()
+            .is_err());
+        assert!(parse(&["--size", "6GiB", "--scenario", "multipart"])
+            .validate()
+            .is_ok());
+        assert!(parse(&["--size", "100GiB", "--part-size", "5MiB", "--scenario", "multipart"])
+            .validate()
+            .is_err());
+        assert!(parse(&["--concurrency", "0"]).validate().is_err());
+        assert!(parse(&["--count", "0"]).validate().is_err());
+        assert!(parse(&["--duration-secs", "0"]).validate().is_err());
+        assert!(Wrap::try_parse_from(["bench", "--size", "lots"]).is_err());
+        assert!(Wrap::try_parse_from(["bench", "--scenario", "nope"]).is_err());
+    }
+}
