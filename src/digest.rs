@@ -20,18 +20,26 @@ pub const HASH_BLOCK_BYTES: usize = 32 * 1024;
 pub enum ChecksumAlgorithm {
     Crc32,
     Crc32c,
+    Crc64Nvme,
     Sha1,
     Sha256,
 }
 
 impl ChecksumAlgorithm {
-    pub const ALL: [ChecksumAlgorithm; 4] = [Self::Crc32, Self::Crc32c, Self::Sha1, Self::Sha256];
+    pub const ALL: [ChecksumAlgorithm; 5] = [
+        Self::Crc32,
+        Self::Crc32c,
+        Self::Crc64Nvme,
+        Self::Sha1,
+        Self::Sha256,
+    ];
 
     /// Lowercase name as in the header suffix.
     pub fn name(self) -> &'static str {
         match self {
             Self::Crc32 => "crc32",
             Self::Crc32c => "crc32c",
+            Self::Crc64Nvme => "crc64nvme",
             Self::Sha1 => "sha1",
             Self::Sha256 => "sha256",
         }
@@ -41,6 +49,7 @@ impl ChecksumAlgorithm {
         match self {
             Self::Crc32 => "x-amz-checksum-crc32",
             Self::Crc32c => "x-amz-checksum-crc32c",
+            Self::Crc64Nvme => "x-amz-checksum-crc64nvme",
             Self::Sha1 => "x-amz-checksum-sha1",
             Self::Sha256 => "x-amz-checksum-sha256",
         }
@@ -56,6 +65,7 @@ impl ChecksumAlgorithm {
     pub(crate) fn digest_len(self) -> usize {
         match self {
             Self::Crc32 | Self::Crc32c => 4,
+            Self::Crc64Nvme => 8,
             Self::Sha1 => 20,
             Self::Sha256 => 32,
         }
@@ -65,6 +75,7 @@ impl ChecksumAlgorithm {
 enum ChecksumState {
     Crc32(crc32fast::Hasher),
     Crc32c(u32),
+    Crc64Nvme(crc64fast_nvme::Digest),
     Sha1(Sha1),
     Sha256(Sha256),
 }
@@ -74,6 +85,7 @@ impl ChecksumState {
         match algo {
             ChecksumAlgorithm::Crc32 => ChecksumState::Crc32(crc32fast::Hasher::new()),
             ChecksumAlgorithm::Crc32c => ChecksumState::Crc32c(0),
+            ChecksumAlgorithm::Crc64Nvme => ChecksumState::Crc64Nvme(crc64fast_nvme::Digest::new()),
             ChecksumAlgorithm::Sha1 => ChecksumState::Sha1(Sha1::new()),
             ChecksumAlgorithm::Sha256 => ChecksumState::Sha256(Sha256::new()),
         }
@@ -83,6 +95,7 @@ impl ChecksumState {
         match self {
             ChecksumState::Crc32(h) => h.update(data),
             ChecksumState::Crc32c(c) => *c = crc32c::crc32c_append(*c, data),
+            ChecksumState::Crc64Nvme(d) => d.write(data),
             ChecksumState::Sha1(h) => h.update(data),
             ChecksumState::Sha256(h) => h.update(data),
         }
@@ -92,6 +105,7 @@ impl ChecksumState {
         match self {
             ChecksumState::Crc32(h) => h.finalize().to_be_bytes().to_vec(),
             ChecksumState::Crc32c(c) => c.to_be_bytes().to_vec(),
+            ChecksumState::Crc64Nvme(d) => d.sum64().to_be_bytes().to_vec(),
             ChecksumState::Sha1(h) => h.finalize().to_vec(),
             ChecksumState::Sha256(h) => h.finalize().to_vec(),
         }
@@ -145,12 +159,6 @@ impl Expectations {
                     })?;
                 exp.checksum = Some((algo, Some(raw)));
             }
-        }
-        if head.header("x-amz-checksum-crc64nvme").is_some() {
-            return Err(crate::s3err!(
-                NotImplemented,
-                "The CRC64NVME checksum algorithm is not supported yet; use CRC32, CRC32C, SHA1 or SHA256."
-            ));
         }
         if exp.checksum.is_none() {
             if let Some(name) = head.header("x-amz-sdk-checksum-algorithm") {
@@ -274,6 +282,22 @@ mod tests {
         let out = d.finish().unwrap();
         assert_eq!(out.checksum.unwrap().1, "rwg7LQ==");
         assert_eq!(hex::encode(out.md5), "6f5902ac237024bdd0c176cb93063dc4");
+    }
+
+    #[test]
+    fn crc64nvme_known_value() {
+        // CRC-64/NVME check value of "123456789" (from the CRC catalogue).
+        let exp = Expectations {
+            checksum: Some((ChecksumAlgorithm::Crc64Nvme, None)),
+            ..Default::default()
+        };
+        let mut d = BodyDigests::new(exp);
+        d.update(b"123456789");
+        let (_, b64) = d.finish().unwrap().checksum.unwrap();
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap();
+        assert_eq!(raw, 0xAE8B14860A799888u64.to_be_bytes());
     }
 
     #[test]

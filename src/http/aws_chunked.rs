@@ -485,12 +485,6 @@ fn expected_checksum(names: Option<&str>) -> Result<Option<ChecksumAlgorithm>, S
         let Some(algo_name) = name.strip_prefix(CHECKSUM_TRAILER_PREFIX) else {
             continue;
         };
-        if algo_name == "crc64nvme" {
-            return Err(crate::s3err!(
-                NotImplemented,
-                "The CRC64NVME checksum algorithm is not supported yet; use CRC32, CRC32C, SHA1 or SHA256."
-            ));
-        }
         let algo = ChecksumAlgorithm::from_name(algo_name).ok_or_else(|| {
             crate::s3err!(
                 InvalidRequest,
@@ -541,11 +535,7 @@ fn checksum_from_trailers(
 
 /// Raw digest length of a checksum algorithm.
 fn digest_len(algo: ChecksumAlgorithm) -> usize {
-    match algo {
-        ChecksumAlgorithm::Crc32 | ChecksumAlgorithm::Crc32c => 4,
-        ChecksumAlgorithm::Sha1 => 20,
-        ChecksumAlgorithm::Sha256 => 32,
-    }
+    algo.digest_len()
 }
 
 /// Parses `hex(size)[;name=value...]`; in signed mode `chunk-signature=<64 hex>` is required.
@@ -1435,7 +1425,6 @@ mod tests {
     #[test]
     fn unsupported_trailer_announcements_fail_before_reading() {
         for (names, code) in [
-            ("x-amz-checksum-crc64nvme", S3ErrorCode::NotImplemented),
             ("x-amz-checksum-md5", S3ErrorCode::InvalidRequest),
             (
                 "x-amz-checksum-crc32,x-amz-checksum-sha1",

@@ -17,7 +17,8 @@ pub fn checksum_element(algorithm: &str) -> &'static str {
         "crc32c" => "ChecksumCRC32C",
         "sha1" => "ChecksumSHA1",
         "sha256" => "ChecksumSHA256",
-        _ => "ChecksumCRC64NVME",
+        "crc64nvme" => "ChecksumCRC64NVME",
+        _ => "Checksum",
     }
 }
 

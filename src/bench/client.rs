@@ -1,0 +1,589 @@
+//! A small blocking S3 client for the bench: one keep-alive HTTP/1.1 connection over
+//! `std::net::TcpStream` (TCP_NODELAY), SigV4 via [`crate::auth::sign_headers`], and a response
+//! reader that handles only what the server sends (a head plus a `Content-Length` body).
+//!
+//! Invariants: request bodies are written straight from the caller's slice (small ones are
+//! copied into the reused head buffer so head and body leave in one segment); the read and head
+//! buffers are reused across requests; after any I/O or framing error the connection is dropped
+//! and the next request opens a new one, so a broken stream never carries a second request.
+
+use crate::auth::{sign_headers, Credentials};
+use sha2::{Digest, Sha256};
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::time::{Duration, SystemTime};
+
+/// Region the bench signs for (the server accepts any).
+pub const REGION: &str = "us-east-1";
+/// Per-call socket read/write timeout.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(120);
+/// Bodies up to this size are sent in the same write as the head.
+const COALESCE_BODY_MAX: usize = 64 * 1024;
+/// Largest response head accepted.
+const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// Largest response body kept in memory (XML documents, small objects); larger GET bodies are
+/// read and discarded.
+const KEEP_BODY_MAX: usize = 16 * 1024 * 1024;
+/// Most response headers parsed.
+const MAX_HEADERS: usize = 64;
+
+/// Where requests go: the socket address and the `Host` header value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub addr: SocketAddr,
+    pub host: String,
+}
+
+impl Endpoint {
+    /// Parses `http://host[:port][/]` (the scheme may be left out; port defaults to 80).
+    pub fn parse(url: &str) -> Result<Endpoint, String> {
+        let rest = if let Some(r) = url.strip_prefix("http://") {
+            r
+        } else if url.starts_with("https://") {
+            return Err(format!(
+                "--endpoint {url}: https is not supported by the bench client; use http://"
+            ));
+        } else if url.contains("://") {
+            return Err(format!("--endpoint {url}: only http:// endpoints are supported"));
+        } else {
+            url
+        };
+        let authority = rest.strip_suffix('/').unwrap_or(rest);
+        if authority.is_empty() || authority.contains(['/', '?', '#', '@', ' ']) {
+            return Err(format!(
+                "--endpoint {url}: expected http://HOST:PORT with no path, query or user info"
+            ));
+        }
+        let with_port = if authority.starts_with('[') {
+            if authority.ends_with(']') {
+                format!("{authority}:80")
+            } else {
+                authority.to_string()
+            }
+        } else if authority.contains(':') {
+            authority.to_string()
+        } else {
+            format!("{authority}:80")
+        };
+        let addr = with_port
+            .to_socket_addrs()
+            .map_err(|e| format!("--endpoint {url}: {e}"))?
+            .next()
+            .ok_or_else(|| format!("--endpoint {url}: resolves to no address"))?;
+        Ok(Endpoint {
+            addr,
+            host: authority.to_string(),
+        })
+    }
+
+    /// The endpoint of a server listening on `addr`.
+    pub fn of(addr: SocketAddr) -> Endpoint {
+        Endpoint {
+            addr,
+            host: addr.to_string(),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.host)
+    }
+}
+
+/// How request bodies are covered by the signature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Payload {
+    Unsigned,
+    Signed,
+}
+
+/// What the bench needs from a response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    pub status: u16,
+    /// `ETag` header value, quotes included.
+    pub etag: Option<String>,
+    /// Body length (as announced and read).
+    pub content_length: u64,
+    /// The server said `Connection: close`.
+    pub close: bool,
+    /// The body, when it was at most [`KEEP_BODY_MAX`] bytes.
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// Whether the status is a success the bench accepts (200 or 204).
+    pub fn ok(&self) -> bool {
+        self.status == 200 || self.status == 204
+    }
+
+    /// A one-line description of a failed response: status and the S3 error code if any.
+    pub fn describe(&self) -> String {
+        let body = String::from_utf8_lossy(&self.body);
+        match (xml_element(&body, "Code"), xml_element(&body, "Message")) {
+            (Some(code), Some(msg)) => format!("HTTP {} {code}: {msg}", self.status),
+            (Some(code), None) => format!("HTTP {} {code}", self.status),
+            _ => format!("HTTP {}", self.status),
+        }
+    }
+}
+
+/// A parsed response head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResponseHead {
+    pub status: u16,
+    pub etag: Option<String>,
+    pub content_length: Option<u64>,
+    pub close: bool,
+    /// Bytes the head takes up in the buffer.
+    pub len: usize,
+}
+
+/// Parses a response head at the start of `buf`: `Ok(None)` when more bytes are needed.
+/// Rejects bodies framed other than by `Content-Length` (the server never sends them).
+pub fn parse_response_head(buf: &[u8]) -> Result<Option<ResponseHead>, String> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut headers);
+    let len = match resp.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => {
+            if buf.len() > MAX_HEAD_BYTES {
+                return Err("response head too large".to_string());
+            }
+            return Ok(None);
+        }
+        Err(e) => return Err(format!("malformed response head: {e}")),
+    };
+    let status = resp.code.unwrap_or(0);
+    let mut head = ResponseHead {
+        status,
+        etag: None,
+        content_length: None,
+        close: resp.version == Some(0),
+        len,
+    };
+    for h in resp.headers.iter() {
+        let value = std::str::from_utf8(h.value)
+            .map_err(|_| format!("header {} is not UTF-8", h.name))?
+            .trim();
+        if h.name.eq_ignore_ascii_case("content-length") {
+            let n: u64 = value
+                .parse()
+                .map_err(|_| format!("bad Content-Length {value:?}"))?;
+            if head.content_length.is_some_and(|m| m != n) {
+                return Err("conflicting Content-Length headers".to_string());
+            }
+            head.content_length = Some(n);
+        } else if h.name.eq_ignore_ascii_case("etag") {
+            head.etag = Some(value.to_string());
+        } else if h.name.eq_ignore_ascii_case("connection") {
+            if value
+                .split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("close"))
+            {
+                head.close = true;
+            }
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            return Err(format!(
+                "unsupported response framing Transfer-Encoding: {value}"
+            ));
+        }
+    }
+    Ok(Some(head))
+}
+
+/// The text of the first `<name>...</name>` element in `xml`, with the five predefined XML
+/// entities decoded. Enough for the flat documents the bench reads (UploadId, ETag, Code).
+pub fn xml_element(xml: &str, name: &str) -> Option<String> {
+    let open = format!("<{name}>");
+    let close = format!("</{name}>");
+    let start = xml.find(&open)? + open.len();
+    let end = start + xml[start..].find(&close)?;
+    Some(xml_unescape(&xml[start..end]))
+}
+
+fn xml_unescape(s: &str) -> String {
+    if !s.contains('&') {
+        return s.to_string();
+    }
+    s.replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&#34;", "\"")
+        .replace("&amp;", "&")
+}
+
+/// One keep-alive connection with reusable buffers.
+struct Conn {
+    stream: TcpStream,
+    rbuf: Vec<u8>,
+    /// Unconsumed bytes are `rbuf[rpos..rend]`.
+    rpos: usize,
+    rend: usize,
+}
+
+impl Conn {
+    fn open(addr: SocketAddr) -> io::Result<Conn> {
+        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(10))?;
+        stream.set_nodelay(true)?;
+        stream.set_read_timeout(Some(IO_TIMEOUT))?;
+        stream.set_write_timeout(Some(IO_TIMEOUT))?;
+        Ok(Conn {
+            stream,
+            rbuf: vec![0u8; 64 * 1024],
+            rpos: 0,
+            rend: 0,
+        })
+    }
+
+    fn fill(&mut self) -> Result<(), String> {
+        if self.rpos == self.rend {
+            self.rpos = 0;
+            self.rend = 0;
+        } else if self.rend == self.rbuf.len() {
+            if self.rpos > 0 {
+                self.rbuf.copy_within(self.rpos..self.rend, 0);
+                self.rend -= self.rpos;
+                self.rpos = 0;
+            } else {
+                let n = self.rbuf.len();
+                self.rbuf.resize(n * 2, 0);
+            }
+        }
+        match self.stream.read(&mut self.rbuf[self.rend..]) {
+            Ok(0) => Err("connection closed by the server".to_string()),
+            Ok(n) => {
+                self.rend += n;
+                Ok(())
+            }
+            Err(e) => Err(format!("read: {e}")),
+        }
+    }
+
+    fn read_response(&mut self) -> Result<Response, String> {
+        loop {
+            let head = loop {
+                if let Some(h) = parse_response_head(&self.rbuf[self.rpos..self.rend])? {
+                    break h;
+                }
+                self.fill()?;
+            };
+            self.rpos += head.len;
+            if (100..200).contains(&head.status) {
+                continue; // interim response (100 Continue): the real one follows
+            }
+            let len = match head.content_length {
+                Some(n) => n,
+                None if head.status == 204 || head.status == 304 => 0,
+                None => return Err(format!("HTTP {} without Content-Length", head.status)),
+            };
+            let keep = len <= KEEP_BODY_MAX as u64;
+            let mut body = Vec::new();
+            if keep {
+                body.reserve_exact(len as usize);
+            }
+            let mut left = len;
+            while left > 0 {
+                if self.rpos == self.rend {
+                    self.fill()?;
+                }
+                let take = ((self.rend - self.rpos) as u64).min(left) as usize;
+                if keep {
+                    body.extend_from_slice(&self.rbuf[self.rpos..self.rpos + take]);
+                }
+                self.rpos += take;
+                left -= take as u64;
+            }
+            return Ok(Response {
+                status: head.status,
+                etag: head.etag,
+                content_length: len,
+                close: head.close,
+                body,
+            });
+        }
+    }
+}
+
+/// A client bound to one endpoint and key; holds at most one open connection.
+pub struct Client {
+    endpoint: Endpoint,
+    creds: Credentials,
+    payload: Payload,
+    conn: Option<Conn>,
+    head: Vec<u8>,
+    headers: Vec<(String, String)>,
+}
+
+impl Client {
+    pub fn new(endpoint: Endpoint, creds: Credentials, payload: Payload) -> Client {
+        Client {
+            endpoint,
+            creds,
+            payload,
+            conn: None,
+            head: Vec::with_capacity(2048),
+            headers: Vec::with_capacity(8),
+        }
+    }
+
+    /// Sends one signed request and reads its response. `path` and `query` must already be
+    /// URI-encoded as they go on the request line. An `Err` is a transport or framing failure
+    /// (the connection is dropped); HTTP errors come back as an `Ok` response.
+    pub fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        query: &str,
+        body: &[u8],
+    ) -> Result<Response, String> {
+        let payload_hash = match self.payload {
+            Payload::Unsigned => "UNSIGNED-PAYLOAD".to_string(),
+            Payload::Signed => hex::encode(Sha256::digest(body)),
+        };
+        self.headers.clear();
+        self.headers
+            .push(("host".to_string(), self.endpoint.host.clone()));
+        sign_headers(
+            &self.creds,
+            method,
+            path,
+            query,
+            &mut self.headers,
+            &payload_hash,
+            SystemTime::now(),
+            REGION,
+        );
+        self.head.clear();
+        self.head.extend_from_slice(method.as_bytes());
+        self.head.push(b' ');
+        self.head.extend_from_slice(path.as_bytes());
+        if !query.is_empty() {
+            self.head.push(b'?');
+            self.head.extend_from_slice(query.as_bytes());
+        }
+        self.head.extend_from_slice(b" HTTP/1.1\r\n");
+        for (n, v) in &self.headers {
+            self.head.extend_from_slice(n.as_bytes());
+            self.head.extend_from_slice(b": ");
+            self.head.extend_from_slice(v.as_bytes());
+            self.head.extend_from_slice(b"\r\n");
+        }
+        // Content-Length on every request, including empty bodies, as boto3 does.
+        write!(self.head, "content-length: {}\r\n\r\n", body.len())
+            .map_err(|e| e.to_string())?;
+        let coalesce = body.len() <= COALESCE_BODY_MAX;
+        if coalesce {
+            self.head.extend_from_slice(body);
+        }
+        let result = self.exchange(if coalesce { &[] } else { body });
+        match &result {
+            Ok(r) if !r.close => {}
+            _ => self.conn = None,
+        }
+        result
+    }
+
+    fn exchange(&mut self, body: &[u8]) -> Result<Response, String> {
+        if self.conn.is_none() {
+            self.conn = Some(
+                Conn::open(self.endpoint.addr)
+                    .map_err(|e| format!("connect {}: {e}", self.endpoint.addr))?,
+            );
+        }
+        let conn = self.conn.as_mut().expect("connection just opened");
+        conn.stream
+            .write_all(&self.head)
+            .map_err(|e| format!("write: {e}"))?;
+        if !body.is_empty() {
+            conn.stream
+                .write_all(body)
+                .map_err(|e| format!("write body: {e}"))?;
+        }
+        conn.read_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_parsing() {
+        let e = Endpoint::parse("http://127.0.0.1:9000").unwrap();
+        assert_eq!(e.addr, "127.0.0.1:9000".parse().unwrap());
+        assert_eq!(e.host, "127.0.0.1:9000");
+        assert_eq!(e.url(), "http://127.0.0.1:9000");
+        let e = Endpoint::parse("http://127.0.0.1:9000/").unwrap();
+        assert_eq!(e.host, "127.0.0.1:9000");
+        let e = Endpoint::parse("127.0.0.1:8080").unwrap();
+        assert_eq!(e.addr.port(), 8080);
+        let e = Endpoint::parse("http://127.0.0.1").unwrap();
+        assert_eq!(e.addr.port(), 80);
+        let e = Endpoint::parse("http://[::1]:9000").unwrap();
+        assert_eq!(e.addr, "[::1]:9000".parse().unwrap());
+        let e = Endpoint::parse("http://[::1]").unwrap();
+        assert_eq!(e.addr.port(), 80);
+        for bad in [
+            "https://127.0.0.1:9000",
+            "ftp://x",
+            "http://",
+            "http://127.0.0.1:9000/bucket",
+            "http://u:p@127.0.0.1:9000",
+            "http://127.0.0.1:notaport",
+        ] {
+            assert!(Endpoint::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn response_head_parsing() {
+        let wire = b"HTTP/1.1 200 OK\r\nETag: \"d41d8cd98f00b204e9800998ecf8427e\"\r\nContent-Length: 0\r\nx-amz-request-id: 1\r\n\r\nNEXT";
+        let h = parse_response_head(wire).unwrap().unwrap();
+        assert_eq!(h.status, 200);
+        assert_eq!(
+            h.etag.as_deref(),
+            Some("\"d41d8cd98f00b204e9800998ecf8427e\"")
+        );
+        assert_eq!(h.content_length, Some(0));
+        assert!(!h.close);
+        assert_eq!(&wire[h.len..], b"NEXT");
+
+        // Every prefix is incomplete, never an error.
+        for cut in 0..wire.len() - 4 {
+            assert_eq!(parse_response_head(&wire[..cut]), Ok(None), "cut {cut}");
+        }
+
+        let h = parse_response_head(
+            b"HTTP/1.1 503 Slow Down\r\nconnection: keep-alive, Close\r\ncontent-length: 12\r\n\r\n",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(h.status, 503);
+        assert!(h.close);
+        assert_eq!(h.etag, None);
+        assert_eq!(h.content_length, Some(12));
+
+        let h = parse_response_head(b"HTTP/1.0 204 No Content\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert!(h.close, "HTTP/1.0 closes by default");
+        assert_eq!(h.content_length, None);
+
+        assert!(parse_response_head(b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n").is_err());
+        assert!(parse_response_head(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"
+        )
+        .is_err());
+        assert!(parse_response_head(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
+        .is_err());
+        assert!(parse_response_head(b"NOT HTTP\r\n\r\n").is_err());
+        let huge = vec![b'a'; MAX_HEAD_BYTES + 10];
+        let mut wire = b"HTTP/1.1 200 OK\r\nx: ".to_vec();
+        wire.extend_from_slice(&huge);
+        assert!(parse_response_head(&wire).is_err());
+    }
+
+    #[test]
+    fn xml_elements() {
+        let doc = r#"<?xml version="1.0" encoding="UTF-8"?>
+<InitiateMultipartUploadResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Bucket>b</Bucket><Key>a&amp;b</Key><UploadId>0123abcd</UploadId></InitiateMultipartUploadResult>"#;
+        assert_eq!(xml_element(doc, "UploadId").as_deref(), Some("0123abcd"));
+        assert_eq!(xml_element(doc, "Key").as_deref(), Some("a&b"));
+        assert_eq!(xml_element(doc, "Missing"), None);
+        let done = "<CompleteMultipartUploadResult><ETag>&quot;abc-2&quot;</ETag></CompleteMultipartUploadResult>";
+        assert_eq!(xml_element(done, "ETag").as_deref(), Some("\"abc-2\""));
+        assert_eq!(xml_unescape("&amp;quot;"), "&quot;");
+        let err = Response {
+            status: 403,
+            etag: None,
+            content_length: 0,
+            close: false,
+            body: b"<Error><Code>AccessDenied</Code><Message>no &lt;way&gt;</Message></Error>"
+                .to_vec(),
+        };
+        assert_eq!(err.describe(), "HTTP 403 AccessDenied: no <way>");
+        assert!(!err.ok());
+    }
+
+    /// A canned server on a std listener: checks the request line and framing the client writes,
+    /// answers two requests on one connection, then a third after a `Connection: close`.
+    #[test]
+    fn client_round_trip_against_canned_server() {
+        use std::io::BufRead;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let mut accepted = 0;
+            let mut seen = Vec::new();
+            for stream in listener.incoming().take(2) {
+                accepted += 1;
+                let mut r = io::BufReader::new(stream.unwrap());
+                loop {
+                    let mut line = String::new();
+                    if r.read_line(&mut line).unwrap() == 0 {
+                        break;
+                    }
+                    let request_line = line.trim_end().to_string();
+                    let mut len = 0usize;
+                    let mut signed = false;
+                    loop {
+                        line.clear();
+                        r.read_line(&mut line).unwrap();
+                        let l = line.trim_end().to_ascii_lowercase();
+                        if l.is_empty() {
+                            break;
+                        }
+                        if let Some(v) = l.strip_prefix("content-length: ") {
+                            len = v.parse().unwrap();
+                        }
+                        if l.starts_with("authorization: aws4-hmac-sha256 credential=ak/") {
+                            signed = true;
+                        }
+                    }
+                    let mut body = vec![0u8; len];
+                    r.read_exact(&mut body).unwrap();
+                    seen.push((request_line.clone(), body.len(), signed));
+                    let out = r.get_mut();
+                    if request_line.starts_with("GET") {
+                        out.write_all(b"HTTP/1.1 200 OK\r\nETag: \"e\"\r\nContent-Length: 5\r\n\r\nhello").unwrap();
+                    } else if seen.len() == 2 {
+                        out.write_all(b"HTTP/1.1 500 Internal\r\nConnection: close\r\nContent-Length: 34\r\n\r\n<Error><Code>Boom</Code></Error>\r\n").unwrap();
+                        break;
+                    } else {
+                        out.write_all(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nETag: \"p\"\r\nContent-Length: 0\r\n\r\n").unwrap();
+                    }
+                }
+            }
+            (accepted, seen)
+        });
+        let creds = Credentials {
+            access_key: "ak".into(),
+            secret_key: "sk".into(),
+        };
+        let mut c = Client::new(Endpoint::of(addr), creds, Payload::Signed);
+        let big = vec![7u8; COALESCE_BODY_MAX + 1];
+        let r = c.request("PUT", "/b/k", "", &big).unwrap();
+        assert_eq!((r.status, r.etag.as_deref()), (200, Some("\"p\"")));
+        let r = c.request("PUT", "/b/k2", "partNumber=1&uploadId=x", b"abc").unwrap();
+        assert_eq!(r.status, 500);
+        assert!(r.close);
+        assert_eq!(r.describe(), "HTTP 500 Boom");
+        let r = c.request("GET", "/b/k", "", &[]).unwrap();
+        assert!(r.ok());
+        assert_eq!(r.body, b"hello");
+        drop(c);
+        let (accepted, seen) = server.join().unwrap();
+        assert_eq!(accepted, 2);
+        assert_eq!(
+            seen,
+            vec![
+                ("PUT /b/k HTTP/1.1".to_string(), COALESCE_BODY_MAX + 1, true),
+                ("PUT /b/k2?partNumber=1&uploadId=x HTTP/1.1".to_string(), 3, true),
+                ("GET /b/k HTTP/1.1".to_string(), 0, true),
+            ]
+        );
+    }
+}
