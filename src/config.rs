@@ -29,6 +29,8 @@ pub struct Cli {
 pub enum Command {
     /// Serve the S3 API over HTTP/1.1.
     Serve(ServeArgs),
+    /// Generate load against an S3 endpoint (by default an in-process server on 127.0.0.1) and report throughput and latency.
+    Bench(crate::bench::BenchArgs),
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,6 +5,7 @@
 //! starts the per-core executors and carries metadata operations to each bucket's owner core.
 
 pub mod auth;
+pub mod bench;
 pub mod config;
 pub mod digest;
 pub mod http;

@@ -327,6 +327,17 @@ impl Client {
         }
     }
 
+    /// Opens the connection now (instead of on the first request), so it is not timed.
+    pub fn connect(&mut self) -> Result<(), String> {
+        if self.conn.is_none() {
+            self.conn = Some(
+                Conn::open(self.endpoint.addr)
+                    .map_err(|e| format!("connect {}: {e}", self.endpoint.addr))?,
+            );
+        }
+        Ok(())
+    }
+
     /// Sends one signed request and reads its response. `path` and `query` must already be
     /// URI-encoded as they go on the request line. An `Err` is a transport or framing failure
     /// (the connection is dropped); HTTP errors come back as an `Ok` response.
@@ -385,12 +396,7 @@ impl Client {
     }
 
     fn exchange(&mut self, body: &[u8]) -> Result<Response, String> {
-        if self.conn.is_none() {
-            self.conn = Some(
-                Conn::open(self.endpoint.addr)
-                    .map_err(|e| format!("connect {}: {e}", self.endpoint.addr))?,
-            );
-        }
+        self.connect()?;
         let conn = self.conn.as_mut().expect("connection just opened");
         conn.stream
             .write_all(&self.head)

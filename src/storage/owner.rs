@@ -8,6 +8,7 @@
 
 use crate::s3::error::S3Error;
 use crate::s3::list::{list_page, ListPage, ListParams};
+use crate::storage::group_sync::GroupSync;
 use crate::storage::index::{BucketIndex, ObjectSummary};
 use crate::storage::layout::{object_file_name, Layout, BUCKET_META_FILE};
 use crate::storage::uploads::UploadState;
@@ -25,7 +26,7 @@ pub struct BucketState {
     pub created_ms: u64,
     pub index: RefCell<BucketIndex>,
     objects_dir: PathBuf,
-    dir: Rc<Directory>,
+    dir: GroupSync,
     key_locks: RefCell<HashMap<String, Rc<Semaphore>>>,
     /// Commits and deletes in progress (a bucket with any is not empty).
     in_flight: Cell<usize>,
@@ -136,7 +137,7 @@ impl Owner {
             created_ms,
             index: RefCell::new(index),
             objects_dir,
-            dir: Rc::new(dir),
+            dir: GroupSync::new(Rc::new(dir)),
             key_locks: RefCell::new(HashMap::new()),
             in_flight: Cell::new(0),
             uploads: RefCell::new(HashMap::new()),
@@ -255,7 +256,7 @@ impl Owner {
             b.dir
                 .sync()
                 .await
-                .map_err(io_err("syncing the bucket directory"))?;
+                .map_err(|e| S3Error::from_write_io("syncing the bucket directory", &e))?;
         }
         b.index.borrow_mut().insert(key.to_string(), summary);
         let replaced = match upload_id {
@@ -290,7 +291,7 @@ impl Owner {
             b.dir
                 .sync()
                 .await
-                .map_err(io_err("syncing the bucket directory"))?;
+                .map_err(|e| S3Error::from_write_io("syncing the bucket directory", &e))?;
         }
         b.index.borrow_mut().remove(key);
         let old = b.multipart_data.borrow_mut().remove(key);

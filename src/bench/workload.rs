@@ -1,0 +1,464 @@
+//! The workloads: small PUTs and GETs on a pool of connections, one large PUT, and a multipart
+//! upload whose parts go out on parallel connections.
+//!
+//! Invariants: every loop stops at its count or at the time cap (or on Ctrl-C), whichever comes
+//! first; bodies are slices of one shared pre-generated buffer (nothing is allocated per
+//! request); every response is checked (status 200/204, an ETag, the expected length) and each
+//! failure is counted; a measured phase starts once all its connections are open.
+
+use super::client::{xml_element, Client, Endpoint, Payload};
+use super::report::{ScenarioResult, Tally};
+use crate::auth::Credentials;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+/// Everything the workloads share.
+pub struct Ctx {
+    pub endpoint: Endpoint,
+    pub creds: Credentials,
+    pub payload: Payload,
+    pub bucket: String,
+    /// Pseudo-random body bytes, shared by every request.
+    pub data: Arc<[u8]>,
+    /// Time cap of one scenario.
+    pub duration: Duration,
+    /// Set on Ctrl-C: every loop stops at its next request.
+    pub interrupted: Arc<AtomicBool>,
+}
+
+impl Ctx {
+    pub fn client(&self) -> Client {
+        Client::new(self.endpoint.clone(), self.creds.clone(), self.payload)
+    }
+
+    fn out_of_time(&self, deadline: Instant) -> bool {
+        self.interrupted.load(Ordering::Relaxed) || Instant::now() >= deadline
+    }
+
+    pub fn object_path(&self, key: &str) -> String {
+        format!("/{}/{}", self.bucket, key)
+    }
+
+    /// A `size`-byte body for small object `i`: a window of the shared buffer whose offset
+    /// depends on `i`, so neighbouring objects differ.
+    fn small_body(&self, i: u64, size: u64) -> &[u8] {
+        let size = size as usize;
+        let room = (self.data.len() - size) as u64 + 1;
+        let off = (i.wrapping_mul(4099) % room) as usize;
+        &self.data[off..off + size]
+    }
+}
+
+/// Key of small object `i`.
+pub fn small_key(i: u64) -> String {
+    format!("small/{i:08}")
+}
+pub const LARGE_KEY: &str = "large/single";
+pub const MULTIPART_KEY: &str = "large/multipart";
+
+/// Fills a shared buffer of `len` pseudo-random bytes (xorshift64*, fixed seed).
+pub fn random_data(len: usize) -> Arc<[u8]> {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut word = 0u64;
+    // `Range::map` has an exact length, so the Arc is allocated once and filled in place.
+    (0..len)
+        .map(|i| {
+            if i % 8 == 0 {
+                x ^= x >> 12;
+                x ^= x << 25;
+                x ^= x >> 27;
+                word = x.wrapping_mul(0x2545_F491_4F6C_DD1D);
+            }
+            let b = word as u8;
+            word >>= 8;
+            b
+        })
+        .collect()
+}
+
+/// Runs `work` on `workers` threads, each with its own client whose connection is opened
+/// before the clock starts. Returns the merged tally and the wall time of the work.
+fn pool<F>(ctx: &Ctx, workers: usize, work: F) -> (Tally, Duration)
+where
+    F: Fn(&mut Client, &mut Tally) + Sync,
+{
+    let barrier = Barrier::new(workers + 1);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                let (barrier, work) = (&barrier, &work);
+                s.spawn(move || {
+                    let mut client = ctx.client();
+                    // A failed connect is retried (and counted) by the first request.
+                    let _ = client.connect();
+                    barrier.wait();
+                    let mut tally = Tally::default();
+                    work(&mut client, &mut tally);
+                    tally
+                })
+            })
+            .collect();
+        barrier.wait();
+        let start = Instant::now();
+        let mut total = Tally::default();
+        for h in handles {
+            match h.join() {
+                Ok(t) => total.merge(t),
+                Err(_) => total.error("a worker thread panicked".to_string()),
+            }
+        }
+        (total, start.elapsed())
+    })
+}
+
+/// PUTs small objects `0..count` of `size` bytes on `concurrency` connections.
+/// Returns the result and the indices written successfully.
+pub fn put_small(
+    ctx: &Ctx,
+    name: &'static str,
+    count: u64,
+    size: u64,
+    concurrency: usize,
+) -> (ScenarioResult, Vec<u64>) {
+    let workers = concurrency.min(count as usize).max(1);
+    let next = AtomicU64::new(0);
+    let early = AtomicBool::new(false);
+    let written = std::sync::Mutex::new(Vec::with_capacity(count as usize));
+    let (tally, elapsed) = pool(ctx, workers, |client, tally| {
+        let deadline = Instant::now() + ctx.duration;
+        let mut mine = Vec::new();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            if i >= count {
+                break;
+            }
+            if ctx.out_of_time(deadline) {
+                early.store(true, Ordering::Relaxed);
+                break;
+            }
+            let path = ctx.object_path(&small_key(i));
+            let body = ctx.small_body(i, size);
+            let t0 = Instant::now();
+            match client.request("PUT", &path, "", body) {
+                Ok(r) if r.ok() && r.etag.is_some() => {
+                    tally.success(size, t0.elapsed());
+                    mine.push(i);
+                }
+                Ok(r) if r.ok() => tally.error(format!("PUT {path}: HTTP {} without ETag", r.status)),
+                Ok(r) => tally.error(format!("PUT {path}: {}", r.describe())),
+                Err(e) => tally.error(format!("PUT {path}: {e}")),
+            }
+        }
+        written.lock().unwrap_or_else(|e| e.into_inner()).extend(mine);
+    });
+    let mut written = written.into_inner().unwrap_or_else(|e| e.into_inner());
+    written.sort_unstable();
+    (
+        ScenarioResult {
+            name,
+            tally,
+            elapsed,
+            connections: workers,
+            stopped_early: early.into_inner(),
+            detail: None,
+        },
+        written,
+    )
+}
+
+/// GETs `count` small objects (cycling through `keys`) on `concurrency` connections, checking
+/// status, ETag and length.
+pub fn get_small(
+    ctx: &Ctx,
+    count: u64,
+    size: u64,
+    concurrency: usize,
+    keys: &[u64],
+) -> ScenarioResult {
+    let workers = concurrency.min(count as usize).max(1);
+    if keys.is_empty() {
+        let mut tally = Tally::default();
+        tally.error("no objects were written, nothing to read".to_string());
+        return ScenarioResult {
+            name: "get-small",
+            tally,
+            elapsed: Duration::ZERO,
+            connections: 0,
+            stopped_early: false,
+            detail: None,
+        };
+    }
+    let next = AtomicU64::new(0);
+    let early = AtomicBool::new(false);
+    let (tally, elapsed) = pool(ctx, workers, |client, tally| {
+        let deadline = Instant::now() + ctx.duration;
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            if i >= count {
+                break;
+            }
+            if ctx.out_of_time(deadline) {
+                early.store(true, Ordering::Relaxed);
+                break;
+            }
+            let path = ctx.object_path(&small_key(keys[(i % keys.len() as u64) as usize]));
+            let t0 = Instant::now();
+            match client.request("GET", &path, "", &[]) {
+                Ok(r) if r.status == 200 && r.etag.is_some() && r.content_length == size => {
+                    tally.success(size, t0.elapsed())
+                }
+                Ok(r) if r.status == 200 && r.etag.is_none() => {
+                    tally.error(format!("GET {path}: no ETag"))
+                }
+                Ok(r) if r.status == 200 => tally.error(format!(
+                    "GET {path}: {} bytes, expected {size}",
+                    r.content_length
+                )),
+                Ok(r) => tally.error(format!("GET {path}: {}", r.describe())),
+                Err(e) => tally.error(format!("GET {path}: {e}")),
+            }
+        }
+    });
+    ScenarioResult {
+        name: "get-small",
+        tally,
+        elapsed,
+        connections: workers,
+        stopped_early: early.into_inner(),
+        detail: None,
+    }
+}
+
+/// One PutObject of the first `size` bytes of the shared buffer, on one connection.
+pub fn put_large(ctx: &Ctx, size: u64) -> ScenarioResult {
+    let body = &ctx.data[..size as usize];
+    let path = ctx.object_path(LARGE_KEY);
+    let mut client = ctx.client();
+    let _ = client.connect();
+    let mut tally = Tally::default();
+    let t0 = Instant::now();
+    match client.request("PUT", &path, "", body) {
+        Ok(r) if r.ok() && r.etag.is_some() => tally.success(size, t0.elapsed()),
+        Ok(r) if r.ok() => tally.error(format!("PUT {path}: HTTP {} without ETag", r.status)),
+        Ok(r) => tally.error(format!("PUT {path}: {}", r.describe())),
+        Err(e) => tally.error(format!("PUT {path}: {e}")),
+    }
+    ScenarioResult {
+        name: "put-large",
+        tally,
+        elapsed: t0.elapsed(),
+        connections: 1,
+        stopped_early: false,
+        detail: None,
+    }
+}
+
+/// The CompleteMultipartUpload body for `(part number, ETag)` pairs in ascending order.
+pub fn complete_xml(parts: &[(u64, String)]) -> String {
+    let mut xml = String::from("<CompleteMultipartUpload>");
+    for (n, etag) in parts {
+        let etag = etag
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;");
+        xml.push_str(&format!(
+            "<Part><PartNumber>{n}</PartNumber><ETag>{etag}</ETag></Part>"
+        ));
+    }
+    xml.push_str("</CompleteMultipartUpload>");
+    xml
+}
+
+/// CreateMultipartUpload, the first `size` bytes of the shared buffer in parts of `part_size`
+/// on up to `concurrency` connections, then CompleteMultipartUpload. The time covers all three.
+/// If a part fails the upload is aborted; if the time cap stops it, the parts written so far
+/// are completed.
+pub fn multipart(ctx: &Ctx, size: u64, part_size: u64, concurrency: usize) -> ScenarioResult {
+    let parts = size.div_ceil(part_size);
+    let workers = concurrency.min(parts as usize).max(1);
+    let path = ctx.object_path(MULTIPART_KEY);
+    let mut control = ctx.client();
+    let _ = control.connect();
+    let mut tally = Tally::default();
+    let start = Instant::now();
+    let deadline = start + ctx.duration;
+
+    let upload_id = match control.request("POST", &path, "uploads", &[]) {
+        Ok(r) if r.status == 200 => {
+            match xml_element(&String::from_utf8_lossy(&r.body), "UploadId") {
+                Some(id) if !id.is_empty() => id,
+                _ => {
+                    tally.error(format!("POST {path}?uploads: no UploadId in the response"));
+                    return multipart_result(tally, start.elapsed(), workers, false, parts, part_size);
+                }
+            }
+        }
+        Ok(r) => {
+            tally.error(format!("POST {path}?uploads: {}", r.describe()));
+            return multipart_result(tally, start.elapsed(), workers, false, parts, part_size);
+        }
+        Err(e) => {
+            tally.error(format!("POST {path}?uploads: {e}"));
+            return multipart_result(tally, start.elapsed(), workers, false, parts, part_size);
+        }
+    };
+    // Upload ids are hex here, but encode anyway: the query goes on the request line as is.
+    let id_q = crate::http::percent::aws_uri_encode(upload_id.as_bytes(), true);
+
+    let next = AtomicU64::new(1);
+    let early = AtomicBool::new(false);
+    let etags = std::sync::Mutex::new(Vec::<(u64, String)>::with_capacity(parts as usize));
+    let (part_tally, _) = pool(ctx, workers, |client, t| loop {
+        let n = next.fetch_add(1, Ordering::Relaxed);
+        if n > parts {
+            break;
+        }
+        if ctx.out_of_time(deadline) {
+            early.store(true, Ordering::Relaxed);
+            break;
+        }
+        let from = (n - 1) * part_size;
+        let to = (from + part_size).min(size);
+        let body = &ctx.data[from as usize..to as usize];
+        let query = format!("partNumber={n}&uploadId={id_q}");
+        let t0 = Instant::now();
+        match client.request("PUT", &path, &query, body) {
+            Ok(r) if r.ok() => match r.etag {
+                Some(etag) => {
+                    t.success(to - from, t0.elapsed());
+                    etags
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push((n, etag));
+                }
+                None => t.error(format!("PUT part {n}: HTTP {} without ETag", r.status)),
+            },
+            Ok(r) => t.error(format!("PUT part {n}: {}", r.describe())),
+            Err(e) => t.error(format!("PUT part {n}: {e}")),
+        }
+    });
+    tally.merge(part_tally);
+    let early = early.into_inner();
+    let mut done = etags.into_inner().unwrap_or_else(|e| e.into_inner());
+    done.sort_unstable_by_key(|(n, _)| *n);
+
+    if tally.errors > 0 || done.is_empty() {
+        let query = format!("uploadId={id_q}");
+        match control.request("DELETE", &path, &query, &[]) {
+            Ok(r) if r.ok() => {}
+            Ok(r) => tally.error(format!("AbortMultipartUpload: {}", r.describe())),
+            Err(e) => tally.error(format!("AbortMultipartUpload: {e}")),
+        }
+    } else {
+        let xml = complete_xml(&done);
+        let query = format!("uploadId={id_q}");
+        match control.request("POST", &path, &query, xml.as_bytes()) {
+            Ok(r) if r.status == 200 => {
+                let body = String::from_utf8_lossy(&r.body);
+                // S3 may answer 200 and still carry an <Error> document.
+                if body.contains("<Error>") || xml_element(&body, "ETag").is_none() {
+                    tally.error(format!(
+                        "CompleteMultipartUpload: 200 without a result ({})",
+                        r.describe()
+                    ));
+                }
+            }
+            Ok(r) => tally.error(format!("CompleteMultipartUpload: {}", r.describe())),
+            Err(e) => tally.error(format!("CompleteMultipartUpload: {e}")),
+        }
+    }
+    multipart_result(tally, start.elapsed(), workers, early, parts, part_size)
+}
+
+fn multipart_result(
+    tally: Tally,
+    elapsed: Duration,
+    workers: usize,
+    early: bool,
+    parts: u64,
+    part_size: u64,
+) -> ScenarioResult {
+    ScenarioResult {
+        name: "multipart",
+        tally,
+        elapsed,
+        connections: workers,
+        stopped_early: early,
+        detail: Some(format!(
+            "{parts} x {} parts on {workers} conns",
+            super::args::format_size(part_size)
+        )),
+    }
+}
+
+/// Deletes `keys` on up to `concurrency` connections (cleanup of a remote endpoint).
+pub fn delete_keys(ctx: &Ctx, keys: &[String], concurrency: usize) -> Tally {
+    if keys.is_empty() {
+        return Tally::default();
+    }
+    let next = AtomicU64::new(0);
+    let workers = concurrency.min(keys.len()).max(1);
+    let (tally, _) = pool(ctx, workers, |client, t| loop {
+        let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+        if i >= keys.len() {
+            break;
+        }
+        let path = ctx.object_path(&keys[i]);
+        let t0 = Instant::now();
+        match client.request("DELETE", &path, "", &[]) {
+            Ok(r) if r.ok() => t.success(0, t0.elapsed()),
+            Ok(r) => t.error(format!("DELETE {path}: {}", r.describe())),
+            Err(e) => t.error(format!("DELETE {path}: {e}")),
+        }
+    });
+    tally
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_data_is_deterministic_and_varied() {
+        let a = random_data(4096);
+        let b = random_data(4096);
+        assert_eq!(a, b);
+        assert_eq!(a.len(), 4096);
+        let distinct = a.iter().collect::<std::collections::HashSet<_>>().len();
+        assert!(distinct > 200, "{distinct} distinct byte values");
+        assert_eq!(&random_data(100)[..], &a[..100]);
+    }
+
+    #[test]
+    fn complete_document() {
+        let xml = complete_xml(&[(1, "\"a\"".to_string()), (2, "\"b\"".to_string())]);
+        assert_eq!(
+            xml,
+            "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>\"a\"</ETag></Part><Part><PartNumber>2</PartNumber><ETag>\"b\"</ETag></Part></CompleteMultipartUpload>"
+        );
+    }
+
+    #[test]
+    fn small_bodies_stay_in_bounds() {
+        let ctx = Ctx {
+            endpoint: Endpoint::of("127.0.0.1:1".parse().unwrap()),
+            creds: Credentials {
+                access_key: "a".into(),
+                secret_key: "s".into(),
+            },
+            payload: Payload::Unsigned,
+            bucket: "b".into(),
+            data: random_data(10_000),
+            duration: Duration::from_secs(1),
+            interrupted: Arc::new(AtomicBool::new(false)),
+        };
+        for i in 0..1000 {
+            assert_eq!(ctx.small_body(i, 4096).len(), 4096);
+            assert_eq!(ctx.small_body(i, 10_000).len(), 10_000);
+            assert_eq!(ctx.small_body(i, 0).len(), 0);
+        }
+        assert_ne!(ctx.small_body(0, 64), ctx.small_body(1, 64));
+        assert_eq!(ctx.object_path(&small_key(7)), "/b/small/00000007");
+    }
+}
