@@ -13,6 +13,10 @@ use crate::s3::error::S3Error;
 pub const CHUNK_LINE_MAX_BYTES: usize = 4096;
 /// Longest trailer section accepted after the last chunk.
 pub const TRAILER_SECTION_MAX_BYTES: usize = 16 * 1024;
+/// A body slower than this on average (after [`BODY_RATE_GRACE`]) is cut off (slow clients).
+pub const BODY_RATE_MIN_BYTES_PER_SEC: u64 = 4 * 1024;
+/// Time a body may take before the minimum rate applies.
+pub const BODY_RATE_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// How the request says its body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +44,8 @@ pub struct BodyReader<'c> {
     decoded_bytes: u64,
     declared: Option<u64>,
     chunked: bool,
+    /// When the first body byte was requested (for the minimum-rate check).
+    started: Option<std::time::Instant>,
 }
 
 impl<'c> BodyReader<'c> {
@@ -63,6 +69,7 @@ impl<'c> BodyReader<'c> {
                 _ => None,
             },
             chunked: framing == Framing::Chunked,
+            started: None,
         }
     }
 
@@ -103,6 +110,7 @@ impl<'c> BodyReader<'c> {
                 .await
                 .map_err(|e| crate::s3err!(IncompleteBody, "Connection lost: {e}"))?;
         }
+        self.check_rate()?;
         loop {
             match self.state {
                 State::Done => return Ok(0),
@@ -158,6 +166,21 @@ impl<'c> BodyReader<'c> {
                 }
             }
         }
+    }
+
+    /// Fails a body that arrives slower than [`BODY_RATE_MIN_BYTES_PER_SEC`] after the grace time.
+    fn check_rate(&mut self) -> Result<(), S3Error> {
+        let started = *self.started.get_or_insert_with(std::time::Instant::now);
+        let elapsed = started.elapsed();
+        if elapsed > BODY_RATE_GRACE
+            && self.decoded_bytes < BODY_RATE_MIN_BYTES_PER_SEC * elapsed.as_secs()
+        {
+            return Err(crate::s3err!(
+                RequestTimeout,
+                "Your socket connection to the server was not read from or written to within the timeout period."
+            ));
+        }
+        Ok(())
     }
 
     /// Reads payload bytes of a known-length stretch: from the buffer first, else from the socket.
