@@ -25,9 +25,14 @@ def test_list_buckets_names_and_creation_dates(s3, bucket_factory):
         assert isinstance(created, datetime.datetime)
         assert created.tzinfo is not None
         assert before <= created <= after, f'{name}: CreationDate {created} is not about now'
-    # S3 lists buckets sorted by name.
-    all_names = [b['Name'] for b in resp['Buckets']]
-    assert all_names == sorted(all_names)
+
+
+def test_list_buckets_sorted_by_name(s3, bucket_factory):
+    suffix = uuid.uuid4().hex[:12]
+    for prefix in ('rs-z', 'rs-a', 'rs-m'):
+        bucket_factory(f'{prefix}-{suffix}')
+    names = [b['Name'] for b in s3.list_buckets()['Buckets']]
+    assert names == sorted(names)
 
 
 def test_create_bucket_then_head_and_delete(s3):

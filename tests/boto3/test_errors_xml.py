@@ -7,7 +7,7 @@ import pytest
 import requests
 from botocore.exceptions import ClientError
 
-from s3util import header, raises_s3, sigv4_sign, status_of, unique_bucket_name
+from s3util import header, raises_s3, sigv4_sign, unique_bucket_name
 
 
 def _error_xml(r):

@@ -6,6 +6,7 @@ import datetime
 import gzip
 import hashlib
 import os
+import time
 
 import pytest
 
@@ -46,6 +47,16 @@ def test_put_get_round_trip(client, bucket, size):
     assert hashlib.sha256(body).digest() == hashlib.sha256(data).digest()
     assert got['ContentLength'] == size
     assert got['ETag'] == quoted_etag(data)
+
+
+def test_puts_are_not_delayed_by_expect_100_continue(client, bucket):
+    """boto3 sends `Expect: 100-continue` on every PutObject (even empty ones); if the server does
+    not answer `100 Continue` promptly, botocore waits 1 s before it sends the body."""
+    for i, body in enumerate([b'', b'0123456789', os.urandom(200_000)] * 2):
+        t0 = time.monotonic()
+        client.put_object(Bucket=bucket, Key=f'fast-{i}', Body=body)
+        elapsed = time.monotonic() - t0
+        assert elapsed < 0.9, f'PutObject of {len(body)} bytes took {elapsed:.2f} s'
 
 
 SPECIAL_KEYS = [

@@ -1,0 +1,226 @@
+"""What boto3 sends over HTTPS: aws-chunked bodies with a trailing checksum.
+
+Over an https endpoint boto3 switches PutObject/UploadPart to `Transfer-Encoding: chunked` +
+`Content-Encoding: aws-chunked` + `X-Amz-Content-SHA256: STREAMING-UNSIGNED-PAYLOAD-TRAILER` with
+`x-amz-checksum-crc32` in the aws-chunked trailer and no Content-Length. A TLS-terminating proxy in
+front of ringstore forwards exactly that, so these tests put a tiny TLS proxy (self-signed
+certificate made with `openssl`) in front of the server and use a real boto3 client through it.
+The raw tests at the end send the same framing over plain HTTP with a wrong trailer checksum.
+"""
+
+import hashlib
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import threading
+
+import boto3
+import pytest
+import requests
+from botocore.client import Config
+
+from s3util import crc32_b64, file_sha256, quoted_etag, raises_s3, sha256_b64, sigv4_sign
+
+pytestmark = pytest.mark.filterwarnings('ignore::urllib3.exceptions.InsecureRequestWarning')
+
+MiB = 1024 * 1024
+
+
+class TlsProxy:
+    """Accepts TLS on 127.0.0.1:<port> and pipes the decrypted bytes to the ringstore server."""
+
+    def __init__(self, server, certfile, keyfile):
+        self.server = server
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(certfile, keyfile)
+        self.sock = socket.create_server(('127.0.0.1', 0))
+        self.port = self.sock.getsockname()[1]
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.closed:
+            try:
+                raw, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._handle, args=(raw,), daemon=True).start()
+
+    def _handle(self, raw):
+        try:
+            tls = self.ctx.wrap_socket(raw, server_side=True)
+            upstream = socket.create_connection(('127.0.0.1', self.server.port))
+        except OSError:
+            raw.close()
+            return
+        t = threading.Thread(target=self._pump, args=(upstream, tls), daemon=True)
+        t.start()
+        self._pump(tls, upstream)
+        t.join(timeout=30)
+        for s in (tls, upstream):
+            try:
+                s.close()
+            except OSError:
+                pass
+
+    @staticmethod
+    def _pump(src, dst):
+        try:
+            while True:
+                data = src.recv(256 * 1024)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        try:
+            dst.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def close(self):
+        self.closed = True
+        self.sock.close()
+
+
+@pytest.fixture(scope='module')
+def tls_proxy(server, tmp_path_factory):
+    openssl = shutil.which('openssl')
+    if openssl is None:
+        pytest.skip('openssl is not installed (needed to make a self-signed certificate for the '
+                    'TLS proxy that produces boto3\'s HTTPS wire format)')
+    d = tmp_path_factory.mktemp('tls')
+    subprocess.run(
+        [openssl, 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2',
+         '-subj', '/CN=127.0.0.1', '-keyout', str(d / 'key.pem'), '-out', str(d / 'cert.pem')],
+        check=True, capture_output=True,
+    )
+    proxy = TlsProxy(server, str(d / 'cert.pem'), str(d / 'key.pem'))
+    yield proxy
+    proxy.close()
+
+
+def _https_client(server, proxy, kind='default'):
+    extra = {}
+    if kind == 'when_required':
+        extra = dict(request_checksum_calculation='when_required',
+                     response_checksum_validation='when_required')
+    return boto3.client(
+        's3',
+        endpoint_url=f'https://127.0.0.1:{proxy.port}',
+        aws_access_key_id=server.access_key,
+        aws_secret_access_key=server.secret_key,
+        config=Config(signature_version='s3v4', **extra),
+        region_name='us-east-1',
+        verify=False,
+    )
+
+
+@pytest.fixture
+def s3_https(server, tls_proxy):
+    return _https_client(server, tls_proxy)
+
+
+@pytest.mark.parametrize('size', [0, 12, MiB + 1, 5 * MiB + 17],
+                         ids=['empty', '12B', '1MiB+1', '5MiB+17'])
+def test_put_over_https_aws_chunked(s3_https, s3, bucket, size):
+    data = os.urandom(size)
+    resp = s3_https.put_object(Bucket=bucket, Key='tls.bin', Body=data)
+    assert resp['ETag'] == quoted_etag(data)
+    assert resp.get('ChecksumCRC32') == crc32_b64(data)
+    # Read back over plain HTTP: exact bytes, exact length, no aws-chunked left in the metadata.
+    got = s3.get_object(Bucket=bucket, Key='tls.bin')
+    assert got['Body'].read() == data
+    assert got['ContentLength'] == size
+    assert 'aws-chunked' not in (got.get('ContentEncoding') or '')
+    # And over HTTPS, with boto3 validating the returned checksum.
+    got = s3_https.get_object(Bucket=bucket, Key='tls.bin')
+    assert got['Body'].read() == data
+
+
+def test_put_over_https_keeps_real_content_encoding(s3_https, s3, bucket):
+    data = b'\x1f\x8b pretend gzip bytes ' * 100
+    s3_https.put_object(Bucket=bucket, Key='gz', Body=data, ContentEncoding='gzip')
+    head = s3.head_object(Bucket=bucket, Key='gz')
+    assert head['ContentEncoding'] == 'gzip'
+    assert head['ContentLength'] == len(data)
+    assert s3.get_object(Bucket=bucket, Key='gz')['Body'].read() == data
+
+
+def test_put_over_https_sha256_trailer(s3_https, s3, bucket):
+    data = os.urandom(300_000)
+    resp = s3_https.put_object(Bucket=bucket, Key='sha', Body=data, ChecksumAlgorithm='SHA256')
+    assert resp.get('ChecksumSHA256') == sha256_b64(data)
+    assert s3.get_object(Bucket=bucket, Key='sha')['Body'].read() == data
+
+
+def test_put_over_https_when_required(server, tls_proxy, s3, bucket):
+    c = _https_client(server, tls_proxy, 'when_required')
+    data = os.urandom(2 * MiB + 5)
+    assert c.put_object(Bucket=bucket, Key='wr', Body=data)['ETag'] == quoted_etag(data)
+    assert s3.get_object(Bucket=bucket, Key='wr')['Body'].read() == data
+
+
+def test_upload_file_20mib_over_https(s3_https, s3, bucket, tmp_path):
+    """Multipart over HTTPS: every UploadPart is aws-chunked with a CRC32 trailer."""
+    src = tmp_path / 'tls20.bin'
+    src.write_bytes(os.urandom(20 * MiB))
+    s3_https.upload_file(str(src), bucket, 'tls20.bin')
+    dst = tmp_path / 'tls20.downloaded'
+    s3.download_file(bucket, 'tls20.bin', str(dst))
+    assert file_sha256(dst) == file_sha256(src)
+
+
+# ---------------------------------------------------------------------------------------------
+# Raw aws-chunked over plain HTTP
+
+
+def _aws_chunked(data, trailer_value, chunk=64 * 1024):
+    out = bytearray()
+    for i in range(0, len(data), chunk):
+        piece = data[i:i + chunk]
+        out += b'%x\r\n' % len(piece) + piece + b'\r\n'
+    out += b'0\r\n' + f'x-amz-checksum-crc32:{trailer_value}\r\n'.encode() + b'\r\n'
+    return bytes(out)
+
+
+def _raw_chunked_put(server, bucket, key, data, trailer_value):
+    url = f'{server.endpoint}/{bucket}/{key}'
+    headers = sigv4_sign(
+        'PUT', url, server.access_key, server.secret_key,
+        headers={
+            'content-encoding': 'aws-chunked',
+            'x-amz-decoded-content-length': str(len(data)),
+            'x-amz-sdk-checksum-algorithm': 'CRC32',
+            'x-amz-trailer': 'x-amz-checksum-crc32',
+        },
+        payload_hash='STREAMING-UNSIGNED-PAYLOAD-TRAILER',
+    )
+    body = _aws_chunked(data, trailer_value)
+
+    def gen():  # a generator makes requests use Transfer-Encoding: chunked, like boto3 over TLS
+        for i in range(0, len(body), 100_000):
+            yield body[i:i + 100_000]
+
+    return requests.put(url, data=gen(), headers=headers, timeout=60)
+
+
+def test_raw_aws_chunked_put(server, s3, bucket):
+    data = os.urandom(300_001)
+    r = _raw_chunked_put(server, bucket, 'raw-chunked', data, crc32_b64(data))
+    assert r.status_code == 200, r.text
+    assert r.headers.get('ETag') == quoted_etag(data)
+    assert r.headers.get('x-amz-checksum-crc32') == crc32_b64(data)
+    got = s3.get_object(Bucket=bucket, Key='raw-chunked')
+    assert hashlib.sha256(got['Body'].read()).digest() == hashlib.sha256(data).digest()
+
+
+def test_raw_aws_chunked_wrong_trailer_checksum(server, s3, bucket):
+    data = os.urandom(300_001)
+    r = _raw_chunked_put(server, bucket, 'raw-bad', data, crc32_b64(b'not the data'))
+    assert r.status_code == 400, r.text
+    assert '<Code>BadDigest</Code>' in r.text
+    with raises_s3('NoSuchKey', 404):
+        s3.get_object(Bucket=bucket, Key='raw-bad')
