@@ -59,7 +59,7 @@ pub enum PayloadArg {
 #[command(
     after_help = "Sizes take a binary suffix: 4096, 4K, 4KiB, 8MiB, 1GiB (K/M/G and KiB/MiB/GiB are powers of 1024; KB/MB/GB are powers of 1000).\n\
                   Without --endpoint the bench starts its own server on 127.0.0.1 (never another address).\n\
-                  Exit status: 0 when every request succeeded, 1 when any failed, 2 for bad flags or setup errors."
+                  Exit status: 0 when every request succeeded, 1 when any failed, 2 for bad flags or setup errors, 130 after Ctrl-C (a second Ctrl-C stops at once, without cleanup)."
 )]
 pub struct BenchArgs {
     /// S3 endpoint to load, e.g. http://127.0.0.1:9000 (plain HTTP only). Without it an in-process server is started on 127.0.0.1 with a fresh data directory under --data, and stopped at the end.
@@ -123,7 +123,9 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     let (num, unit) = t.split_at(digits_end);
     let num: String = num.chars().filter(|&c| c != '_').collect();
     if num.is_empty() {
-        return Err(format!("{s:?}: expected a number of bytes such as 4096, 4KiB or 256MiB"));
+        return Err(format!(
+            "{s:?}: expected a number of bytes such as 4096, 4KiB or 256MiB"
+        ));
     }
     let n: u64 = num
         .parse()
@@ -159,7 +161,7 @@ pub fn format_size(n: u64) -> String {
     ];
     for (name, unit) in UNITS {
         if n >= unit {
-            if n % unit == 0 {
+            if n.is_multiple_of(unit) {
                 return format!("{} {name}", n / unit);
             }
             return format!("{:.1} {name}", n as f64 / unit as f64);
@@ -309,8 +311,15 @@ mod tests {
     #[test]
     fn sizes_reject() {
         for bad in [
-            "", "MiB", "-1", "1.5MiB", "4 XB", "4KiBs", "99999999999999999999",
-            "20000000TiB", "0x10",
+            "",
+            "MiB",
+            "-1",
+            "1.5MiB",
+            "4 XB",
+            "4KiBs",
+            "99999999999999999999",
+            "20000000TiB",
+            "0x10",
         ] {
             assert!(parse_size(bad).is_err(), "{bad:?} should not parse");
         }
@@ -355,15 +364,24 @@ mod tests {
         assert_eq!(a.scenario, Scenario::All);
         assert!(a.endpoint.is_none());
         let plan = a.validate().unwrap();
-        assert!(plan.put_small && plan.get_small && plan.put_large && plan.multipart && plan.compare);
+        assert!(
+            plan.put_small && plan.get_small && plan.put_large && plan.multipart && plan.compare
+        );
 
         assert!(parse(&["--part-size", "1MiB", "--scenario", "multipart"])
             .validate()
             .is_err());
         // One part smaller than 5 MiB is fine: it is the last part.
-        assert!(parse(&["--part-size", "1MiB", "--size", "1MiB", "--scenario", "multipart"])
-            .validate()
-            .is_ok());
+        assert!(parse(&[
+            "--part-size",
+            "1MiB",
+            "--size",
+            "1MiB",
+            "--scenario",
+            "multipart"
+        ])
+        .validate()
+        .is_ok());
         // The part size does not matter when no multipart upload runs.
         assert!(parse(&["--part-size", "1MiB", "--scenario", "put-small"])
             .validate()
@@ -374,9 +392,16 @@ mod tests {
         assert!(parse(&["--size", "6GiB", "--scenario", "multipart"])
             .validate()
             .is_ok());
-        assert!(parse(&["--size", "100GiB", "--part-size", "5MiB", "--scenario", "multipart"])
-            .validate()
-            .is_err());
+        assert!(parse(&[
+            "--size",
+            "100GiB",
+            "--part-size",
+            "5MiB",
+            "--scenario",
+            "multipart"
+        ])
+        .validate()
+        .is_err());
         assert!(parse(&["--concurrency", "0"]).validate().is_err());
         assert!(parse(&["--count", "0"]).validate().is_err());
         assert!(parse(&["--duration-secs", "0"]).validate().is_err());

@@ -44,7 +44,9 @@ impl Endpoint {
                 "--endpoint {url}: https is not supported by the bench client; use http://"
             ));
         } else if url.contains("://") {
-            return Err(format!("--endpoint {url}: only http:// endpoints are supported"));
+            return Err(format!(
+                "--endpoint {url}: only http:// endpoints are supported"
+            ));
         } else {
             url
         };
@@ -381,8 +383,7 @@ impl Client {
             self.head.extend_from_slice(b"\r\n");
         }
         // Content-Length on every request, including empty bodies, as boto3 does.
-        write!(self.head, "content-length: {}\r\n\r\n", body.len())
-            .map_err(|e| e.to_string())?;
+        write!(self.head, "content-length: {}\r\n\r\n", body.len()).map_err(|e| e.to_string())?;
         let coalesce = body.len() <= COALESCE_BODY_MAX;
         if coalesce {
             self.head.extend_from_slice(body);
@@ -481,10 +482,9 @@ mod tests {
             b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"
         )
         .is_err());
-        assert!(parse_response_head(
-            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-        )
-        .is_err());
+        assert!(
+            parse_response_head(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n").is_err()
+        );
         assert!(parse_response_head(b"NOT HTTP\r\n\r\n").is_err());
         let huge = vec![b'a'; MAX_HEAD_BYTES + 10];
         let mut wire = b"HTTP/1.1 200 OK\r\nx: ".to_vec();
@@ -554,7 +554,10 @@ mod tests {
                     seen.push((request_line.clone(), body.len(), signed));
                     let out = r.get_mut();
                     if request_line.starts_with("GET") {
-                        out.write_all(b"HTTP/1.1 200 OK\r\nETag: \"e\"\r\nContent-Length: 5\r\n\r\nhello").unwrap();
+                        out.write_all(
+                            b"HTTP/1.1 200 OK\r\nETag: \"e\"\r\nContent-Length: 5\r\n\r\nhello",
+                        )
+                        .unwrap();
                     } else if seen.len() == 2 {
                         out.write_all(b"HTTP/1.1 500 Internal\r\nConnection: close\r\nContent-Length: 34\r\n\r\n<Error><Code>Boom</Code></Error>\r\n").unwrap();
                         break;
@@ -573,7 +576,9 @@ mod tests {
         let big = vec![7u8; COALESCE_BODY_MAX + 1];
         let r = c.request("PUT", "/b/k", "", &big).unwrap();
         assert_eq!((r.status, r.etag.as_deref()), (200, Some("\"p\"")));
-        let r = c.request("PUT", "/b/k2", "partNumber=1&uploadId=x", b"abc").unwrap();
+        let r = c
+            .request("PUT", "/b/k2", "partNumber=1&uploadId=x", b"abc")
+            .unwrap();
         assert_eq!(r.status, 500);
         assert!(r.close);
         assert_eq!(r.describe(), "HTTP 500 Boom");
@@ -587,7 +592,11 @@ mod tests {
             seen,
             vec![
                 ("PUT /b/k HTTP/1.1".to_string(), COALESCE_BODY_MAX + 1, true),
-                ("PUT /b/k2?partNumber=1&uploadId=x HTTP/1.1".to_string(), 3, true),
+                (
+                    "PUT /b/k2?partNumber=1&uploadId=x HTTP/1.1".to_string(),
+                    3,
+                    true
+                ),
                 ("GET /b/k HTTP/1.1".to_string(), 0, true),
             ]
         );

@@ -37,11 +37,12 @@ use workload::Ctx;
 const SMALL_BODY_WINDOW: u64 = 1024 * 1024;
 
 /// Runs the bench; exit status 0 if every request succeeded, 1 if any failed, 2 on bad flags
-/// or a setup failure.
+/// or a setup failure, 130 when interrupted (after cleaning up).
 pub fn run(args: BenchArgs) -> ExitCode {
     match run_checked(args) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::from(1),
+        Ok(Outcome::Ok) => ExitCode::SUCCESS,
+        Ok(Outcome::Failed) => ExitCode::from(1),
+        Ok(Outcome::Interrupted) => ExitCode::from(130),
         Err(msg) => {
             eprintln!("ringstore bench: {msg}");
             ExitCode::from(2)
@@ -58,6 +59,8 @@ struct Summary {
     other_errors: u64,
     /// Keys possibly written, for cleanup on a remote endpoint.
     written: Vec<String>,
+    /// The bench's bucket exists (so there is something to clean up).
+    bucket_created: bool,
 }
 
 impl Summary {
@@ -80,7 +83,14 @@ fn credentials(args: &BenchArgs) -> Result<Credentials, String> {
     }
 }
 
-fn run_checked(args: BenchArgs) -> Result<bool, String> {
+/// How a run that got going ended.
+enum Outcome {
+    Ok,
+    Failed,
+    Interrupted,
+}
+
+fn run_checked(args: BenchArgs) -> Result<Outcome, String> {
     let plan = args.validate()?;
     let creds = credentials(&args)?;
     let interrupted = Arc::new(AtomicBool::new(false));
@@ -172,48 +182,31 @@ fn run_checked(args: BenchArgs) -> Result<bool, String> {
         }
     };
 
-    let mut summary = run_scenarios(&ctx, &args, plan, &emit);
+    let summary = run_scenarios(&ctx, &args, plan, &emit);
 
     // Cleanup: a remote endpoint gets its objects and bucket deleted; the in-process server
     // is stopped and its directory removed.
-    let mut cleanup_warning = None;
-    match server {
-        None if !args.keep_data => {
-            let keys = std::mem::take(&mut summary.written);
-            let t = workload::delete_keys(&ctx, &keys, args.concurrency);
-            let mut c = ctx.client();
-            let bucket_gone = match c.request("DELETE", &format!("/{}", ctx.bucket), "", &[]) {
-                Ok(r) if r.ok() => true,
-                Ok(r) => {
-                    cleanup_warning = Some(format!("DeleteBucket {}: {}", ctx.bucket, r.describe()));
-                    false
-                }
-                Err(e) => {
-                    cleanup_warning = Some(format!("DeleteBucket {}: {e}", ctx.bucket));
-                    false
-                }
-            };
-            if t.errors > 0 || !bucket_gone {
-                eprintln!(
-                    "ringstore bench: cleanup: {} deletes failed{}",
-                    t.errors,
-                    t.messages.first().map(|m| format!(" (first: {m})")).unwrap_or_default()
-                );
-            }
+    let cleanup = match server {
+        None if !summary.bucket_created => Ok(()),
+        None if !args.keep_data => remove_remote(&ctx, &summary.written, args.concurrency),
+        None => {
+            eprintln!(
+                "ringstore bench: kept bucket {} on {}",
+                ctx.bucket,
+                endpoint.url()
+            );
+            Ok(())
         }
-        None => eprintln!("ringstore bench: kept bucket {} on {}", ctx.bucket, endpoint.url()),
         Some(s) => {
             let dir = s.run_dir.clone();
-            match s.stop(args.keep_data) {
-                Ok(()) if args.keep_data => {
-                    eprintln!("ringstore bench: kept data directory {}", dir.display())
-                }
-                Ok(()) => {}
-                Err(e) => cleanup_warning = Some(e),
+            let r = s.stop(args.keep_data);
+            if r.is_ok() && args.keep_data {
+                eprintln!("ringstore bench: kept data directory {}", dir.display());
             }
+            r
         }
-    }
-    if let Some(w) = cleanup_warning {
+    };
+    if let Err(w) = cleanup {
         eprintln!("ringstore bench: cleanup: {w}");
     }
 
@@ -236,7 +229,34 @@ fn run_checked(args: BenchArgs) -> Result<bool, String> {
     if errors > 0 {
         eprintln!("ringstore bench: {errors} requests failed");
     }
-    Ok(errors == 0)
+    if ctx.interrupted.load(std::sync::atomic::Ordering::Relaxed) {
+        return Ok(Outcome::Interrupted);
+    }
+    Ok(if errors == 0 {
+        Outcome::Ok
+    } else {
+        Outcome::Failed
+    })
+}
+
+/// Deletes what the bench wrote on a remote endpoint: its objects, then its bucket.
+fn remove_remote(ctx: &Ctx, keys: &[String], concurrency: usize) -> Result<(), String> {
+    let t = workload::delete_keys(ctx, keys, concurrency);
+    if t.errors > 0 {
+        return Err(format!(
+            "{} of {} object deletes failed (first: {}); bucket {} kept",
+            t.errors,
+            keys.len(),
+            t.messages.first().map_or("?", |m| m.as_str()),
+            ctx.bucket
+        ));
+    }
+    let path = format!("/{}", ctx.bucket);
+    match ctx.client().request("DELETE", &path, "", &[]) {
+        Ok(r) if r.ok() => Ok(()),
+        Ok(r) => Err(format!("DeleteBucket {}: {}", ctx.bucket, r.describe())),
+        Err(e) => Err(format!("DeleteBucket {}: {e}", ctx.bucket)),
+    }
 }
 
 fn run_scenarios(ctx: &Ctx, args: &BenchArgs, plan: Plan, emit: &dyn Fn(&str)) -> Summary {
@@ -245,7 +265,11 @@ fn run_scenarios(ctx: &Ctx, args: &BenchArgs, plan: Plan, emit: &dyn Fn(&str)) -
     match c.request("PUT", &format!("/{}", ctx.bucket), "", &[]) {
         Ok(r) if r.ok() => {}
         Ok(r) => {
-            eprintln!("ringstore bench: CreateBucket {}: {}", ctx.bucket, r.describe());
+            eprintln!(
+                "ringstore bench: CreateBucket {}: {}",
+                ctx.bucket,
+                r.describe()
+            );
             summary.other_errors += 1;
             return summary;
         }
@@ -256,6 +280,7 @@ fn run_scenarios(ctx: &Ctx, args: &BenchArgs, plan: Plan, emit: &dyn Fn(&str)) -
         }
     }
     drop(c);
+    summary.bucket_created = true;
     let stop = || ctx.interrupted.load(std::sync::atomic::Ordering::Relaxed);
 
     let mut small_keys: Vec<u64> = Vec::new();
@@ -269,8 +294,10 @@ fn run_scenarios(ctx: &Ctx, args: &BenchArgs, plan: Plan, emit: &dyn Fn(&str)) -
         );
         emit(&r.line());
         summary.results.push(r);
-        summary.written.extend((0..args.count.min(keys.last().map_or(0, |k| k + 1))).map(workload::small_key));
-        small_keys = keys;
+        summary
+            .written
+            .extend((0..keys.attempted).map(workload::small_key));
+        small_keys = keys.ok;
     }
     if plan.get_small && !stop() {
         let mut populate_errors = None;
@@ -284,12 +311,14 @@ fn run_scenarios(ctx: &Ctx, args: &BenchArgs, plan: Plan, emit: &dyn Fn(&str)) -
             );
             eprintln!(
                 "ringstore bench: get-small: wrote {} objects of {} first ({:.2} s, not measured)",
-                keys.len(),
+                keys.ok.len(),
                 format_size(args.object_size),
                 r.secs()
             );
-            summary.written.extend((0..args.count.min(keys.last().map_or(0, |k| k + 1))).map(workload::small_key));
-            small_keys = keys;
+            summary
+                .written
+                .extend((0..keys.attempted).map(workload::small_key));
+            small_keys = keys.ok;
             populate_errors = Some(r.tally);
         }
         let mut r = workload::get_small(
@@ -301,10 +330,11 @@ fn run_scenarios(ctx: &Ctx, args: &BenchArgs, plan: Plan, emit: &dyn Fn(&str)) -
         );
         if let Some(t) = populate_errors {
             // Failed writes of the objects to read count against get-small.
-            let mut failed = report::Tally::default();
-            failed.errors = t.errors;
-            failed.messages = t.messages;
-            r.tally.merge(failed);
+            r.tally.merge(report::Tally {
+                errors: t.errors,
+                messages: t.messages,
+                ..Default::default()
+            });
         }
         emit(&r.line());
         summary.results.push(r);

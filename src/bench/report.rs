@@ -62,8 +62,8 @@ pub struct ScenarioResult {
     pub elapsed: Duration,
     /// Client connections used.
     pub connections: usize,
-    /// The time cap (or an interrupt) ended the loop before its count.
-    pub stopped_early: bool,
+    /// Why the loop ended before its count: `time cap` or `interrupted`.
+    pub stopped_early: Option<&'static str>,
     /// Free-form detail for the human line, e.g. `32 x 8 MiB parts`.
     pub detail: Option<String>,
 }
@@ -137,8 +137,8 @@ impl ScenarioResult {
         if let Some(d) = &self.detail {
             let _ = write!(line, " ({d})");
         }
-        if self.stopped_early {
-            line.push_str(" [stopped at the time cap]");
+        if let Some(why) = self.stopped_early {
+            let _ = write!(line, " [stopped early: {why}]");
         }
         line
     }
@@ -159,7 +159,7 @@ impl ScenarioResult {
             percentile_ms(&s, 100.0),
             self.tally.errors,
             self.connections,
-            self.stopped_early,
+            self.stopped_early.map_or("null".to_string(), json_str),
             self.tally
                 .messages
                 .iter()
@@ -268,7 +268,7 @@ mod tests {
             tally: t,
             elapsed: Duration::from_millis(ms),
             connections: 16,
-            stopped_early: false,
+            stopped_early: None,
             detail: None,
         }
     }
@@ -339,7 +339,7 @@ mod tests {
     #[test]
     fn formatting() {
         assert_eq!(fmt_ms(0.4234), "0.42 ms");
-        assert_eq!(fmt_ms(3.14), "3.1 ms");
+        assert_eq!(fmt_ms(3.12), "3.1 ms");
         assert_eq!(fmt_ms(910.4), "910 ms");
         assert_eq!(fmt_rate(4329.4), "4329");
         assert_eq!(fmt_rate(16.93), "16.9");

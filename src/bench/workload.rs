@@ -36,6 +36,15 @@ impl Ctx {
         self.interrupted.load(Ordering::Relaxed) || Instant::now() >= deadline
     }
 
+    /// Why a loop that `stopped` early did so.
+    fn stop_reason(&self, stopped: bool) -> Option<&'static str> {
+        match (stopped, self.interrupted.load(Ordering::Relaxed)) {
+            (false, _) => None,
+            (true, true) => Some("interrupted"),
+            (true, false) => Some("time cap"),
+        }
+    }
+
     pub fn object_path(&self, key: &str) -> String {
         format!("/{}/{}", self.bucket, key)
     }
@@ -112,18 +121,26 @@ where
     })
 }
 
+/// Small objects a [`put_small`] run wrote.
+pub struct Written {
+    /// Indices written successfully, ascending.
+    pub ok: Vec<u64>,
+    /// Requests went out for indices `0..attempted` (some may have failed).
+    pub attempted: u64,
+}
+
 /// PUTs small objects `0..count` of `size` bytes on `concurrency` connections.
-/// Returns the result and the indices written successfully.
 pub fn put_small(
     ctx: &Ctx,
     name: &'static str,
     count: u64,
     size: u64,
     concurrency: usize,
-) -> (ScenarioResult, Vec<u64>) {
+) -> (ScenarioResult, Written) {
     let workers = concurrency.min(count as usize).max(1);
     let next = AtomicU64::new(0);
     let early = AtomicBool::new(false);
+    let attempted = AtomicU64::new(0);
     let written = std::sync::Mutex::new(Vec::with_capacity(count as usize));
     let (tally, elapsed) = pool(ctx, workers, |client, tally| {
         let deadline = Instant::now() + ctx.duration;
@@ -137,6 +154,7 @@ pub fn put_small(
                 early.store(true, Ordering::Relaxed);
                 break;
             }
+            attempted.fetch_max(i + 1, Ordering::Relaxed);
             let path = ctx.object_path(&small_key(i));
             let body = ctx.small_body(i, size);
             let t0 = Instant::now();
@@ -145,25 +163,33 @@ pub fn put_small(
                     tally.success(size, t0.elapsed());
                     mine.push(i);
                 }
-                Ok(r) if r.ok() => tally.error(format!("PUT {path}: HTTP {} without ETag", r.status)),
+                Ok(r) if r.ok() => {
+                    tally.error(format!("PUT {path}: HTTP {} without ETag", r.status))
+                }
                 Ok(r) => tally.error(format!("PUT {path}: {}", r.describe())),
                 Err(e) => tally.error(format!("PUT {path}: {e}")),
             }
         }
-        written.lock().unwrap_or_else(|e| e.into_inner()).extend(mine);
+        written
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(mine);
     });
-    let mut written = written.into_inner().unwrap_or_else(|e| e.into_inner());
-    written.sort_unstable();
+    let mut ok = written.into_inner().unwrap_or_else(|e| e.into_inner());
+    ok.sort_unstable();
     (
         ScenarioResult {
             name,
             tally,
             elapsed,
             connections: workers,
-            stopped_early: early.into_inner(),
+            stopped_early: ctx.stop_reason(early.into_inner()),
             detail: None,
         },
-        written,
+        Written {
+            ok,
+            attempted: attempted.into_inner(),
+        },
     )
 }
 
@@ -185,7 +211,7 @@ pub fn get_small(
             tally,
             elapsed: Duration::ZERO,
             connections: 0,
-            stopped_early: false,
+            stopped_early: None,
             detail: None,
         };
     }
@@ -225,7 +251,7 @@ pub fn get_small(
         tally,
         elapsed,
         connections: workers,
-        stopped_early: early.into_inner(),
+        stopped_early: ctx.stop_reason(early.into_inner()),
         detail: None,
     }
 }
@@ -249,7 +275,7 @@ pub fn put_large(ctx: &Ctx, size: u64) -> ScenarioResult {
         tally,
         elapsed: t0.elapsed(),
         connections: 1,
-        stopped_early: false,
+        stopped_early: None,
         detail: None,
     }
 }
@@ -284,23 +310,11 @@ pub fn multipart(ctx: &Ctx, size: u64, part_size: u64, concurrency: usize) -> Sc
     let start = Instant::now();
     let deadline = start + ctx.duration;
 
-    let upload_id = match control.request("POST", &path, "uploads", &[]) {
-        Ok(r) if r.status == 200 => {
-            match xml_element(&String::from_utf8_lossy(&r.body), "UploadId") {
-                Some(id) if !id.is_empty() => id,
-                _ => {
-                    tally.error(format!("POST {path}?uploads: no UploadId in the response"));
-                    return multipart_result(tally, start.elapsed(), workers, false, parts, part_size);
-                }
-            }
-        }
-        Ok(r) => {
-            tally.error(format!("POST {path}?uploads: {}", r.describe()));
-            return multipart_result(tally, start.elapsed(), workers, false, parts, part_size);
-        }
+    let upload_id = match create_upload(&mut control, &path) {
+        Ok(id) => id,
         Err(e) => {
-            tally.error(format!("POST {path}?uploads: {e}"));
-            return multipart_result(tally, start.elapsed(), workers, false, parts, part_size);
+            tally.error(e);
+            return multipart_result(tally, start.elapsed(), workers, None, parts, part_size);
         }
     };
     // Upload ids are hex here, but encode anyway: the query goes on the request line as is.
@@ -339,7 +353,7 @@ pub fn multipart(ctx: &Ctx, size: u64, part_size: u64, concurrency: usize) -> Sc
         }
     });
     tally.merge(part_tally);
-    let early = early.into_inner();
+    let early = ctx.stop_reason(early.into_inner());
     let mut done = etags.into_inner().unwrap_or_else(|e| e.into_inner());
     done.sort_unstable_by_key(|(n, _)| *n);
 
@@ -371,11 +385,25 @@ pub fn multipart(ctx: &Ctx, size: u64, part_size: u64, concurrency: usize) -> Sc
     multipart_result(tally, start.elapsed(), workers, early, parts, part_size)
 }
 
+/// CreateMultipartUpload: the new upload id, or what went wrong.
+fn create_upload(client: &mut Client, path: &str) -> Result<String, String> {
+    match client.request("POST", path, "uploads", &[]) {
+        Ok(r) if r.status == 200 => {
+            match xml_element(&String::from_utf8_lossy(&r.body), "UploadId") {
+                Some(id) if !id.is_empty() => Ok(id),
+                _ => Err(format!("POST {path}?uploads: no UploadId in the response")),
+            }
+        }
+        Ok(r) => Err(format!("POST {path}?uploads: {}", r.describe())),
+        Err(e) => Err(format!("POST {path}?uploads: {e}")),
+    }
+}
+
 fn multipart_result(
     tally: Tally,
     elapsed: Duration,
     workers: usize,
-    early: bool,
+    early: Option<&'static str>,
     parts: u64,
     part_size: u64,
 ) -> ScenarioResult {

@@ -201,10 +201,17 @@ impl<'c> BodyReader<'c> {
             })?
         };
         if n == 0 {
-            return Err(crate::s3err!(
-                IncompleteBody,
-                "You did not provide the number of bytes specified by the Content-Length HTTP header."
-            ));
+            return Err(if self.chunked {
+                crate::s3err!(
+                    IncompleteBody,
+                    "The chunked request body ended inside a chunk."
+                )
+            } else {
+                crate::s3err!(
+                    IncompleteBody,
+                    "You did not provide the number of bytes specified by the Content-Length HTTP header."
+                )
+            });
         }
         self.decoded_bytes += n as u64;
         Ok(n)

@@ -1,7 +1,7 @@
 //! Request head: parses one HTTP/1.1 request line + headers with httparse into an owned [`RequestHead`].
 //!
 //! Invariants: header names are stored lowercase; values are valid UTF-8 with surrounding
-//! whitespace trimmed; the raw request target is kept byte-for-byte (SigV4 signs the raw path);
+//! spaces and tabs trimmed; the raw request target is kept byte-for-byte (SigV4 signs the raw path);
 //! a head is never larger than [`HEAD_SIZE_MAX_BYTES`] nor has more than [`HEADERS_COUNT_MAX`] headers.
 
 use crate::s3::error::S3Error;
@@ -147,7 +147,11 @@ impl RequestHead {
                     h.name
                 )
             })?;
-            headers.push((h.name.to_ascii_lowercase(), value.trim().to_string()));
+            // HTTP (and SigV4) trim only spaces and tabs, never other Unicode whitespace.
+            headers.push((
+                h.name.to_ascii_lowercase(),
+                value.trim_matches([' ', '\t']).to_string(),
+            ));
         }
         Ok(HeadParse::Complete(
             RequestHead {

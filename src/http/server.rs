@@ -17,6 +17,8 @@ use std::rc::Rc;
 
 /// Bytes of an unread request body the server reads and discards to keep the connection usable.
 pub const DRAIN_BODY_MAX_BYTES: u64 = 1024 * 1024;
+/// Longest time spent discarding an unread body before answering.
+pub const DRAIN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(1);
 
 pub async fn serve_connection(ctx: &Rc<CoreCtx>, stream: TcpStream) {
     let mut conn = match Connection::new(stream) {
@@ -76,11 +78,28 @@ async fn serve_request(
     written.is_ok() && !close
 }
 
-/// Reads and discards a small unread body (only when the client is already sending it).
+/// Reads and discards a small unread body (only when the client is already sending it, and
+/// only briefly: an error response is never held back by a slow or stalled client).
 async fn drain(body: &mut BodyReader<'_>) -> bool {
+    use futures_lite::future::FutureExt;
     if body.continue_pending() {
         return false;
     }
+    let remaining = body
+        .declared_length()
+        .map(|n| n.saturating_sub(body.decoded_bytes()));
+    if remaining.is_some_and(|r| r > DRAIN_BODY_MAX_BYTES) {
+        return false;
+    }
+    drain_bounded(body)
+        .or(async {
+            glommio::timer::sleep(DRAIN_DEADLINE).await;
+            false
+        })
+        .await
+}
+
+async fn drain_bounded(body: &mut BodyReader<'_>) -> bool {
     let mut scratch = vec![0u8; 64 * 1024];
     let mut total = 0u64;
     loop {

@@ -19,7 +19,8 @@ use std::cell::Cell;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::rc::Rc;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 /// Fsync policy for acknowledged writes.
@@ -57,7 +58,9 @@ pub struct CoreCtx {
     pub connections: Cell<usize>,
     /// Requests between head parsed and response written (what shutdown waits for).
     pub active_requests: Cell<usize>,
-    pub max_connections_per_core: usize,
+    /// Open client connections on all cores together, and their limit.
+    pub open_connections: Arc<AtomicUsize>,
+    pub max_connections: usize,
 }
 
 impl CoreCtx {
@@ -140,6 +143,22 @@ pub fn prepare_data_dir(layout: &Layout) -> std::io::Result<usize> {
     Ok(removed)
 }
 
+/// Raises the soft open-files limit to the hard limit: every connection, open object and
+/// pinned part file is a descriptor.
+fn raise_open_files_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read/write the struct we pass, which lives on our stack.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
 /// Binds a placeholder socket (no listen) to resolve port 0 to a concrete port that every
 /// core can then bind with SO_REUSEPORT.
 fn reserve_address(addr: SocketAddr) -> std::io::Result<(SocketAddr, socket2::Socket)> {
@@ -157,8 +176,11 @@ fn reserve_address(addr: SocketAddr) -> std::io::Result<(SocketAddr, socket2::So
 
 /// Starts every core; returns once all of them listen (or the first error).
 pub fn start(config: ServerConfig) -> std::io::Result<Started> {
-    let layout = Layout::new(&config.data_dir);
+    std::fs::create_dir_all(&config.data_dir)?;
+    // Absolute, so directory handles never depend on the working directory.
+    let layout = Layout::new(std::fs::canonicalize(&config.data_dir)?);
     let removed_staging_files = prepare_data_dir(&layout)?;
+    raise_open_files_limit();
     let (address, reservation) = reserve_address(config.address)?;
     let cpus: Vec<usize> = glommio::CpuSet::online()
         .map(|s| s.iter().map(|l| l.cpu).collect())
@@ -168,6 +190,7 @@ pub fn start(config: ServerConfig) -> std::io::Result<Started> {
     let (ready_tx, ready_rx) = mpsc::channel::<Result<LoadReport, String>>();
     let epoch = crate::http::date::now_ms() / 1000;
     let mut handles = Vec::new();
+    let open_connections = Arc::new(AtomicUsize::new(0));
     for core in 0..cores {
         let placement = if cpus.is_empty() {
             Placement::Unbound
@@ -178,12 +201,24 @@ pub fn start(config: ServerConfig) -> std::io::Result<Started> {
         let ready_tx = ready_tx.clone();
         let config = config.clone();
         let layout = layout.clone();
+        let open_connections = open_connections.clone();
         let builder = LocalExecutorBuilder::new(placement)
             .name(&format!("ringstore-core-{core}"))
             .spin_before_park(Duration::from_micros(0));
         let handle = builder
             .spawn(move || async move {
-                run_core(core, cores, epoch, address, config, layout, mesh, ready_tx).await;
+                run_core(
+                    core,
+                    cores,
+                    epoch,
+                    address,
+                    config,
+                    layout,
+                    mesh,
+                    ready_tx,
+                    open_connections,
+                )
+                .await;
             })
             .map_err(|e| std::io::Error::other(format!("starting core {core}: {e}")))?;
         handles.push(handle);
@@ -227,6 +262,7 @@ async fn run_core(
     layout: Layout,
     mesh: MeshBuilder<Envelope, glommio::channels::channel_mesh::Full>,
     ready: mpsc::Sender<Result<LoadReport, String>>,
+    open_connections: Arc<AtomicUsize>,
 ) {
     let (senders, receivers) = match mesh.join().await {
         Ok(x) => x,
@@ -268,7 +304,8 @@ async fn run_core(
         request_prefix: format!("{:02X}{:08X}", core, epoch as u32),
         connections: Cell::new(0),
         active_requests: Cell::new(0),
-        max_connections_per_core: config.max_connections.div_ceil(cores).max(1),
+        open_connections,
+        max_connections: config.max_connections,
     });
     let _ = ready.send(Ok(report));
     accept_loop(&ctx, &listener).await;
@@ -299,7 +336,10 @@ async fn accept_loop(ctx: &Rc<CoreCtx>, listener: &TcpListener) {
                 continue;
             }
         };
-        if ctx.connections.get() >= ctx.max_connections_per_core {
+        // One process-wide count (an atomic per accept, not per request) so the limit holds
+        // however the kernel spreads connections over cores.
+        if ctx.open_connections.fetch_add(1, Ordering::AcqRel) >= ctx.max_connections {
+            ctx.open_connections.fetch_sub(1, Ordering::AcqRel);
             glommio::spawn_local(crate::http::server::refuse_connection(ctx.clone(), stream))
                 .detach();
             continue;
@@ -309,6 +349,7 @@ async fn accept_loop(ctx: &Rc<CoreCtx>, listener: &TcpListener) {
         glommio::spawn_local(async move {
             crate::http::server::serve_connection(&ctx2, stream).await;
             ctx2.connections.set(ctx2.connections.get() - 1);
+            ctx2.open_connections.fetch_sub(1, Ordering::AcqRel);
         })
         .detach();
     }

@@ -24,6 +24,7 @@ pub enum S3ErrorCode {
     InvalidBucketName,
     InvalidDigest,
     InvalidPart,
+    InvalidPartNumber,
     InvalidPartOrder,
     InvalidRange,
     InvalidRequest,
@@ -72,6 +73,7 @@ impl S3ErrorCode {
             InvalidBucketName => "InvalidBucketName",
             InvalidDigest => "InvalidDigest",
             InvalidPart => "InvalidPart",
+            InvalidPartNumber => "InvalidPartNumber",
             InvalidPartOrder => "InvalidPartOrder",
             InvalidRange => "InvalidRange",
             InvalidRequest => "InvalidRequest",
@@ -110,7 +112,7 @@ impl S3ErrorCode {
             BucketAlreadyExists | BucketAlreadyOwnedByYou | BucketNotEmpty => 409,
             MissingContentLength => 411,
             PreconditionFailed => 412,
-            InvalidRange => 416,
+            InvalidRange | InvalidPartNumber => 416,
             InternalError => 500,
             NotImplemented => 501,
             ServiceUnavailable | SlowDown => 503,
@@ -157,17 +159,26 @@ impl S3Error {
         self.code.status()
     }
 
-    /// Internal error from an I/O failure; the message names the operation, never a secret.
+    /// Internal error: the detail (which may name server paths) goes to the log, the client gets
+    /// the operation that failed.
     pub fn internal(context: &str, err: impl fmt::Display) -> S3Error {
+        eprintln!("ringstore: internal error: {context}: {err}");
         S3Error::new(
             S3ErrorCode::InternalError,
-            format!("We encountered an internal error: {context}: {err}"),
+            format!("We encountered an internal error ({context}). Please try again."),
         )
     }
 
-    /// Maps an I/O error while writing: a full disk becomes 507 InsufficientStorage.
+    /// Maps an I/O error while writing: a full disk or quota becomes 507 InsufficientStorage.
     pub fn from_write_io(context: &str, err: &std::io::Error) -> S3Error {
-        if err.raw_os_error() == Some(libc::ENOSPC) || err.raw_os_error() == Some(libc::EDQUOT) {
+        let no_space = matches!(err.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
+            || matches!(
+                err.kind(),
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+            )
+            // glommio rebuilds errors from kind + text, dropping the errno.
+            || err.to_string().contains("No space left on device");
+        if no_space {
             S3Error::new(
                 S3ErrorCode::InsufficientStorage,
                 format!("Not enough storage space to complete the request ({context})."),
@@ -218,4 +229,26 @@ macro_rules! s3err {
     ($code:ident, $($arg:tt)*) => {
         $crate::s3::error::S3Error::new($crate::s3::error::S3ErrorCode::$code, format!($($arg)*))
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn disk_full_is_507() {
+        let e = std::io::Error::from_raw_os_error(libc::ENOSPC);
+        assert_eq!(S3Error::from_write_io("x", &e).status(), 507);
+        let e = std::io::Error::new(std::io::ErrorKind::StorageFull, "short write");
+        assert_eq!(S3Error::from_write_io("x", &e).status(), 507);
+        let e = std::io::Error::other("No space left on device (os error 28), op: Writing");
+        assert_eq!(
+            S3Error::from_write_io("x", &e).code,
+            S3ErrorCode::InsufficientStorage
+        );
+        let e = std::io::Error::other("/secret/path broke");
+        let err = S3Error::from_write_io("writing", &e);
+        assert_eq!(err.status(), 500);
+        assert!(!err.message.contains("/secret/path"));
+    }
 }

@@ -124,6 +124,11 @@ pub fn route(head: &RequestHead, domain: Option<&str>) -> Result<Routed, S3Error
             (percent_decode(bucket_raw)?, percent_decode(key_raw)?)
         }
     };
+    // Bucket names become directory names: only valid S3 names ever reach storage (no `/`,
+    // `..` or anything else a path could be made of). No bucket with another name can exist.
+    if !bucket.is_empty() {
+        crate::s3::bucket_name::validate_bucket_name(&bucket)?;
+    }
     let has = |n: &str| query.iter().any(|(k, _)| k == n);
     let unsupported = query
         .iter()

@@ -51,6 +51,10 @@ impl Layout {
     }
 
     pub fn bucket_dir(&self, bucket: &str) -> PathBuf {
+        assert!(
+            crate::s3::bucket_name::validate_bucket_name(bucket).is_ok(),
+            "unvalidated bucket name reached the storage layout"
+        );
         self.buckets_dir().join(bucket)
     }
 

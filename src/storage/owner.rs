@@ -73,6 +73,13 @@ impl Owner {
         for entry in std::fs::read_dir(&dir)? {
             let entry = entry?;
             let name = entry.file_name().to_string_lossy().into_owned();
+            if crate::s3::bucket_name::validate_bucket_name(&name).is_err() {
+                eprintln!(
+                    "ringstore: ignoring {}: not a bucket name",
+                    entry.path().display()
+                );
+                continue;
+            }
             if !is_mine(&name) {
                 continue;
             }

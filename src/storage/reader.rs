@@ -20,6 +20,8 @@ pub const FIRST_READ_BYTES: usize = 64 * 1024;
 pub const READ_CHUNK_BYTES: usize = 512 * 1024;
 /// Streaming reads outstanding at once.
 pub const READS_IN_FLIGHT_MAX: usize = 4;
+/// Part files opened up front per GET (kept open, so a racing overwrite cannot unlink them away).
+pub const PARTS_PINNED_MAX: usize = 256;
 
 fn to_io(e: glommio::GlommioError<()>) -> io::Error {
     io::Error::from(e)
@@ -73,7 +75,11 @@ impl OpenObject {
     }
 
     /// Streams `len` data bytes starting at data offset `start` (across part files if needed).
-    pub fn stream(self, start: u64, len: u64) -> ObjectStream {
+    ///
+    /// The first [`PARTS_PINNED_MAX`] part files of the range are opened now, so a concurrent
+    /// overwrite or delete (which unlinks them) cannot cut the response short; a part that is
+    /// already gone gives `NotFound` before any byte is sent (the caller re-opens the object).
+    pub async fn stream(self, start: u64, len: u64) -> io::Result<ObjectStream> {
         assert!(start + len <= self.record.size);
         let mut pending = VecDeque::new();
         let current = match (&self.record.parts, &self.parts_dir) {
@@ -87,12 +93,17 @@ impl OpenObject {
                     }
                     let from = start.max(p_start) - p_start;
                     let to = end.min(p_end) - p_start;
-                    pending.push_back(PartSegment {
+                    let seg = PartSegment {
                         path: dir.join(format!("part-{}", part.number)),
                         size: part.size,
                         start: from,
                         len: to - from,
-                    });
+                    };
+                    if pending.len() < PARTS_PINNED_MAX {
+                        pending.push_back(Segment::Open(seg.open().await?));
+                    } else {
+                        pending.push_back(Segment::Lazy(seg));
+                    }
                 }
                 None
             }
@@ -104,11 +115,11 @@ impl OpenObject {
                 len,
             )),
         };
-        ObjectStream {
+        Ok(ObjectStream {
             current,
             pending,
             remaining: len,
-        }
+        })
     }
 
     pub async fn close(self) {
@@ -133,10 +144,43 @@ struct PartSegment {
     len: u64,
 }
 
+impl PartSegment {
+    /// Opens the part file and checks it is the part the record names.
+    async fn open(self) -> io::Result<FileRange> {
+        let part = OpenObject::open(&self.path, Path::new(""))
+            .await?
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::NotFound,
+                    "part file is gone (object replaced?)",
+                )
+            })?;
+        if part.record.size != self.size || part.record.parts.is_some() {
+            return Err(corrupt(format!(
+                "part file {} does not match the object record",
+                self.path.display()
+            )));
+        }
+        Ok(FileRange::new(
+            part.file,
+            Some(part.first),
+            part.header_len as u64,
+            self.start,
+            self.len,
+        ))
+    }
+}
+
+/// A part of the range: already open (pinned) or to be opened when reached.
+enum Segment {
+    Open(FileRange),
+    Lazy(PartSegment),
+}
+
 /// A byte range of an object, delivered as DMA buffer slices in order.
 pub struct ObjectStream {
     current: Option<FileRange>,
-    pending: VecDeque<PartSegment>,
+    pending: VecDeque<Segment>,
     remaining: u64,
 }
 
@@ -156,30 +200,11 @@ impl ObjectStream {
                 }
                 self.current = None;
             }
-            let Some(seg) = self.pending.pop_front() else {
-                return Ok(None);
+            self.current = match self.pending.pop_front() {
+                None => return Ok(None),
+                Some(Segment::Open(range)) => Some(range),
+                Some(Segment::Lazy(seg)) => Some(seg.open().await?),
             };
-            let part = OpenObject::open(&seg.path, Path::new("/"))
-                .await?
-                .ok_or_else(|| {
-                    io::Error::new(
-                        io::ErrorKind::NotFound,
-                        "part file is gone (object replaced?)",
-                    )
-                })?;
-            if part.record.size != seg.size || part.record.parts.is_some() {
-                return Err(corrupt(format!(
-                    "part file {} does not match the object record",
-                    seg.path.display()
-                )));
-            }
-            self.current = Some(FileRange::new(
-                part.file,
-                Some(part.first),
-                part.header_len as u64,
-                seg.start,
-                seg.len,
-            ));
         }
     }
 }

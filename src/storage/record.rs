@@ -3,7 +3,8 @@
 //! File layout (format version 1):
 //! ```text
 //! [0 .. header_len)            header block, zero-padded to a multiple of BLOCK_BYTES
-//!     magic "RINGOBJ\0" | u32 version | u32 header_len | u32 record_len | u32 crc32c(record) | record
+//!     magic "RINGOBJ\0" | u32 version | u32 header_len | u32 record_len
+//!     | u32 crc32c(version, header_len, record_len, record) | record
 //! [header_len .. header_len+size)   object bytes (for an inline object)
 //! ```
 //! The record holds the key and every piece of metadata, so the file is self-describing: the
@@ -172,7 +173,8 @@ impl ObjectRecord {
         out[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
         out[12..16].copy_from_slice(&(header_len as u32).to_le_bytes());
         out[16..20].copy_from_slice(&(rec.len() as u32).to_le_bytes());
-        out[20..24].copy_from_slice(&crc32c::crc32c(&rec).to_le_bytes());
+        let crc = header_crc(&out[8..20], &rec);
+        out[20..24].copy_from_slice(&crc.to_le_bytes());
         out[PREAMBLE_BYTES..PREAMBLE_BYTES + rec.len()].copy_from_slice(&rec);
     }
 
@@ -204,7 +206,7 @@ impl ObjectRecord {
             return Err("corrupt record length".into());
         }
         let rec = &block[PREAMBLE_BYTES..PREAMBLE_BYTES + rec_len];
-        if crc32c::crc32c(rec) != crc {
+        if header_crc(&block[8..20], rec) != crc {
             return Err("record checksum mismatch".into());
         }
         let mut r = Cursor { buf: rec, pos: 0 };
@@ -254,6 +256,12 @@ impl ObjectRecord {
             header_len,
         ))
     }
+}
+
+/// CRC32C over the version, header length and record length fields and the record itself, so a
+/// flipped bit anywhere that decides what is read is detected.
+fn header_crc(fields: &[u8], record: &[u8]) -> u32 {
+    crc32c::crc32c_append(crc32c::crc32c(fields), record)
 }
 
 /// Rounds `v` up to a multiple of `align` (a power of two).

@@ -111,7 +111,11 @@ impl StagingWriter {
         let task = glommio::spawn_local(async move {
             let written = file.write_at(buf, pos).await.map_err(to_io)?;
             if written != len {
-                return Err(io::Error::new(io::ErrorKind::WriteZero, "short DMA write"));
+                // O_DIRECT writes come back short when the filesystem fills up.
+                return Err(io::Error::new(
+                    io::ErrorKind::StorageFull,
+                    "short write: no space left on device",
+                ));
             }
             Ok(written)
         })
@@ -154,7 +158,7 @@ impl StagingWriter {
         let written = self.file.write_at(header, 0).await.map_err(to_io)?;
         if written != self.header_len {
             return Err(io::Error::new(
-                io::ErrorKind::WriteZero,
+                io::ErrorKind::StorageFull,
                 "short header write",
             ));
         }
@@ -209,7 +213,7 @@ pub async fn write_record_file(path: &Path, record: &ObjectRecord, sync: bool) -
         let written = file.write_at(header, 0).await.map_err(to_io)?;
         if written != header_len {
             return Err(io::Error::new(
-                io::ErrorKind::WriteZero,
+                io::ErrorKind::StorageFull,
                 "short header write",
             ));
         }

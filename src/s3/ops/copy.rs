@@ -11,7 +11,7 @@ use crate::http::response::Response;
 use crate::runtime::CoreCtx;
 use crate::s3::bucket_name::validate_object_key;
 use crate::s3::error::S3Error;
-use crate::s3::ops::object::open_object;
+use crate::s3::ops::object::{open_object, stream_error};
 use crate::s3::ops::put::{commit, stage_body, ByteSource};
 use crate::s3::ops::{ensure_bucket, metadata_from_headers, quoted};
 use crate::s3::{xml, Request};
@@ -32,7 +32,11 @@ pub fn parse_copy_source(raw: &str) -> Result<(String, String), S3Error> {
     }
     let decoded = percent_decode(path)?;
     match decoded.split_once('/') {
-        Some((b, k)) if !b.is_empty() && !k.is_empty() => Ok((b.to_string(), k.to_string())),
+        Some((b, k)) if !b.is_empty() && !k.is_empty() => {
+            // The source bucket becomes a directory name: it must be a valid bucket name.
+            crate::s3::bucket_name::validate_bucket_name(b)?;
+            Ok((b.to_string(), k.to_string()))
+        }
         _ => Err(crate::s3err!(
             InvalidArgument,
             "Copy Source must mention the source bucket and key: sourcebucket/sourcekey."
@@ -87,7 +91,7 @@ pub async fn copy_object(ctx: &CoreCtx, req: &Request<'_>) -> Result<Response, S
         user_metadata,
         ..ObjectRecord::new(key)
     };
-    let source = ByteSource::object(src.stream(0, size));
+    let source = ByteSource::object(src.stream(0, size).await.map_err(stream_error)?);
     let staged = stage_body(
         ctx,
         record,
@@ -119,5 +123,10 @@ mod tests {
             ("bkt".into(), "k".into())
         );
         assert!(parse_copy_source("bkt").is_err());
+        assert!(parse_copy_source("..%2Fbuckets%2Fvictim/secret").is_err());
+        assert!(
+            parse_copy_source("a/b/../../x").is_err()
+                || parse_copy_source("a/b/../../x").unwrap().0 == "a"
+        );
     }
 }

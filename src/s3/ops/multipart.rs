@@ -14,7 +14,7 @@ use crate::s3::bucket_name::validate_object_key;
 use crate::s3::error::S3Error;
 use crate::s3::list::parse_max_keys;
 use crate::s3::ops::copy::parse_copy_source;
-use crate::s3::ops::object::{open_object, parse_range, RangeSpec};
+use crate::s3::ops::object::{open_object, stream_error};
 use crate::s3::ops::put::{stage_body, stage_request_body, stored_response, ByteSource, Staged};
 use crate::s3::ops::{ensure_bucket, metadata_from_headers, quoted, read_small_body};
 use crate::s3::xml;
@@ -174,16 +174,11 @@ pub async fn upload_part_copy(ctx: &CoreCtx, req: &Request<'_>) -> Result<Respon
     let size = src.record.size;
     let (start, len) = match req.head.header("x-amz-copy-source-range") {
         None => (0, size),
-        Some(h) => match parse_range(h, size) {
-            RangeSpec::Satisfiable(a, b) if h.trim().starts_with("bytes=") && !h.contains("=-") => {
-                (a, b - a + 1)
-            }
-            _ => {
+        Some(h) => match parse_copy_range(h, size) {
+            Ok(r) => r,
+            Err(e) => {
                 src.close().await;
-                return Err(crate::s3err!(
-                    InvalidArgument,
-                    "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy"
-                ));
+                return Err(e);
             }
         },
     };
@@ -202,7 +197,7 @@ pub async fn upload_part_copy(ctx: &CoreCtx, req: &Request<'_>) -> Result<Respon
         checksum: algo.map(|a| (a, None)),
         ..Default::default()
     };
-    let source = ByteSource::object(src.stream(start, len));
+    let source = ByteSource::object(src.stream(start, len).await.map_err(stream_error)?);
     let staged = stage_body(
         ctx,
         ObjectRecord::new(key),
@@ -217,6 +212,30 @@ pub async fn upload_part_copy(ctx: &CoreCtx, req: &Request<'_>) -> Result<Respon
         200,
         mxml::copy_part_result_xml(&quoted(&r.etag()), r.last_modified_ms, r.checksum.as_ref()),
     ))
+}
+
+/// Parses `x-amz-copy-source-range`: exactly `bytes=first-last` inside the source (S3 accepts no
+/// open-ended, suffix or clamped ranges here). Returns (start, length).
+pub fn parse_copy_range(h: &str, size: u64) -> Result<(u64, u64), S3Error> {
+    let invalid = || {
+        crate::s3err!(
+            InvalidArgument,
+            "Range specified is not valid for source object of size: {size}"
+        )
+        .with_extra("ArgumentName", "x-amz-copy-source-range")
+        .with_extra("ArgumentValue", h)
+    };
+    let spec = h.trim().strip_prefix("bytes=").ok_or_else(invalid)?;
+    let (a, b) = spec.split_once('-').ok_or_else(invalid)?;
+    let num = |s: &str| -> Option<u64> {
+        (!s.is_empty() && s.bytes().all(|c| c.is_ascii_digit()))
+            .then(|| s.parse().ok())
+            .flatten()
+    };
+    match (num(a), num(b)) {
+        (Some(a), Some(b)) if a <= b && b < size => Ok((a, b - a + 1)),
+        _ => Err(invalid()),
+    }
 }
 
 pub async fn complete_upload(
@@ -355,4 +374,26 @@ pub async fn list_uploads(ctx: &CoreCtx, req: &Request<'_>) -> Result<Response, 
         page: &page,
     });
     Ok(Response::xml(200, body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_ranges_are_strict() {
+        assert_eq!(parse_copy_range("bytes=0-9", 10).unwrap(), (0, 10));
+        assert_eq!(parse_copy_range("bytes=5-5", 10).unwrap(), (5, 1));
+        for bad in [
+            "bytes=5-20",
+            "bytes=0-10",
+            "bytes=4-",
+            "bytes=-4",
+            "bytes=5-4",
+            "items=0-1",
+            "0-1",
+        ] {
+            assert!(parse_copy_range(bad, 10).is_err(), "{bad}");
+        }
+    }
 }

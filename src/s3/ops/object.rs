@@ -51,7 +51,42 @@ pub async fn open_object(ctx: &CoreCtx, bucket: &str, key: &str) -> Result<OpenO
     }
 }
 
+/// A read that lost a race with an overwrite or delete of a multipart object (its part files
+/// were unlinked between opening the record and opening the parts) is retried this often.
+const RACED_RETRIES_MAX: usize = 2;
+
 pub async fn get_object(
+    ctx: &CoreCtx,
+    req: &Request<'_>,
+    is_head: bool,
+) -> Result<Response, S3Error> {
+    let mut attempt = 0;
+    loop {
+        match get_object_once(ctx, req, is_head).await {
+            Err(e)
+                if e.code == crate::s3::error::S3ErrorCode::ServiceUnavailable
+                    && attempt < RACED_RETRIES_MAX =>
+            {
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Maps an error opening an object's data: a vanished part means the object changed under us.
+pub fn stream_error(e: std::io::Error) -> S3Error {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        crate::s3err!(
+            ServiceUnavailable,
+            "The object changed while it was being opened; please retry."
+        )
+    } else {
+        S3Error::internal("reading the object", e)
+    }
+}
+
+async fn get_object_once(
     ctx: &CoreCtx,
     req: &Request<'_>,
     is_head: bool,
@@ -89,8 +124,8 @@ pub async fn get_object(
             None => {
                 obj.close().await;
                 return Err(crate::s3err!(
-                    InvalidPart,
-                    "The requested partNumber is not satisfiable"
+                    InvalidPartNumber,
+                    "The requested partnumber is not satisfiable"
                 ));
             }
         },
@@ -146,7 +181,7 @@ pub async fn get_object(
         resp.head_content_length = Some(len);
         obj.close().await;
     } else {
-        resp.body = ResponseBody::Object(obj.stream(start, len));
+        resp.body = ResponseBody::Object(obj.stream(start, len).await.map_err(stream_error)?);
     }
     Ok(resp)
 }
