@@ -40,14 +40,7 @@ fn decode_lenient(s: &str) -> Vec<u8> {
 /// The canonical query string of a raw query (without `?`).
 pub(crate) fn canonical_query(raw: &str, drop_signature: bool) -> String {
     let mut pairs: Vec<(String, String)> = Vec::new();
-    for seg in raw.split('&') {
-        if seg.is_empty() {
-            continue;
-        }
-        let (name, value) = match seg.find('=') {
-            Some(i) => (&seg[..i], &seg[i + 1..]),
-            None => (seg, ""),
-        };
+    for (name, value) in crate::http::percent::query_segments(raw) {
         let name = aws_uri_encode(&decode_lenient(name), true);
         if drop_signature && name == "X-Amz-Signature" {
             continue;

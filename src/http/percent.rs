@@ -91,18 +91,20 @@ pub fn url_form_encode(s: &str) -> String {
 /// Empty segments are skipped, a segment without `=` has an empty value, and the split happens at
 /// the first `=`. Names and values are percent-decoded without turning `+` into a space.
 pub fn parse_query(raw: &str) -> Result<Vec<(String, String)>, S3Error> {
-    let mut out = Vec::new();
-    for seg in raw.split('&') {
-        if seg.is_empty() {
-            continue;
-        }
-        let (name, value) = match seg.find('=') {
+    query_segments(raw)
+        .map(|(name, value)| Ok((percent_decode(name)?, percent_decode(value)?)))
+        .collect()
+}
+
+/// The raw `(name, value)` segments of a query string: empty segments skipped, split at the
+/// first `=`, a segment without `=` has an empty value. Nothing is decoded.
+pub fn query_segments(raw: &str) -> impl Iterator<Item = (&str, &str)> {
+    raw.split('&')
+        .filter(|seg| !seg.is_empty())
+        .map(|seg| match seg.find('=') {
             Some(i) => (&seg[..i], &seg[i + 1..]),
             None => (seg, ""),
-        };
-        out.push((percent_decode(name)?, percent_decode(value)?));
-    }
-    Ok(out)
+        })
 }
 
 #[cfg(test)]

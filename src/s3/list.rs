@@ -215,6 +215,18 @@ fn hex_value(digit: u8) -> Option<u8> {
     }
 }
 
+/// `encoding-type`: absent (false) or `url` (true); anything else is InvalidArgument.
+pub fn parse_encoding_type(raw: Option<&str>) -> Result<bool, S3Error> {
+    match raw {
+        None => Ok(false),
+        Some(v) if v.eq_ignore_ascii_case("url") => Ok(true),
+        Some(_) => Err(crate::s3err!(
+            InvalidArgument,
+            "Invalid Encoding Method specified in Request"
+        )),
+    }
+}
+
 /// The `max-keys` query parameter: default [`MAX_KEYS_DEFAULT`], capped at [`MAX_KEYS_LIMIT`];
 /// negative, non-integer or beyond-`i32` values are `InvalidArgument`, as in S3.
 pub fn parse_max_keys(raw: Option<&str>) -> Result<usize, S3Error> {

@@ -193,14 +193,7 @@ impl Owner {
     ) -> Result<ObjectRecord, S3Error> {
         let b = self.bucket(bucket)?;
         let u = self.upload(&b, upload_id, key)?;
-        let _all = u
-            .gate
-            .acquire_permit(UPLOAD_GATE_PERMITS)
-            .await
-            .map_err(|_| no_such_upload(upload_id))?;
-        if u.closed.get() {
-            return Err(no_such_upload(upload_id));
-        }
+        let _all = u.exclusive(upload_id).await?;
         let record = u.completed_record(upload_id, &listed, now_ms)?;
         crate::storage::writer::write_record_file(staging, &record, self.fsync)
             .await
@@ -237,14 +230,7 @@ impl Owner {
     ) -> Result<(), S3Error> {
         let b = self.bucket(bucket)?;
         let u = self.upload(&b, upload_id, key)?;
-        let _all = u
-            .gate
-            .acquire_permit(UPLOAD_GATE_PERMITS)
-            .await
-            .map_err(|_| no_such_upload(upload_id))?;
-        if u.closed.get() {
-            return Err(no_such_upload(upload_id));
-        }
+        let _all = u.exclusive(upload_id).await?;
         u.closed.set(true);
         b.uploads.borrow_mut().remove(upload_id);
         self.remove_upload_dir(bucket, upload_id).await
@@ -366,6 +352,19 @@ impl Owner {
 }
 
 impl UploadState {
+    /// Waits until no part commit is in flight and holds the upload exclusively (complete/abort).
+    async fn exclusive(&self, upload_id: &str) -> Result<glommio::sync::Permit<'_>, S3Error> {
+        let permit = self
+            .gate
+            .acquire_permit(UPLOAD_GATE_PERMITS)
+            .await
+            .map_err(|_| no_such_upload(upload_id))?;
+        if self.closed.get() {
+            return Err(no_such_upload(upload_id));
+        }
+        Ok(permit)
+    }
+
     fn new(meta: ObjectRecord) -> UploadState {
         UploadState {
             meta,

@@ -48,12 +48,7 @@ impl StagingWriter {
         size_hint: Option<u64>,
     ) -> io::Result<StagingWriter> {
         assert!(header_len.is_multiple_of(BLOCK_BYTES));
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .dma_open(path)
-            .await
-            .map_err(to_io)?;
+        let file = create_new_dma(path).await?;
         let file = Rc::new(file);
         let buf = file.alloc_dma_buffer(buffer_len_for(size_hint));
         Ok(StagingWriter {
@@ -191,6 +186,16 @@ async fn close_rc(file: Rc<DmaFile>) -> io::Result<()> {
     }
 }
 
+/// Creates `path` (which must not exist) for O_DIRECT writing.
+async fn create_new_dma(path: &Path) -> io::Result<DmaFile> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .dma_open(path)
+        .await
+        .map_err(to_io)
+}
+
 fn buffer_len_for(remaining: Option<u64>) -> usize {
     match remaining {
         Some(r) => round_up((r as usize).clamp(1, WRITE_BUFFER_BYTES), BLOCK_BYTES),
@@ -201,12 +206,7 @@ fn buffer_len_for(remaining: Option<u64>) -> usize {
 /// Writes a file that holds only a record header (a multipart object's record), durably.
 pub async fn write_record_file(path: &Path, record: &ObjectRecord, sync: bool) -> io::Result<()> {
     let header_len = record.header_len();
-    let file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .dma_open(path)
-        .await
-        .map_err(to_io)?;
+    let file = create_new_dma(path).await?;
     let mut header = file.alloc_dma_buffer(header_len);
     record.encode_header(header_len, header.as_bytes_mut());
     let result = async {

@@ -16,16 +16,7 @@ use crate::s3::Request;
 pub async fn list_objects(ctx: &CoreCtx, req: &Request<'_>, v2: bool) -> Result<Response, S3Error> {
     let r = &req.routed;
     let bucket = &r.bucket;
-    let url_encoding = match r.param("encoding-type") {
-        None => false,
-        Some(v) if v.eq_ignore_ascii_case("url") => true,
-        Some(_) => {
-            return Err(crate::s3err!(
-                InvalidArgument,
-                "Invalid Encoding Method specified in Request"
-            ))
-        }
-    };
+    let url_encoding = crate::s3::list::parse_encoding_type(r.param("encoding-type"))?;
     let prefix = r.param("prefix").unwrap_or("").to_string();
     let delimiter = r
         .param("delimiter")

@@ -334,16 +334,7 @@ pub async fn list_uploads(ctx: &CoreCtx, req: &Request<'_>) -> Result<Response, 
     let r = &req.routed;
     let bucket = &r.bucket;
     ensure_bucket(ctx, bucket).await?;
-    let url_encoding = match r.param("encoding-type") {
-        None => false,
-        Some(v) if v.eq_ignore_ascii_case("url") => true,
-        Some(_) => {
-            return Err(crate::s3err!(
-                InvalidArgument,
-                "Invalid Encoding Method specified in Request"
-            ))
-        }
-    };
+    let url_encoding = crate::s3::list::parse_encoding_type(r.param("encoding-type"))?;
     let max_uploads = parse_max_keys(r.param("max-uploads"))?;
     let prefix = r.param("prefix").unwrap_or("");
     let delimiter = r.param("delimiter").filter(|d| !d.is_empty());
