@@ -163,3 +163,34 @@ def test_copy_into_missing_bucket(s3, source):
     with raises_s3('NoSuchBucket', 404):
         s3.copy_object(Bucket=unique_bucket_name('rs-missing'), Key='k',
                        CopySource={'Bucket': bucket, 'Key': key})
+
+
+def test_copy_source_conditions(s3, source):
+    """x-amz-copy-source-if-* decide whether the copy happens; a failed one is 412, never 304."""
+    import datetime
+    bucket, key, data = source
+    etag = quoted_etag(data)
+    src = {'Bucket': bucket, 'Key': key}
+    past = datetime.datetime(2000, 1, 1, tzinfo=datetime.timezone.utc)
+    future = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=1)
+    ok = [
+        {'CopySourceIfMatch': etag},
+        {'CopySourceIfNoneMatch': '"0123456789abcdef0123456789abcdef"'},
+        {'CopySourceIfModifiedSince': past},
+        {'CopySourceIfUnmodifiedSince': future},
+    ]
+    for i, cond in enumerate(ok):
+        resp = s3.copy_object(Bucket=bucket, Key=f'cond/ok{i}', CopySource=src, **cond)
+        assert status_of(resp) == 200, cond
+        assert s3.get_object(Bucket=bucket, Key=f'cond/ok{i}')['Body'].read() == data
+    failing = [
+        {'CopySourceIfMatch': '"0123456789abcdef0123456789abcdef"'},
+        {'CopySourceIfNoneMatch': etag},
+        {'CopySourceIfModifiedSince': future},
+        {'CopySourceIfUnmodifiedSince': past},
+    ]
+    for i, cond in enumerate(failing):
+        with raises_s3('PreconditionFailed', 412):
+            s3.copy_object(Bucket=bucket, Key=f'cond/bad{i}', CopySource=src, **cond)
+        with raises_s3('NoSuchKey', 404):
+            s3.get_object(Bucket=bucket, Key=f'cond/bad{i}')

@@ -11,7 +11,7 @@ use crate::http::response::Response;
 use crate::runtime::CoreCtx;
 use crate::s3::bucket_name::validate_object_key;
 use crate::s3::error::S3Error;
-use crate::s3::ops::object::{open_object, stream_error};
+use crate::s3::ops::object::{check_conditions_with, open_object, stream_error};
 use crate::s3::ops::put::{commit, stage_body, ByteSource};
 use crate::s3::ops::{ensure_bucket, metadata_from_headers, quoted};
 use crate::s3::{xml, Request};
@@ -68,6 +68,10 @@ pub async fn copy_object(ctx: &CoreCtx, req: &Request<'_>) -> Result<Response, S
         ));
     }
     let src = open_object(ctx, &src_bucket, &src_key).await?;
+    if let Err(e) = check_conditions_with(req.head, "x-amz-copy-source-", &src.record, true) {
+        src.close().await;
+        return Err(e);
+    }
     let (system_headers, user_metadata) = if replace {
         metadata_from_headers(req.head)?
     } else {

@@ -14,7 +14,7 @@ use crate::s3::bucket_name::validate_object_key;
 use crate::s3::error::S3Error;
 use crate::s3::list::parse_max_keys;
 use crate::s3::ops::copy::parse_copy_source;
-use crate::s3::ops::object::{open_object, stream_error};
+use crate::s3::ops::object::{check_conditions_with, open_object, stream_error};
 use crate::s3::ops::put::{stage_body, stage_request_body, stored_response, ByteSource, Staged};
 use crate::s3::ops::{ensure_bucket, metadata_from_headers, quoted, read_small_body};
 use crate::s3::xml;
@@ -171,6 +171,10 @@ pub async fn upload_part_copy(ctx: &CoreCtx, req: &Request<'_>) -> Result<Respon
         parse_copy_source(req.head.header("x-amz-copy-source").unwrap_or(""))?;
     let info = upload_info(ctx, bucket, key, &upload_id).await?;
     let src = open_object(ctx, &src_bucket, &src_key).await?;
+    if let Err(e) = check_conditions_with(req.head, "x-amz-copy-source-", &src.record, true) {
+        src.close().await;
+        return Err(e);
+    }
     let size = src.record.size;
     let (start, len) = match req.head.header("x-amz-copy-source-range") {
         None => (0, size),

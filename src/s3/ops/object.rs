@@ -256,26 +256,44 @@ fn etag_matches(list: &str, etag: &str) -> bool {
 
 /// Applies If-Match, If-Unmodified-Since, If-None-Match, If-Modified-Since (S3 precedence).
 fn check_conditions(req: &Request<'_>, rec: &ObjectRecord) -> Result<(), S3Error> {
-    let head = req.head;
+    check_conditions_with(req.head, "", rec, false)
+}
+
+/// Applies the four conditional headers, each named `{prefix}if-...` (`x-amz-copy-source-` for
+/// CopyObject / UploadPartCopy sources). For a copy source every failed condition is
+/// PreconditionFailed (S3 never answers 304 to a copy).
+pub fn check_conditions_with(
+    head: &crate::http::head::RequestHead,
+    prefix: &str,
+    rec: &ObjectRecord,
+    copy_source: bool,
+) -> Result<(), S3Error> {
+    let get = |name: &str| head.header(&format!("{prefix}{name}"));
     let etag = rec.etag();
     let modified_s = rec.last_modified_ms / 1000;
-    let if_match = head.header("if-match");
-    if let Some(list) = if_match {
+    if let Some(list) = get("if-match") {
         if !etag_matches(list, &etag) {
             return Err(precondition_failed("If-Match"));
         }
-    } else if let Some(since) = head.header("if-unmodified-since").and_then(parse_http_date) {
+    } else if let Some(since) = get("if-unmodified-since").and_then(parse_http_date) {
         if modified_s > since {
             return Err(precondition_failed("If-Unmodified-Since"));
         }
     }
-    if let Some(list) = head.header("if-none-match") {
-        if etag_matches(list, &etag) {
-            return Err(crate::s3err!(NotModified, "Not Modified"));
+    let not_modified = |condition: &str| {
+        if copy_source {
+            precondition_failed(condition)
+        } else {
+            crate::s3err!(NotModified, "Not Modified")
         }
-    } else if let Some(since) = head.header("if-modified-since").and_then(parse_http_date) {
+    };
+    if let Some(list) = get("if-none-match") {
+        if etag_matches(list, &etag) {
+            return Err(not_modified("If-None-Match"));
+        }
+    } else if let Some(since) = get("if-modified-since").and_then(parse_http_date) {
         if modified_s <= since {
-            return Err(crate::s3err!(NotModified, "Not Modified"));
+            return Err(not_modified("If-Modified-Since"));
         }
     }
     Ok(())
