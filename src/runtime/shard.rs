@@ -8,7 +8,7 @@
 
 use crate::s3::error::S3Error;
 use crate::s3::list::{ListPage, ListParams};
-use crate::storage::index::ObjectSummary;
+use crate::storage::index::{ObjectSummary, WriteCondition};
 use crate::storage::owner::Owner;
 use crate::storage::record::ObjectRecord;
 use crate::storage::uploads::{CompletePart, PartInfo, UploadInfo};
@@ -39,6 +39,7 @@ pub enum OwnerOp {
         key: String,
         staging: PathBuf,
         summary: ObjectSummary,
+        condition: WriteCondition,
     },
     DeleteObject {
         bucket: String,
@@ -73,6 +74,7 @@ pub enum OwnerOp {
         parts: Vec<CompletePart>,
         staging: PathBuf,
         now_ms: u64,
+        condition: WriteCondition,
     },
     AbortUpload {
         bucket: String,
@@ -225,8 +227,11 @@ async fn handle(owner: &Owner, op: OwnerOp) -> OwnerResult {
             key,
             staging,
             summary,
+            condition,
         } => {
-            owner.commit(&bucket, &key, &staging, summary).await?;
+            owner
+                .commit(&bucket, &key, &staging, summary, &condition)
+                .await?;
             Ok(OwnerReply::Done)
         }
         OwnerOp::DeleteObject { bucket, key } => {
@@ -269,9 +274,12 @@ async fn handle(owner: &Owner, op: OwnerOp) -> OwnerResult {
             parts,
             staging,
             now_ms,
+            condition,
         } => {
             let rec = owner
-                .complete_upload(&bucket, &key, &upload_id, parts, &staging, now_ms)
+                .complete_upload(
+                    &bucket, &key, &upload_id, parts, &staging, now_ms, condition,
+                )
                 .await?;
             Ok(OwnerReply::Record(rec))
         }

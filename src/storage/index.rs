@@ -17,3 +17,15 @@ pub struct ObjectSummary {
 
 /// A bucket's objects by key; `String` ordering is UTF-8 byte order, which is S3's listing order.
 pub type BucketIndex = BTreeMap<String, ObjectSummary>;
+
+/// A conditional write (`If-None-Match: *` / `If-Match: "etag"` on PutObject and
+/// CompleteMultipartUpload), checked by the owner under the key's lock, so it is race-free.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum WriteCondition {
+    #[default]
+    Always,
+    /// Only if no object has the key.
+    IfAbsent,
+    /// Only if the current object has this ETag (without quotes).
+    IfEtag(String),
+}

@@ -9,7 +9,7 @@
 use crate::s3::error::S3Error;
 use crate::s3::list::{list_page, ListPage, ListParams};
 use crate::storage::group_sync::GroupSync;
-use crate::storage::index::{BucketIndex, ObjectSummary};
+use crate::storage::index::{BucketIndex, ObjectSummary, WriteCondition};
 use crate::storage::layout::{object_file_name, Layout, BUCKET_META_FILE};
 use crate::storage::uploads::UploadState;
 use glommio::io::Directory;
@@ -238,9 +238,11 @@ impl Owner {
         key: &str,
         staging: &Path,
         summary: ObjectSummary,
+        condition: &WriteCondition,
     ) -> Result<(), S3Error> {
         let b = self.bucket(bucket)?;
-        self.commit_with(&b, key, staging, summary, None).await
+        self.commit_with(&b, key, staging, summary, None, condition)
+            .await
     }
 
     /// Commit of a single-part (`upload_id = None`) or multipart object record; removes the
@@ -252,9 +254,11 @@ impl Owner {
         staging: &Path,
         summary: ObjectSummary,
         upload_id: Option<String>,
+        condition: &WriteCondition,
     ) -> Result<(), S3Error> {
         let _inflight = InFlight::new(b);
         let _permit = b.lock_key(key).await;
+        check_write_condition(&b.index.borrow(), key, condition)?;
         let target = b.objects_dir.join(object_file_name(key));
         glommio::io::rename(staging, &target)
             .await
@@ -361,6 +365,34 @@ impl InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.in_flight.set(self.0.in_flight.get() - 1);
+    }
+}
+
+/// Whether `condition` lets a write to `key` proceed given the bucket's current index.
+fn check_write_condition(
+    index: &BucketIndex,
+    key: &str,
+    condition: &WriteCondition,
+) -> Result<(), S3Error> {
+    let failed = || {
+        crate::s3err!(
+            PreconditionFailed,
+            "At least one of the pre-conditions you specified did not hold"
+        )
+    };
+    match (condition, index.get(key)) {
+        (WriteCondition::Always, _) => Ok(()),
+        (WriteCondition::IfAbsent, None) => Ok(()),
+        (WriteCondition::IfAbsent, Some(_)) => {
+            Err(failed().with_extra("Condition", "If-None-Match"))
+        }
+        (WriteCondition::IfEtag(_), None) => Err(crate::s3err!(
+            NoSuchKey,
+            "The specified key does not exist."
+        )
+        .with_extra("Key", key)),
+        (WriteCondition::IfEtag(want), Some(cur)) if &cur.etag == want => Ok(()),
+        (WriteCondition::IfEtag(_), Some(_)) => Err(failed().with_extra("Condition", "If-Match")),
     }
 }
 

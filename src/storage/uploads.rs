@@ -11,6 +11,7 @@
 //! - an object's old multipart data is removed once the object is replaced or deleted.
 
 use crate::s3::error::S3Error;
+use crate::storage::index::WriteCondition;
 use crate::storage::layout::{is_valid_upload_id, UPLOAD_META_FILE};
 use crate::storage::owner::{BucketState, Owner};
 use crate::storage::record::{ObjectRecord, PartRef, PartsLayout, StoredChecksum, PARTS_MAX};
@@ -190,6 +191,7 @@ impl Owner {
         listed: Vec<CompletePart>,
         staging: &Path,
         now_ms: u64,
+        condition: WriteCondition,
     ) -> Result<ObjectRecord, S3Error> {
         let b = self.bucket(bucket)?;
         let u = self.upload(&b, upload_id, key)?;
@@ -200,7 +202,14 @@ impl Owner {
             .map_err(io_s3("writing the object record"))?;
         let summary = record.summary();
         if let Err(e) = self
-            .commit_with(&b, key, staging, summary, Some(upload_id.to_string()))
+            .commit_with(
+                &b,
+                key,
+                staging,
+                summary,
+                Some(upload_id.to_string()),
+                &condition,
+            )
             .await
         {
             let _ = glommio::io::remove(staging).await;

@@ -435,3 +435,28 @@ def test_download_file_of_large_single_put_object(client, bucket, tmp_path):
     client.download_file(bucket, 'large-single', str(dst))
     assert dst.stat().st_size == len(data)
     assert file_sha256(dst) == hashlib.sha256(data).hexdigest()
+
+
+def test_conditional_writes(s3, bucket):
+    """If-None-Match: * creates only; If-Match replaces only the named version (S3 conditional writes)."""
+    first = s3.put_object(Bucket=bucket, Key='cw', Body=b'one', IfNoneMatch='*')
+    assert status_of(first) == 200
+    with raises_s3('PreconditionFailed', 412):
+        s3.put_object(Bucket=bucket, Key='cw', Body=b'two', IfNoneMatch='*')
+    assert s3.get_object(Bucket=bucket, Key='cw')['Body'].read() == b'one'
+    with raises_s3('PreconditionFailed', 412):
+        s3.put_object(Bucket=bucket, Key='cw', Body=b'three', IfMatch='"0123456789abcdef0123456789abcdef"')
+    second = s3.put_object(Bucket=bucket, Key='cw', Body=b'four', IfMatch=first['ETag'])
+    assert status_of(second) == 200
+    assert s3.get_object(Bucket=bucket, Key='cw')['Body'].read() == b'four'
+    with raises_s3('NoSuchKey', 404):
+        s3.put_object(Bucket=bucket, Key='cw-missing', Body=b'x', IfMatch=first['ETag'])
+    # CompleteMultipartUpload honours If-None-Match too.
+    up = s3.create_multipart_upload(Bucket=bucket, Key='cw')
+    part = s3.upload_part(Bucket=bucket, Key='cw', UploadId=up['UploadId'], PartNumber=1, Body=b'mp')
+    with raises_s3('PreconditionFailed', 412):
+        s3.complete_multipart_upload(
+            Bucket=bucket, Key='cw', UploadId=up['UploadId'], IfNoneMatch='*',
+            MultipartUpload={'Parts': [{'ETag': part['ETag'], 'PartNumber': 1}]})
+    assert s3.get_object(Bucket=bucket, Key='cw')['Body'].read() == b'four'
+    s3.abort_multipart_upload(Bucket=bucket, Key='cw', UploadId=up['UploadId'])

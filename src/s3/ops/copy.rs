@@ -15,6 +15,7 @@ use crate::s3::ops::object::{check_conditions_with, open_object, stream_error};
 use crate::s3::ops::put::{commit, stage_body, ByteSource};
 use crate::s3::ops::{ensure_bucket, metadata_from_headers, quoted};
 use crate::s3::{xml, Request};
+use crate::storage::index::WriteCondition;
 use crate::storage::record::ObjectRecord;
 
 /// Parses `x-amz-copy-source` (`bucket/key`, optional leading `/`, key percent-encoded).
@@ -104,7 +105,7 @@ pub async fn copy_object(ctx: &CoreCtx, req: &Request<'_>) -> Result<Response, S
         Some(size),
     )
     .await?;
-    commit(ctx, bucket, key, &staged).await?;
+    commit(ctx, bucket, key, &staged, WriteCondition::Always).await?;
     let body = xml::copy_object_result_xml(
         &quoted(&staged.record.etag()),
         staged.record.last_modified_ms,

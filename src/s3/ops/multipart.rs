@@ -258,6 +258,7 @@ pub async fn complete_upload(
             etag: p.etag,
         })
         .collect();
+    let condition = crate::s3::ops::put::write_condition(req.head)?;
     let staging = ctx.next_staging_path();
     let op = OwnerOp::CompleteUpload {
         bucket: bucket.clone(),
@@ -266,6 +267,7 @@ pub async fn complete_upload(
         parts,
         staging,
         now_ms: crate::http::date::now_ms(),
+        condition,
     };
     let record = match ctx.shards.call_owner(bucket, op).await? {
         OwnerReply::Record(r) => r,

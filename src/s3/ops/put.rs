@@ -16,6 +16,7 @@ use crate::s3::bucket_name::validate_object_key;
 use crate::s3::error::S3Error;
 use crate::s3::ops::{body_expectations, ensure_bucket, metadata_from_headers, quoted};
 use crate::s3::Request;
+use crate::storage::index::WriteCondition;
 use crate::storage::reader::ObjectStream;
 use crate::storage::record::{ObjectRecord, StoredChecksum};
 use crate::storage::writer::StagingWriter;
@@ -38,8 +39,9 @@ pub async fn put_object(
         user_metadata,
         ..ObjectRecord::new(key)
     };
+    let condition = write_condition(req.head)?;
     let staged = stage_request_body(ctx, req, body, record).await?;
-    commit(ctx, bucket, key, &staged).await?;
+    commit(ctx, bucket, key, &staged, condition).await?;
     Ok(stored_response(&staged.record))
 }
 
@@ -255,18 +257,36 @@ async fn stream_into(
     }
 }
 
+/// The conditional-write headers of PutObject / CompleteMultipartUpload: `If-None-Match: *`
+/// (create only) and `If-Match: "etag"` (replace only that version).
+pub fn write_condition(head: &crate::http::head::RequestHead) -> Result<WriteCondition, S3Error> {
+    match (head.header("if-none-match"), head.header("if-match")) {
+        (None, None) => Ok(WriteCondition::Always),
+        (Some("*"), None) => Ok(WriteCondition::IfAbsent),
+        (None, Some(etag)) if !etag.contains(',') && etag != "*" => Ok(WriteCondition::IfEtag(
+            etag.trim().trim_matches('"').to_string(),
+        )),
+        _ => Err(crate::s3err!(
+            NotImplemented,
+            "Only If-None-Match: * or a single If-Match ETag is supported on writes."
+        )),
+    }
+}
+
 /// Hands a staged object to the owner core; removes the staging file if the commit fails.
 pub async fn commit(
     ctx: &CoreCtx,
     bucket: &str,
     key: &str,
     staged: &Staged,
+    condition: WriteCondition,
 ) -> Result<(), S3Error> {
     let op = OwnerOp::Commit {
         bucket: bucket.to_string(),
         key: key.to_string(),
         staging: staged.path.clone(),
         summary: staged.record.summary(),
+        condition,
     };
     if let Err(e) = ctx.shards.call_owner(bucket, op).await {
         let _ = glommio::io::remove(&staged.path).await;
