@@ -11,7 +11,7 @@ use crate::s3::list::{ListPage, ListParams};
 use crate::storage::index::{ObjectSummary, WriteCondition};
 use crate::storage::owner::Owner;
 use crate::storage::record::ObjectRecord;
-use crate::storage::uploads::{CompletePart, PartInfo, UploadInfo};
+use crate::storage::uploads::{CompleteRequest, PartInfo, UploadInfo};
 use futures_channel::oneshot;
 use glommio::channels::channel_mesh::{Receivers, Senders};
 use std::path::PathBuf;
@@ -69,12 +69,7 @@ pub enum OwnerOp {
     },
     CompleteUpload {
         bucket: String,
-        key: String,
-        upload_id: String,
-        parts: Vec<CompletePart>,
-        staging: PathBuf,
-        now_ms: u64,
-        condition: WriteCondition,
+        request: CompleteRequest,
     },
     AbortUpload {
         bucket: String,
@@ -267,20 +262,8 @@ async fn handle(owner: &Owner, op: OwnerOp) -> OwnerResult {
                 .await?;
             Ok(OwnerReply::Done)
         }
-        OwnerOp::CompleteUpload {
-            bucket,
-            key,
-            upload_id,
-            parts,
-            staging,
-            now_ms,
-            condition,
-        } => {
-            let rec = owner
-                .complete_upload(
-                    &bucket, &key, &upload_id, parts, &staging, now_ms, condition,
-                )
-                .await?;
+        OwnerOp::CompleteUpload { bucket, request } => {
+            let rec = owner.complete_upload(&bucket, request).await?;
             Ok(OwnerReply::Record(rec))
         }
         OwnerOp::AbortUpload {

@@ -63,6 +63,19 @@ pub struct UploadInfo {
     pub parts: Vec<(u32, PartInfo)>,
 }
 
+/// What CompleteMultipartUpload asks of the owner.
+#[derive(Debug)]
+pub struct CompleteRequest {
+    pub key: String,
+    pub upload_id: String,
+    /// The parts the client listed, in its order.
+    pub parts: Vec<CompletePart>,
+    /// Where to write the object's record before renaming it into place.
+    pub staging: std::path::PathBuf,
+    pub now_ms: u64,
+    pub condition: WriteCondition,
+}
+
 /// A part the client lists in CompleteMultipartUpload.
 #[derive(Debug, Clone)]
 pub struct CompletePart {
@@ -186,13 +199,17 @@ impl Owner {
     pub async fn complete_upload(
         &self,
         bucket: &str,
-        key: &str,
-        upload_id: &str,
-        listed: Vec<CompletePart>,
-        staging: &Path,
-        now_ms: u64,
-        condition: WriteCondition,
+        req: CompleteRequest,
     ) -> Result<ObjectRecord, S3Error> {
+        let CompleteRequest {
+            key,
+            upload_id,
+            parts: listed,
+            staging,
+            now_ms,
+            condition,
+        } = req;
+        let (key, upload_id, staging) = (key.as_str(), upload_id.as_str(), staging.as_path());
         let b = self.bucket(bucket)?;
         let u = self.upload(&b, upload_id, key)?;
         let _all = u.exclusive(upload_id).await?;

@@ -22,7 +22,7 @@ use crate::s3::xml_multipart as mxml;
 use crate::s3::Request;
 use crate::storage::layout::is_valid_upload_id;
 use crate::storage::record::{ObjectRecord, StoredChecksum};
-use crate::storage::uploads::{CompletePart, PartInfo, UploadInfo};
+use crate::storage::uploads::{CompletePart, CompleteRequest, PartInfo, UploadInfo};
 
 /// Highest part number (S3's limit).
 pub const PART_NUMBER_MAX: u32 = 10_000;
@@ -262,12 +262,14 @@ pub async fn complete_upload(
     let staging = ctx.next_staging_path();
     let op = OwnerOp::CompleteUpload {
         bucket: bucket.clone(),
-        key: key.clone(),
-        upload_id: upload_id.clone(),
-        parts,
-        staging,
-        now_ms: crate::http::date::now_ms(),
-        condition,
+        request: CompleteRequest {
+            key: key.clone(),
+            upload_id: upload_id.clone(),
+            parts,
+            staging,
+            now_ms: crate::http::date::now_ms(),
+            condition,
+        },
     };
     let record = match ctx.shards.call_owner(bucket, op).await? {
         OwnerReply::Record(r) => r,
