@@ -12,6 +12,7 @@ pub mod ops;
 pub mod router;
 pub mod xml;
 pub mod xml_multipart;
+pub mod xml_versions;
 
 use crate::auth::AuthOutcome;
 use crate::http::body::BodyReader;
@@ -85,5 +86,6 @@ async fn serve(
         Op::AbortMultipartUpload => multipart::abort_upload(ctx, &req).await,
         Op::ListParts => multipart::list_parts(ctx, &req).await,
         Op::ListMultipartUploads => multipart::list_uploads(ctx, &req).await,
+        Op::ListObjectVersions => ops::listing::list_object_versions(ctx, &req).await,
     }
 }

@@ -33,6 +33,7 @@ pub enum Op {
     AbortMultipartUpload,
     ListParts,
     ListMultipartUploads,
+    ListObjectVersions,
 }
 
 /// A routed request.
@@ -84,10 +85,8 @@ const UNSUPPORTED_SUBRESOURCES: &[&str] = &[
     "select",
     "tagging",
     "torrent",
-    "versions",
     "website",
     "attributes",
-    "versionId",
 ];
 
 fn not_implemented(what: &str) -> S3Error {
@@ -124,6 +123,16 @@ pub fn route(head: &RequestHead, domain: Option<&str>) -> Result<Routed, S3Error
             (percent_decode(bucket_raw)?, percent_decode(key_raw)?)
         }
     };
+    // Buckets are never versioned: the only version of an object is `null`.
+    if let Some((_, v)) = query.iter().find(|(k, _)| k == "versionId") {
+        if v != "null" {
+            return Err(
+                crate::s3err!(InvalidArgument, "Invalid version id specified")
+                    .with_extra("ArgumentName", "versionId")
+                    .with_extra("ArgumentValue", v.clone()),
+            );
+        }
+    }
     // Bucket names become directory names: only valid S3 names ever reach storage (no `/`,
     // `..` or anything else a path could be made of). No bucket with another name can exist.
     if !bucket.is_empty() {
@@ -145,6 +154,8 @@ pub fn route(head: &RequestHead, domain: Option<&str>) -> Result<Routed, S3Error
             Op::DeleteObjects
         } else if m == Method::Get && has("uploads") && unsupported.is_none() {
             Op::ListMultipartUploads
+        } else if m == Method::Get && has("versions") && unsupported.is_none() {
+            Op::ListObjectVersions
         } else if let Some(sub) = unsupported {
             return Err(not_implemented(&sub));
         } else {

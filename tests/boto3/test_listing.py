@@ -319,3 +319,26 @@ def test_v1_max_keys_zero_and_no_match(s3, tree_bucket):
 def test_list_missing_bucket_v1(s3):
     with raises_s3('NoSuchBucket', 404):
         s3.list_objects(Bucket=unique_bucket_name('rs-missing'))
+
+
+def test_list_object_versions_unversioned(s3, bucket):
+    """Unversioned buckets list each object once as version 'null' (what cleanup tools rely on)."""
+    keys = ['a', 'b/1', 'b/2', 'c d+e', 'ü']
+    for k in keys:
+        s3.put_object(Bucket=bucket, Key=k, Body=k.encode())
+    seen = []
+    for page in s3.get_paginator('list_object_versions').paginate(Bucket=bucket, PaginationConfig={'PageSize': 2}):
+        for v in page.get('Versions', []):
+            assert v['VersionId'] == 'null' and v['IsLatest'] is True
+            seen.append(v['Key'])
+        assert page.get('DeleteMarkers', []) == []
+    assert seen == sorted(keys, key=lambda k: k.encode())
+    grouped = s3.list_object_versions(Bucket=bucket, Delimiter='/')
+    assert [p['Prefix'] for p in grouped['CommonPrefixes']] == ['b/']
+    assert s3.get_object(Bucket=bucket, Key='a', VersionId='null')['Body'].read() == b'a'
+    with raises_s3('InvalidArgument', 400):
+        s3.get_object(Bucket=bucket, Key='a', VersionId='3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY')
+    # The usual "delete every version" cleanup empties the bucket.
+    for v in s3.list_object_versions(Bucket=bucket).get('Versions', []):
+        s3.delete_object(Bucket=bucket, Key=v['Key'], VersionId=v['VersionId'])
+    assert s3.list_objects_v2(Bucket=bucket).get('KeyCount') == 0

@@ -96,3 +96,54 @@ pub async fn list_objects(ctx: &CoreCtx, req: &Request<'_>, v2: bool) -> Result<
     };
     Ok(Response::xml(200, body))
 }
+
+/// ListObjectVersions of an unversioned bucket: each object once, as version `null`.
+pub async fn list_object_versions(ctx: &CoreCtx, req: &Request<'_>) -> Result<Response, S3Error> {
+    let r = &req.routed;
+    let bucket = &r.bucket;
+    let url_encoding = crate::s3::list::parse_encoding_type(r.param("encoding-type"))?;
+    let prefix = r.param("prefix").unwrap_or("");
+    let delimiter = r.param("delimiter").filter(|d| !d.is_empty());
+    let max_keys = parse_max_keys(r.param("max-keys"))?;
+    let key_marker = r.param("key-marker").unwrap_or("");
+    let params = ListParams {
+        prefix: prefix.to_string(),
+        delimiter: delimiter.map(str::to_string),
+        // Every key has exactly one (null) version, so a key marker skips that key whatever the
+        // version-id marker says.
+        start_after: (!key_marker.is_empty()).then(|| key_marker.to_string()),
+        max_keys,
+    };
+    let page = match ctx
+        .shards
+        .call_owner(
+            bucket,
+            OwnerOp::List {
+                bucket: bucket.clone(),
+                params,
+            },
+        )
+        .await?
+    {
+        OwnerReply::Page(p) => p,
+        _ => {
+            return Err(S3Error::internal(
+                "listing versions",
+                "unexpected owner reply",
+            ))
+        }
+    };
+    let view = crate::s3::xml_versions::ListVersionsView {
+        bucket,
+        prefix,
+        delimiter,
+        key_marker,
+        version_id_marker: r.param("version-id-marker").unwrap_or(""),
+        max_keys,
+        url_encoding,
+    };
+    Ok(Response::xml(
+        200,
+        crate::s3::xml_versions::list_versions_xml(&view, &page),
+    ))
+}

@@ -1,0 +1,67 @@
+//! ListObjectVersions response for unversioned buckets: every object is its one `null` version,
+//! always the latest. Invariant: keys go through `list_value` (so `encoding-type=url` is applied
+//! exactly as in ListObjects) and a truncated page always names its next markers.
+
+use crate::http::date::iso8601_ms;
+use crate::s3::list::ListPage;
+use crate::s3::ops::bucket::{OWNER_DISPLAY_NAME, OWNER_ID};
+use crate::s3::xml::{list_value, XmlWriter};
+
+/// Request values a ListObjectVersions response echoes.
+pub struct ListVersionsView<'a> {
+    pub bucket: &'a str,
+    pub prefix: &'a str,
+    pub delimiter: Option<&'a str>,
+    pub key_marker: &'a str,
+    pub version_id_marker: &'a str,
+    pub max_keys: usize,
+    pub url_encoding: bool,
+}
+
+pub fn list_versions_xml(v: &ListVersionsView<'_>, page: &ListPage) -> String {
+    let enc = |s: &str| list_value(s, v.url_encoding).into_owned();
+    let mut w = XmlWriter::new();
+    w.open_ns("ListVersionsResult")
+        .elem("Name", v.bucket)
+        .elem("Prefix", &enc(v.prefix))
+        .elem("KeyMarker", &enc(v.key_marker))
+        .elem("VersionIdMarker", v.version_id_marker);
+    if page.is_truncated {
+        if let Some(next) = &page.next_marker {
+            w.elem("NextKeyMarker", &enc(next))
+                .elem("NextVersionIdMarker", "null");
+        }
+    }
+    w.elem("MaxKeys", &v.max_keys.to_string());
+    if let Some(d) = v.delimiter {
+        w.elem("Delimiter", &enc(d));
+    }
+    if v.url_encoding {
+        w.elem("EncodingType", "url");
+    }
+    w.elem(
+        "IsTruncated",
+        if page.is_truncated { "true" } else { "false" },
+    );
+    for e in &page.contents {
+        w.open("Version")
+            .elem("Key", &enc(&e.key))
+            .elem("VersionId", "null")
+            .elem("IsLatest", "true")
+            .elem("LastModified", &iso8601_ms(e.summary.last_modified_ms))
+            .elem("ETag", &format!("\"{}\"", e.summary.etag))
+            .elem("Size", &e.summary.size.to_string());
+        w.open("Owner")
+            .elem("ID", OWNER_ID)
+            .elem("DisplayName", OWNER_DISPLAY_NAME)
+            .close("Owner");
+        w.elem("StorageClass", "STANDARD").close("Version");
+    }
+    for cp in &page.common_prefixes {
+        w.open("CommonPrefixes")
+            .elem("Prefix", &enc(cp))
+            .close("CommonPrefixes");
+    }
+    w.close("ListVersionsResult");
+    w.finish()
+}
