@@ -6,6 +6,10 @@
 //! fdatasyncs and closes: after it returns the staging file is durable and whole, ready to be
 //! renamed into place by the bucket's owner core.
 //!
+//! The first buffer reserves the header block at its front, so an object that fits in it (every
+//! small object) reaches the disk in one write, header included; larger objects write the header
+//! block last, over the zeros the first buffer carried.
+//!
 //! Invariants: every write position and length is a multiple of [`BLOCK_BYTES`]; the final file
 //! length is exactly `header_len + size`; a writer that is not finished is aborted (file removed).
 
@@ -29,6 +33,9 @@ pub struct StagingWriter {
     /// File offset where `buf` will be written.
     pos: u64,
     buf: DmaBuffer,
+    /// Bytes at the front of `buf` reserved for the header (first buffer only, until written).
+    skip: usize,
+    /// Body bytes in `buf` after the reserved front.
     fill: usize,
     inflight: VecDeque<JoinHandle<io::Result<usize>>>,
     size: u64,
@@ -50,13 +57,18 @@ impl StagingWriter {
         assert!(header_len.is_multiple_of(BLOCK_BYTES));
         let file = create_new_dma(path).await?;
         let file = Rc::new(file);
-        let buf = file.alloc_dma_buffer(buffer_len_for(size_hint));
+        // The first buffer reserves the header block at its front: a small object then goes to
+        // disk in a single write, header included, once its digests are known.
+        // (+1: a body of exactly the hinted size must not fill it, or it would be written early.)
+        let mut buf = file.alloc_dma_buffer(header_len + buffer_len_for(size_hint.map(|h| h + 1)));
+        buf.as_bytes_mut()[..header_len].fill(0);
         Ok(StagingWriter {
             file,
             path: path.to_path_buf(),
             header_len,
-            pos: header_len as u64,
+            pos: 0,
             buf,
+            skip: header_len,
             fill: 0,
             inflight: VecDeque::new(),
             size: 0,
@@ -75,21 +87,23 @@ impl StagingWriter {
 
     /// The free tail of the current DMA buffer: read body bytes straight into it.
     pub fn spare(&mut self) -> &mut [u8] {
-        &mut self.buf.as_bytes_mut()[self.fill..]
+        let start = self.skip + self.fill;
+        &mut self.buf.as_bytes_mut()[start..]
     }
 
     /// Accepts `n` bytes just placed into [`Self::spare`]; writes the buffer out when full.
     pub async fn advance(&mut self, n: usize) -> io::Result<()> {
-        assert!(self.fill + n <= self.buf.len());
+        assert!(self.skip + self.fill + n <= self.buf.len());
         self.fill += n;
         self.size += n as u64;
-        if self.fill == self.buf.len() {
+        if self.skip + self.fill == self.buf.len() {
             let remaining = self.size_hint.map(|h| h.saturating_sub(self.size));
             let next = self
                 .file
                 .alloc_dma_buffer(buffer_len_for(remaining.filter(|r| *r > 0)));
             let full = std::mem::replace(&mut self.buf, next);
             self.fill = 0;
+            self.skip = 0;
             self.submit(full).await?;
         }
         Ok(())
@@ -136,26 +150,44 @@ impl StagingWriter {
     pub async fn finish(mut self, record: &ObjectRecord, sync: bool) -> io::Result<PathBuf> {
         assert_eq!(record.size, self.size);
         assert!(record.header_len() <= self.header_len);
-        if self.fill > 0 {
-            let padded = round_up(self.fill, BLOCK_BYTES);
-            let mut tail =
+        if self.skip > 0 {
+            // Nothing written yet: header and body leave in one write at offset 0.
+            let used = self.skip + self.fill;
+            let padded = round_up(used, BLOCK_BYTES);
+            let mut only =
                 std::mem::replace(&mut self.buf, self.file.alloc_dma_buffer(BLOCK_BYTES));
-            tail.as_bytes_mut()[self.fill..padded].fill(0);
-            tail.trim_to_size(padded);
+            record.encode_header(self.header_len, &mut only.as_bytes_mut()[..self.header_len]);
+            only.as_bytes_mut()[used..padded].fill(0);
+            only.trim_to_size(padded);
+            self.skip = 0;
             self.fill = 0;
-            self.submit(tail).await?;
-        }
-        while !self.inflight.is_empty() {
-            self.wait_oldest().await?;
-        }
-        let mut header = self.file.alloc_dma_buffer(self.header_len);
-        record.encode_header(self.header_len, header.as_bytes_mut());
-        let written = self.file.write_at(header, 0).await.map_err(to_io)?;
-        if written != self.header_len {
-            return Err(io::Error::new(
-                io::ErrorKind::StorageFull,
-                "short header write",
-            ));
+            self.submit(only).await?;
+            while !self.inflight.is_empty() {
+                self.wait_oldest().await?;
+            }
+        } else {
+            if self.fill > 0 {
+                let padded = round_up(self.fill, BLOCK_BYTES);
+                let mut tail =
+                    std::mem::replace(&mut self.buf, self.file.alloc_dma_buffer(BLOCK_BYTES));
+                tail.as_bytes_mut()[self.fill..padded].fill(0);
+                tail.trim_to_size(padded);
+                self.fill = 0;
+                self.submit(tail).await?;
+            }
+            while !self.inflight.is_empty() {
+                self.wait_oldest().await?;
+            }
+            // The header block last: the first buffer carried zeros in its place.
+            let mut header = self.file.alloc_dma_buffer(self.header_len);
+            record.encode_header(self.header_len, header.as_bytes_mut());
+            let written = self.file.write_at(header, 0).await.map_err(to_io)?;
+            if written != self.header_len {
+                return Err(io::Error::new(
+                    io::ErrorKind::StorageFull,
+                    "short header write",
+                ));
+            }
         }
         let final_len = self.header_len as u64 + self.size;
         if self.pos != final_len {
