@@ -87,5 +87,7 @@ async fn serve(
         Op::ListParts => multipart::list_parts(ctx, &req).await,
         Op::ListMultipartUploads => multipart::list_uploads(ctx, &req).await,
         Op::ListObjectVersions => ops::listing::list_object_versions(ctx, &req).await,
+        Op::GetBucketAcl | Op::GetObjectAcl => ops::acl::get_acl(ctx, &req).await,
+        Op::PutBucketAcl | Op::PutObjectAcl => ops::acl::put_acl(ctx, &req, body).await,
     }
 }

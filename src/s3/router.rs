@@ -34,6 +34,10 @@ pub enum Op {
     ListParts,
     ListMultipartUploads,
     ListObjectVersions,
+    GetBucketAcl,
+    PutBucketAcl,
+    GetObjectAcl,
+    PutObjectAcl,
 }
 
 /// A routed request.
@@ -62,7 +66,6 @@ impl Routed {
 /// Bucket and object sub-resources that exist in S3 but are not implemented here.
 const UNSUPPORTED_SUBRESOURCES: &[&str] = &[
     "accelerate",
-    "acl",
     "analytics",
     "cors",
     "encryption",
@@ -156,6 +159,12 @@ pub fn route(head: &RequestHead, domain: Option<&str>) -> Result<Routed, S3Error
             Op::ListMultipartUploads
         } else if m == Method::Get && has("versions") && unsupported.is_none() {
             Op::ListObjectVersions
+        } else if has("acl") && unsupported.is_none() {
+            match m {
+                Method::Get => Op::GetBucketAcl,
+                Method::Put => Op::PutBucketAcl,
+                _ => return Err(method_not_allowed()),
+            }
         } else if let Some(sub) = unsupported {
             return Err(not_implemented(&sub));
         } else {
@@ -174,6 +183,12 @@ pub fn route(head: &RequestHead, domain: Option<&str>) -> Result<Routed, S3Error
         }
     } else if let Some(sub) = unsupported {
         return Err(not_implemented(&sub));
+    } else if has("acl") {
+        match m {
+            Method::Get => Op::GetObjectAcl,
+            Method::Put => Op::PutObjectAcl,
+            _ => return Err(method_not_allowed()),
+        }
     } else if has("uploadId") {
         match m {
             Method::Put if head.header("x-amz-copy-source").is_some() => Op::UploadPartCopy,
@@ -244,7 +259,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(r.op, Op::CreateMultipartUpload);
-        assert!(route(&head("GET /bkt?acl HTTP/1.1\r\nHost: x\r\n\r\n"), None).is_err());
+        assert!(route(&head("GET /bkt?tagging HTTP/1.1\r\nHost: x\r\n\r\n"), None).is_err());
     }
 
     #[test]

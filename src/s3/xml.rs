@@ -198,6 +198,12 @@ impl XmlWriter {
     }
 
     /// The finished document.
+    /// Appends trusted, constant markup (e.g. an element with attributes); never client text.
+    pub fn raw(&mut self, markup: &'static str) -> &mut Self {
+        self.out.push_str(markup);
+        self
+    }
+
     pub fn finish(self) -> String {
         debug_assert_eq!(self.depth, 0, "unclosed elements in XML document");
         self.out

@@ -156,3 +156,20 @@ def test_create_bucket_with_location_constraint(s3, bucket_factory):
     name = bucket_factory(CreateBucketConfiguration={'LocationConstraint': 'eu-west-1'})
     assert status_of(s3.head_bucket(Bucket=name)) == 200
     assert name in [b['Name'] for b in s3.list_buckets()['Buckets']]
+
+
+def test_acls_are_private_and_only_private(s3, bucket):
+    """Single-tenant: the owner has FULL_CONTROL; asking for anything wider is refused, not ignored."""
+    s3.put_object(Bucket=bucket, Key='k', Body=b'x')
+    for acl in (s3.get_bucket_acl(Bucket=bucket), s3.get_object_acl(Bucket=bucket, Key='k')):
+        assert [g['Permission'] for g in acl['Grants']] == ['FULL_CONTROL']
+        assert acl['Grants'][0]['Grantee']['Type'] == 'CanonicalUser'
+        assert acl['Owner']['ID'] == acl['Grants'][0]['Grantee']['ID']
+    assert status_of(s3.put_bucket_acl(Bucket=bucket, ACL='private')) == 200
+    assert status_of(s3.put_object_acl(Bucket=bucket, Key='k', ACL='private')) == 200
+    with raises_s3('NotImplemented', 501):
+        s3.put_bucket_acl(Bucket=bucket, ACL='public-read')
+    with raises_s3('NotImplemented', 501):
+        s3.put_object_acl(Bucket=bucket, Key='k', ACL='public-read')
+    with raises_s3('NoSuchKey', 404):
+        s3.get_object_acl(Bucket=bucket, Key='missing')

@@ -1,6 +1,7 @@
 //! S3 operations, one module per family. This module holds what several of them share:
 //! bucket existence checks, small-body reading with digest verification, metadata headers.
 
+pub mod acl;
 pub mod bucket;
 pub mod copy;
 pub mod delete_objects;

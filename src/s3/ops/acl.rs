@@ -1,0 +1,87 @@
+//! Bucket and object ACLs. ringstore is single-tenant: every bucket and object is private to the
+//! configured key, which has full control. GetBucketAcl/GetObjectAcl report exactly that;
+//! PutBucketAcl/PutObjectAcl accept only what keeps it true (the `private` canned ACL, or a
+//! policy that grants nothing to other grantees) and refuse anything else with NotImplemented,
+//! so an ACL a client asked for is never silently dropped.
+
+use crate::http::body::BodyReader;
+use crate::http::response::Response;
+use crate::runtime::CoreCtx;
+use crate::s3::bucket_name::validate_object_key;
+use crate::s3::error::S3Error;
+use crate::s3::ops::bucket::{OWNER_DISPLAY_NAME, OWNER_ID};
+use crate::s3::ops::object::open_object;
+use crate::s3::ops::{ensure_bucket, read_small_body};
+use crate::s3::xml::XmlWriter;
+use crate::s3::Request;
+
+/// Largest AccessControlPolicy document accepted.
+pub const ACL_BODY_MAX_BYTES: usize = 64 * 1024;
+
+/// Checks that the bucket (and the object, for an object ACL) exists.
+async fn ensure_target(ctx: &CoreCtx, req: &Request<'_>) -> Result<(), S3Error> {
+    let (bucket, key) = (&req.routed.bucket, &req.routed.key);
+    if key.is_empty() {
+        ensure_bucket(ctx, bucket).await?;
+    } else {
+        validate_object_key(key)?;
+        open_object(ctx, bucket, key).await?.close().await;
+    }
+    Ok(())
+}
+
+pub async fn get_acl(ctx: &CoreCtx, req: &Request<'_>) -> Result<Response, S3Error> {
+    ensure_target(ctx, req).await?;
+    let mut w = XmlWriter::new();
+    w.open_ns("AccessControlPolicy");
+    w.open("Owner")
+        .elem("ID", OWNER_ID)
+        .elem("DisplayName", OWNER_DISPLAY_NAME)
+        .close("Owner");
+    w.open("AccessControlList");
+    w.raw(
+        "<Grant><Grantee xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xsi:type=\"CanonicalUser\">",
+    );
+    w.elem("ID", OWNER_ID)
+        .elem("DisplayName", OWNER_DISPLAY_NAME);
+    w.raw("</Grantee>");
+    w.elem("Permission", "FULL_CONTROL").close("Grant");
+    w.close("AccessControlList").close("AccessControlPolicy");
+    Ok(Response::xml(200, w.finish()))
+}
+
+fn only_private() -> S3Error {
+    crate::s3err!(
+        NotImplemented,
+        "ringstore buckets and objects are always private to their owner; only the private ACL is supported."
+    )
+}
+
+pub async fn put_acl(
+    ctx: &CoreCtx,
+    req: &Request<'_>,
+    body: &mut BodyReader<'_>,
+) -> Result<Response, S3Error> {
+    if let Some(canned) = req.head.header("x-amz-acl") {
+        if !canned.eq_ignore_ascii_case("private") {
+            return Err(only_private());
+        }
+    }
+    if req
+        .head
+        .headers
+        .iter()
+        .any(|(n, _)| n.starts_with("x-amz-grant-"))
+    {
+        return Err(only_private());
+    }
+    let (doc, _) = read_small_body(req, body, ACL_BODY_MAX_BYTES).await?;
+    let text = String::from_utf8_lossy(&doc);
+    // A policy naming a group (AllUsers, AuthenticatedUsers, LogDelivery) or another user would
+    // grant access ringstore cannot give.
+    if text.contains("<URI") || text.contains("EmailAddress") || text.contains("Group\"") {
+        return Err(only_private());
+    }
+    ensure_target(ctx, req).await?;
+    Ok(Response::new(200))
+}
