@@ -49,7 +49,7 @@ struct FullServer {
 }
 
 fn is_root() -> bool {
-    unsafe { libc::geteuid() == 0 }
+    nix::unistd::geteuid().is_root()
 }
 
 impl FullServer {
@@ -107,13 +107,6 @@ impl FullServer {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log_file));
-        unsafe {
-            use std::os::unix::process::CommandExt;
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
         let mut child = cmd.spawn().map_err(|e| format!("spawn unshare: {e}"))?;
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, rx) = mpsc::channel::<String>();
@@ -208,9 +201,7 @@ impl FullServer {
 
     fn stop(&mut self) -> Option<ExitStatus> {
         let mut child = self.child.take()?;
-        unsafe {
-            libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
-        }
+        send_signal(child.id(), libc::SIGTERM);
         let deadline = Instant::now() + STOP_TIMEOUT;
         let status = loop {
             match child.try_wait() {

@@ -146,16 +146,8 @@ pub fn prepare_data_dir(layout: &Layout) -> std::io::Result<usize> {
 /// Raises the soft open-files limit to the hard limit: every connection, open object and
 /// pinned part file is a descriptor.
 fn raise_open_files_limit() {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit only read/write the struct we pass, which lives on our stack.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
+    if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
+        eprintln!("ringstore: cannot raise the open-files limit: {e}");
     }
 }
 

@@ -124,6 +124,11 @@ impl Server {
     }
 
     fn spawn(&mut self) {
+        self.spawn_with_args(&[]);
+    }
+
+    /// Starts the binary on this data directory with extra flags after the standard ones.
+    fn spawn_with_args(&mut self, extra_args: &[&str]) {
         assert!(self.child.is_none(), "server already running");
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -138,20 +143,12 @@ impl Server {
             .arg(&self.data)
             .arg("--cores")
             .arg(self.cores.to_string())
+            .args(extra_args)
             .env("RINGSTORE_ACCESS_KEY", ACCESS_KEY)
             .env("RINGSTORE_SECRET_KEY", SECRET_KEY)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log));
-        // Safety net only: if the test thread dies without running Drop (e.g. the test binary
-        // is killed), the server must not outlive it. Drop still stops it with SIGTERM first.
-        unsafe {
-            use std::os::unix::process::CommandExt;
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
         let mut child = cmd.spawn().expect("spawn ringstore");
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, rx) = mpsc::channel::<String>();
@@ -216,9 +213,7 @@ impl Server {
     /// Stops the server: SIGTERM, wait up to 10 s, then SIGKILL. Returns its exit status.
     pub fn stop(&mut self) -> ExitStatus {
         let mut child = self.child.take().expect("server is not running");
-        unsafe {
-            libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
-        }
+        send_signal(child.id(), libc::SIGTERM);
         let deadline = Instant::now() + STOP_TIMEOUT;
         loop {
             match child.try_wait() {
@@ -822,9 +817,7 @@ impl Server {
     /// Sends `sig` to the running server without waiting.
     pub fn signal(&self, sig: libc::c_int) {
         let pid = self.pid().expect("server is not running");
-        unsafe {
-            libc::kill(pid as libc::pid_t, sig);
-        }
+        send_signal(pid, sig);
     }
 
     /// Waits up to `timeout` for the server to exit; returns its status, or `None` (and keeps
@@ -847,9 +840,7 @@ impl Server {
     /// `kill -9`: SIGKILL, then reap the process. Returns its exit status.
     pub fn kill9(&mut self) -> ExitStatus {
         let mut child = self.child.take().expect("server is not running");
-        unsafe {
-            libc::kill(child.id() as libc::pid_t, libc::SIGKILL);
-        }
+        send_signal(child.id(), libc::SIGKILL);
         child.wait().expect("wait for the killed server")
     }
 }
@@ -909,64 +900,6 @@ impl Server {
         s
     }
 
-    /// [`Server::spawn`] with extra flags after the standard ones.
-    fn spawn_with_args(&mut self, extra_args: &[&str]) {
-        assert!(self.child.is_none(), "server already running");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .expect("open server log");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ringstore"));
-        cmd.arg("serve")
-            .arg("--address")
-            .arg("127.0.0.1:0")
-            .arg("--data")
-            .arg(&self.data)
-            .arg("--cores")
-            .arg(self.cores.to_string())
-            .args(extra_args)
-            .env("RINGSTORE_ACCESS_KEY", ACCESS_KEY)
-            .env("RINGSTORE_SECRET_KEY", SECRET_KEY)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log));
-        // Same safety net as `spawn`: the server dies with the test process.
-        unsafe {
-            use std::os::unix::process::CommandExt;
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        let mut child = cmd.spawn().expect("spawn ringstore");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = mpsc::channel::<String>();
-        std::thread::spawn(move || {
-            let mut sent = false;
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if !sent && line.starts_with("ringstore listening on ") {
-                    let _ = tx.send(line);
-                    sent = true;
-                }
-            }
-        });
-        self.child = Some(child);
-        let line = match rx.recv_timeout(START_TIMEOUT) {
-            Ok(l) => l,
-            Err(_) => {
-                let status = self.kill_now();
-                panic!(
-                    "server did not print its listening line within {START_TIMEOUT:?} (exit: {status:?}); log:\n{}",
-                    self.log_text()
-                );
-            }
-        };
-        self.port =
-            parse_port(&line).unwrap_or_else(|| panic!("cannot parse the port from {line:?}"));
-    }
-
     /// The temporary directory holding the data directory and the server log.
     pub fn root_dir(&self) -> &Path {
         self.root.path()
@@ -1023,4 +956,10 @@ impl Conn {
             Err(e) => panic!("neither a response nor a closed connection: {e}"),
         }
     }
+}
+
+/// Sends signal `sig` (a libc signal number) to process `pid`; a process already gone is fine.
+pub fn send_signal(pid: u32, sig: libc::c_int) {
+    let signal = nix::sys::signal::Signal::try_from(sig).expect("a valid signal number");
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal);
 }

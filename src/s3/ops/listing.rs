@@ -8,7 +8,9 @@ use crate::http::response::Response;
 use crate::runtime::shard::{OwnerOp, OwnerReply};
 use crate::runtime::CoreCtx;
 use crate::s3::error::S3Error;
-use crate::s3::list::{decode_continuation_token, later_marker, parse_max_keys, ListParams};
+use crate::s3::list::{
+    decode_continuation_token, later_marker, parse_max_keys, ListPage, ListParams,
+};
 use crate::s3::ops::bucket::{OWNER_DISPLAY_NAME, OWNER_ID};
 use crate::s3::xml::{self, ListV1Request, ListV2Request, Owner};
 use crate::s3::Request;
@@ -45,20 +47,7 @@ pub async fn list_objects(ctx: &CoreCtx, req: &Request<'_>, v2: bool) -> Result<
         start_after,
         max_keys,
     };
-    let page = match ctx
-        .shards
-        .call_owner(
-            bucket,
-            OwnerOp::List {
-                bucket: bucket.clone(),
-                params,
-            },
-        )
-        .await?
-    {
-        OwnerReply::Page(p) => p,
-        _ => return Err(S3Error::internal("listing", "unexpected owner reply")),
-    };
+    let page = fetch_page(ctx, bucket, params).await?;
     let owner = Owner {
         id: OWNER_ID,
         display_name: OWNER_DISPLAY_NAME,
@@ -114,25 +103,7 @@ pub async fn list_object_versions(ctx: &CoreCtx, req: &Request<'_>) -> Result<Re
         start_after: (!key_marker.is_empty()).then(|| key_marker.to_string()),
         max_keys,
     };
-    let page = match ctx
-        .shards
-        .call_owner(
-            bucket,
-            OwnerOp::List {
-                bucket: bucket.clone(),
-                params,
-            },
-        )
-        .await?
-    {
-        OwnerReply::Page(p) => p,
-        _ => {
-            return Err(S3Error::internal(
-                "listing versions",
-                "unexpected owner reply",
-            ))
-        }
-    };
+    let page = fetch_page(ctx, bucket, params).await?;
     let view = crate::s3::xml_versions::ListVersionsView {
         bucket,
         prefix,
@@ -146,4 +117,16 @@ pub async fn list_object_versions(ctx: &CoreCtx, req: &Request<'_>) -> Result<Re
         200,
         crate::s3::xml_versions::list_versions_xml(&view, &page),
     ))
+}
+
+/// One page of `bucket`'s index, computed on the bucket's owner core.
+async fn fetch_page(ctx: &CoreCtx, bucket: &str, params: ListParams) -> Result<ListPage, S3Error> {
+    let op = OwnerOp::List {
+        bucket: bucket.to_string(),
+        params,
+    };
+    match ctx.shards.call_owner(bucket, op).await? {
+        OwnerReply::Page(p) => Ok(p),
+        _ => Err(S3Error::internal("listing", "unexpected owner reply")),
+    }
 }
