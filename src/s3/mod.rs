@@ -65,7 +65,7 @@ async fn serve(
     let req = Request { head, routed, auth };
     use ops::{bucket, multipart, object};
     match req.routed.op {
-        Op::ListBuckets => bucket::list_buckets(ctx).await,
+        Op::ListBuckets => bucket::list_buckets(ctx, &req).await,
         Op::CreateBucket => bucket::create_bucket(ctx, &req, body).await,
         Op::HeadBucket => bucket::head_bucket(ctx, &req).await,
         Op::DeleteBucket => bucket::delete_bucket(ctx, &req).await,

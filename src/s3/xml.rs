@@ -230,6 +230,18 @@ fn write_owner(w: &mut XmlWriter, owner: Owner<'_>) {
 
 /// ListAllMyBucketsResult for `buckets` given as (name, creation time in ms), in the order given.
 pub fn list_buckets_xml(owner_id: &str, owner_name: &str, buckets: &[(String, u64)]) -> String {
+    list_buckets_page_xml(owner_id, owner_name, buckets, None, None)
+}
+
+/// ListAllMyBucketsResult for one page: `ContinuationToken` names the next page (when truncated)
+/// and `Prefix` echoes the request's prefix.
+pub fn list_buckets_page_xml(
+    owner_id: &str,
+    owner_name: &str,
+    buckets: &[(String, u64)],
+    next_token: Option<&str>,
+    prefix: Option<&str>,
+) -> String {
     let mut w = XmlWriter::new();
     w.open_ns("ListAllMyBucketsResult");
     write_owner(
@@ -246,7 +258,14 @@ pub fn list_buckets_xml(owner_id: &str, owner_name: &str, buckets: &[(String, u6
             .elem("CreationDate", &iso8601_ms(*created_ms))
             .close("Bucket");
     }
-    w.close("Buckets").close("ListAllMyBucketsResult");
+    w.close("Buckets");
+    if let Some(token) = next_token {
+        w.elem("ContinuationToken", token);
+    }
+    if let Some(prefix) = prefix {
+        w.elem("Prefix", prefix);
+    }
+    w.close("ListAllMyBucketsResult");
     w.finish()
 }
 

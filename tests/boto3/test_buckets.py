@@ -173,3 +173,29 @@ def test_acls_are_private_and_only_private(s3, bucket):
         s3.put_object_acl(Bucket=bucket, Key='k', ACL='public-read')
     with raises_s3('NoSuchKey', 404):
         s3.get_object_acl(Bucket=bucket, Key='missing')
+
+
+def test_list_buckets_pages_and_prefix(make_server):
+    """ListBuckets with MaxBuckets / ContinuationToken / Prefix (the paginated form)."""
+    srv = make_server()
+    s3 = srv.client()
+    names = sorted(f'page-{i:02d}-bucket' for i in range(7)) + ['zz-other-bucket']
+    for n in names:
+        s3.create_bucket(Bucket=n)
+    seen, token, pages = [], None, 0
+    while True:
+        kwargs = {'MaxBuckets': 3, 'Prefix': 'page-'}
+        if token:
+            kwargs['ContinuationToken'] = token
+        resp = s3.list_buckets(**kwargs)
+        pages += 1
+        seen += [b['Name'] for b in resp['Buckets']]
+        assert resp.get('Prefix') == 'page-'
+        token = resp.get('ContinuationToken')
+        if not token:
+            break
+    assert seen == [n for n in names if n.startswith('page-')]
+    assert pages == 3
+    assert [b['Name'] for b in s3.list_buckets()['Buckets']] == names
+    with raises_s3('InvalidArgument', 400):
+        s3.list_buckets(MaxBuckets=10001)

@@ -7,6 +7,7 @@ use crate::runtime::shard::{OwnerOp, OwnerReply};
 use crate::runtime::CoreCtx;
 use crate::s3::bucket_name::validate_bucket_name;
 use crate::s3::error::S3Error;
+use crate::s3::list::{decode_continuation_token, encode_continuation_token};
 use crate::s3::ops::{ensure_bucket, read_small_body};
 use crate::s3::{xml, Request};
 
@@ -18,12 +19,44 @@ pub const DEFAULT_REGION: &str = "us-east-1";
 /// Largest CreateBucketConfiguration body accepted.
 pub const CREATE_BUCKET_BODY_MAX_BYTES: usize = 64 * 1024;
 
-pub async fn list_buckets(ctx: &CoreCtx) -> Result<Response, S3Error> {
-    let buckets = ctx.shards.all_buckets().await?;
-    Ok(Response::xml(
-        200,
-        xml::list_buckets_xml(OWNER_ID, OWNER_DISPLAY_NAME, &buckets),
-    ))
+/// Most buckets one ListBuckets page may return (S3's limit for `max-buckets`).
+pub const MAX_BUCKETS_LIMIT: usize = 10_000;
+
+pub async fn list_buckets(ctx: &CoreCtx, req: &Request<'_>) -> Result<Response, S3Error> {
+    let r = &req.routed;
+    let prefix = r.param("prefix");
+    let max = match r.param("max-buckets") {
+        None => MAX_BUCKETS_LIMIT,
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if (1..=MAX_BUCKETS_LIMIT).contains(&n) => n,
+            _ => {
+                return Err(crate::s3err!(
+                    InvalidArgument,
+                    "max-buckets must be an integer between 1 and {MAX_BUCKETS_LIMIT}"
+                ))
+            }
+        },
+    };
+    let after = match r.param("continuation-token") {
+        None | Some("") => None,
+        Some(t) => Some(decode_continuation_token(t)?),
+    };
+    let mut page: Vec<(String, u64)> = ctx
+        .shards
+        .all_buckets()
+        .await?
+        .into_iter()
+        .filter(|(name, _)| prefix.is_none_or(|p| name.starts_with(p)))
+        .filter(|(name, _)| after.as_ref().is_none_or(|a| name > a))
+        .take(max + 1)
+        .collect();
+    let next = (page.len() > max).then(|| {
+        page.truncate(max);
+        encode_continuation_token(&page[max - 1].0)
+    });
+    let body =
+        xml::list_buckets_page_xml(OWNER_ID, OWNER_DISPLAY_NAME, &page, next.as_deref(), prefix);
+    Ok(Response::xml(200, body))
 }
 
 pub async fn create_bucket(
