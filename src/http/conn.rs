@@ -13,6 +13,7 @@ use std::time::Duration;
 
 /// Size of the per-connection read buffer (must hold a maximal head).
 pub const READ_BUF_BYTES: usize = HEAD_SIZE_MAX_BYTES + 16 * 1024;
+const _: () = assert!(READ_BUF_BYTES > HEAD_SIZE_MAX_BYTES);
 /// A socket read (or write) that makes no progress for this long ends the connection.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// A request head must be complete this long after its first byte arrived (slowloris).
@@ -117,12 +118,8 @@ impl Connection {
                     return NextHead::Closed;
                 }
                 Ok(_) => {}
-                Err(e) if e.to_string() == "read buffer full" => {
-                    return NextHead::Bad(crate::s3err!(
-                        RequestHeaderSectionTooLarge,
-                        "Your request header section exceeds the maximum allowed size of {HEAD_SIZE_MAX_BYTES} bytes."
-                    ))
-                }
+                // (A full buffer cannot happen here: `RequestHead::parse` rejects a partial head
+                // of HEAD_SIZE_MAX_BYTES, which is smaller than the buffer.)
                 Err(_) => return NextHead::Closed,
             }
         }
