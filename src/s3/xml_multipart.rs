@@ -22,7 +22,8 @@ pub fn checksum_element(algorithm: &str) -> &'static str {
     }
 }
 
-fn owner(w: &mut XmlWriter, element: &str) {
+/// `<element><ID/><DisplayName/></element>` for the server's single owner (Owner, Initiator).
+pub fn write_owner_as(w: &mut XmlWriter, element: &str) {
     w.open(element)
         .elem("ID", OWNER_ID)
         .elem("DisplayName", OWNER_DISPLAY_NAME)
@@ -94,8 +95,8 @@ pub fn list_parts_xml(v: &ListPartsView<'_>) -> String {
         .elem("Bucket", v.bucket)
         .elem("Key", v.key)
         .elem("UploadId", v.upload_id);
-    owner(&mut w, "Initiator");
-    owner(&mut w, "Owner");
+    write_owner_as(&mut w, "Initiator");
+    write_owner_as(&mut w, "Owner");
     w.elem("StorageClass", "STANDARD")
         .elem("PartNumberMarker", &v.marker.to_string())
         .elem("NextPartNumberMarker", &v.next_marker.to_string())
@@ -231,8 +232,8 @@ pub fn list_uploads_xml(v: &ListUploadsView<'_>) -> String {
         w.open("Upload")
             .elem("Key", &enc(&u.key))
             .elem("UploadId", &u.upload_id);
-        owner(&mut w, "Initiator");
-        owner(&mut w, "Owner");
+        write_owner_as(&mut w, "Initiator");
+        write_owner_as(&mut w, "Owner");
         w.elem("StorageClass", "STANDARD")
             .elem("Initiated", &iso8601_ms(u.initiated_ms));
         if let Some(a) = &u.checksum_algorithm {

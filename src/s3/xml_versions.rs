@@ -4,8 +4,8 @@
 
 use crate::http::date::iso8601_ms;
 use crate::s3::list::ListPage;
-use crate::s3::ops::bucket::{OWNER_DISPLAY_NAME, OWNER_ID};
 use crate::s3::xml::{list_value, XmlWriter};
+use crate::s3::xml_multipart::write_owner_as;
 
 /// Request values a ListObjectVersions response echoes.
 pub struct ListVersionsView<'a> {
@@ -51,10 +51,7 @@ pub fn list_versions_xml(v: &ListVersionsView<'_>, page: &ListPage) -> String {
             .elem("LastModified", &iso8601_ms(e.summary.last_modified_ms))
             .elem("ETag", &format!("\"{}\"", e.summary.etag))
             .elem("Size", &e.summary.size.to_string());
-        w.open("Owner")
-            .elem("ID", OWNER_ID)
-            .elem("DisplayName", OWNER_DISPLAY_NAME)
-            .close("Owner");
+        write_owner_as(&mut w, "Owner");
         w.elem("StorageClass", "STANDARD").close("Version");
     }
     for cp in &page.common_prefixes {

@@ -428,7 +428,8 @@ pub(crate) fn read_record_blocking(
     Ok(rec)
 }
 
-fn sync_dir(path: &Path) -> io::Result<()> {
+/// fsyncs a directory (blocking; startup and bucket/upload creation only).
+pub(crate) fn sync_dir(path: &Path) -> io::Result<()> {
     std::fs::File::open(path)?.sync_all()
 }
 

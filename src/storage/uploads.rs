@@ -13,7 +13,7 @@
 use crate::s3::error::S3Error;
 use crate::storage::index::WriteCondition;
 use crate::storage::layout::{is_valid_upload_id, UPLOAD_META_FILE};
-use crate::storage::owner::{BucketState, Owner};
+use crate::storage::owner::{read_record_blocking, sync_dir, BucketState, Owner};
 use crate::storage::record::{ObjectRecord, PartRef, PartsLayout, StoredChecksum, PARTS_MAX};
 use glommio::sync::Semaphore;
 use md5::{Digest as _, Md5};
@@ -83,7 +83,7 @@ pub struct CompletePart {
     pub etag: String,
 }
 
-fn no_such_upload(upload_id: &str) -> S3Error {
+pub fn no_such_upload(upload_id: &str) -> S3Error {
     crate::s3err!(
         NoSuchUpload,
         "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed."
@@ -333,7 +333,7 @@ impl Owner {
                 continue; // pruned by load() which knows the listed parts
             }
             let meta_path = path.join(UPLOAD_META_FILE);
-            let meta = match is_valid_upload_id(&id).then(|| read_header_file(&meta_path)) {
+            let meta = match is_valid_upload_id(&id).then(|| read_record_blocking(&meta_path)) {
                 Some(Ok(m)) => m,
                 _ => {
                     std::fs::remove_dir_all(&path)?;
@@ -353,7 +353,7 @@ impl Owner {
                     }
                     continue;
                 };
-                match read_header_file(&p.path()) {
+                match read_record_blocking(&p.path()) {
                     Ok(rec) => {
                         parts.insert(
                             n,
@@ -534,15 +534,6 @@ fn composite_checksum(algorithm: &str, parts: &[Vec<u8>]) -> Option<String> {
         d.update(p);
     }
     d.finish().ok()?.checksum.map(|(_, v)| v)
-}
-
-/// Reads an object-format header file (upload.meta or a part file) with blocking I/O.
-pub(crate) fn read_header_file(path: &Path) -> io::Result<ObjectRecord> {
-    crate::storage::owner::read_record_blocking(path)
-}
-
-fn sync_dir(path: &Path) -> io::Result<()> {
-    std::fs::File::open(path)?.sync_all()
 }
 
 /// Removes `upload.meta` and every part not in `keep` from a completed upload's directory.

@@ -13,6 +13,7 @@ use crate::s3::ops::bucket::{OWNER_DISPLAY_NAME, OWNER_ID};
 use crate::s3::ops::object::open_object;
 use crate::s3::ops::{ensure_bucket, read_small_body};
 use crate::s3::xml::XmlWriter;
+use crate::s3::xml_multipart::write_owner_as;
 use crate::s3::Request;
 
 /// Largest AccessControlPolicy document accepted.
@@ -34,10 +35,7 @@ pub async fn get_acl(ctx: &CoreCtx, req: &Request<'_>) -> Result<Response, S3Err
     ensure_target(ctx, req).await?;
     let mut w = XmlWriter::new();
     w.open_ns("AccessControlPolicy");
-    w.open("Owner")
-        .elem("ID", OWNER_ID)
-        .elem("DisplayName", OWNER_DISPLAY_NAME)
-        .close("Owner");
+    write_owner_as(&mut w, "Owner");
     w.open("AccessControlList");
     w.raw(
         "<Grant><Grantee xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xsi:type=\"CanonicalUser\">",

@@ -22,20 +22,14 @@ use crate::s3::xml_multipart as mxml;
 use crate::s3::Request;
 use crate::storage::layout::is_valid_upload_id;
 use crate::storage::record::{ObjectRecord, StoredChecksum};
-use crate::storage::uploads::{CompletePart, CompleteRequest, PartInfo, UploadInfo};
+use crate::storage::uploads::{
+    no_such_upload, CompletePart, CompleteRequest, PartInfo, UploadInfo,
+};
 
 /// Highest part number (S3's limit).
 pub const PART_NUMBER_MAX: u32 = 10_000;
 /// Largest single part (S3's limit).
 pub const PART_SIZE_MAX_BYTES: u64 = 5 * 1024 * 1024 * 1024;
-
-fn no_such_upload(upload_id: &str) -> S3Error {
-    crate::s3err!(
-        NoSuchUpload,
-        "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed."
-    )
-    .with_extra("UploadId", upload_id)
-}
 
 /// The `uploadId` query parameter, validated (an id we never issued cannot exist).
 fn upload_id_param(req: &Request<'_>) -> Result<String, S3Error> {
