@@ -8,8 +8,9 @@ use base64::Engine;
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use ringstore::auth::StreamingSigner;
 use ringstore::digest::{BodyDigests, ChecksumAlgorithm, Expectations};
-use ringstore::http::aws_chunked::{AwsChunkedDecoder, ByteStream, ChunkMode};
 use ringstore::s3::error::S3Error;
+use ringstore::s3::ingest::aws_chunked::{AwsChunkedDecoder, ChunkMode};
+use ringstore::s3::ingest::BodySource;
 use sha2::{Digest, Sha256};
 
 const PAYLOAD_BYTES: usize = 16 * 1024 * 1024;
@@ -22,7 +23,7 @@ struct MemSource<'a> {
     pos: usize,
 }
 
-impl ByteStream for MemSource<'_> {
+impl BodySource for MemSource<'_> {
     async fn read(&mut self, dst: &mut [u8]) -> Result<usize, S3Error> {
         let n = dst
             .len()

@@ -1,7 +1,7 @@
 //! `ringstore` binary: parses the command line and runs the server until SIGINT/SIGTERM.
 
 use clap::Parser;
-use ringstore::config::{Cli, Command};
+use ringstore::cli::{Cli, Command};
 use ringstore::runtime;
 use std::io::Write;
 use std::process::ExitCode;
@@ -14,7 +14,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(args: ringstore::config::ServeArgs) -> ExitCode {
+fn serve(args: ringstore::cli::ServeArgs) -> ExitCode {
     let config = match args.into_config() {
         Ok(c) => c,
         Err(msg) => {
@@ -56,7 +56,7 @@ fn serve(args: ringstore::config::ServeArgs) -> ExitCode {
     if let Some(sig) = signals.forever().next() {
         eprintln!("ringstore: signal {sig}: finishing in-flight requests, then stopping");
     }
-    runtime::shutdown::request_shutdown();
+    ringstore::http::shutdown::request_shutdown();
     started.join();
     eprintln!("ringstore: stopped");
     ExitCode::SUCCESS

@@ -890,7 +890,7 @@ fn acknowledged_writes_survive_kill_9() {
     let mut rng = Rng::new(seed);
     let mut rep = Report::default();
 
-    let owners = BUCKETS.map(|b| ringstore::runtime::shard::owner_of(b, 2));
+    let owners = BUCKETS.map(|b| ringstore::storage::owner_of(b, 2));
     if owners[0] == owners[1] {
         eprintln!("crash: note: both buckets are owned by core {}", owners[0]);
     }

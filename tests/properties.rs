@@ -17,21 +17,22 @@ use sha2::Digest as _;
 
 use ringstore::auth::{sign_headers, Credentials, PayloadCheck, StreamingSigner, Verifier};
 use ringstore::digest::ChecksumAlgorithm;
-use ringstore::http::aws_chunked::{AwsChunkedDecoder, ByteStream, ChunkMode};
 use ringstore::http::body::parse_chunk_size;
 use ringstore::http::head::{HeadParse, RequestHead, HEADERS_COUNT_MAX};
 use ringstore::http::percent::{
     aws_uri_encode, percent_decode, percent_decode_bytes, url_form_encode,
 };
 use ringstore::s3::error::{S3Error, S3ErrorCode};
-use ringstore::s3::list::{list_page, ListPage, ListParams};
+use ringstore::s3::ingest::aws_chunked::{AwsChunkedDecoder, ChunkMode};
+use ringstore::s3::ingest::BodySource;
 use ringstore::s3::xml::{
     parse_complete_multipart, parse_create_bucket_configuration, parse_delete_request,
 };
-use ringstore::storage::index::{BucketIndex, ObjectSummary};
 use ringstore::storage::record::{
     ObjectRecord, PartRef, PartsLayout, StoredChecksum, BLOCK_BYTES, MAGIC,
 };
+use ringstore::storage::{list_page, ListPage, ListParams};
+use ringstore::storage::{BucketIndex, ObjectSummary};
 
 /// Proptest configuration: `cases` cases, no regression files written into the source tree.
 fn config(cases: u32) -> ProptestConfig {
@@ -337,7 +338,7 @@ impl MemStream {
     }
 }
 
-impl ByteStream for MemStream {
+impl BodySource for MemStream {
     async fn read(&mut self, dst: &mut [u8]) -> Result<usize, S3Error> {
         let limit = self
             .cuts

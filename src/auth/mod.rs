@@ -32,6 +32,11 @@ pub use crypto::constant_time_eq;
 pub use streaming::StreamingSigner;
 pub use verify::Verifier;
 
+/// Development access key, accepted only when listening on loopback.
+pub const DEV_ACCESS_KEY: &str = "ringstoreadmin";
+/// Development secret key, accepted only when listening on loopback.
+pub const DEV_SECRET_KEY: &str = "ringstoresecret";
+
 /// One access key and its secret. Deliberately not `Debug`: the secret must never be printed.
 #[derive(Clone)]
 pub struct Credentials {

@@ -4,7 +4,7 @@
 //! Invariant: every value a scenario relies on (part size within S3's limits, at most 10,000
 //! parts, non-zero counts) is checked here, before any server is started or any byte is sent.
 
-use crate::config::FsyncArg;
+use crate::runtime::FsyncPolicy;
 use clap::ValueEnum;
 use std::path::PathBuf;
 
@@ -102,8 +102,8 @@ pub struct BenchArgs {
     #[arg(long)]
     pub cores: Option<usize>,
     /// In-process server only: durability of acknowledged writes (never is unsafe, for comparison only).
-    #[arg(long, value_enum, default_value_t = FsyncArg::Always)]
-    pub fsync: FsyncArg,
+    #[arg(long, value_enum, default_value_t = FsyncPolicy::Always)]
+    pub fsync: FsyncPolicy,
     /// Keep what the bench wrote: the in-process server's data directory, or the bucket and objects on --endpoint.
     #[arg(long)]
     pub keep_data: bool,

@@ -22,7 +22,8 @@ pub use args::{format_size, parse_size, BenchArgs, PayloadArg, Scenario};
 pub use client::{parse_response_head, Endpoint, ResponseHead};
 
 use crate::auth::Credentials;
-use crate::config::{FsyncArg, DEV_ACCESS_KEY, DEV_SECRET_KEY};
+use crate::auth::{DEV_ACCESS_KEY, DEV_SECRET_KEY};
+use crate::runtime::FsyncPolicy;
 use args::Plan;
 use client::{Client, Payload};
 use report::{json_str, Comparison, ScenarioResult};
@@ -148,8 +149,8 @@ fn run_checked(args: BenchArgs) -> Result<Outcome, String> {
             endpoint.url(),
             s.cores,
             match args.fsync {
-                FsyncArg::Always => "always",
-                FsyncArg::Never => "never (unsafe)",
+                FsyncPolicy::Always => "always",
+                FsyncPolicy::Never => "never (unsafe)",
             },
             s.run_dir.display()
         ),

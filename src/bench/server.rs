@@ -6,8 +6,7 @@
 //! are refused, because they silently turn direct I/O into page-cache copies).
 
 use crate::auth::Credentials;
-use crate::config::{FsyncArg, MAX_CONNECTIONS_DEFAULT};
-use crate::runtime::{self, FsyncPolicy, ServerConfig, Started};
+use crate::runtime::{self, FsyncPolicy, ServerConfig, Started, MAX_CONNECTIONS_DEFAULT};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
@@ -29,7 +28,7 @@ impl InProcess {
         parent: &Path,
         cores: Option<usize>,
         creds: &Credentials,
-        fsync: FsyncArg,
+        fsync: FsyncPolicy,
         connections: usize,
     ) -> Result<InProcess, String> {
         let created_parent = !parent.exists();
@@ -65,10 +64,7 @@ impl InProcess {
             data_dir: run_dir.clone(),
             cores,
             credentials: creds.clone(),
-            fsync: match fsync {
-                FsyncArg::Always => FsyncPolicy::Always,
-                FsyncArg::Never => FsyncPolicy::Never,
-            },
+            fsync,
             max_connections: MAX_CONNECTIONS_DEFAULT.max(connections + 64),
             domain: None,
         };
@@ -95,7 +91,7 @@ impl InProcess {
     /// Stops the server (waiting for in-flight requests) and, unless `keep`, removes its data.
     pub fn stop(mut self, keep: bool) -> Result<(), String> {
         if let Some(s) = self.started.take() {
-            runtime::shutdown::request_shutdown();
+            crate::http::shutdown::request_shutdown();
             s.join();
         }
         if keep {

@@ -5,13 +5,23 @@
 //! closes the connection says `Connection: close`; small responses go out in one write.
 
 use crate::http::conn::Connection;
-use crate::storage::reader::ObjectStream;
+use glommio::io::ReadResult;
+use std::future::Future;
 use std::io;
+use std::pin::Pin;
+
+/// A streamed response body: DMA buffer slices written to the socket as they are (no copy).
+pub trait ChunkStream {
+    /// Bytes not yet handed out (the response's Content-Length before the first chunk).
+    fn remaining(&self) -> u64;
+    /// The next slice, or `None` at the end.
+    fn next_chunk(&mut self) -> Pin<Box<dyn Future<Output = io::Result<Option<ReadResult>>> + '_>>;
+}
 
 pub enum ResponseBody {
     Empty,
     Bytes(Vec<u8>),
-    Object(ObjectStream),
+    Stream(Box<dyn ChunkStream>),
 }
 
 pub struct Response {
@@ -53,7 +63,7 @@ impl Response {
         match &self.body {
             ResponseBody::Empty => 0,
             ResponseBody::Bytes(b) => b.len() as u64,
-            ResponseBody::Object(s) => s.remaining(),
+            ResponseBody::Stream(s) => s.remaining(),
         }
     }
 }
@@ -128,7 +138,7 @@ pub async fn write_response(
                 conn.write_all(&b).await?;
             }
         }
-        ResponseBody::Object(mut stream) if send_body => {
+        ResponseBody::Stream(mut stream) if send_body => {
             // Head and first chunk together when the first chunk is small.
             let mut sent_head = false;
             while let Some(chunk) = stream.next_chunk().await? {

@@ -1,81 +1,140 @@
-//! Connection loop: reads request heads, hands each request to the S3 layer, writes responses,
-//! keeps the connection alive until the client, an error or shutdown ends it.
+//! Connection loop: reads request heads, hands each request to the [`Handler`] it was given,
+//! writes responses, keeps the connection alive until the client, an error or shutdown ends it.
+//! It knows HTTP/1.1 only; what a request means is the handler's business.
 //!
 //! Invariants: requests on one connection are answered in order (pipelining); a request whose
 //! body was not fully consumed ends the connection after its response (the stream position would
-//! be unknown); a malformed head gets a 400-class S3 error and the connection is closed.
+//! be unknown); a malformed head is answered with the handler's error response and the connection
+//! is closed; every response carries a request id unique in the process.
 
 use crate::http::body::{framing_of, BodyReader};
 use crate::http::conn::{Connection, NextHead};
-use crate::http::head::Method;
+use crate::http::head::{Method, RequestHead};
 use crate::http::response::{write_response, Response};
-use crate::runtime::shutdown;
-use crate::runtime::CoreCtx;
+use crate::http::shutdown;
 use crate::s3::error::S3Error;
 use glommio::net::TcpStream;
-use std::rc::Rc;
+use std::cell::Cell;
 
 /// Bytes of an unread request body the server reads and discards to keep the connection usable.
-pub const DRAIN_BODY_MAX_BYTES: u64 = 1024 * 1024;
+pub const UNREAD_BODY_DRAIN_MAX_BYTES: u64 = 1024 * 1024;
 /// Longest time spent discarding an unread body before answering.
-pub const DRAIN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(1);
+pub const UNREAD_BODY_DRAIN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(1);
+/// Size of the scratch buffer an unread body is drained through.
+const DRAIN_SCRATCH_BYTES: usize = 64 * 1024;
 
-pub async fn serve_connection(ctx: &Rc<CoreCtx>, stream: TcpStream) {
-    let mut conn = match Connection::new(stream) {
-        Ok(c) => c,
-        Err(_) => return,
-    };
-    loop {
-        if shutdown::is_shutting_down() && conn.buffered().is_empty() {
-            break;
-        }
-        let head = match conn.next_head().await {
-            NextHead::Head(h) => h,
-            NextHead::Closed => break,
-            NextHead::Bad(err) => {
-                let id = ctx.next_request_id();
-                let mut resp = crate::s3::error_response(&err, "/", &id);
-                resp.close = true;
-                let _ = write_response(&mut conn, resp, &id, false).await;
-                break;
-            }
-        };
-        ctx.active_requests.set(ctx.active_requests.get() + 1);
-        let keep_going = serve_request(ctx, &mut conn, head).await;
-        ctx.active_requests.set(ctx.active_requests.get() - 1);
-        if !keep_going {
-            break;
-        }
-    }
-    conn.close().await;
+/// What the server does with requests. Implemented by the S3 layer.
+#[allow(async_fn_in_trait)]
+pub trait Handler {
+    /// Answers one request whose head parsed and whose body framing is known. Never fails:
+    /// errors become error responses. May leave part of the body unread.
+    async fn handle(
+        &self,
+        head: &RequestHead,
+        body: &mut BodyReader<'_>,
+        request_id: &str,
+    ) -> Response;
+
+    /// The response to a request that could not be parsed or framed, or that is refused.
+    fn error_response(&self, err: &S3Error, resource: &str, request_id: &str) -> Response;
 }
 
-/// Serves one request; returns whether the connection may carry another.
-async fn serve_request(
-    ctx: &Rc<CoreCtx>,
-    conn: &mut Connection,
-    head: crate::http::head::RequestHead,
-) -> bool {
-    let request_id = ctx.next_request_id();
-    let is_head = head.method == Method::Head;
-    let (mut resp, body_clean) = match framing_of(&head) {
-        Err(err) => (
-            crate::s3::error_response(&err, &head.path, &request_id),
-            false,
-        ),
-        Ok(framing) => {
-            let mut body = BodyReader::new(conn, framing, head.expects_continue());
-            let resp = crate::s3::dispatch(ctx, &head, &mut body, &request_id).await;
-            let clean = body.is_done() || drain(&mut body).await;
-            (resp, clean)
+/// One core's HTTP server: its handler, request ids and in-flight count.
+pub struct Server<H> {
+    handler: H,
+    request_prefix: String,
+    request_seq: Cell<u64>,
+    /// Requests between head parsed and response written (what shutdown waits for).
+    active_requests: Cell<usize>,
+}
+
+impl<H: Handler> Server<H> {
+    /// A server for `core`; `epoch_s` (the process start) makes request ids unique across runs.
+    pub fn new(handler: H, core: usize, epoch_s: u64) -> Server<H> {
+        Server {
+            handler,
+            request_prefix: format!("{:02X}{:08X}", core, epoch_s as u32),
+            request_seq: Cell::new(0),
+            active_requests: Cell::new(0),
         }
-    };
-    if !body_clean || head.wants_close() || shutdown::is_shutting_down() {
-        resp.close = true;
     }
-    let close = resp.close;
-    let written = write_response(conn, resp, &request_id, is_head).await;
-    written.is_ok() && !close
+
+    /// Requests being served right now.
+    pub fn active_requests(&self) -> usize {
+        self.active_requests.get()
+    }
+
+    /// A request id unique in this process: core, start time and a per-core counter.
+    fn next_request_id(&self) -> String {
+        let n = self.request_seq.get() + 1;
+        self.request_seq.set(n);
+        format!("{}{:08X}", self.request_prefix, n)
+    }
+
+    /// Serves one connection until it ends.
+    pub async fn serve_connection(&self, stream: TcpStream) {
+        let Ok(mut conn) = Connection::new(stream) else {
+            return;
+        };
+        loop {
+            if shutdown::is_shutting_down() && conn.buffered().is_empty() {
+                break;
+            }
+            let head = match conn.next_head().await {
+                NextHead::Head(h) => h,
+                NextHead::Closed => break,
+                NextHead::Bad(err) => {
+                    let id = self.next_request_id();
+                    let mut resp = self.handler.error_response(&err, "/", &id);
+                    resp.close = true;
+                    let _ = write_response(&mut conn, resp, &id, false).await;
+                    break;
+                }
+            };
+            self.active_requests.set(self.active_requests.get() + 1);
+            let keep_going = self.serve_request(&mut conn, head).await;
+            self.active_requests.set(self.active_requests.get() - 1);
+            if !keep_going {
+                break;
+            }
+        }
+        conn.close().await;
+    }
+
+    /// Serves one request; returns whether the connection may carry another.
+    async fn serve_request(&self, conn: &mut Connection, head: RequestHead) -> bool {
+        let request_id = self.next_request_id();
+        let is_head = head.method == Method::Head;
+        let (mut resp, body_clean) = match framing_of(&head) {
+            Err(err) => (
+                self.handler.error_response(&err, &head.path, &request_id),
+                false,
+            ),
+            Ok(framing) => {
+                let mut body = BodyReader::new(conn, framing, head.expects_continue());
+                let resp = self.handler.handle(&head, &mut body, &request_id).await;
+                let clean = body.is_done() || drain(&mut body).await;
+                (resp, clean)
+            }
+        };
+        if !body_clean || head.wants_close() || shutdown::is_shutting_down() {
+            resp.close = true;
+        }
+        let close = resp.close;
+        let written = write_response(conn, resp, &request_id, is_head).await;
+        written.is_ok() && !close
+    }
+
+    /// Answers a connection over the limit with the handler's `err` response and closes it.
+    pub async fn refuse_connection(&self, stream: TcpStream, err: &S3Error) {
+        if let Ok(mut conn) = Connection::new(stream) {
+            let id = self.next_request_id();
+            let mut resp = self.handler.error_response(err, "/", &id);
+            resp.close = true;
+            let _ = write_response(&mut conn, resp, &id, false).await;
+            conn.close().await;
+        }
+    }
 }
 
 /// Reads and discards a small unread body (only when the client is already sending it, and
@@ -88,45 +147,30 @@ async fn drain(body: &mut BodyReader<'_>) -> bool {
     let remaining = body
         .declared_length()
         .map(|n| n.saturating_sub(body.decoded_bytes()));
-    if remaining.is_some_and(|r| r > DRAIN_BODY_MAX_BYTES) {
+    if remaining.is_some_and(|r| r > UNREAD_BODY_DRAIN_MAX_BYTES) {
         return false;
     }
     drain_bounded(body)
         .or(async {
-            glommio::timer::sleep(DRAIN_DEADLINE).await;
+            glommio::timer::sleep(UNREAD_BODY_DRAIN_DEADLINE).await;
             false
         })
         .await
 }
 
 async fn drain_bounded(body: &mut BodyReader<'_>) -> bool {
-    let mut scratch = vec![0u8; 64 * 1024];
+    let mut scratch = vec![0u8; DRAIN_SCRATCH_BYTES];
     let mut total = 0u64;
     loop {
         match body.read(&mut scratch).await {
             Ok(0) => return true,
             Ok(n) => {
                 total += n as u64;
-                if total > DRAIN_BODY_MAX_BYTES {
+                if total > UNREAD_BODY_DRAIN_MAX_BYTES {
                     return false;
                 }
             }
             Err(_) => return false,
         }
-    }
-}
-
-/// Answers a connection over the limit with 503 SlowDown and closes it.
-pub async fn refuse_connection(ctx: Rc<CoreCtx>, stream: TcpStream) {
-    if let Ok(mut conn) = Connection::new(stream) {
-        let id = ctx.next_request_id();
-        let err: S3Error = crate::s3err!(
-            SlowDown,
-            "Too many connections; please reduce your request rate."
-        );
-        let mut resp: Response = crate::s3::error_response(&err, "/", &id);
-        resp.close = true;
-        let _ = write_response(&mut conn, resp, &id, false).await;
-        conn.close().await;
     }
 }

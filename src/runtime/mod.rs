@@ -1,21 +1,20 @@
-//! Runtime: starts one pinned glommio executor per core, each with its own SO_REUSEPORT listener,
-//! its owner state and its end of the cross-core mesh; stops them all on SIGINT/SIGTERM.
+//! Runtime, the top layer: starts one pinned glommio executor per core, each with its own
+//! SO_REUSEPORT listener, its [`Store`] (storage) and its [`Server`] (HTTP) serving the
+//! [`S3Service`] (S3); stops them all on SIGINT/SIGTERM. Nothing imports this module but the
+//! binary and the bench: it hands each layer below what it needs.
 //!
 //! Invariants: a connection lives on the core that accepted it, start to end; every core listens
 //! on the same concrete port (port 0 is resolved once, up front); the process prints its
-//! readiness line only after every core is listening.
-
-pub mod shard;
-pub mod shutdown;
+//! readiness line only after every core is listening; the open-connection count is one atomic
+//! for the whole process, so `--max-connections` holds however connections are spread.
 
 use crate::auth::{Credentials, Verifier};
-use crate::storage::layout::Layout;
-use crate::storage::owner::{LoadReport, Owner};
-use glommio::channels::channel_mesh::MeshBuilder;
+use crate::http::server::Server;
+use crate::http::shutdown;
+use crate::s3::S3Service;
+use crate::storage::{CoreMesh, LoadReport, Store, StoreConfig};
 use glommio::net::TcpListener;
 use glommio::{LocalExecutorBuilder, Placement};
-use shard::{Envelope, Shards};
-use std::cell::Cell;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -23,12 +22,21 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
-/// Fsync policy for acknowledged writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Default cap on simultaneous client connections.
+pub const MAX_CONNECTIONS_DEFAULT: usize = 4096;
+/// Most cores (executors) one server runs.
+pub const CORES_MAX: usize = 1024;
+/// In-flight requests get this long to finish after a shutdown signal.
+pub const SHUTDOWN_DRAIN_DEADLINE: Duration = Duration::from_secs(10);
+/// Pause after a failed accept (EMFILE and friends) instead of spinning.
+const ACCEPT_RETRY_PAUSE: Duration = Duration::from_millis(10);
+
+/// Fsync policy for acknowledged writes (also the `--fsync` flag's values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum FsyncPolicy {
-    /// Data, rename and directory are durable before the 200 (default).
+    /// fdatasync the object, rename it, fsync the directory, then answer (durable; default).
     Always,
-    /// No fsync at all: recent acknowledged writes are lost on power failure. Unsafe.
+    /// UNSAFE: never fsync. Acknowledged writes from the last seconds are lost on power failure or kernel crash.
     Never,
 }
 
@@ -43,58 +51,6 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// Base domain for virtual-host style addressing (`bucket.DOMAIN`), if enabled.
     pub domain: Option<String>,
-}
-
-/// Per-core state shared by the connections of that core.
-pub struct CoreCtx {
-    pub shards: Shards,
-    pub verifier: Verifier,
-    pub layout: Layout,
-    pub fsync: FsyncPolicy,
-    pub domain: Option<String>,
-    staging_seq: Cell<u64>,
-    request_seq: Cell<u64>,
-    request_prefix: String,
-    pub connections: Cell<usize>,
-    /// Requests between head parsed and response written (what shutdown waits for).
-    pub active_requests: Cell<usize>,
-    /// Open client connections on all cores together, and their limit.
-    pub open_connections: Arc<AtomicUsize>,
-    pub max_connections: usize,
-}
-
-impl CoreCtx {
-    /// A request id unique in this process: core, start time and a per-core counter.
-    pub fn next_request_id(&self) -> String {
-        let n = self.request_seq.get() + 1;
-        self.request_seq.set(n);
-        format!("{}{:08X}", self.request_prefix, n)
-    }
-
-    /// A fresh multipart upload id: 32 lowercase hex chars, unguessable and unique.
-    pub fn next_upload_id(&self) -> String {
-        use sha2::{Digest, Sha256};
-        let n = self.staging_seq.get() + 1;
-        self.staging_seq.set(n);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let mut h = Sha256::new();
-        h.update(nanos.to_le_bytes());
-        h.update((self.shards.me() as u64).to_le_bytes());
-        h.update(n.to_le_bytes());
-        h.update(std::process::id().to_le_bytes());
-        h.update(self.request_prefix.as_bytes());
-        hex::encode(&h.finalize()[..16])
-    }
-
-    /// A staging path unique in this process.
-    pub fn next_staging_path(&self) -> PathBuf {
-        let n = self.staging_seq.get() + 1;
-        self.staging_seq.set(n);
-        self.layout.staging_file(self.shards.me(), n)
-    }
 }
 
 /// What starting the server found and where it listens.
@@ -112,35 +68,6 @@ impl Started {
             let _ = h.join();
         }
     }
-}
-
-/// Prepares the data directory: creates it, checks its format marker, clears staging leftovers.
-pub fn prepare_data_dir(layout: &Layout) -> std::io::Result<usize> {
-    use crate::storage::layout::{FORMAT_FILE, FORMAT_LINE};
-    std::fs::create_dir_all(layout.buckets_dir())?;
-    std::fs::create_dir_all(layout.tmp_dir())?;
-    let marker = layout.root().join(FORMAT_FILE);
-    match std::fs::read_to_string(&marker) {
-        Ok(s) if s == FORMAT_LINE => {}
-        Ok(s) => {
-            return Err(std::io::Error::other(format!(
-                "{} says {:?}; this ringstore understands {:?}",
-                marker.display(),
-                s.trim(),
-                FORMAT_LINE.trim()
-            )))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::write(&marker, FORMAT_LINE)?;
-        }
-        Err(e) => return Err(e),
-    }
-    let mut removed = 0;
-    for entry in std::fs::read_dir(layout.tmp_dir())? {
-        std::fs::remove_file(entry?.path())?;
-        removed += 1;
-    }
-    Ok(removed)
 }
 
 /// Raises the soft open-files limit to the hard limit: every connection, open object and
@@ -168,63 +95,70 @@ fn reserve_address(addr: SocketAddr) -> std::io::Result<(SocketAddr, socket2::So
 
 /// Starts every core; returns once all of them listen (or the first error).
 pub fn start(config: ServerConfig) -> std::io::Result<Started> {
-    std::fs::create_dir_all(&config.data_dir)?;
-    // Absolute, so directory handles never depend on the working directory.
-    let layout = Layout::new(std::fs::canonicalize(&config.data_dir)?);
-    let removed_staging_files = prepare_data_dir(&layout)?;
+    assert!((1..=CORES_MAX).contains(&config.cores));
+    let prepared = crate::storage::prepare_data_dir(&config.data_dir)?;
     raise_open_files_limit();
     let (address, reservation) = reserve_address(config.address)?;
     let cpus: Vec<usize> = glommio::CpuSet::online()
         .map(|s| s.iter().map(|l| l.cpu).collect())
         .unwrap_or_default();
     let cores = config.cores;
-    let mesh = MeshBuilder::<Envelope, _>::full(cores, shard::MESH_CHANNEL_CAPACITY);
+    let shared = Arc::new(Shared {
+        config,
+        address,
+        root: prepared.root,
+        epoch_s: crate::clock::now_ms() / 1000,
+        open_connections: AtomicUsize::new(0),
+        cores_drained: AtomicUsize::new(0),
+    });
+    let mesh = CoreMesh::new(cores);
     let (ready_tx, ready_rx) = mpsc::channel::<Result<LoadReport, String>>();
-    let epoch = crate::http::date::now_ms() / 1000;
     let mut handles = Vec::new();
-    let open_connections = Arc::new(AtomicUsize::new(0));
     for core in 0..cores {
-        let placement = if cpus.is_empty() {
-            Placement::Unbound
-        } else {
-            Placement::Fixed(cpus[core % cpus.len()])
+        let placement = match cpus.is_empty() {
+            true => Placement::Unbound,
+            false => Placement::Fixed(cpus[core % cpus.len()]),
         };
-        let mesh = mesh.clone();
-        let ready_tx = ready_tx.clone();
-        let config = config.clone();
-        let layout = layout.clone();
-        let open_connections = open_connections.clone();
-        let builder = LocalExecutorBuilder::new(placement)
+        let (mesh, ready_tx, shared) = (mesh.clone(), ready_tx.clone(), shared.clone());
+        let handle = LocalExecutorBuilder::new(placement)
             .name(&format!("ringstore-core-{core}"))
-            .spin_before_park(Duration::from_micros(0));
-        let handle = builder
-            .spawn(move || async move {
-                run_core(
-                    core,
-                    cores,
-                    epoch,
-                    address,
-                    config,
-                    layout,
-                    mesh,
-                    ready_tx,
-                    open_connections,
-                )
-                .await;
-            })
+            .spin_before_park(Duration::from_micros(0))
+            .spawn(move || async move { run_core(core, shared, mesh, ready_tx).await })
             .map_err(|e| std::io::Error::other(format!("starting core {core}: {e}")))?;
         handles.push(handle);
     }
     drop(ready_tx);
+    let report = collect_reports(&ready_rx, cores)?;
+    drop(reservation);
+    Ok(Started {
+        address,
+        report,
+        removed_staging_files: prepared.removed_staging_files,
+        handles,
+    })
+}
+
+/// What every core shares: the configuration and the process-wide counters.
+struct Shared {
+    config: ServerConfig,
+    address: SocketAddr,
+    root: PathBuf,
+    epoch_s: u64,
+    /// Open client connections on all cores together.
+    open_connections: AtomicUsize,
+    /// Cores that finished draining (owner services stay up until all have).
+    cores_drained: AtomicUsize,
+}
+
+/// Waits for every core's load report; the first failure stops the others.
+fn collect_reports(
+    ready: &mpsc::Receiver<Result<LoadReport, String>>,
+    cores: usize,
+) -> std::io::Result<LoadReport> {
     let mut report = LoadReport::default();
     for _ in 0..cores {
-        match ready_rx.recv() {
-            Ok(Ok(r)) => {
-                report.buckets += r.buckets;
-                report.objects += r.objects;
-                report.corrupt_files += r.corrupt_files;
-                report.removed_partial_buckets += r.removed_partial_buckets;
-            }
+        let r = match ready.recv() {
+            Ok(Ok(r)) => r,
             Ok(Err(msg)) => {
                 shutdown::request_shutdown();
                 return Err(std::io::Error::other(msg));
@@ -233,83 +167,60 @@ pub fn start(config: ServerConfig) -> std::io::Result<Started> {
                 shutdown::request_shutdown();
                 return Err(std::io::Error::other("a core stopped during startup"));
             }
-        }
+        };
+        report.buckets += r.buckets;
+        report.objects += r.objects;
+        report.corrupt_files += r.corrupt_files;
+        report.removed_partial_buckets += r.removed_partial_buckets;
+        report.uploads += r.uploads;
     }
-    drop(reservation);
-    Ok(Started {
-        address,
-        report,
-        removed_staging_files,
-        handles,
-    })
+    Ok(report)
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn run_core(
     core: usize,
-    cores: usize,
-    epoch: u64,
-    address: SocketAddr,
-    config: ServerConfig,
-    layout: Layout,
-    mesh: MeshBuilder<Envelope, glommio::channels::channel_mesh::Full>,
+    shared: Arc<Shared>,
+    mesh: CoreMesh,
     ready: mpsc::Sender<Result<LoadReport, String>>,
-    open_connections: Arc<AtomicUsize>,
 ) {
-    let (senders, receivers) = match mesh.join().await {
+    let config = &shared.config;
+    let store_config = StoreConfig {
+        root: shared.root.clone(),
+        fsync: config.fsync == FsyncPolicy::Always,
+    };
+    let (store, report) = match Store::open(core, mesh, store_config).await {
         Ok(x) => x,
-        Err(_) => {
-            let _ = ready.send(Err(format!("core {core}: joining the core mesh failed")));
+        Err(msg) => {
+            let _ = ready.send(Err(msg));
             return;
         }
     };
-    let owner = Rc::new(Owner::new(
-        layout.clone(),
-        config.fsync == FsyncPolicy::Always,
-    ));
-    let report = match owner
-        .load(|name| shard::owner_of(name, cores) == core)
-        .await
-    {
-        Ok(r) => r,
-        Err(e) => {
-            let _ = ready.send(Err(format!("core {core}: loading buckets failed: {e}")));
-            return;
-        }
-    };
-    shard::spawn_owner_service(owner.clone(), receivers);
-    let listener = match TcpListener::bind(address) {
+    let listener = match TcpListener::bind(shared.address) {
         Ok(l) => l,
         Err(e) => {
-            let _ = ready.send(Err(format!("core {core}: cannot listen on {address}: {e}")));
+            let addr = shared.address;
+            let _ = ready.send(Err(format!("core {core}: cannot listen on {addr}: {e}")));
             return;
         }
     };
-    let ctx = Rc::new(CoreCtx {
-        shards: Shards::new(core, cores, senders, owner),
-        verifier: Verifier::new(config.credentials.clone()),
-        layout,
-        fsync: config.fsync,
-        domain: config.domain.clone(),
-        staging_seq: Cell::new(0),
-        request_seq: Cell::new(0),
-        request_prefix: format!("{:02X}{:08X}", core, epoch as u32),
-        connections: Cell::new(0),
-        active_requests: Cell::new(0),
-        open_connections,
-        max_connections: config.max_connections,
-    });
+    let verifier = Verifier::new(config.credentials.clone());
+    let service = S3Service::new(store, verifier, config.domain.clone());
+    let server = Rc::new(Server::new(service, core, shared.epoch_s));
     let _ = ready.send(Ok(report));
-    accept_loop(&ctx, &listener).await;
+    accept_loop(&server, &listener, &shared).await;
     drop(listener);
-    let deadline = std::time::Instant::now() + shutdown::DRAIN_DEADLINE;
-    while ctx.active_requests.get() > 0 && std::time::Instant::now() < deadline {
+    let deadline = std::time::Instant::now() + SHUTDOWN_DRAIN_DEADLINE;
+    while server.active_requests() > 0 && std::time::Instant::now() < deadline {
         glommio::timer::sleep(shutdown::SHUTDOWN_POLL).await;
     }
-    shutdown::drained_wait_all(cores).await;
+    // Stay up (serving other cores' owner calls) until every core has drained.
+    shared.cores_drained.fetch_add(1, Ordering::SeqCst);
+    while shared.cores_drained.load(Ordering::SeqCst) < config.cores {
+        glommio::timer::sleep(shutdown::SHUTDOWN_POLL).await;
+    }
 }
 
-async fn accept_loop(ctx: &Rc<CoreCtx>, listener: &TcpListener) {
+async fn accept_loop(server: &Rc<Server<S3Service>>, listener: &TcpListener, shared: &Arc<Shared>) {
     use futures_lite::future::FutureExt;
     loop {
         let accepted = async { Some(listener.accept().await) }
@@ -322,26 +233,27 @@ async fn accept_loop(ctx: &Rc<CoreCtx>, listener: &TcpListener) {
             None => return,
             Some(Ok(s)) => s,
             Some(Err(e)) => {
-                // EMFILE and friends: back off briefly instead of spinning.
                 eprintln!("ringstore: accept failed: {e}");
-                glommio::timer::sleep(Duration::from_millis(10)).await;
+                glommio::timer::sleep(ACCEPT_RETRY_PAUSE).await;
                 continue;
             }
         };
+        let (server, shared) = (server.clone(), shared.clone());
         // One process-wide count (an atomic per accept, not per request) so the limit holds
         // however the kernel spreads connections over cores.
-        if ctx.open_connections.fetch_add(1, Ordering::AcqRel) >= ctx.max_connections {
-            ctx.open_connections.fetch_sub(1, Ordering::AcqRel);
-            glommio::spawn_local(crate::http::server::refuse_connection(ctx.clone(), stream))
+        if shared.open_connections.fetch_add(1, Ordering::AcqRel) >= shared.config.max_connections {
+            shared.open_connections.fetch_sub(1, Ordering::AcqRel);
+            let err = crate::s3err!(
+                SlowDown,
+                "Too many connections; please reduce your request rate."
+            );
+            glommio::spawn_local(async move { server.refuse_connection(stream, &err).await })
                 .detach();
             continue;
         }
-        ctx.connections.set(ctx.connections.get() + 1);
-        let ctx2 = ctx.clone();
         glommio::spawn_local(async move {
-            crate::http::server::serve_connection(&ctx2, stream).await;
-            ctx2.connections.set(ctx2.connections.get() - 1);
-            ctx2.open_connections.fetch_sub(1, Ordering::AcqRel);
+            server.serve_connection(stream).await;
+            shared.open_connections.fetch_sub(1, Ordering::AcqRel);
         })
         .detach();
     }

@@ -3,6 +3,7 @@
 //! Invariant: every error the server sends goes through [`S3Error`], so each carries an S3 `Code`,
 //! a human `Message`, the right HTTP status and (when known) the `Resource`.
 
+use crate::storage::StorageError;
 use std::fmt;
 
 /// The S3 error codes ringstore produces. Names are S3's own.
@@ -145,11 +146,6 @@ impl S3Error {
         }
     }
 
-    pub fn with_resource(mut self, resource: impl Into<String>) -> S3Error {
-        self.resource = resource.into();
-        self
-    }
-
     pub fn with_extra(mut self, name: &'static str, value: impl Into<String>) -> S3Error {
         self.extra.push((name, value.into()));
         self
@@ -167,25 +163,6 @@ impl S3Error {
             S3ErrorCode::InternalError,
             format!("We encountered an internal error ({context}). Please try again."),
         )
-    }
-
-    /// Maps an I/O error while writing: a full disk or quota becomes 507 InsufficientStorage.
-    pub fn from_write_io(context: &str, err: &std::io::Error) -> S3Error {
-        let no_space = matches!(err.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
-            || matches!(
-                err.kind(),
-                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
-            )
-            // glommio rebuilds errors from kind + text, dropping the errno.
-            || err.to_string().contains("No space left on device");
-        if no_space {
-            S3Error::new(
-                S3ErrorCode::InsufficientStorage,
-                format!("Not enough storage space to complete the request ({context})."),
-            )
-        } else {
-            S3Error::internal(context, err)
-        }
     }
 
     /// The `<Error>` XML document for this error.
@@ -231,24 +208,120 @@ macro_rules! s3err {
     };
 }
 
+/// The one place where storage failures become S3 errors.
+impl From<StorageError> for S3Error {
+    fn from(e: StorageError) -> S3Error {
+        match e {
+            StorageError::NoSuchBucket { bucket } => {
+                s3err!(NoSuchBucket, "The specified bucket does not exist.")
+                    .with_extra("BucketName", bucket)
+            }
+            StorageError::BucketExists { bucket } => s3err!(
+                BucketAlreadyOwnedByYou,
+                "Your previous request to create the named bucket succeeded and you already own it."
+            )
+            .with_extra("BucketName", bucket),
+            StorageError::BucketNotEmpty { bucket } => s3err!(
+                BucketNotEmpty,
+                "The bucket you tried to delete is not empty."
+            )
+            .with_extra("BucketName", bucket),
+            StorageError::NoSuchKey { key } => {
+                s3err!(NoSuchKey, "The specified key does not exist.").with_extra("Key", key)
+            }
+            StorageError::ConditionFailed { condition } => s3err!(
+                PreconditionFailed,
+                "At least one of the pre-conditions you specified did not hold"
+            )
+            .with_extra("Condition", condition),
+            StorageError::ObjectChanged => s3err!(
+                ServiceUnavailable,
+                "The object changed while it was being opened; please retry."
+            ),
+            StorageError::NoSpace { context } => s3err!(
+                InsufficientStorage,
+                "Not enough storage space to complete the request ({context})."
+            ),
+            StorageError::Io { context, source } => S3Error::internal(context, source),
+            StorageError::ShuttingDown => {
+                s3err!(ServiceUnavailable, "The server is shutting down.")
+            }
+            multipart => multipart_error(multipart),
+        }
+    }
+}
+
+/// The multipart-upload half of `From<StorageError>`.
+fn multipart_error(e: StorageError) -> S3Error {
+    match e {
+        StorageError::NoSuchUpload { upload_id } => s3err!(
+            NoSuchUpload,
+            "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed."
+        )
+        .with_extra("UploadId", upload_id),
+        StorageError::NoPartsListed => s3err!(MalformedXML, "You must specify at least one part."),
+        StorageError::TooManyParts { max } => {
+            s3err!(InvalidArgument, "An upload may have at most {max} parts.")
+        }
+        StorageError::PartsOutOfOrder { upload_id } => s3err!(
+            InvalidPartOrder,
+            "The list of parts was not in ascending order. Parts must be ordered by part number."
+        )
+        .with_extra("UploadId", upload_id),
+        StorageError::PartNotFound {
+            upload_id,
+            part_number,
+            etag,
+        } => s3err!(
+            InvalidPart,
+            "One or more of the specified parts could not be found. The part may not have been uploaded, or the specified entity tag may not match the part's entity tag."
+        )
+        .with_extra("UploadId", upload_id)
+        .with_extra("PartNumber", part_number.to_string())
+        .with_extra("ETag", etag),
+        StorageError::PartTooSmall {
+            size,
+            min_bytes,
+            part_number,
+            etag,
+        } => s3err!(
+            EntityTooSmall,
+            "Your proposed upload is smaller than the minimum allowed size"
+        )
+        .with_extra("ProposedSize", size.to_string())
+        .with_extra("MinSizeAllowed", min_bytes.to_string())
+        .with_extra("PartNumber", part_number.to_string())
+        .with_extra("ETag", etag),
+        other => unreachable!("not a multipart error: {other:?}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn disk_full_is_507() {
-        let e = std::io::Error::from_raw_os_error(libc::ENOSPC);
-        assert_eq!(S3Error::from_write_io("x", &e).status(), 507);
-        let e = std::io::Error::new(std::io::ErrorKind::StorageFull, "short write");
-        assert_eq!(S3Error::from_write_io("x", &e).status(), 507);
-        let e = std::io::Error::other("No space left on device (os error 28), op: Writing");
+    fn storage_errors_map_to_s3_codes() {
+        use std::io;
+        let e = S3Error::from(StorageError::NoSpace { context: "x" });
+        assert_eq!(e.status(), 507);
+        assert_eq!(e.code, S3ErrorCode::InsufficientStorage);
+        let e = S3Error::from(StorageError::io(
+            "writing",
+            io::Error::other("/secret/path"),
+        ));
+        assert_eq!(e.status(), 500);
+        assert!(!e.message.contains("/secret/path"));
+        let e = S3Error::from(StorageError::NoSuchBucket { bucket: "b".into() });
         assert_eq!(
-            S3Error::from_write_io("x", &e).code,
-            S3ErrorCode::InsufficientStorage
+            (e.status(), e.extra.clone()),
+            (404, vec![("BucketName", "b".into())])
         );
-        let e = std::io::Error::other("/secret/path broke");
-        let err = S3Error::from_write_io("writing", &e);
-        assert_eq!(err.status(), 500);
-        assert!(!err.message.contains("/secret/path"));
+        let e = S3Error::from(StorageError::ConditionFailed {
+            condition: "If-Match",
+        });
+        assert_eq!(e.code, S3ErrorCode::PreconditionFailed);
+        assert_eq!(e.extra, vec![("Condition", "If-Match".to_string())]);
+        assert_eq!(S3Error::from(StorageError::ObjectChanged).status(), 503);
     }
 }

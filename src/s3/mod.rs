@@ -1,5 +1,6 @@
-//! S3 layer: authenticates a request, routes it to its operation, and renders the outcome
-//! (success or S3 error XML) as a [`Response`].
+//! S3 layer: the request handler the HTTP server is given. It authenticates a request, routes
+//! it to its operation, runs the operation against [`Store`], and renders the outcome (success
+//! or S3 error XML) as a [`Response`].
 //!
 //! Data flows one way: head -> auth -> route -> op -> storage -> response. Invariant: no
 //! operation runs before the request's signature is verified, and no body byte is requested
@@ -7,20 +8,57 @@
 
 pub mod bucket_name;
 pub mod error;
-pub mod list;
+pub mod ingest;
+pub mod list_params;
 pub mod ops;
 pub mod router;
 pub mod xml;
 pub mod xml_multipart;
 pub mod xml_versions;
 
-use crate::auth::AuthOutcome;
+use crate::auth::{AuthOutcome, Verifier};
 use crate::http::body::BodyReader;
 use crate::http::head::RequestHead;
 use crate::http::response::Response;
-use crate::runtime::CoreCtx;
+use crate::storage::Store;
 use error::S3Error;
 use router::{Op, Routed};
+
+/// The S3 API of one core: what [`crate::http::server::Server`] hands each request to.
+pub struct S3Service {
+    store: Store,
+    verifier: Verifier,
+    /// Base domain for virtual-host style addressing (`bucket.DOMAIN`), if enabled.
+    domain: Option<String>,
+}
+
+impl S3Service {
+    pub fn new(store: Store, verifier: Verifier, domain: Option<String>) -> S3Service {
+        S3Service {
+            store,
+            verifier,
+            domain,
+        }
+    }
+}
+
+impl crate::http::server::Handler for S3Service {
+    async fn handle(
+        &self,
+        head: &RequestHead,
+        body: &mut BodyReader<'_>,
+        request_id: &str,
+    ) -> Response {
+        match self.serve(head, body).await {
+            Ok(resp) => resp,
+            Err(err) => error_response(&err, &head.path, request_id),
+        }
+    }
+
+    fn error_response(&self, err: &S3Error, resource: &str, request_id: &str) -> Response {
+        error_response(err, resource, request_id)
+    }
+}
 
 /// One authenticated, routed request as the operations see it.
 pub struct Request<'a> {
@@ -42,52 +80,42 @@ pub fn error_response(err: &S3Error, resource: &str, request_id: &str) -> Respon
     resp
 }
 
-/// Serves one request end to end (never fails: errors become S3 error responses).
-pub async fn dispatch(
-    ctx: &CoreCtx,
-    head: &RequestHead,
-    body: &mut BodyReader<'_>,
-    request_id: &str,
-) -> Response {
-    match serve(ctx, head, body).await {
-        Ok(resp) => resp,
-        Err(err) => error_response(&err, &head.path, request_id),
-    }
-}
-
-async fn serve(
-    ctx: &CoreCtx,
-    head: &RequestHead,
-    body: &mut BodyReader<'_>,
-) -> Result<Response, S3Error> {
-    let auth = ctx.verifier.verify(head, std::time::SystemTime::now())?;
-    let routed = router::route(head, ctx.domain.as_deref())?;
-    let req = Request { head, routed, auth };
-    use ops::{bucket, multipart, object};
-    match req.routed.op {
-        Op::ListBuckets => bucket::list_buckets(ctx, &req).await,
-        Op::CreateBucket => bucket::create_bucket(ctx, &req, body).await,
-        Op::HeadBucket => bucket::head_bucket(ctx, &req).await,
-        Op::DeleteBucket => bucket::delete_bucket(ctx, &req).await,
-        Op::GetBucketLocation => bucket::get_bucket_location(ctx, &req).await,
-        Op::GetBucketVersioning => bucket::get_bucket_versioning(ctx, &req).await,
-        Op::ListObjectsV1 => ops::listing::list_objects(ctx, &req, false).await,
-        Op::ListObjectsV2 => ops::listing::list_objects(ctx, &req, true).await,
-        Op::DeleteObjects => ops::delete_objects::delete_objects(ctx, &req, body).await,
-        Op::PutObject => ops::put::put_object(ctx, &req, body).await,
-        Op::CopyObject => ops::copy::copy_object(ctx, &req).await,
-        Op::GetObject => object::get_object(ctx, &req, false).await,
-        Op::HeadObject => object::get_object(ctx, &req, true).await,
-        Op::DeleteObject => object::delete_object(ctx, &req).await,
-        Op::CreateMultipartUpload => multipart::create_upload(ctx, &req).await,
-        Op::UploadPart => multipart::upload_part(ctx, &req, body).await,
-        Op::UploadPartCopy => multipart::upload_part_copy(ctx, &req).await,
-        Op::CompleteMultipartUpload => multipart::complete_upload(ctx, &req, body).await,
-        Op::AbortMultipartUpload => multipart::abort_upload(ctx, &req).await,
-        Op::ListParts => multipart::list_parts(ctx, &req).await,
-        Op::ListMultipartUploads => multipart::list_uploads(ctx, &req).await,
-        Op::ListObjectVersions => ops::listing::list_object_versions(ctx, &req).await,
-        Op::GetBucketAcl | Op::GetObjectAcl => ops::acl::get_acl(ctx, &req).await,
-        Op::PutBucketAcl | Op::PutObjectAcl => ops::acl::put_acl(ctx, &req, body).await,
+impl S3Service {
+    async fn serve(
+        &self,
+        head: &RequestHead,
+        body: &mut BodyReader<'_>,
+    ) -> Result<Response, S3Error> {
+        let auth = self.verifier.verify(head, std::time::SystemTime::now())?;
+        let routed = router::route(head, self.domain.as_deref())?;
+        let req = Request { head, routed, auth };
+        let store = &self.store;
+        use ops::{bucket, multipart, object};
+        match req.routed.op {
+            Op::ListBuckets => bucket::list_buckets(store, &req).await,
+            Op::CreateBucket => bucket::create_bucket(store, &req, body).await,
+            Op::HeadBucket => bucket::head_bucket(store, &req).await,
+            Op::DeleteBucket => bucket::delete_bucket(store, &req).await,
+            Op::GetBucketLocation => bucket::get_bucket_location(store, &req).await,
+            Op::GetBucketVersioning => bucket::get_bucket_versioning(store, &req).await,
+            Op::ListObjectsV1 => ops::listing::list_objects(store, &req, false).await,
+            Op::ListObjectsV2 => ops::listing::list_objects(store, &req, true).await,
+            Op::DeleteObjects => ops::delete_objects::delete_objects(store, &req, body).await,
+            Op::PutObject => ops::put::put_object(store, &req, body).await,
+            Op::CopyObject => ops::copy::copy_object(store, &req).await,
+            Op::GetObject => object::get_object(store, &req, false).await,
+            Op::HeadObject => object::get_object(store, &req, true).await,
+            Op::DeleteObject => object::delete_object(store, &req).await,
+            Op::CreateMultipartUpload => multipart::create_upload(store, &req).await,
+            Op::UploadPart => multipart::upload_part(store, &req, body).await,
+            Op::UploadPartCopy => multipart::upload_part_copy(store, &req).await,
+            Op::CompleteMultipartUpload => multipart::complete_upload(store, &req, body).await,
+            Op::AbortMultipartUpload => multipart::abort_upload(store, &req).await,
+            Op::ListParts => multipart::list_parts(store, &req).await,
+            Op::ListMultipartUploads => multipart::list_uploads(store, &req).await,
+            Op::ListObjectVersions => ops::listing::list_object_versions(store, &req).await,
+            Op::GetBucketAcl | Op::GetObjectAcl => ops::acl::get_acl(store, &req).await,
+            Op::PutBucketAcl | Op::PutObjectAcl => ops::acl::put_acl(store, &req, body).await,
+        }
     }
 }

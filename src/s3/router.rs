@@ -57,10 +57,6 @@ impl Routed {
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
     }
-
-    pub fn has_param(&self, name: &str) -> bool {
-        self.query.iter().any(|(n, _)| n == name)
-    }
 }
 
 /// Bucket and object sub-resources that exist in S3 but are not implemented here.
@@ -115,99 +111,23 @@ fn virtual_host_bucket<'h>(host: Option<&'h str>, domain: Option<&str>) -> Optio
 /// (the whole path is then the key); otherwise, and for `Host: DOMAIN`, path-style.
 pub fn route(head: &RequestHead, domain: Option<&str>) -> Result<Routed, S3Error> {
     let query = parse_query(&head.query)?;
-    let path = head.path.strip_prefix('/').unwrap_or(&head.path);
-    let (bucket, key) = match virtual_host_bucket(head.header("host"), domain) {
-        Some(b) => (b.to_ascii_lowercase(), percent_decode(path)?),
-        None => {
-            let (bucket_raw, key_raw) = match path.find('/') {
-                Some(i) => (&path[..i], &path[i + 1..]),
-                None => (path, ""),
-            };
-            (percent_decode(bucket_raw)?, percent_decode(key_raw)?)
-        }
-    };
-    // Buckets are never versioned: the only version of an object is `null`.
-    if let Some((_, v)) = query.iter().find(|(k, _)| k == "versionId") {
-        if v != "null" {
-            return Err(
-                crate::s3err!(InvalidArgument, "Invalid version id specified")
-                    .with_extra("ArgumentName", "versionId")
-                    .with_extra("ArgumentValue", v.clone()),
-            );
-        }
-    }
+    let (bucket, key) = bucket_and_key(head, domain)?;
+    check_version_id(&query)?;
     // Bucket names become directory names: only valid S3 names ever reach storage (no `/`,
     // `..` or anything else a path could be made of). No bucket with another name can exist.
     if !bucket.is_empty() {
         crate::s3::bucket_name::validate_bucket_name(&bucket)?;
     }
-    let has = |n: &str| query.iter().any(|(k, _)| k == n);
-    let unsupported = query
-        .iter()
-        .find(|(k, _)| UNSUPPORTED_SUBRESOURCES.contains(&k.as_str()))
-        .map(|(k, _)| k.clone());
-    let m = head.method;
+    let q = QueryFlags::of(&query);
     let op = if bucket.is_empty() {
-        match m {
+        match head.method {
             Method::Get => Op::ListBuckets,
             _ => return Err(method_not_allowed()),
         }
     } else if key.is_empty() {
-        if m == Method::Post && has("delete") {
-            Op::DeleteObjects
-        } else if m == Method::Get && has("uploads") && unsupported.is_none() {
-            Op::ListMultipartUploads
-        } else if m == Method::Get && has("versions") && unsupported.is_none() {
-            Op::ListObjectVersions
-        } else if has("acl") && unsupported.is_none() {
-            match m {
-                Method::Get => Op::GetBucketAcl,
-                Method::Put => Op::PutBucketAcl,
-                _ => return Err(method_not_allowed()),
-            }
-        } else if let Some(sub) = unsupported {
-            return Err(not_implemented(&sub));
-        } else {
-            match m {
-                Method::Put => Op::CreateBucket,
-                Method::Head => Op::HeadBucket,
-                Method::Delete => Op::DeleteBucket,
-                Method::Get if has("location") => Op::GetBucketLocation,
-                Method::Get if has("versioning") => Op::GetBucketVersioning,
-                Method::Get if query.iter().any(|(k, v)| k == "list-type" && v == "2") => {
-                    Op::ListObjectsV2
-                }
-                Method::Get => Op::ListObjectsV1,
-                _ => return Err(method_not_allowed()),
-            }
-        }
-    } else if let Some(sub) = unsupported {
-        return Err(not_implemented(&sub));
-    } else if has("acl") {
-        match m {
-            Method::Get => Op::GetObjectAcl,
-            Method::Put => Op::PutObjectAcl,
-            _ => return Err(method_not_allowed()),
-        }
-    } else if has("uploadId") {
-        match m {
-            Method::Put if head.header("x-amz-copy-source").is_some() => Op::UploadPartCopy,
-            Method::Put => Op::UploadPart,
-            Method::Post => Op::CompleteMultipartUpload,
-            Method::Delete => Op::AbortMultipartUpload,
-            Method::Get => Op::ListParts,
-            _ => return Err(method_not_allowed()),
-        }
+        bucket_op(head.method, &q)?
     } else {
-        match m {
-            Method::Post if has("uploads") => Op::CreateMultipartUpload,
-            Method::Put if head.header("x-amz-copy-source").is_some() => Op::CopyObject,
-            Method::Put => Op::PutObject,
-            Method::Get => Op::GetObject,
-            Method::Head => Op::HeadObject,
-            Method::Delete => Op::DeleteObject,
-            _ => return Err(method_not_allowed()),
-        }
+        object_op(head, &q)?
     };
     Ok(Routed {
         op,
@@ -215,6 +135,118 @@ pub fn route(head: &RequestHead, domain: Option<&str>) -> Result<Routed, S3Error
         key,
         query,
     })
+}
+
+/// The (percent-decoded) bucket and key a request addresses.
+fn bucket_and_key(head: &RequestHead, domain: Option<&str>) -> Result<(String, String), S3Error> {
+    let path = head.path.strip_prefix('/').unwrap_or(&head.path);
+    if let Some(b) = virtual_host_bucket(head.header("host"), domain) {
+        return Ok((b.to_ascii_lowercase(), percent_decode(path)?));
+    }
+    let (bucket_raw, key_raw) = match path.find('/') {
+        Some(i) => (&path[..i], &path[i + 1..]),
+        None => (path, ""),
+    };
+    Ok((percent_decode(bucket_raw)?, percent_decode(key_raw)?))
+}
+
+/// Buckets are never versioned: the only version of an object is `null`.
+fn check_version_id(query: &[(String, String)]) -> Result<(), S3Error> {
+    match query.iter().find(|(k, _)| k == "versionId") {
+        Some((_, v)) if v != "null" => Err(crate::s3err!(
+            InvalidArgument,
+            "Invalid version id specified"
+        )
+        .with_extra("ArgumentName", "versionId")
+        .with_extra("ArgumentValue", v.clone())),
+        _ => Ok(()),
+    }
+}
+
+/// What the query string says about the operation.
+struct QueryFlags<'q> {
+    query: &'q [(String, String)],
+    /// The first sub-resource S3 has and ringstore does not implement.
+    unsupported: Option<&'q str>,
+}
+
+impl<'q> QueryFlags<'q> {
+    fn of(query: &'q [(String, String)]) -> QueryFlags<'q> {
+        let unsupported = query
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .find(|k| UNSUPPORTED_SUBRESOURCES.contains(k));
+        QueryFlags { query, unsupported }
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.query.iter().any(|(k, _)| k == name)
+    }
+
+    /// `name` is present and no unsupported sub-resource rides along with it.
+    fn only(&self, name: &str) -> bool {
+        self.has(name) && self.unsupported.is_none()
+    }
+
+    fn reject_unsupported(&self) -> Result<(), S3Error> {
+        self.unsupported
+            .map_or(Ok(()), |sub| Err(not_implemented(sub)))
+    }
+}
+
+fn bucket_op(m: Method, q: &QueryFlags<'_>) -> Result<Op, S3Error> {
+    if m == Method::Post && q.has("delete") {
+        return Ok(Op::DeleteObjects);
+    }
+    if m == Method::Get && q.only("uploads") {
+        return Ok(Op::ListMultipartUploads);
+    }
+    if m == Method::Get && q.only("versions") {
+        return Ok(Op::ListObjectVersions);
+    }
+    if q.only("acl") {
+        return match m {
+            Method::Get => Ok(Op::GetBucketAcl),
+            Method::Put => Ok(Op::PutBucketAcl),
+            _ => Err(method_not_allowed()),
+        };
+    }
+    q.reject_unsupported()?;
+    let list_v2 = q.query.iter().any(|(k, v)| k == "list-type" && v == "2");
+    match m {
+        Method::Put => Ok(Op::CreateBucket),
+        Method::Head => Ok(Op::HeadBucket),
+        Method::Delete => Ok(Op::DeleteBucket),
+        Method::Get if q.has("location") => Ok(Op::GetBucketLocation),
+        Method::Get if q.has("versioning") => Ok(Op::GetBucketVersioning),
+        Method::Get if list_v2 => Ok(Op::ListObjectsV2),
+        Method::Get => Ok(Op::ListObjectsV1),
+        _ => Err(method_not_allowed()),
+    }
+}
+
+fn object_op(head: &RequestHead, q: &QueryFlags<'_>) -> Result<Op, S3Error> {
+    q.reject_unsupported()?;
+    let copy = head.header("x-amz-copy-source").is_some();
+    let op = match head.method {
+        Method::Get if q.has("acl") => Op::GetObjectAcl,
+        Method::Put if q.has("acl") => Op::PutObjectAcl,
+        _ if q.has("acl") => return Err(method_not_allowed()),
+        Method::Put if q.has("uploadId") && copy => Op::UploadPartCopy,
+        Method::Put if q.has("uploadId") => Op::UploadPart,
+        Method::Post if q.has("uploadId") => Op::CompleteMultipartUpload,
+        Method::Delete if q.has("uploadId") => Op::AbortMultipartUpload,
+        Method::Get if q.has("uploadId") => Op::ListParts,
+        _ if q.has("uploadId") => return Err(method_not_allowed()),
+        Method::Post if q.has("uploads") => Op::CreateMultipartUpload,
+        Method::Put if copy => Op::CopyObject,
+        Method::Put => Op::PutObject,
+        Method::Get => Op::GetObject,
+        Method::Head => Op::HeadObject,
+        Method::Delete => Op::DeleteObject,
+        _ => return Err(method_not_allowed()),
+    };
+    Ok(op)
 }
 
 fn method_not_allowed() -> S3Error {

@@ -19,7 +19,8 @@ use quick_xml::Reader;
 
 use crate::http::date::iso8601_ms;
 use crate::s3::error::S3Error;
-use crate::s3::list::{encode_continuation_token, ListPage};
+use crate::s3::list_params::encode_continuation_token;
+use crate::storage::ListPage;
 
 /// The S3 document namespace.
 pub const S3_XMLNS: &str = "http://s3.amazonaws.com/doc/2006-03-01/";
@@ -746,8 +747,7 @@ fn parse_part_number(text: &str) -> Result<u32, S3Error> {
 mod tests {
     use super::*;
     use crate::s3::error::S3ErrorCode;
-    use crate::s3::list::{ListEntry, ListPage};
-    use crate::storage::index::ObjectSummary;
+    use crate::storage::{ListEntry, ListPage, ObjectSummary};
 
     const JAN_1_2024_MS: u64 = 1_704_067_200_000;
     const DECL: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
@@ -1325,8 +1325,8 @@ mod tests {
 
     #[test]
     fn list_page_to_v2_xml_paging_round_trip() {
-        use crate::s3::list::{decode_continuation_token, list_page, ListParams};
-        use crate::storage::index::BucketIndex;
+        use crate::s3::list_params::decode_continuation_token;
+        use crate::storage::{list_page, BucketIndex, ListParams};
         let keys = [
             "a dir/ü+x=1&y.txt",
             "dir/",

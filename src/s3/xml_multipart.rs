@@ -7,8 +7,8 @@
 use crate::http::date::iso8601_ms;
 use crate::s3::ops::bucket::{OWNER_DISPLAY_NAME, OWNER_ID};
 use crate::s3::xml::{list_value, XmlWriter};
-use crate::storage::record::StoredChecksum;
-use crate::storage::uploads::{PartInfo, UploadInfo};
+use crate::storage::StoredChecksum;
+use crate::storage::{PartInfo, UploadInfo};
 
 /// `ChecksumCRC32`-style element name of a stored checksum algorithm.
 pub fn checksum_element(algorithm: &str) -> &'static str {

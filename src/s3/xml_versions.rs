@@ -3,9 +3,9 @@
 //! exactly as in ListObjects) and a truncated page always names its next markers.
 
 use crate::http::date::iso8601_ms;
-use crate::s3::list::ListPage;
 use crate::s3::xml::{list_value, XmlWriter};
 use crate::s3::xml_multipart::write_owner_as;
+use crate::storage::ListPage;
 
 /// Request values a ListObjectVersions response echoes.
 pub struct ListVersionsView<'a> {

@@ -18,6 +18,7 @@ pub const FORMAT_FILE: &str = "ringstore.format";
 pub const FORMAT_LINE: &str = "ringstore 1\n";
 pub const BUCKET_META_FILE: &str = "bucket.meta";
 pub const UPLOAD_META_FILE: &str = "upload.meta";
+const PART_FILE_PREFIX: &str = "part-";
 
 /// Whether `id` has the form of an upload id this server generates (so it is safe in a path).
 pub fn is_valid_upload_id(id: &str) -> bool {
@@ -25,6 +26,21 @@ pub fn is_valid_upload_id(id: &str) -> bool {
         && id
             .bytes()
             .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+}
+
+/// Bucket name length limits (S3's, and what keeps a bucket directory name short).
+pub const BUCKET_NAME_MIN_BYTES: usize = 3;
+pub const BUCKET_NAME_MAX_BYTES: usize = 63;
+
+/// Whether `name` is safe as a bucket directory name: 3..=63 bytes of lowercase letters, digits,
+/// `.` and `-`, starting with a letter or digit (so never `.`, `..` or anything with `/`).
+/// Every valid S3 bucket name passes; the S3 layer applies its stricter rules before this.
+pub fn is_path_safe_bucket_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    (BUCKET_NAME_MIN_BYTES..=BUCKET_NAME_MAX_BYTES).contains(&b.len())
+        && b[0].is_ascii_alphanumeric()
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'.' || *c == b'-')
 }
 
 /// Paths under one data directory.
@@ -52,7 +68,7 @@ impl Layout {
 
     pub fn bucket_dir(&self, bucket: &str) -> PathBuf {
         assert!(
-            crate::s3::bucket_name::validate_bucket_name(bucket).is_ok(),
+            is_path_safe_bucket_name(bucket),
             "unvalidated bucket name reached the storage layout"
         );
         self.buckets_dir().join(bucket)
@@ -83,8 +99,7 @@ impl Layout {
     }
 
     pub fn part_file(&self, bucket: &str, upload_id: &str, part: u32) -> PathBuf {
-        self.upload_dir(bucket, upload_id)
-            .join(format!("part-{part}"))
+        part_path(&self.upload_dir(bucket, upload_id), part)
     }
 
     /// A fresh staging path for core `core`, unique within this process run.
@@ -92,6 +107,23 @@ impl Layout {
         self.tmp_dir()
             .join(format!("{core}-{seq}-{}.tmp", std::process::id()))
     }
+}
+
+/// Where a metadata file (`bucket.meta`, `upload.meta`) is written before its atomic rename.
+pub fn tmp_sibling(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    path.with_file_name(name)
+}
+
+/// Part `n` of the upload whose directory is `upload_dir`.
+pub fn part_path(upload_dir: &Path, n: u32) -> PathBuf {
+    upload_dir.join(format!("{PART_FILE_PREFIX}{n}"))
+}
+
+/// The part number of a part file name (`part-N`), if it is one.
+pub fn parse_part_file_name(name: &str) -> Option<u32> {
+    name.strip_prefix(PART_FILE_PREFIX)?.parse().ok()
 }
 
 /// File name of an object: 32 hex chars of SHA-256(key).
@@ -103,6 +135,39 @@ pub fn object_file_name(key: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn path_safe_bucket_names() {
+        for ok in ["abc", "my-bucket", "a.b-c", "0aa", &"a".repeat(63)] {
+            assert!(is_path_safe_bucket_name(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "ab",
+            ".",
+            "..",
+            "...",
+            ".ab",
+            "-ab",
+            "a/b",
+            "ABC",
+            "a b",
+            &"a".repeat(64),
+        ] {
+            assert!(!is_path_safe_bucket_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn part_and_tmp_names() {
+        let dir = Path::new("/d/uploads/u");
+        assert_eq!(part_path(dir, 7), Path::new("/d/uploads/u/part-7"));
+        assert_eq!(parse_part_file_name("part-7"), Some(7));
+        assert_eq!(parse_part_file_name("part-x"), None);
+        assert_eq!(parse_part_file_name(UPLOAD_META_FILE), None);
+        let meta = Path::new("/d/b/bucket.meta");
+        assert_eq!(tmp_sibling(meta), Path::new("/d/b/bucket.meta.tmp"));
+    }
 
     #[test]
     fn names_are_hashes() {

@@ -6,18 +6,18 @@
 //! after the change is durable (rename + directory fsync) — so an acknowledged write is on disk
 //! and a listed key is readable.
 
-use crate::s3::error::S3Error;
-use crate::s3::list::{list_page, ListPage, ListParams};
+use crate::storage::error::{StorageError, StorageResult};
 use crate::storage::group_sync::GroupSync;
 use crate::storage::index::{BucketIndex, ObjectSummary, WriteCondition};
-use crate::storage::layout::{object_file_name, Layout, BUCKET_META_FILE};
+use crate::storage::layout::{is_path_safe_bucket_name, object_file_name, tmp_sibling, Layout};
+use crate::storage::list::{list_page, ListPage, ListParams};
 use crate::storage::uploads::UploadState;
 use glommio::io::Directory;
 use glommio::sync::Semaphore;
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::rc::Rc;
 
 /// One bucket owned by this core.
@@ -25,7 +25,6 @@ pub struct BucketState {
     pub name: String,
     pub created_ms: u64,
     pub index: RefCell<BucketIndex>,
-    objects_dir: PathBuf,
     dir: GroupSync,
     key_locks: RefCell<HashMap<String, Rc<Semaphore>>>,
     /// Commits and deletes in progress (a bucket with any is not empty).
@@ -53,10 +52,6 @@ pub struct LoadReport {
     pub uploads: usize,
 }
 
-fn io_err(context: &str) -> impl Fn(glommio::GlommioError<()>) -> S3Error + '_ {
-    move |e| S3Error::from_write_io(context, &io::Error::from(e))
-}
-
 impl Owner {
     pub fn new(layout: Layout, fsync: bool) -> Owner {
         Owner {
@@ -73,7 +68,7 @@ impl Owner {
         for entry in std::fs::read_dir(&dir)? {
             let entry = entry?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            if crate::s3::bucket_name::validate_bucket_name(&name).is_err() {
+            if !is_path_safe_bucket_name(&name) {
                 eprintln!(
                     "ringstore: ignoring {}: not a bucket name",
                     entry.path().display()
@@ -83,7 +78,7 @@ impl Owner {
             if !is_mine(&name) {
                 continue;
             }
-            let meta_path = entry.path().join(BUCKET_META_FILE);
+            let meta_path = self.layout.bucket_meta(&name);
             let created_ms = match std::fs::read_to_string(&meta_path) {
                 Ok(s) => s.trim().parse::<u64>().unwrap_or(0),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -143,7 +138,6 @@ impl Owner {
             name: name.to_string(),
             created_ms,
             index: RefCell::new(index),
-            objects_dir,
             dir: GroupSync::new(Rc::new(dir)),
             key_locks: RefCell::new(HashMap::new()),
             in_flight: Cell::new(0),
@@ -152,7 +146,7 @@ impl Owner {
         }))
     }
 
-    pub(crate) fn bucket(&self, name: &str) -> Result<Rc<BucketState>, S3Error> {
+    pub(crate) fn bucket(&self, name: &str) -> StorageResult<Rc<BucketState>> {
         self.buckets
             .borrow()
             .get(name)
@@ -161,7 +155,7 @@ impl Owner {
     }
 
     /// Creation time of a bucket, or NoSuchBucket.
-    pub fn head_bucket(&self, name: &str) -> Result<u64, S3Error> {
+    pub fn head_bucket(&self, name: &str) -> StorageResult<u64> {
         Ok(self.bucket(name)?.created_ms)
     }
 
@@ -173,60 +167,46 @@ impl Owner {
             .collect()
     }
 
-    pub async fn create_bucket(&self, name: &str, now_ms: u64) -> Result<(), S3Error> {
+    pub async fn create_bucket(&self, name: &str, now_ms: u64) -> StorageResult<()> {
+        let exists = || StorageError::BucketExists {
+            bucket: name.to_string(),
+        };
         if self.buckets.borrow().contains_key(name) {
-            return Err(crate::s3err!(
-                BucketAlreadyOwnedByYou,
-                "Your previous request to create the named bucket succeeded and you already own it."
-            )
-            .with_extra("BucketName", name));
+            return Err(exists());
         }
-        let bucket_dir = self.layout.bucket_dir(name);
-        let objects_dir = self.layout.objects_dir(name);
-        let buckets_dir = self.layout.buckets_dir();
-        let fsync = self.fsync;
+        let (layout, owned_name, fsync) = (self.layout.clone(), name.to_string(), self.fsync);
         glommio::executor()
-            .spawn_blocking(move || {
-                create_bucket_dirs(&buckets_dir, &bucket_dir, &objects_dir, now_ms, fsync)
-            })
+            .spawn_blocking(move || create_bucket_dirs(&layout, &owned_name, now_ms, fsync))
             .await
-            .map_err(|e| S3Error::from_write_io("creating the bucket", &e))?;
+            .map_err(|e| StorageError::write("creating the bucket", e))?;
         // Re-check: a concurrent create of the same name may have finished while we awaited.
         if self.buckets.borrow().contains_key(name) {
-            return Err(crate::s3err!(
-                BucketAlreadyOwnedByYou,
-                "Your previous request to create the named bucket succeeded and you already own it."
-            )
-            .with_extra("BucketName", name));
+            return Err(exists());
         }
         let state = self
             .bucket_state(name, now_ms, BucketIndex::new())
             .await
-            .map_err(|e| S3Error::internal("opening the bucket", e))?;
+            .map_err(|e| StorageError::io("opening the bucket", e))?;
         self.buckets.borrow_mut().insert(name.to_string(), state);
         Ok(())
     }
 
-    pub async fn delete_bucket(&self, name: &str) -> Result<(), S3Error> {
+    pub async fn delete_bucket(&self, name: &str) -> StorageResult<()> {
         let b = self.bucket(name)?;
         if !b.index.borrow().is_empty() || b.in_flight.get() > 0 {
-            return Err(crate::s3err!(
-                BucketNotEmpty,
-                "The bucket you tried to delete is not empty."
-            )
-            .with_extra("BucketName", name));
+            return Err(StorageError::BucketNotEmpty {
+                bucket: name.to_string(),
+            });
         }
         self.buckets.borrow_mut().remove(name);
-        let bucket_dir = self.layout.bucket_dir(name);
-        let buckets_dir = self.layout.buckets_dir();
-        let fsync = self.fsync;
+        let (layout, owned_name, fsync) = (self.layout.clone(), name.to_string(), self.fsync);
         let result = glommio::executor()
-            .spawn_blocking(move || remove_bucket_dirs(&buckets_dir, &bucket_dir, fsync))
+            .spawn_blocking(move || remove_bucket_dirs(&layout, &owned_name, fsync))
             .await;
         if let Err(e) = result {
             // The bucket record may still be on disk: keep serving it rather than lose track.
             self.buckets.borrow_mut().insert(name.to_string(), b);
-            return Err(S3Error::internal("deleting the bucket", e));
+            return Err(StorageError::io("deleting the bucket", e));
         }
         Ok(())
     }
@@ -239,7 +219,7 @@ impl Owner {
         staging: &Path,
         summary: ObjectSummary,
         condition: &WriteCondition,
-    ) -> Result<(), S3Error> {
+    ) -> StorageResult<()> {
         let b = self.bucket(bucket)?;
         self.commit_with(&b, key, staging, summary, None, condition)
             .await
@@ -255,19 +235,19 @@ impl Owner {
         summary: ObjectSummary,
         upload_id: Option<String>,
         condition: &WriteCondition,
-    ) -> Result<(), S3Error> {
+    ) -> StorageResult<()> {
         let _inflight = InFlight::new(b);
         let _permit = b.lock_key(key).await;
         check_write_condition(&b.index.borrow(), key, condition)?;
-        let target = b.objects_dir.join(object_file_name(key));
+        let target = self.layout.object_file(&b.name, key);
         glommio::io::rename(staging, &target)
             .await
-            .map_err(io_err("committing the object"))?;
+            .map_err(StorageError::glommio_write("committing the object"))?;
         if self.fsync {
             b.dir
                 .sync()
                 .await
-                .map_err(|e| S3Error::from_write_io("syncing the bucket directory", &e))?;
+                .map_err(|e| StorageError::write("syncing the bucket directory", e))?;
         }
         b.index.borrow_mut().insert(key.to_string(), summary);
         let replaced = match upload_id {
@@ -281,20 +261,20 @@ impl Owner {
     }
 
     /// Removes `key` (no error when absent), durably, then drops it from the index.
-    pub async fn delete_object(&self, bucket: &str, key: &str) -> Result<(), S3Error> {
+    pub async fn delete_object(&self, bucket: &str, key: &str) -> StorageResult<()> {
         let b = self.bucket(bucket)?;
         let _inflight = InFlight::new(&b);
         let _permit = b.lock_key(key).await;
         if !b.index.borrow().contains_key(key) {
             return Ok(());
         }
-        let target = b.objects_dir.join(object_file_name(key));
+        let target = self.layout.object_file(&b.name, key);
         match glommio::io::remove(&target).await {
             Ok(()) => {}
             Err(e) => {
                 let e = io::Error::from(e);
                 if e.kind() != io::ErrorKind::NotFound {
-                    return Err(S3Error::internal("deleting the object", e));
+                    return Err(StorageError::io("deleting the object", e));
                 }
             }
         }
@@ -302,7 +282,7 @@ impl Owner {
             b.dir
                 .sync()
                 .await
-                .map_err(|e| S3Error::from_write_io("syncing the bucket directory", &e))?;
+                .map_err(|e| StorageError::write("syncing the bucket directory", e))?;
         }
         b.index.borrow_mut().remove(key);
         let old = b.multipart_data.borrow_mut().remove(key);
@@ -312,7 +292,7 @@ impl Owner {
         Ok(())
     }
 
-    pub fn list(&self, bucket: &str, params: &ListParams) -> Result<ListPage, S3Error> {
+    pub fn list(&self, bucket: &str, params: &ListParams) -> StorageResult<ListPage> {
         let b = self.bucket(bucket)?;
         let index = b.index.borrow();
         Ok(list_page(&index, params))
@@ -373,32 +353,24 @@ fn check_write_condition(
     index: &BucketIndex,
     key: &str,
     condition: &WriteCondition,
-) -> Result<(), S3Error> {
-    let failed = || {
-        crate::s3err!(
-            PreconditionFailed,
-            "At least one of the pre-conditions you specified did not hold"
-        )
-    };
+) -> StorageResult<()> {
+    let failed = |condition| Err(StorageError::ConditionFailed { condition });
     match (condition, index.get(key)) {
         (WriteCondition::Always, _) => Ok(()),
         (WriteCondition::IfAbsent, None) => Ok(()),
-        (WriteCondition::IfAbsent, Some(_)) => {
-            Err(failed().with_extra("Condition", "If-None-Match"))
-        }
-        (WriteCondition::IfEtag(_), None) => Err(crate::s3err!(
-            NoSuchKey,
-            "The specified key does not exist."
-        )
-        .with_extra("Key", key)),
+        (WriteCondition::IfAbsent, Some(_)) => failed("If-None-Match"),
+        (WriteCondition::IfEtag(_), None) => Err(StorageError::NoSuchKey {
+            key: key.to_string(),
+        }),
         (WriteCondition::IfEtag(want), Some(cur)) if &cur.etag == want => Ok(()),
-        (WriteCondition::IfEtag(_), Some(_)) => Err(failed().with_extra("Condition", "If-Match")),
+        (WriteCondition::IfEtag(_), Some(_)) => failed("If-Match"),
     }
 }
 
-pub fn no_such_bucket(name: &str) -> S3Error {
-    crate::s3err!(NoSuchBucket, "The specified bucket does not exist.")
-        .with_extra("BucketName", name)
+pub(crate) fn no_such_bucket(name: &str) -> StorageError {
+    StorageError::NoSuchBucket {
+        bucket: name.to_string(),
+    }
 }
 
 pub(crate) fn read_record_blocking(
@@ -433,37 +405,45 @@ pub(crate) fn sync_dir(path: &Path) -> io::Result<()> {
     std::fs::File::open(path)?.sync_all()
 }
 
-/// Creates the bucket's directories, then its meta file (whose presence makes the bucket exist).
-fn create_bucket_dirs(
-    buckets_dir: &Path,
-    bucket_dir: &Path,
-    objects_dir: &Path,
-    now_ms: u64,
-    fsync: bool,
-) -> io::Result<()> {
-    std::fs::create_dir_all(objects_dir)?;
-    let tmp = bucket_dir.join("bucket.meta.tmp");
-    std::fs::write(&tmp, format!("{now_ms}\n"))?;
+/// Writes a small metadata file atomically: a temporary sibling, synced, renamed over `path`,
+/// then the directory synced (blocking; bucket and upload creation only).
+pub(crate) fn write_durably(path: &Path, bytes: &[u8], fsync: bool) -> io::Result<()> {
+    let tmp = tmp_sibling(path);
+    std::fs::write(&tmp, bytes)?;
     if fsync {
         std::fs::File::open(&tmp)?.sync_all()?;
     }
-    std::fs::rename(&tmp, bucket_dir.join(BUCKET_META_FILE))?;
+    std::fs::rename(&tmp, path)?;
     if fsync {
-        sync_dir(bucket_dir)?;
-        sync_dir(buckets_dir)?;
+        sync_dir(path.parent().expect("a metadata file has a directory"))?;
+    }
+    Ok(())
+}
+
+/// Creates the bucket's directories, then its meta file (whose presence makes the bucket exist).
+fn create_bucket_dirs(layout: &Layout, name: &str, now_ms: u64, fsync: bool) -> io::Result<()> {
+    std::fs::create_dir_all(layout.objects_dir(name))?;
+    write_durably(
+        &layout.bucket_meta(name),
+        format!("{now_ms}\n").as_bytes(),
+        fsync,
+    )?;
+    if fsync {
+        sync_dir(&layout.buckets_dir())?;
     }
     Ok(())
 }
 
 /// Removes the meta file first (the bucket stops existing durably), then the directories.
-fn remove_bucket_dirs(buckets_dir: &Path, bucket_dir: &Path, fsync: bool) -> io::Result<()> {
-    std::fs::remove_file(bucket_dir.join(BUCKET_META_FILE))?;
+fn remove_bucket_dirs(layout: &Layout, name: &str, fsync: bool) -> io::Result<()> {
+    let bucket_dir = layout.bucket_dir(name);
+    std::fs::remove_file(layout.bucket_meta(name))?;
     if fsync {
-        sync_dir(bucket_dir)?;
+        sync_dir(&bucket_dir)?;
     }
-    std::fs::remove_dir_all(bucket_dir)?;
+    std::fs::remove_dir_all(&bucket_dir)?;
     if fsync {
-        sync_dir(buckets_dir)?;
+        sync_dir(&layout.buckets_dir())?;
     }
     Ok(())
 }

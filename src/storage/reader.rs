@@ -2,10 +2,14 @@
 //! with O_DIRECT io_uring reads, several in flight, handing out slices of the DMA buffers
 //! themselves (no copy between disk buffer and socket write).
 //!
+//! Dropping an [`OpenObject`] or [`ObjectStream`] closes its files (glommio closes a dropped file
+//! asynchronously), so no early return needs a manual close.
+//!
 //! Invariants: the record read is the one inside the opened file, so a concurrent overwrite or
 //! delete never mixes two objects (the open file is a consistent snapshot); reads never go past
 //! `header_len + size`.
 
+use crate::storage::error::{StorageError, StorageResult};
 use crate::storage::record::{ObjectRecord, BLOCK_BYTES, HEADER_MAX_BYTES};
 use glommio::io::{DmaFile, ReadResult};
 use glommio::task::JoinHandle;
@@ -79,7 +83,19 @@ impl OpenObject {
     /// The first [`PARTS_PINNED_MAX`] part files of the range are opened now, so a concurrent
     /// overwrite or delete (which unlinks them) cannot cut the response short; a part that is
     /// already gone gives `NotFound` before any byte is sent (the caller re-opens the object).
-    pub async fn stream(self, start: u64, len: u64) -> io::Result<ObjectStream> {
+    ///
+    /// A vanished part file means the object changed under us: [`StorageError::ObjectChanged`].
+    pub async fn stream(self, start: u64, len: u64) -> StorageResult<ObjectStream> {
+        self.stream_io(start, len).await.map_err(|e| {
+            if e.kind() == io::ErrorKind::NotFound {
+                StorageError::ObjectChanged
+            } else {
+                StorageError::io("reading the object", e)
+            }
+        })
+    }
+
+    async fn stream_io(self, start: u64, len: u64) -> io::Result<ObjectStream> {
         assert!(start + len <= self.record.size);
         let mut pending = VecDeque::new();
         let current = match (&self.record.parts, &self.parts_dir) {
@@ -94,7 +110,7 @@ impl OpenObject {
                     let from = start.max(p_start) - p_start;
                     let to = end.min(p_end) - p_start;
                     let seg = PartSegment {
-                        path: dir.join(format!("part-{}", part.number)),
+                        path: crate::storage::layout::part_path(dir, part.number),
                         size: part.size,
                         start: from,
                         len: to - from,
@@ -122,10 +138,9 @@ impl OpenObject {
         })
     }
 
-    pub async fn close(self) {
-        if let Ok(f) = Rc::try_unwrap(self.file) {
-            let _ = f.close().await;
-        }
+    /// The object's data size (`record.size`).
+    pub fn size(&self) -> u64 {
+        self.record.size
     }
 }
 

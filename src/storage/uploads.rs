@@ -10,10 +10,10 @@
 //!   gate (a part commit holds one permit, complete/abort hold them all);
 //! - an object's old multipart data is removed once the object is replaced or deleted.
 
-use crate::s3::error::S3Error;
+use crate::storage::error::{StorageError, StorageResult};
 use crate::storage::index::WriteCondition;
-use crate::storage::layout::{is_valid_upload_id, UPLOAD_META_FILE};
-use crate::storage::owner::{read_record_blocking, sync_dir, BucketState, Owner};
+use crate::storage::layout::{is_valid_upload_id, parse_part_file_name, UPLOAD_META_FILE};
+use crate::storage::owner::{read_record_blocking, sync_dir, write_durably, BucketState, Owner};
 use crate::storage::record::{ObjectRecord, PartRef, PartsLayout, StoredChecksum, PARTS_MAX};
 use glommio::sync::Semaphore;
 use md5::{Digest as _, Md5};
@@ -70,8 +70,6 @@ pub struct CompleteRequest {
     pub upload_id: String,
     /// The parts the client listed, in its order.
     pub parts: Vec<CompletePart>,
-    /// Where to write the object's record before renaming it into place.
-    pub staging: std::path::PathBuf,
     pub now_ms: u64,
     pub condition: WriteCondition,
 }
@@ -83,16 +81,14 @@ pub struct CompletePart {
     pub etag: String,
 }
 
-pub fn no_such_upload(upload_id: &str) -> S3Error {
-    crate::s3err!(
-        NoSuchUpload,
-        "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed."
-    )
-    .with_extra("UploadId", upload_id)
+fn no_such_upload(upload_id: &str) -> StorageError {
+    StorageError::NoSuchUpload {
+        upload_id: upload_id.to_string(),
+    }
 }
 
-fn io_s3(context: &'static str) -> impl Fn(io::Error) -> S3Error {
-    move |e| S3Error::from_write_io(context, &e)
+fn write_err(context: &'static str) -> impl Fn(io::Error) -> StorageError {
+    move |e| StorageError::write(context, e)
 }
 
 impl Owner {
@@ -101,7 +97,7 @@ impl Owner {
         b: &BucketState,
         upload_id: &str,
         key: &str,
-    ) -> Result<Rc<UploadState>, S3Error> {
+    ) -> StorageResult<Rc<UploadState>> {
         let u = b
             .uploads
             .borrow()
@@ -120,10 +116,11 @@ impl Owner {
         bucket: &str,
         upload_id: String,
         meta: ObjectRecord,
-    ) -> Result<(), S3Error> {
+    ) -> StorageResult<()> {
         assert!(is_valid_upload_id(&upload_id));
         let b = self.bucket(bucket)?;
         let dir = self.layout.upload_dir(bucket, &upload_id);
+        let meta_path = self.layout.upload_meta(bucket, &upload_id);
         let uploads_dir = self.layout.uploads_dir(bucket);
         let mut header = vec![0u8; meta.header_len()];
         meta.encode_header(header.len(), &mut header);
@@ -131,20 +128,14 @@ impl Owner {
         glommio::executor()
             .spawn_blocking(move || -> io::Result<()> {
                 std::fs::create_dir_all(&dir)?;
-                let tmp = dir.join("upload.meta.tmp");
-                std::fs::write(&tmp, &header)?;
+                write_durably(&meta_path, &header, fsync)?;
                 if fsync {
-                    std::fs::File::open(&tmp)?.sync_all()?;
-                }
-                std::fs::rename(&tmp, dir.join(UPLOAD_META_FILE))?;
-                if fsync {
-                    sync_dir(&dir)?;
                     sync_dir(&uploads_dir)?;
                 }
                 Ok(())
             })
             .await
-            .map_err(io_s3("creating the upload"))?;
+            .map_err(write_err("creating the upload"))?;
         b.uploads
             .borrow_mut()
             .insert(upload_id, Rc::new(UploadState::new(meta)));
@@ -157,7 +148,7 @@ impl Owner {
         bucket: &str,
         key: &str,
         upload_id: &str,
-    ) -> Result<UploadInfo, S3Error> {
+    ) -> StorageResult<UploadInfo> {
         let b = self.bucket(bucket)?;
         let u = self.upload(&b, upload_id, key)?;
         Ok(u.info(upload_id))
@@ -172,7 +163,7 @@ impl Owner {
         number: u32,
         staging: &Path,
         info: PartInfo,
-    ) -> Result<(), S3Error> {
+    ) -> StorageResult<()> {
         let b = self.bucket(bucket)?;
         let u = self.upload(&b, upload_id, key)?;
         let _permit = u
@@ -186,7 +177,7 @@ impl Owner {
         let target = self.layout.part_file(bucket, upload_id, number);
         glommio::io::rename(staging, &target)
             .await
-            .map_err(|e| S3Error::from_write_io("committing the part", &io::Error::from(e)))?;
+            .map_err(StorageError::glommio_write("committing the part"))?;
         if self.fsync {
             self.sync_path(&self.layout.upload_dir(bucket, upload_id))
                 .await?;
@@ -200,23 +191,23 @@ impl Owner {
         &self,
         bucket: &str,
         req: CompleteRequest,
-    ) -> Result<ObjectRecord, S3Error> {
+        staging: &Path,
+    ) -> StorageResult<ObjectRecord> {
         let CompleteRequest {
             key,
             upload_id,
             parts: listed,
-            staging,
             now_ms,
             condition,
         } = req;
-        let (key, upload_id, staging) = (key.as_str(), upload_id.as_str(), staging.as_path());
+        let (key, upload_id) = (key.as_str(), upload_id.as_str());
         let b = self.bucket(bucket)?;
         let u = self.upload(&b, upload_id, key)?;
         let _all = u.exclusive(upload_id).await?;
         let record = u.completed_record(upload_id, &listed, now_ms)?;
         crate::storage::writer::write_record_file(staging, &record, self.fsync)
             .await
-            .map_err(io_s3("writing the object record"))?;
+            .map_err(write_err("writing the object record"))?;
         let summary = record.summary();
         if let Err(e) = self
             .commit_with(
@@ -253,7 +244,7 @@ impl Owner {
         bucket: &str,
         key: &str,
         upload_id: &str,
-    ) -> Result<(), S3Error> {
+    ) -> StorageResult<()> {
         let b = self.bucket(bucket)?;
         let u = self.upload(&b, upload_id, key)?;
         let _all = u.exclusive(upload_id).await?;
@@ -263,7 +254,7 @@ impl Owner {
     }
 
     /// Every upload in progress in `bucket`, sorted by key, then initiation, then id.
-    pub fn list_uploads(&self, bucket: &str) -> Result<Vec<UploadInfo>, S3Error> {
+    pub fn list_uploads(&self, bucket: &str) -> StorageResult<Vec<UploadInfo>> {
         let b = self.bucket(bucket)?;
         let uploads = b.uploads.borrow();
         let mut all: Vec<UploadInfo> = uploads
@@ -284,7 +275,7 @@ impl Owner {
         &self,
         bucket: &str,
         upload_id: &str,
-    ) -> Result<(), S3Error> {
+    ) -> StorageResult<()> {
         let dir = self.layout.upload_dir(bucket, upload_id);
         let parent = self.layout.uploads_dir(bucket);
         let fsync = self.fsync;
@@ -301,16 +292,16 @@ impl Owner {
                 Ok(())
             })
             .await
-            .map_err(|e| S3Error::internal("removing upload data", e))
+            .map_err(|e| StorageError::io("removing upload data", e))
     }
 
-    async fn sync_path(&self, dir: &Path) -> Result<(), S3Error> {
+    async fn sync_path(&self, dir: &Path) -> StorageResult<()> {
         let d = glommio::io::Directory::open(dir)
             .await
-            .map_err(|e| S3Error::internal("opening a directory to sync", io::Error::from(e)))?;
+            .map_err(|e| StorageError::io("opening a directory to sync", io::Error::from(e)))?;
         let r = d.sync().await;
         let _ = d.close().await;
-        r.map_err(|e| S3Error::from_write_io("syncing a directory", &io::Error::from(e)))
+        r.map_err(|e| StorageError::write("syncing a directory", io::Error::from(e)))
     }
 
     /// Loads the uploads of bucket `name` at startup (blocking I/O): in-progress uploads go to
@@ -332,7 +323,7 @@ impl Owner {
             if referenced.contains(&id) {
                 continue; // pruned by load() which knows the listed parts
             }
-            let meta_path = path.join(UPLOAD_META_FILE);
+            let meta_path = self.layout.upload_meta(name, &id);
             let meta = match is_valid_upload_id(&id).then(|| read_record_blocking(&meta_path)) {
                 Some(Ok(m)) => m,
                 _ => {
@@ -344,10 +335,7 @@ impl Owner {
             for p in std::fs::read_dir(&path)? {
                 let p = p?;
                 let fname = p.file_name().to_string_lossy().into_owned();
-                let Some(n) = fname
-                    .strip_prefix("part-")
-                    .and_then(|n| n.parse::<u32>().ok())
-                else {
+                let Some(n) = parse_part_file_name(&fname) else {
                     if fname != UPLOAD_META_FILE {
                         std::fs::remove_file(p.path())?;
                     }
@@ -379,7 +367,7 @@ impl Owner {
 
 impl UploadState {
     /// Waits until no part commit is in flight and holds the upload exclusively (complete/abort).
-    async fn exclusive(&self, upload_id: &str) -> Result<glommio::sync::Permit<'_>, S3Error> {
+    async fn exclusive(&self, upload_id: &str) -> StorageResult<glommio::sync::Permit<'_>> {
         let permit = self
             .gate
             .acquire_permit(UPLOAD_GATE_PERMITS)
@@ -421,105 +409,101 @@ impl UploadState {
         upload_id: &str,
         listed: &[CompletePart],
         now_ms: u64,
-    ) -> Result<ObjectRecord, S3Error> {
-        if listed.is_empty() {
-            return Err(crate::s3err!(
-                MalformedXML,
-                "You must specify at least one part."
-            ));
-        }
-        if listed.len() > PARTS_MAX {
-            return Err(crate::s3err!(
-                InvalidArgument,
-                "An upload may have at most {PARTS_MAX} parts."
-            ));
-        }
+    ) -> StorageResult<ObjectRecord> {
         let parts = self.parts.borrow();
-        let mut refs = Vec::with_capacity(listed.len());
+        let found = check_listed_parts(upload_id, listed, &parts)?;
+        assert_eq!(found.len(), listed.len());
         let mut md5_of_md5s = Md5::new();
-        let mut total = 0u64;
-        let mut checksum_parts: Vec<Vec<u8>> = Vec::new();
-        let algo = self.meta.checksum.as_ref().map(|c| c.algorithm.clone());
-        let mut all_have_checksum = true;
-        // S3 reports order first, then unknown parts, then undersized parts.
-        for w in listed.windows(2) {
-            if w[1].number <= w[0].number {
-                return Err(crate::s3err!(
-                    InvalidPartOrder,
-                    "The list of parts was not in ascending order. Parts must be ordered by part number."
-                )
-                .with_extra("UploadId", upload_id));
-            }
-        }
-        let mut found = Vec::with_capacity(listed.len());
-        for l in listed {
-            match parts.get(&l.number).filter(|p| p.etag() == l.etag.trim_matches('"')) {
-                Some(p) => found.push(p),
-                None => {
-                    return Err(crate::s3err!(
-                        InvalidPart,
-                        "One or more of the specified parts could not be found. The part may not have been uploaded, or the specified entity tag may not match the part's entity tag."
-                    )
-                    .with_extra("UploadId", upload_id)
-                    .with_extra("PartNumber", l.number.to_string())
-                    .with_extra("ETag", l.etag.clone()))
-                }
-            }
-        }
-        for (i, (l, p)) in listed.iter().zip(&found).enumerate() {
-            if i + 1 < listed.len() && p.size < PART_SIZE_MIN_BYTES {
-                return Err(crate::s3err!(
-                    EntityTooSmall,
-                    "Your proposed upload is smaller than the minimum allowed size"
-                )
-                .with_extra("ProposedSize", p.size.to_string())
-                .with_extra("MinSizeAllowed", PART_SIZE_MIN_BYTES.to_string())
-                .with_extra("PartNumber", l.number.to_string())
-                .with_extra("ETag", l.etag.clone()));
-            }
-        }
-        for (l, p) in listed.iter().zip(found) {
+        let mut refs = Vec::with_capacity(listed.len());
+        for (l, p) in listed.iter().zip(&found) {
             md5_of_md5s.update(p.md5);
-            total += p.size;
-            match (&p.checksum, &algo) {
-                (Some(c), Some(a)) if &c.algorithm == a => {
-                    use base64::Engine;
-                    match base64::engine::general_purpose::STANDARD.decode(&c.value_b64) {
-                        Ok(raw) => checksum_parts.push(raw),
-                        Err(_) => all_have_checksum = false,
-                    }
-                }
-                _ => all_have_checksum = false,
-            }
             refs.push(PartRef {
                 number: l.number,
                 size: p.size,
                 md5: p.md5,
             });
         }
-        let checksum = match algo {
-            Some(a) if all_have_checksum => {
-                composite_checksum(&a, &checksum_parts).map(|v| StoredChecksum {
-                    algorithm: a.clone(),
-                    value_b64: format!("{v}-{}", checksum_parts.len()),
-                })
-            }
-            _ => None,
-        };
+        let algorithm = self.meta.checksum.as_ref().map(|c| c.algorithm.as_str());
         Ok(ObjectRecord {
             key: self.meta.key.clone(),
-            size: total,
+            size: found.iter().map(|p| p.size).sum(),
             md5: md5_of_md5s.finalize().into(),
             last_modified_ms: now_ms,
             system_headers: self.meta.system_headers.clone(),
             user_metadata: self.meta.user_metadata.clone(),
-            checksum,
+            checksum: algorithm.and_then(|a| object_checksum(a, &found)),
             parts: Some(PartsLayout {
                 upload_id: upload_id.to_string(),
                 parts: refs,
             }),
         })
     }
+}
+
+/// The committed part for each listed part, in the client's order; S3 reports order first, then
+/// unknown parts, then undersized parts.
+fn check_listed_parts<'p>(
+    upload_id: &str,
+    listed: &[CompletePart],
+    parts: &'p BTreeMap<u32, PartInfo>,
+) -> StorageResult<Vec<&'p PartInfo>> {
+    if listed.is_empty() {
+        return Err(StorageError::NoPartsListed);
+    }
+    if listed.len() > PARTS_MAX {
+        return Err(StorageError::TooManyParts { max: PARTS_MAX });
+    }
+    if listed.windows(2).any(|w| w[1].number <= w[0].number) {
+        return Err(StorageError::PartsOutOfOrder {
+            upload_id: upload_id.to_string(),
+        });
+    }
+    let mut found = Vec::with_capacity(listed.len());
+    for l in listed {
+        match parts
+            .get(&l.number)
+            .filter(|p| p.etag() == l.etag.trim_matches('"'))
+        {
+            Some(p) => found.push(p),
+            None => {
+                return Err(StorageError::PartNotFound {
+                    upload_id: upload_id.to_string(),
+                    part_number: l.number,
+                    etag: l.etag.clone(),
+                })
+            }
+        }
+    }
+    let last = listed.len() - 1;
+    for (i, (l, p)) in listed.iter().zip(&found).enumerate() {
+        if i < last && p.size < PART_SIZE_MIN_BYTES {
+            return Err(StorageError::PartTooSmall {
+                size: p.size,
+                min_bytes: PART_SIZE_MIN_BYTES,
+                part_number: l.number,
+                etag: l.etag.clone(),
+            });
+        }
+    }
+    Ok(found)
+}
+
+/// The completed object's checksum (`composite-N`) when every part has one of `algorithm`.
+fn object_checksum(algorithm: &str, parts: &[&PartInfo]) -> Option<StoredChecksum> {
+    use base64::Engine;
+    let mut raw_parts = Vec::with_capacity(parts.len());
+    for p in parts {
+        let c = p.checksum.as_ref().filter(|c| c.algorithm == algorithm)?;
+        raw_parts.push(
+            base64::engine::general_purpose::STANDARD
+                .decode(&c.value_b64)
+                .ok()?,
+        );
+    }
+    composite_checksum(algorithm, &raw_parts).map(|v| StoredChecksum {
+        algorithm: algorithm.to_string(),
+        value_b64: format!("{v}-{}", raw_parts.len()),
+    })
 }
 
 /// S3's composite ("checksum of checksums") value: the algorithm over the parts' raw digests.
@@ -541,10 +525,7 @@ pub(crate) fn prune_completed_upload(dir: &Path, keep: &[u32]) -> io::Result<()>
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        let listed = name
-            .strip_prefix("part-")
-            .and_then(|n| n.parse::<u32>().ok())
-            .is_some_and(|n| keep.contains(&n));
+        let listed = parse_part_file_name(&name).is_some_and(|n| keep.contains(&n));
         if !listed {
             std::fs::remove_file(entry.path())?;
         }

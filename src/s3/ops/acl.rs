@@ -6,33 +6,32 @@
 
 use crate::http::body::BodyReader;
 use crate::http::response::Response;
-use crate::runtime::CoreCtx;
 use crate::s3::bucket_name::validate_object_key;
 use crate::s3::error::S3Error;
 use crate::s3::ops::bucket::{OWNER_DISPLAY_NAME, OWNER_ID};
-use crate::s3::ops::object::open_object;
-use crate::s3::ops::{ensure_bucket, read_small_body};
+use crate::s3::ops::read_small_body;
 use crate::s3::xml::XmlWriter;
 use crate::s3::xml_multipart::write_owner_as;
 use crate::s3::Request;
+use crate::storage::Store;
 
 /// Largest AccessControlPolicy document accepted.
 pub const ACL_BODY_MAX_BYTES: usize = 64 * 1024;
 
 /// Checks that the bucket (and the object, for an object ACL) exists.
-async fn ensure_target(ctx: &CoreCtx, req: &Request<'_>) -> Result<(), S3Error> {
+async fn ensure_target(store: &Store, req: &Request<'_>) -> Result<(), S3Error> {
     let (bucket, key) = (&req.routed.bucket, &req.routed.key);
     if key.is_empty() {
-        ensure_bucket(ctx, bucket).await?;
+        store.bucket_created_ms(bucket).await?;
     } else {
         validate_object_key(key)?;
-        open_object(ctx, bucket, key).await?.close().await;
+        store.open_object(bucket, key).await?;
     }
     Ok(())
 }
 
-pub async fn get_acl(ctx: &CoreCtx, req: &Request<'_>) -> Result<Response, S3Error> {
-    ensure_target(ctx, req).await?;
+pub async fn get_acl(store: &Store, req: &Request<'_>) -> Result<Response, S3Error> {
+    ensure_target(store, req).await?;
     let mut w = XmlWriter::new();
     w.open_ns("AccessControlPolicy");
     write_owner_as(&mut w, "Owner");
@@ -56,7 +55,7 @@ fn only_private() -> S3Error {
 }
 
 pub async fn put_acl(
-    ctx: &CoreCtx,
+    store: &Store,
     req: &Request<'_>,
     body: &mut BodyReader<'_>,
 ) -> Result<Response, S3Error> {
@@ -80,6 +79,6 @@ pub async fn put_acl(
     if text.contains("<URI") || text.contains("EmailAddress") || text.contains("Group\"") {
         return Err(only_private());
     }
-    ensure_target(ctx, req).await?;
+    ensure_target(store, req).await?;
     Ok(Response::new(200))
 }

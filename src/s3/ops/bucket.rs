@@ -3,13 +3,12 @@
 
 use crate::http::body::BodyReader;
 use crate::http::response::Response;
-use crate::runtime::shard::{OwnerOp, OwnerReply};
-use crate::runtime::CoreCtx;
 use crate::s3::bucket_name::validate_bucket_name;
 use crate::s3::error::S3Error;
-use crate::s3::list::{decode_continuation_token, encode_continuation_token};
-use crate::s3::ops::{ensure_bucket, read_small_body};
+use crate::s3::list_params::{decode_continuation_token, encode_continuation_token};
+use crate::s3::ops::read_small_body;
 use crate::s3::{xml, Request};
+use crate::storage::Store;
 
 /// Owner id and display name reported in listings (single-tenant server).
 pub const OWNER_ID: &str = "ringstore";
@@ -22,7 +21,7 @@ pub const CREATE_BUCKET_BODY_MAX_BYTES: usize = 64 * 1024;
 /// Most buckets one ListBuckets page may return (S3's limit for `max-buckets`).
 pub const MAX_BUCKETS_LIMIT: usize = 10_000;
 
-pub async fn list_buckets(ctx: &CoreCtx, req: &Request<'_>) -> Result<Response, S3Error> {
+pub async fn list_buckets(store: &Store, req: &Request<'_>) -> Result<Response, S3Error> {
     let r = &req.routed;
     let prefix = r.param("prefix");
     let max = match r.param("max-buckets") {
@@ -41,11 +40,11 @@ pub async fn list_buckets(ctx: &CoreCtx, req: &Request<'_>) -> Result<Response, 
         None | Some("") => None,
         Some(t) => Some(decode_continuation_token(t)?),
     };
-    let mut page: Vec<(String, u64)> = ctx
-        .shards
-        .all_buckets()
+    let mut page: Vec<(String, u64)> = store
+        .list_buckets()
         .await?
         .into_iter()
+        .map(|b| (b.name, b.created_ms))
         .filter(|(name, _)| prefix.is_none_or(|p| name.starts_with(p)))
         .filter(|(name, _)| after.as_ref().is_none_or(|a| name > a))
         .take(max + 1)
@@ -60,7 +59,7 @@ pub async fn list_buckets(ctx: &CoreCtx, req: &Request<'_>) -> Result<Response, 
 }
 
 pub async fn create_bucket(
-    ctx: &CoreCtx,
+    store: &Store,
     req: &Request<'_>,
     body: &mut BodyReader<'_>,
 ) -> Result<Response, S3Error> {
@@ -69,43 +68,28 @@ pub async fn create_bucket(
     let (doc, _) = read_small_body(req, body, CREATE_BUCKET_BODY_MAX_BYTES).await?;
     // Any region is accepted (region is not enforced); the document must still be well formed.
     xml::parse_create_bucket_configuration(&doc)?;
-    let now_ms = crate::http::date::now_ms();
-    ctx.shards
-        .call_owner(
-            name,
-            OwnerOp::CreateBucket {
-                name: name.clone(),
-                now_ms,
-            },
-        )
-        .await?;
+    store.create_bucket(name).await?;
     Ok(Response::new(200).header("Location", format!("/{name}")))
 }
 
-pub async fn head_bucket(ctx: &CoreCtx, req: &Request<'_>) -> Result<Response, S3Error> {
-    ensure_bucket(ctx, &req.routed.bucket).await?;
+pub async fn head_bucket(store: &Store, req: &Request<'_>) -> Result<Response, S3Error> {
+    store.bucket_created_ms(&req.routed.bucket).await?;
     Ok(Response::new(200).header("x-amz-bucket-region", DEFAULT_REGION))
 }
 
-pub async fn delete_bucket(ctx: &CoreCtx, req: &Request<'_>) -> Result<Response, S3Error> {
+pub async fn delete_bucket(store: &Store, req: &Request<'_>) -> Result<Response, S3Error> {
     let name = &req.routed.bucket;
-    match ctx
-        .shards
-        .call_owner(name, OwnerOp::DeleteBucket { name: name.clone() })
-        .await?
-    {
-        OwnerReply::Done => Ok(Response::new(204)),
-        _ => Err(S3Error::internal("delete bucket", "unexpected owner reply")),
-    }
+    store.delete_bucket(name).await?;
+    Ok(Response::new(204))
 }
 
-pub async fn get_bucket_location(ctx: &CoreCtx, req: &Request<'_>) -> Result<Response, S3Error> {
-    ensure_bucket(ctx, &req.routed.bucket).await?;
+pub async fn get_bucket_location(store: &Store, req: &Request<'_>) -> Result<Response, S3Error> {
+    store.bucket_created_ms(&req.routed.bucket).await?;
     Ok(Response::xml(200, xml::location_xml(DEFAULT_REGION)))
 }
 
-pub async fn get_bucket_versioning(ctx: &CoreCtx, req: &Request<'_>) -> Result<Response, S3Error> {
-    ensure_bucket(ctx, &req.routed.bucket).await?;
+pub async fn get_bucket_versioning(store: &Store, req: &Request<'_>) -> Result<Response, S3Error> {
+    store.bucket_created_ms(&req.routed.bucket).await?;
     let mut w = xml::XmlWriter::new();
     w.open_ns("VersioningConfiguration");
     w.close("VersioningConfiguration");

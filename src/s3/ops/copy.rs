@@ -8,15 +8,13 @@
 use crate::digest::{BodyDigests, ChecksumAlgorithm, Expectations};
 use crate::http::percent::percent_decode;
 use crate::http::response::Response;
-use crate::runtime::CoreCtx;
 use crate::s3::bucket_name::validate_object_key;
 use crate::s3::error::S3Error;
-use crate::s3::ops::object::{check_conditions_with, open_object, stream_error};
-use crate::s3::ops::put::{commit, stage_body, ByteSource};
-use crate::s3::ops::{ensure_bucket, metadata_from_headers, quoted};
+use crate::s3::ingest::{ingest, ObjectSource, PUT_OBJECT_MAX_BYTES};
+use crate::s3::ops::object::check_conditions_with;
+use crate::s3::ops::{metadata_from_headers, quoted};
 use crate::s3::{xml, Request};
-use crate::storage::index::WriteCondition;
-use crate::storage::record::ObjectRecord;
+use crate::storage::{ObjectRecord, OpenObject, StagedObject, Store, WriteCondition};
 
 /// Parses `x-amz-copy-source` (`bucket/key`, optional leading `/`, key percent-encoded).
 pub fn parse_copy_source(raw: &str) -> Result<(String, String), S3Error> {
@@ -45,34 +43,33 @@ pub fn parse_copy_source(raw: &str) -> Result<(String, String), S3Error> {
     }
 }
 
-pub async fn copy_object(ctx: &CoreCtx, req: &Request<'_>) -> Result<Response, S3Error> {
+/// `x-amz-metadata-directive`: whether the copy takes the request's metadata (REPLACE) instead
+/// of the source's (COPY, the default).
+fn replaces_metadata(req: &Request<'_>) -> Result<bool, S3Error> {
+    match req.head.header("x-amz-metadata-directive") {
+        None => Ok(false),
+        Some(v) if v.eq_ignore_ascii_case("COPY") => Ok(false),
+        Some(v) if v.eq_ignore_ascii_case("REPLACE") => Ok(true),
+        Some(_) => Err(crate::s3err!(
+            InvalidArgument,
+            "Unknown metadata directive."
+        )),
+    }
+}
+
+pub async fn copy_object(store: &Store, req: &Request<'_>) -> Result<Response, S3Error> {
     let (bucket, key) = (&req.routed.bucket, &req.routed.key);
     validate_object_key(key)?;
-    let (src_bucket, src_key) =
-        parse_copy_source(req.head.header("x-amz-copy-source").unwrap_or(""))?;
-    ensure_bucket(ctx, bucket).await?;
-    let replace = match req.head.header("x-amz-metadata-directive") {
-        None => false,
-        Some(v) if v.eq_ignore_ascii_case("COPY") => false,
-        Some(v) if v.eq_ignore_ascii_case("REPLACE") => true,
-        Some(_) => {
-            return Err(crate::s3err!(
-                InvalidArgument,
-                "Unknown metadata directive."
-            ))
-        }
-    };
+    let (src_bucket, src_key) = copy_source_header(req)?;
+    store.bucket_created_ms(bucket).await?;
+    let replace = replaces_metadata(req)?;
     if &src_bucket == bucket && &src_key == key && !replace {
         return Err(crate::s3err!(
             InvalidRequest,
             "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."
         ));
     }
-    let src = open_object(ctx, &src_bucket, &src_key).await?;
-    if let Err(e) = check_conditions_with(req.head, "x-amz-copy-source-", &src.record, true) {
-        src.close().await;
-        return Err(e);
-    }
+    let src = open_copy_source(store, req, &src_bucket, &src_key).await?;
     let (system_headers, user_metadata) = if replace {
         metadata_from_headers(req.head)?
     } else {
@@ -81,36 +78,67 @@ pub async fn copy_object(ctx: &CoreCtx, req: &Request<'_>) -> Result<Response, S
             src.record.user_metadata.clone(),
         )
     };
-    let algo = src
-        .record
-        .checksum
-        .as_ref()
-        .and_then(|c| ChecksumAlgorithm::from_name(&c.algorithm));
-    let expectations = Expectations {
-        checksum: algo.map(|a| (a, None)),
-        ..Default::default()
-    };
-    let size = src.record.size;
+    let algorithm = src.record.checksum.as_ref().map(|c| c.algorithm.clone());
     let record = ObjectRecord {
         system_headers,
         user_metadata,
         ..ObjectRecord::new(key)
     };
-    let source = ByteSource::object(src.stream(0, size).await.map_err(stream_error)?);
-    let staged = stage_body(
-        ctx,
-        record,
-        BodyDigests::new(expectations),
-        source,
-        Some(size),
-    )
-    .await?;
-    commit(ctx, bucket, key, &staged, WriteCondition::Always).await?;
+    let size = src.size();
+    let staged = copy_range(store, record, src, (0, size), algorithm.as_deref()).await?;
     let body = xml::copy_object_result_xml(
         &quoted(&staged.record.etag()),
         staged.record.last_modified_ms,
     );
+    store
+        .put_object(bucket, key, staged, WriteCondition::Always)
+        .await?;
     Ok(Response::xml(200, body))
+}
+
+/// The `x-amz-copy-source` header, parsed into (bucket, key).
+pub fn copy_source_header(req: &Request<'_>) -> Result<(String, String), S3Error> {
+    parse_copy_source(req.head.header("x-amz-copy-source").unwrap_or(""))
+}
+
+/// Opens a copy source and applies the `x-amz-copy-source-if-*` conditions to it.
+pub async fn open_copy_source(
+    store: &Store,
+    req: &Request<'_>,
+    bucket: &str,
+    key: &str,
+) -> Result<OpenObject, S3Error> {
+    let src = store.open_object(bucket, key).await?;
+    check_conditions_with(req.head, "x-amz-copy-source-", &src.record, true)?;
+    Ok(src)
+}
+
+/// Stages `(start, len)` of `src` as a new object with `record`'s metadata, hashing it for
+/// `checksum_algorithm` (lowercase name) when given.
+pub async fn copy_range(
+    store: &Store,
+    record: ObjectRecord,
+    src: OpenObject,
+    (start, len): (u64, u64),
+    checksum_algorithm: Option<&str>,
+) -> Result<StagedObject, S3Error> {
+    let expectations = Expectations {
+        checksum: checksum_algorithm
+            .and_then(ChecksumAlgorithm::from_name)
+            .map(|a| (a, None)),
+        ..Default::default()
+    };
+    let mut source = ObjectSource::new(src.stream(start, len).await?);
+    let digests = BodyDigests::new(expectations);
+    ingest(
+        store,
+        record,
+        digests,
+        &mut source,
+        Some(len),
+        PUT_OBJECT_MAX_BYTES,
+    )
+    .await
 }
 
 #[cfg(test)]

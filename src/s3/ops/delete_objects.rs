@@ -7,12 +7,11 @@
 
 use crate::http::body::BodyReader;
 use crate::http::response::Response;
-use crate::runtime::shard::OwnerOp;
-use crate::runtime::CoreCtx;
 use crate::s3::bucket_name::validate_object_key;
 use crate::s3::error::S3Error;
-use crate::s3::ops::{ensure_bucket, read_small_body};
+use crate::s3::ops::read_small_body;
 use crate::s3::{xml, Request};
+use crate::storage::Store;
 
 /// Keys one DeleteObjects request may name (S3's limit).
 pub const DELETE_OBJECTS_KEYS_MAX: usize = 1000;
@@ -20,7 +19,7 @@ pub const DELETE_OBJECTS_KEYS_MAX: usize = 1000;
 pub const DELETE_OBJECTS_BODY_MAX_BYTES: usize = 2 * 1024 * 1024;
 
 pub async fn delete_objects(
-    ctx: &CoreCtx,
+    store: &Store,
     req: &Request<'_>,
     body: &mut BodyReader<'_>,
 ) -> Result<Response, S3Error> {
@@ -33,22 +32,15 @@ pub async fn delete_objects(
             "A DeleteObjects request may name at most {DELETE_OBJECTS_KEYS_MAX} keys."
         ));
     }
-    ensure_bucket(ctx, bucket).await?;
+    store.bucket_created_ms(bucket).await?;
     let mut deleted = Vec::with_capacity(keys.len());
     let mut errors = Vec::new();
     for key in keys {
         let result = match validate_object_key(&key) {
-            Ok(()) => ctx
-                .shards
-                .call_owner(
-                    bucket,
-                    OwnerOp::DeleteObject {
-                        bucket: bucket.clone(),
-                        key: key.clone(),
-                    },
-                )
+            Ok(()) => store
+                .delete_object(bucket, &key)
                 .await
-                .map(|_| ()),
+                .map_err(S3Error::from),
             Err(e) => Err(e),
         };
         match result {

@@ -5,20 +5,19 @@
 //! shows a key whose commit is not durable.
 
 use crate::http::response::Response;
-use crate::runtime::shard::{OwnerOp, OwnerReply};
-use crate::runtime::CoreCtx;
 use crate::s3::error::S3Error;
-use crate::s3::list::{
-    decode_continuation_token, later_marker, parse_max_keys, ListPage, ListParams,
+use crate::s3::list_params::{
+    decode_continuation_token, later_marker, parse_encoding_type, parse_max_keys,
 };
 use crate::s3::ops::bucket::{OWNER_DISPLAY_NAME, OWNER_ID};
 use crate::s3::xml::{self, ListV1Request, ListV2Request, Owner};
 use crate::s3::Request;
+use crate::storage::{ListParams, Store};
 
-pub async fn list_objects(ctx: &CoreCtx, req: &Request<'_>, v2: bool) -> Result<Response, S3Error> {
+pub async fn list_objects(store: &Store, req: &Request<'_>, v2: bool) -> Result<Response, S3Error> {
     let r = &req.routed;
     let bucket = &r.bucket;
-    let url_encoding = crate::s3::list::parse_encoding_type(r.param("encoding-type"))?;
+    let url_encoding = parse_encoding_type(r.param("encoding-type"))?;
     let prefix = r.param("prefix").unwrap_or("").to_string();
     let delimiter = r
         .param("delimiter")
@@ -47,7 +46,7 @@ pub async fn list_objects(ctx: &CoreCtx, req: &Request<'_>, v2: bool) -> Result<
         start_after,
         max_keys,
     };
-    let page = fetch_page(ctx, bucket, params).await?;
+    let page = store.list_objects(bucket, params).await?;
     let owner = Owner {
         id: OWNER_ID,
         display_name: OWNER_DISPLAY_NAME,
@@ -87,10 +86,10 @@ pub async fn list_objects(ctx: &CoreCtx, req: &Request<'_>, v2: bool) -> Result<
 }
 
 /// ListObjectVersions of an unversioned bucket: each object once, as version `null`.
-pub async fn list_object_versions(ctx: &CoreCtx, req: &Request<'_>) -> Result<Response, S3Error> {
+pub async fn list_object_versions(store: &Store, req: &Request<'_>) -> Result<Response, S3Error> {
     let r = &req.routed;
     let bucket = &r.bucket;
-    let url_encoding = crate::s3::list::parse_encoding_type(r.param("encoding-type"))?;
+    let url_encoding = parse_encoding_type(r.param("encoding-type"))?;
     let prefix = r.param("prefix").unwrap_or("");
     let delimiter = r.param("delimiter").filter(|d| !d.is_empty());
     let max_keys = parse_max_keys(r.param("max-keys"))?;
@@ -103,7 +102,7 @@ pub async fn list_object_versions(ctx: &CoreCtx, req: &Request<'_>) -> Result<Re
         start_after: (!key_marker.is_empty()).then(|| key_marker.to_string()),
         max_keys,
     };
-    let page = fetch_page(ctx, bucket, params).await?;
+    let page = store.list_objects(bucket, params).await?;
     let view = crate::s3::xml_versions::ListVersionsView {
         bucket,
         prefix,
@@ -117,16 +116,4 @@ pub async fn list_object_versions(ctx: &CoreCtx, req: &Request<'_>) -> Result<Re
         200,
         crate::s3::xml_versions::list_versions_xml(&view, &page),
     ))
-}
-
-/// One page of `bucket`'s index, computed on the bucket's owner core.
-async fn fetch_page(ctx: &CoreCtx, bucket: &str, params: ListParams) -> Result<ListPage, S3Error> {
-    let op = OwnerOp::List {
-        bucket: bucket.to_string(),
-        params,
-    };
-    match ctx.shards.call_owner(bucket, op).await? {
-        OwnerReply::Page(p) => Ok(p),
-        _ => Err(S3Error::internal("listing", "unexpected owner reply")),
-    }
 }

@@ -14,10 +14,21 @@ use crate::auth::PayloadCheck;
 use crate::digest::{BodyDigests, ChecksumAlgorithm, Digests, Expectations};
 use crate::http::body::BodyReader;
 use crate::http::head::RequestHead;
-use crate::runtime::shard::{OwnerOp, OwnerReply};
-use crate::runtime::CoreCtx;
 use crate::s3::error::S3Error;
 use crate::s3::Request;
+
+/// Highest part number (S3's limit).
+pub const PART_NUMBER_MAX: u32 = 10_000;
+// Every part number a client may use fits the record format's part table.
+const _: () = assert!(PART_NUMBER_MAX as usize == crate::storage::record::PARTS_MAX);
+
+/// A part number in `1..=PART_NUMBER_MAX`, or `None` (every S3 parameter and element that names
+/// a part goes through here).
+pub fn parse_part_number(raw: &str) -> Option<u32> {
+    raw.parse::<u32>()
+        .ok()
+        .filter(|n| (1..=PART_NUMBER_MAX).contains(n))
+}
 
 /// User metadata limit: sum of UTF-8 bytes of every `x-amz-meta-*` name (without prefix) and value.
 pub const USER_METADATA_MAX_BYTES: usize = 2048;
@@ -30,23 +41,6 @@ pub const STORED_SYSTEM_HEADERS: &[&str] = &[
     "content-language",
     "expires",
 ];
-
-/// Creation time of `bucket`, or NoSuchBucket.
-pub async fn ensure_bucket(ctx: &CoreCtx, bucket: &str) -> Result<u64, S3Error> {
-    match ctx
-        .shards
-        .call_owner(
-            bucket,
-            OwnerOp::HeadBucket {
-                name: bucket.to_string(),
-            },
-        )
-        .await?
-    {
-        OwnerReply::Created { created_ms } => Ok(created_ms),
-        _ => Err(S3Error::internal("bucket lookup", "unexpected owner reply")),
-    }
-}
 
 /// Expectations of the body from the signature and the checksum headers.
 pub fn body_expectations(req: &Request<'_>) -> Result<Expectations, S3Error> {

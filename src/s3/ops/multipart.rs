@@ -5,72 +5,51 @@
 //! commit travels to the bucket's owner, which keeps the upload's part table. Invariant: every
 //! operation names an upload that exists for exactly this bucket and key, else NoSuchUpload.
 
-use crate::digest::{BodyDigests, ChecksumAlgorithm, Expectations};
+use crate::digest::ChecksumAlgorithm;
 use crate::http::body::BodyReader;
 use crate::http::response::Response;
-use crate::runtime::shard::{OwnerOp, OwnerReply};
-use crate::runtime::CoreCtx;
 use crate::s3::bucket_name::validate_object_key;
 use crate::s3::error::S3Error;
-use crate::s3::list::parse_max_keys;
-use crate::s3::ops::copy::parse_copy_source;
-use crate::s3::ops::object::{check_conditions_with, open_object, stream_error};
-use crate::s3::ops::put::{stage_body, stage_request_body, stored_response, ByteSource, Staged};
-use crate::s3::ops::{ensure_bucket, metadata_from_headers, quoted, read_small_body};
+use crate::s3::ingest::{ingest_request_body, PART_SIZE_MAX_BYTES};
+use crate::s3::list_params::parse_max_keys;
+use crate::s3::ops::copy::{copy_range, copy_source_header, open_copy_source};
+use crate::s3::ops::put::stored_response;
+use crate::s3::ops::{
+    metadata_from_headers, parse_part_number, quoted, read_small_body, PART_NUMBER_MAX,
+};
 use crate::s3::xml;
 use crate::s3::xml_multipart as mxml;
 use crate::s3::Request;
-use crate::storage::layout::is_valid_upload_id;
-use crate::storage::record::{ObjectRecord, StoredChecksum};
-use crate::storage::uploads::{
-    no_such_upload, CompletePart, CompleteRequest, PartInfo, UploadInfo,
+use crate::storage::{
+    is_valid_upload_id, CompletePart, CompleteRequest, ObjectRecord, PartInfo, StorageError, Store,
+    StoredChecksum,
 };
-
-/// Highest part number (S3's limit).
-pub const PART_NUMBER_MAX: u32 = 10_000;
-/// Largest single part (S3's limit).
-pub const PART_SIZE_MAX_BYTES: u64 = 5 * 1024 * 1024 * 1024;
 
 /// The `uploadId` query parameter, validated (an id we never issued cannot exist).
 fn upload_id_param(req: &Request<'_>) -> Result<String, S3Error> {
     let id = req.routed.param("uploadId").unwrap_or("");
     if !is_valid_upload_id(id) {
-        return Err(no_such_upload(id));
+        return Err(StorageError::NoSuchUpload {
+            upload_id: id.to_string(),
+        }
+        .into());
     }
     Ok(id.to_string())
 }
 
 fn part_number_param(req: &Request<'_>) -> Result<u32, S3Error> {
     let raw = req.routed.param("partNumber").unwrap_or("");
-    match raw.parse::<u32>() {
-        Ok(n) if (1..=PART_NUMBER_MAX).contains(&n) => Ok(n),
-        _ => Err(crate::s3err!(
+    parse_part_number(raw).ok_or_else(|| {
+        crate::s3err!(
             InvalidArgument,
             "Part number must be an integer between 1 and {PART_NUMBER_MAX}, inclusive"
         )
         .with_extra("ArgumentName", "partNumber")
-        .with_extra("ArgumentValue", raw)),
-    }
+        .with_extra("ArgumentValue", raw)
+    })
 }
 
-async fn upload_info(
-    ctx: &CoreCtx,
-    bucket: &str,
-    key: &str,
-    upload_id: &str,
-) -> Result<UploadInfo, S3Error> {
-    let op = OwnerOp::UploadInfo {
-        bucket: bucket.to_string(),
-        key: key.to_string(),
-        upload_id: upload_id.to_string(),
-    };
-    match ctx.shards.call_owner(bucket, op).await? {
-        OwnerReply::Upload(u) => Ok(u),
-        _ => Err(S3Error::internal("upload lookup", "unexpected owner reply")),
-    }
-}
-
-pub async fn create_upload(ctx: &CoreCtx, req: &Request<'_>) -> Result<Response, S3Error> {
+pub async fn create_upload(store: &Store, req: &Request<'_>) -> Result<Response, S3Error> {
     let (bucket, key) = (&req.routed.bucket, &req.routed.key);
     validate_object_key(key)?;
     let (system_headers, user_metadata) = metadata_from_headers(req.head)?;
@@ -83,10 +62,9 @@ pub async fn create_upload(ctx: &CoreCtx, req: &Request<'_>) -> Result<Response,
             )
         })?),
     };
-    ensure_bucket(ctx, bucket).await?;
-    let upload_id = ctx.next_upload_id();
+    store.bucket_created_ms(bucket).await?;
     let meta = ObjectRecord {
-        last_modified_ms: crate::http::date::now_ms(),
+        last_modified_ms: crate::clock::now_ms(),
         system_headers,
         user_metadata,
         checksum: algorithm.map(|a| StoredChecksum {
@@ -95,12 +73,7 @@ pub async fn create_upload(ctx: &CoreCtx, req: &Request<'_>) -> Result<Response,
         }),
         ..ObjectRecord::new(key)
     };
-    let op = OwnerOp::CreateUpload {
-        bucket: bucket.clone(),
-        upload_id: upload_id.clone(),
-        meta,
-    };
-    ctx.shards.call_owner(bucket, op).await?;
+    let upload_id = store.create_upload(bucket, meta).await?;
     let mut resp = Response::xml(200, mxml::initiate_result_xml(bucket, key, &upload_id));
     if let Some(a) = algorithm {
         resp.push_header("x-amz-checksum-algorithm", a.name().to_ascii_uppercase());
@@ -109,7 +82,7 @@ pub async fn create_upload(ctx: &CoreCtx, req: &Request<'_>) -> Result<Response,
 }
 
 pub async fn upload_part(
-    ctx: &CoreCtx,
+    store: &Store,
     req: &Request<'_>,
     body: &mut BodyReader<'_>,
 ) -> Result<Response, S3Error> {
@@ -122,94 +95,39 @@ pub async fn upload_part(
     {
         return Err(crate::s3err!(EntityTooLarge, "Your proposed upload exceeds the maximum allowed part size of {PART_SIZE_MAX_BYTES} bytes."));
     }
-    upload_info(ctx, bucket, key, &upload_id).await?;
-    let staged = stage_request_body(ctx, req, body, ObjectRecord::new(key)).await?;
-    commit_part(ctx, bucket, key, &upload_id, number, &staged).await?;
-    Ok(stored_response(&staged.record))
+    store.upload_info(bucket, key, &upload_id).await?;
+    let record = ObjectRecord::new(key);
+    let staged = ingest_request_body(store, req, body, record, PART_SIZE_MAX_BYTES).await?;
+    let response = stored_response(&staged.record);
+    store.put_part(bucket, &upload_id, number, staged).await?;
+    Ok(response)
 }
 
-async fn commit_part(
-    ctx: &CoreCtx,
-    bucket: &str,
-    key: &str,
-    upload_id: &str,
-    number: u32,
-    staged: &Staged,
-) -> Result<(), S3Error> {
-    let r = &staged.record;
-    let op = OwnerOp::CommitPart {
-        bucket: bucket.to_string(),
-        key: key.to_string(),
-        upload_id: upload_id.to_string(),
-        number,
-        staging: staged.path.clone(),
-        info: PartInfo {
-            size: r.size,
-            md5: r.md5,
-            checksum: r.checksum.clone(),
-            last_modified_ms: r.last_modified_ms,
-        },
-    };
-    if let Err(e) = ctx.shards.call_owner(bucket, op).await {
-        let _ = glommio::io::remove(&staged.path).await;
-        return Err(e);
-    }
-    Ok(())
-}
-
-pub async fn upload_part_copy(ctx: &CoreCtx, req: &Request<'_>) -> Result<Response, S3Error> {
+pub async fn upload_part_copy(store: &Store, req: &Request<'_>) -> Result<Response, S3Error> {
     let (bucket, key) = (&req.routed.bucket, &req.routed.key);
     let number = part_number_param(req)?;
     let upload_id = upload_id_param(req)?;
-    let (src_bucket, src_key) =
-        parse_copy_source(req.head.header("x-amz-copy-source").unwrap_or(""))?;
-    let info = upload_info(ctx, bucket, key, &upload_id).await?;
-    let src = open_object(ctx, &src_bucket, &src_key).await?;
-    if let Err(e) = check_conditions_with(req.head, "x-amz-copy-source-", &src.record, true) {
-        src.close().await;
-        return Err(e);
-    }
-    let size = src.record.size;
+    let (src_bucket, src_key) = copy_source_header(req)?;
+    let info = store.upload_info(bucket, key, &upload_id).await?;
+    let src = open_copy_source(store, req, &src_bucket, &src_key).await?;
     let (start, len) = match req.head.header("x-amz-copy-source-range") {
-        None => (0, size),
-        Some(h) => match parse_copy_range(h, size) {
-            Ok(r) => r,
-            Err(e) => {
-                src.close().await;
-                return Err(e);
-            }
-        },
+        None => (0, src.size()),
+        Some(h) => parse_copy_range(h, src.size())?,
     };
     if len > PART_SIZE_MAX_BYTES {
-        src.close().await;
         return Err(crate::s3err!(
             EntityTooLarge,
             "A copied part may be at most {PART_SIZE_MAX_BYTES} bytes."
         ));
     }
-    let algo = info
-        .checksum_algorithm
-        .as_deref()
-        .and_then(ChecksumAlgorithm::from_name);
-    let expectations = Expectations {
-        checksum: algo.map(|a| (a, None)),
-        ..Default::default()
-    };
-    let source = ByteSource::object(src.stream(start, len).await.map_err(stream_error)?);
-    let staged = stage_body(
-        ctx,
-        ObjectRecord::new(key),
-        BodyDigests::new(expectations),
-        source,
-        Some(len),
-    )
-    .await?;
-    commit_part(ctx, bucket, key, &upload_id, number, &staged).await?;
+    let record = ObjectRecord::new(key);
+    let algorithm = info.checksum_algorithm.as_deref();
+    let staged = copy_range(store, record, src, (start, len), algorithm).await?;
     let r = &staged.record;
-    Ok(Response::xml(
-        200,
-        mxml::copy_part_result_xml(&quoted(&r.etag()), r.last_modified_ms, r.checksum.as_ref()),
-    ))
+    let body =
+        mxml::copy_part_result_xml(&quoted(&r.etag()), r.last_modified_ms, r.checksum.as_ref());
+    store.put_part(bucket, &upload_id, number, staged).await?;
+    Ok(Response::xml(200, body))
 }
 
 /// Parses `x-amz-copy-source-range`: exactly `bytes=first-last` inside the source (S3 accepts no
@@ -237,7 +155,7 @@ pub fn parse_copy_range(h: &str, size: u64) -> Result<(u64, u64), S3Error> {
 }
 
 pub async fn complete_upload(
-    ctx: &CoreCtx,
+    store: &Store,
     req: &Request<'_>,
     body: &mut BodyReader<'_>,
 ) -> Result<Response, S3Error> {
@@ -253,27 +171,14 @@ pub async fn complete_upload(
         })
         .collect();
     let condition = crate::s3::ops::put::write_condition(req.head)?;
-    let staging = ctx.next_staging_path();
-    let op = OwnerOp::CompleteUpload {
-        bucket: bucket.clone(),
-        request: CompleteRequest {
-            key: key.clone(),
-            upload_id: upload_id.clone(),
-            parts,
-            staging,
-            now_ms: crate::http::date::now_ms(),
-            condition,
-        },
+    let request = CompleteRequest {
+        key: key.clone(),
+        upload_id: upload_id.clone(),
+        parts,
+        now_ms: crate::clock::now_ms(),
+        condition,
     };
-    let record = match ctx.shards.call_owner(bucket, op).await? {
-        OwnerReply::Record(r) => r,
-        _ => {
-            return Err(S3Error::internal(
-                "complete upload",
-                "unexpected owner reply",
-            ))
-        }
-    };
+    let record = store.complete_upload(bucket, request).await?;
     let location = format!(
         "/{bucket}/{}",
         crate::http::percent::aws_uri_encode(key.as_bytes(), false)
@@ -288,19 +193,14 @@ pub async fn complete_upload(
     Ok(Response::xml(200, body))
 }
 
-pub async fn abort_upload(ctx: &CoreCtx, req: &Request<'_>) -> Result<Response, S3Error> {
+pub async fn abort_upload(store: &Store, req: &Request<'_>) -> Result<Response, S3Error> {
     let (bucket, key) = (&req.routed.bucket, &req.routed.key);
     let upload_id = upload_id_param(req)?;
-    let op = OwnerOp::AbortUpload {
-        bucket: bucket.clone(),
-        key: key.clone(),
-        upload_id,
-    };
-    ctx.shards.call_owner(bucket, op).await?;
+    store.abort_upload(bucket, key, &upload_id).await?;
     Ok(Response::new(204))
 }
 
-pub async fn list_parts(ctx: &CoreCtx, req: &Request<'_>) -> Result<Response, S3Error> {
+pub async fn list_parts(store: &Store, req: &Request<'_>) -> Result<Response, S3Error> {
     let (bucket, key) = (&req.routed.bucket, &req.routed.key);
     let upload_id = upload_id_param(req)?;
     let max_parts = parse_max_keys(req.routed.param("max-parts"))?;
@@ -313,7 +213,7 @@ pub async fn list_parts(ctx: &CoreCtx, req: &Request<'_>) -> Result<Response, S3
             )
         })?,
     };
-    let info = upload_info(ctx, bucket, key, &upload_id).await?;
+    let info = store.upload_info(bucket, key, &upload_id).await?;
     let after: Vec<&(u32, PartInfo)> = info.parts.iter().filter(|(n, _)| *n > marker).collect();
     let truncated = after.len() > max_parts;
     let page: Vec<&(u32, PartInfo)> = after.into_iter().take(max_parts).collect();
@@ -332,29 +232,17 @@ pub async fn list_parts(ctx: &CoreCtx, req: &Request<'_>) -> Result<Response, S3
     Ok(Response::xml(200, body))
 }
 
-pub async fn list_uploads(ctx: &CoreCtx, req: &Request<'_>) -> Result<Response, S3Error> {
+pub async fn list_uploads(store: &Store, req: &Request<'_>) -> Result<Response, S3Error> {
     let r = &req.routed;
     let bucket = &r.bucket;
-    ensure_bucket(ctx, bucket).await?;
-    let url_encoding = crate::s3::list::parse_encoding_type(r.param("encoding-type"))?;
+    store.bucket_created_ms(bucket).await?;
+    let url_encoding = crate::s3::list_params::parse_encoding_type(r.param("encoding-type"))?;
     let max_uploads = parse_max_keys(r.param("max-uploads"))?;
     let prefix = r.param("prefix").unwrap_or("");
     let delimiter = r.param("delimiter").filter(|d| !d.is_empty());
     let key_marker = r.param("key-marker").unwrap_or("");
     let id_marker = r.param("upload-id-marker").unwrap_or("");
-    let all = match ctx
-        .shards
-        .call_owner(
-            bucket,
-            OwnerOp::ListUploads {
-                bucket: bucket.clone(),
-            },
-        )
-        .await?
-    {
-        OwnerReply::Uploads(u) => u,
-        _ => return Err(S3Error::internal("list uploads", "unexpected owner reply")),
-    };
+    let all = store.list_uploads(bucket).await?;
     let page = mxml::paginate_uploads(&all, prefix, delimiter, key_marker, id_marker, max_uploads);
     let body = mxml::list_uploads_xml(&mxml::ListUploadsView {
         bucket,

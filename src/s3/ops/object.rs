@@ -7,15 +7,16 @@
 //! as S3 applies it.
 
 use crate::http::date::{http_date, parse_http_date};
-use crate::http::response::{Response, ResponseBody};
-use crate::runtime::shard::OwnerOp;
-use crate::runtime::CoreCtx;
+use crate::http::head::RequestHead;
+use crate::http::response::{ChunkStream, Response, ResponseBody};
 use crate::s3::bucket_name::validate_object_key;
-use crate::s3::error::S3Error;
-use crate::s3::ops::{ensure_bucket, quoted};
+use crate::s3::error::{S3Error, S3ErrorCode};
+use crate::s3::ops::{parse_part_number, quoted, PART_NUMBER_MAX};
 use crate::s3::Request;
-use crate::storage::reader::OpenObject;
-use crate::storage::record::ObjectRecord;
+use crate::storage::{ObjectRecord, ObjectStream, Store};
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
 
 /// Content-Type reported for objects stored without one (S3's default).
 pub const DEFAULT_CONTENT_TYPE: &str = "binary/octet-stream";
@@ -30,43 +31,19 @@ const RESPONSE_OVERRIDES: &[(&str, &str)] = &[
     ("response-content-encoding", "Content-Encoding"),
 ];
 
-fn no_such_key(key: &str) -> S3Error {
-    crate::s3err!(NoSuchKey, "The specified key does not exist.").with_extra("Key", key)
-}
-
-/// Opens `bucket/key` on this core; NoSuchKey / NoSuchBucket when it is not there.
-pub async fn open_object(ctx: &CoreCtx, bucket: &str, key: &str) -> Result<OpenObject, S3Error> {
-    let path = ctx.layout.object_file(bucket, key);
-    match OpenObject::open(&path, &ctx.layout.uploads_dir(bucket)).await {
-        Ok(Some(obj)) if obj.record.key == key => Ok(obj),
-        Ok(Some(obj)) => {
-            obj.close().await;
-            Err(no_such_key(key))
-        }
-        Ok(None) => {
-            ensure_bucket(ctx, bucket).await?;
-            Err(no_such_key(key))
-        }
-        Err(e) => Err(S3Error::internal("reading the object", e)),
-    }
-}
-
 /// A read that lost a race with an overwrite or delete of a multipart object (its part files
 /// were unlinked between opening the record and opening the parts) is retried this often.
 const RACED_RETRIES_MAX: usize = 2;
 
 pub async fn get_object(
-    ctx: &CoreCtx,
+    store: &Store,
     req: &Request<'_>,
     is_head: bool,
 ) -> Result<Response, S3Error> {
     let mut attempt = 0;
     loop {
-        match get_object_once(ctx, req, is_head).await {
-            Err(e)
-                if e.code == crate::s3::error::S3ErrorCode::ServiceUnavailable
-                    && attempt < RACED_RETRIES_MAX =>
-            {
+        match get_object_once(store, req, is_head).await {
+            Err(e) if e.code == S3ErrorCode::ServiceUnavailable && attempt < RACED_RETRIES_MAX => {
                 attempt += 1;
             }
             other => return other,
@@ -74,98 +51,124 @@ pub async fn get_object(
     }
 }
 
-/// Maps an error opening an object's data: a vanished part means the object changed under us.
-pub fn stream_error(e: std::io::Error) -> S3Error {
-    if e.kind() == std::io::ErrorKind::NotFound {
+/// The `partNumber` query parameter of GET/HEAD, if any.
+fn part_number_query(req: &Request<'_>) -> Result<Option<u32>, S3Error> {
+    let Some(raw) = req.routed.param("partNumber") else {
+        return Ok(None);
+    };
+    parse_part_number(raw).map(Some).ok_or_else(|| {
         crate::s3err!(
-            ServiceUnavailable,
-            "The object changed while it was being opened; please retry."
+            InvalidArgument,
+            "Part number must be an integer between 1 and {PART_NUMBER_MAX}, inclusive"
         )
-    } else {
-        S3Error::internal("reading the object", e)
-    }
+    })
 }
 
 async fn get_object_once(
-    ctx: &CoreCtx,
+    store: &Store,
     req: &Request<'_>,
     is_head: bool,
 ) -> Result<Response, S3Error> {
     let (bucket, key) = (&req.routed.bucket, &req.routed.key);
     validate_object_key(key)?;
-    let part_number = match req.routed.param("partNumber") {
-        None => None,
-        Some(raw) => match raw.parse::<u32>() {
-            Ok(n) if (1..=10_000).contains(&n) => Some(n),
-            _ => {
-                return Err(crate::s3err!(
-                    InvalidArgument,
-                    "Part number must be an integer between 1 and 10000, inclusive"
-                ))
-            }
-        },
-    };
-    let obj = open_object(ctx, bucket, key).await?;
+    let part_number = part_number_query(req)?;
+    let obj = store.open_object(bucket, key).await?;
     if let Err(e) = check_conditions(req, &obj.record) {
-        let (etag, modified) = (obj.record.etag(), obj.record.last_modified_ms);
-        obj.close().await;
-        if e.code == crate::s3::error::S3ErrorCode::NotModified {
-            let mut r = Response::new(304);
-            r.push_header("ETag", quoted(&etag));
-            r.push_header("Last-Modified", http_date(modified));
-            return Ok(r);
-        }
-        return Err(e);
+        return not_modified_or(e, &obj.record);
     }
-    let rec = &obj.record;
-    let range = match part_number {
-        Some(n) => match part_range(rec, n) {
-            Some(r) => Some(r),
-            None => {
-                obj.close().await;
-                return Err(crate::s3err!(
-                    InvalidPartNumber,
-                    "The requested partnumber is not satisfiable"
-                ));
-            }
-        },
-        None => match req.head.header("range") {
-            Some(h) => match parse_range(h, rec.size) {
-                RangeSpec::Satisfiable(a, b) => Some((a, b)),
-                RangeSpec::Ignore => None,
-                RangeSpec::Unsatisfiable => {
-                    let size = rec.size;
-                    obj.close().await;
-                    return Err(crate::s3err!(
-                        InvalidRange,
-                        "The requested range is not satisfiable"
-                    )
-                    .with_extra("RangeRequested", h)
-                    .with_extra("ActualObjectSize", size.to_string()));
-                }
-            },
-            None => None,
-        },
-    };
+    let range = requested_range(req, &obj.record, part_number)?;
     let mut resp = Response::new(if range.is_some() { 206 } else { 200 });
-    object_headers(&mut resp, rec);
-    if let (Some(_), Some(layout)) = (part_number, &rec.parts) {
+    object_headers(&mut resp, &obj.record);
+    if let (Some(_), Some(layout)) = (part_number, &obj.record.parts) {
         resp.push_header("x-amz-mp-parts-count", layout.parts.len().to_string());
     }
     if let Some((a, b)) = range {
-        resp.push_header("Content-Range", format!("bytes {a}-{b}/{}", rec.size));
-    } else if req
-        .head
-        .header("x-amz-checksum-mode")
-        .is_some_and(|v| v.eq_ignore_ascii_case("enabled"))
-    {
-        if let Some(c) = &rec.checksum {
+        let size = obj.record.size;
+        resp.push_header("Content-Range", format!("bytes {a}-{b}/{size}"));
+    } else if checksum_mode_enabled(req.head) {
+        if let Some(c) = &obj.record.checksum {
             resp.push_header(
                 &format!("x-amz-checksum-{}", c.algorithm),
                 c.value_b64.clone(),
             );
         }
     }
+    apply_response_overrides(&mut resp, req);
+    let (start, len) = match range {
+        Some((a, b)) => (a, b - a + 1),
+        None => (0, obj.record.size),
+    };
+    if is_head {
+        resp.head_content_length = Some(len);
+    } else {
+        let stream = obj.stream(start, len).await?;
+        resp.body = ResponseBody::Stream(Box::new(StreamBody(stream)));
+    }
+    Ok(resp)
+}
+
+/// A stored object's bytes as an HTTP response body.
+struct StreamBody(ObjectStream);
+
+impl ChunkStream for StreamBody {
+    fn remaining(&self) -> u64 {
+        self.0.remaining()
+    }
+
+    fn next_chunk(
+        &mut self,
+    ) -> Pin<Box<dyn Future<Output = io::Result<Option<glommio::io::ReadResult>>> + '_>> {
+        Box::pin(self.0.next_chunk())
+    }
+}
+
+/// A failed GET condition: 304 with the object's validators, or the error itself.
+fn not_modified_or(e: S3Error, rec: &ObjectRecord) -> Result<Response, S3Error> {
+    if e.code != S3ErrorCode::NotModified {
+        return Err(e);
+    }
+    let mut r = Response::new(304);
+    r.push_header("ETag", quoted(&rec.etag()));
+    r.push_header("Last-Modified", http_date(rec.last_modified_ms));
+    Ok(r)
+}
+
+/// The inclusive byte range a GET asks for: a part, a `Range` header, or the whole object.
+fn requested_range(
+    req: &Request<'_>,
+    rec: &ObjectRecord,
+    part_number: Option<u32>,
+) -> Result<Option<(u64, u64)>, S3Error> {
+    if let Some(n) = part_number {
+        return part_range(rec, n).map(Some).ok_or_else(|| {
+            crate::s3err!(
+                InvalidPartNumber,
+                "The requested partnumber is not satisfiable"
+            )
+        });
+    }
+    let Some(h) = req.head.header("range") else {
+        return Ok(None);
+    };
+    match parse_range(h, rec.size) {
+        RangeSpec::Satisfiable(a, b) => Ok(Some((a, b))),
+        RangeSpec::Ignore => Ok(None),
+        RangeSpec::Unsatisfiable => Err(crate::s3err!(
+            InvalidRange,
+            "The requested range is not satisfiable"
+        )
+        .with_extra("RangeRequested", h)
+        .with_extra("ActualObjectSize", rec.size.to_string())),
+    }
+}
+
+fn checksum_mode_enabled(head: &RequestHead) -> bool {
+    head.header("x-amz-checksum-mode")
+        .is_some_and(|v| v.eq_ignore_ascii_case("enabled"))
+}
+
+/// `response-*` query parameters replace the matching response headers.
+fn apply_response_overrides(resp: &mut Response, req: &Request<'_>) {
     for (param, header) in RESPONSE_OVERRIDES {
         if let Some(v) = req.routed.param(param) {
             resp.headers
@@ -173,17 +176,6 @@ async fn get_object_once(
             resp.push_header(header, v.to_string());
         }
     }
-    let (start, len) = match range {
-        Some((a, b)) => (a, b - a + 1),
-        None => (0, rec.size),
-    };
-    if is_head {
-        resp.head_content_length = Some(len);
-        obj.close().await;
-    } else {
-        resp.body = ResponseBody::Object(obj.stream(start, len).await.map_err(stream_error)?);
-    }
-    Ok(resp)
 }
 
 /// Inclusive byte range of part `n` (a single-part object is its own part 1).
@@ -263,7 +255,7 @@ fn check_conditions(req: &Request<'_>, rec: &ObjectRecord) -> Result<(), S3Error
 /// CopyObject / UploadPartCopy sources). For a copy source every failed condition is
 /// PreconditionFailed (S3 never answers 304 to a copy).
 pub fn check_conditions_with(
-    head: &crate::http::head::RequestHead,
+    head: &RequestHead,
     prefix: &str,
     rec: &ObjectRecord,
     copy_source: bool,
@@ -355,18 +347,10 @@ pub fn parse_range(header: &str, size: u64) -> RangeSpec {
     }
 }
 
-pub async fn delete_object(ctx: &CoreCtx, req: &Request<'_>) -> Result<Response, S3Error> {
+pub async fn delete_object(store: &Store, req: &Request<'_>) -> Result<Response, S3Error> {
     let (bucket, key) = (&req.routed.bucket, &req.routed.key);
     validate_object_key(key)?;
-    ctx.shards
-        .call_owner(
-            bucket,
-            OwnerOp::DeleteObject {
-                bucket: bucket.clone(),
-                key: key.clone(),
-            },
-        )
-        .await?;
+    store.delete_object(bucket, key).await?;
     Ok(Response::new(204))
 }
 

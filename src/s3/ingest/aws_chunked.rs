@@ -1,7 +1,7 @@
 //! aws-chunked request bodies (`Content-Encoding: aws-chunked`), decoded as a stream.
 //!
-//! Role: sits on top of a [`ByteStream`] that already removed HTTP `Transfer-Encoding: chunked`
-//! (usually [`BodyReader`]) and yields the object payload. It understands the three streaming
+//! Role: sits on top of a [`BodySource`] that already removed HTTP `Transfer-Encoding: chunked`
+//! (usually the request's `BodyReader`) and yields the object payload. It understands the three streaming
 //! payload modes S3 accepts:
 //!
 //! - `STREAMING-UNSIGNED-PAYLOAD-TRAILER` ([`ChunkMode::Unsigned`], what boto3 sends over HTTPS):
@@ -31,8 +31,8 @@
 
 use crate::auth::{constant_time_eq, StreamingSigner};
 use crate::digest::ChecksumAlgorithm;
-use crate::http::body::BodyReader;
 use crate::s3::error::S3Error;
+use crate::s3::ingest::BodySource;
 use base64::Engine;
 use sha2::{Digest, Sha256};
 
@@ -54,19 +54,6 @@ const CHECKSUM_TRAILER_PREFIX: &str = "x-amz-checksum-";
 
 // Compile-time guarantee that a maximal line plus its CRLF always fits the buffer.
 const _: () = assert!(LINE_MAX_BYTES + 2 <= BUFFER_BYTES);
-
-/// Anything that yields raw (HTTP-de-chunked) body bytes.
-#[allow(async_fn_in_trait)]
-pub trait ByteStream {
-    /// Reads up to `dst.len()` bytes; `Ok(0)` means the end of the body.
-    async fn read(&mut self, dst: &mut [u8]) -> Result<usize, S3Error>;
-}
-
-impl ByteStream for BodyReader<'_> {
-    async fn read(&mut self, dst: &mut [u8]) -> Result<usize, S3Error> {
-        BodyReader::read(self, dst).await
-    }
-}
 
 /// Whether chunks carry signatures.
 #[derive(Debug, Clone)]
@@ -164,8 +151,8 @@ impl AwsChunkedDecoder {
     /// the decoder is inside chunk data and has no buffered bytes (zero copy); only chunk headers,
     /// CRLFs and trailers go through a small internal buffer (bounded, e.g. 8 KiB).
     ///
-    /// An empty `dst` returns `Ok(0)` without progress (as [`BodyReader::read`] does).
-    pub async fn read<S: ByteStream>(
+    /// An empty `dst` returns `Ok(0)` without progress (as `BodyReader::read` does).
+    pub async fn read<S: BodySource>(
         &mut self,
         src: &mut S,
         dst: &mut [u8],
@@ -201,7 +188,7 @@ impl AwsChunkedDecoder {
     }
 
     /// Runs the state machine until payload bytes are delivered or the body is complete.
-    async fn advance<S: ByteStream>(
+    async fn advance<S: BodySource>(
         &mut self,
         src: &mut S,
         dst: &mut [u8],
@@ -232,7 +219,7 @@ impl AwsChunkedDecoder {
     }
 
     /// Delivers chunk data: from the buffer if it holds any, else straight from the source.
-    async fn read_data<S: ByteStream>(
+    async fn read_data<S: BodySource>(
         &mut self,
         src: &mut S,
         dst: &mut [u8],
@@ -276,7 +263,7 @@ impl AwsChunkedDecoder {
     }
 
     /// Parses one chunk header; the final (size 0) chunk moves on to the trailers.
-    async fn read_chunk_header<S: ByteStream>(&mut self, src: &mut S) -> Result<(), S3Error> {
+    async fn read_chunk_header<S: BodySource>(&mut self, src: &mut S) -> Result<(), S3Error> {
         let len = self.fill_line(src).await?;
         let header = parse_chunk_header(&self.buffered()[..len], self.signer.is_some())?;
         self.consume(len + 2);
@@ -321,7 +308,7 @@ impl AwsChunkedDecoder {
     }
 
     /// Reads the trailer section (up to and including its empty line) and checks it.
-    async fn read_trailers<S: ByteStream>(&mut self, src: &mut S) -> Result<(), S3Error> {
+    async fn read_trailers<S: BodySource>(&mut self, src: &mut S) -> Result<(), S3Error> {
         let signed = self.signer.is_some();
         let signed_trailer = self.signer.as_ref().is_some_and(|s| s.trailer);
         let mut section_bytes = 0usize;
@@ -394,7 +381,7 @@ impl AwsChunkedDecoder {
     }
 
     /// After the terminating empty line: nothing may follow, and the source must end.
-    async fn expect_end<S: ByteStream>(&mut self, src: &mut S) -> Result<(), S3Error> {
+    async fn expect_end<S: BodySource>(&mut self, src: &mut S) -> Result<(), S3Error> {
         if self.start < self.end {
             return Err(malformed("data after the end of the aws-chunked body"));
         }
@@ -409,7 +396,7 @@ impl AwsChunkedDecoder {
 
     /// Ensures the buffer holds a whole line (CRLF included) of at most [`LINE_MAX_BYTES`];
     /// returns the line's length without the CRLF. The line starts at `buffered()[0]`.
-    async fn fill_line<S: ByteStream>(&mut self, src: &mut S) -> Result<usize, S3Error> {
+    async fn fill_line<S: BodySource>(&mut self, src: &mut S) -> Result<usize, S3Error> {
         // Bytes at the start of the buffered data already known to hold no CRLF.
         let mut scanned = 0usize;
         loop {
@@ -431,7 +418,7 @@ impl AwsChunkedDecoder {
     }
 
     /// Ensures at least `n` (<= [`BUFFER_BYTES`]) bytes are buffered.
-    async fn fill_at_least<S: ByteStream>(&mut self, src: &mut S, n: usize) -> Result<(), S3Error> {
+    async fn fill_at_least<S: BodySource>(&mut self, src: &mut S, n: usize) -> Result<(), S3Error> {
         while self.end - self.start < n {
             self.fill(src).await?;
         }
@@ -440,7 +427,7 @@ impl AwsChunkedDecoder {
 
     /// Moves the unconsumed bytes to the front and reads more after them; the source ending here
     /// means the body was cut short.
-    async fn fill<S: ByteStream>(&mut self, src: &mut S) -> Result<(), S3Error> {
+    async fn fill<S: BodySource>(&mut self, src: &mut S) -> Result<(), S3Error> {
         if self.start > 0 {
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
@@ -692,7 +679,7 @@ mod tests {
         }
     }
 
-    impl ByteStream for MemStream {
+    impl BodySource for MemStream {
         async fn read(&mut self, dst: &mut [u8]) -> Result<usize, S3Error> {
             self.largest_request = self.largest_request.max(dst.len());
             while self.next_cut < self.cuts.len() && self.cuts[self.next_cut] <= self.pos {

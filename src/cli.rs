@@ -1,18 +1,12 @@
-//! Command-line configuration of `ringstore serve`: flags, environment fallbacks, and the rule
-//! that the built-in development keys are only allowed on a loopback address.
+//! Command line of the `ringstore` binary: `serve` flags, environment fallbacks, and the rule
+//! that the built-in development keys are only allowed on a loopback address; `bench` takes its
+//! own arguments from [`crate::bench`].
 
-use crate::auth::Credentials;
-use crate::runtime::{FsyncPolicy, ServerConfig};
-use clap::{Parser, Subcommand, ValueEnum};
+use crate::auth::{Credentials, DEV_ACCESS_KEY, DEV_SECRET_KEY};
+use crate::runtime::{FsyncPolicy, ServerConfig, CORES_MAX, MAX_CONNECTIONS_DEFAULT};
+use clap::{Parser, Subcommand};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
-
-/// Development access key, accepted only when listening on loopback.
-pub const DEV_ACCESS_KEY: &str = "ringstoreadmin";
-/// Development secret key, accepted only when listening on loopback.
-pub const DEV_SECRET_KEY: &str = "ringstoresecret";
-/// Default cap on simultaneous client connections.
-pub const MAX_CONNECTIONS_DEFAULT: usize = 4096;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -33,14 +27,6 @@ pub enum Command {
     Bench(crate::bench::BenchArgs),
 }
 
-#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FsyncArg {
-    /// fdatasync the object, rename it, fsync the directory, then answer (durable; default).
-    Always,
-    /// UNSAFE: never fsync. Acknowledged writes from the last seconds are lost on power failure or kernel crash.
-    Never,
-}
-
 #[derive(clap::Args, Debug)]
 pub struct ServeArgs {
     /// Address to listen on (IP:PORT). Port 0 picks a free port (printed on start).
@@ -59,8 +45,8 @@ pub struct ServeArgs {
     #[arg(long, env = "RINGSTORE_SECRET_KEY", hide_env_values = true)]
     pub secret_key: Option<String>,
     /// Durability of acknowledged writes.
-    #[arg(long, value_enum, default_value_t = FsyncArg::Always)]
-    pub fsync: FsyncArg,
+    #[arg(long, value_enum, default_value_t = FsyncPolicy::Always)]
+    pub fsync: FsyncPolicy,
     /// Most simultaneous client connections; further ones get 503 SlowDown and are closed.
     #[arg(long, default_value_t = MAX_CONNECTIONS_DEFAULT)]
     pub max_connections: usize,
@@ -82,8 +68,10 @@ impl ServeArgs {
             .map(|n| n.get())
             .unwrap_or(1);
         let cores = self.cores.unwrap_or(online);
-        if cores == 0 || cores > 1024 {
-            return Err(format!("--cores {cores}: must be between 1 and 1024"));
+        if cores == 0 || cores > CORES_MAX {
+            return Err(format!(
+                "--cores {cores}: must be between 1 and {CORES_MAX}"
+            ));
         }
         let credentials = match (self.access_key, self.secret_key) {
             (Some(a), Some(s)) if !a.is_empty() && !s.is_empty() => Credentials {
@@ -117,10 +105,7 @@ impl ServeArgs {
             data_dir: self.data,
             cores,
             credentials,
-            fsync: match self.fsync {
-                FsyncArg::Always => FsyncPolicy::Always,
-                FsyncArg::Never => FsyncPolicy::Never,
-            },
+            fsync: self.fsync,
             max_connections: self.max_connections,
             domain: self
                 .domain

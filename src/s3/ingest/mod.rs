@@ -1,0 +1,219 @@
+//! Ingest: the one pipeline every object write takes — PutObject, UploadPart, CopyObject and
+//! UploadPartCopy alike:
+//!
+//! ```text
+//! body source (HTTP framing | aws-chunked decoding | a stored object)
+//!     -> hashing (MD5, signed SHA-256, client checksum, Content-MD5) in the DMA buffer
+//!     -> storage's ObjectWriter (O_DIRECT staging) -> verified -> StagedObject -> commit
+//! ```
+//!
+//! Invariants: bytes are read straight into the writer's DMA buffer and hashed there (no copy
+//! between socket and disk buffer for plain bodies); nothing is staged past the size limit; a
+//! source that ends short, or any digest that does not match, aborts the writer (its file is
+//! removed) and nothing becomes visible; the record's size, MD5, time and checksum are filled
+//! in from the bytes actually received.
+
+pub mod aws_chunked;
+
+use crate::auth::PayloadCheck;
+use crate::digest::{BodyDigests, ChecksumAlgorithm, Digests};
+use crate::http::body::BodyReader;
+use crate::s3::error::S3Error;
+use crate::s3::Request;
+use crate::storage::{ObjectRecord, ObjectStream, StagedObject, Store, StoredChecksum};
+use aws_chunked::{AwsChunkedDecoder, ChunkMode};
+use glommio::io::ReadResult;
+
+/// Largest object a single PutObject may carry (S3's limit).
+pub const PUT_OBJECT_MAX_BYTES: u64 = 5 * 1024 * 1024 * 1024;
+/// Largest single part of a multipart upload (S3's limit).
+pub const PART_SIZE_MAX_BYTES: u64 = 5 * 1024 * 1024 * 1024;
+
+/// Anything that yields an object's bytes in order.
+#[allow(async_fn_in_trait)]
+pub trait BodySource {
+    /// Reads up to `dst.len()` bytes; `Ok(0)` means the end.
+    async fn read(&mut self, dst: &mut [u8]) -> Result<usize, S3Error>;
+
+    /// A checksum that arrived after the bytes (an aws-chunked trailer); asked once `read`
+    /// returned 0.
+    fn trailer_checksum(&self) -> Option<(ChecksumAlgorithm, Vec<u8>)> {
+        None
+    }
+}
+
+impl BodySource for BodyReader<'_> {
+    async fn read(&mut self, dst: &mut [u8]) -> Result<usize, S3Error> {
+        BodyReader::read(self, dst).await
+    }
+}
+
+/// An `aws-chunked` request body, decoded on the fly (payload bytes land directly in `dst`).
+pub struct AwsChunkedBody<'a, 'c> {
+    body: &'a mut BodyReader<'c>,
+    decoder: Box<AwsChunkedDecoder>,
+}
+
+impl BodySource for AwsChunkedBody<'_, '_> {
+    async fn read(&mut self, dst: &mut [u8]) -> Result<usize, S3Error> {
+        self.decoder.read(self.body, dst).await
+    }
+
+    fn trailer_checksum(&self) -> Option<(ChecksumAlgorithm, Vec<u8>)> {
+        self.decoder.trailer_checksum()
+    }
+}
+
+/// A byte range of a stored object (the source of a copy).
+pub struct ObjectSource {
+    stream: ObjectStream,
+    /// The DMA slice being handed out and how much of it is gone.
+    pending: Option<(ReadResult, usize)>,
+}
+
+impl ObjectSource {
+    pub fn new(stream: ObjectStream) -> ObjectSource {
+        ObjectSource {
+            stream,
+            pending: None,
+        }
+    }
+}
+
+impl BodySource for ObjectSource {
+    async fn read(&mut self, dst: &mut [u8]) -> Result<usize, S3Error> {
+        if self.pending.is_none() {
+            let chunk = self
+                .stream
+                .next_chunk()
+                .await
+                .map_err(|e| S3Error::internal("reading the copy source", e))?;
+            match chunk {
+                Some(chunk) => self.pending = Some((chunk, 0)),
+                None => return Ok(0),
+            }
+        }
+        let (chunk, off) = self.pending.as_mut().expect("a pending chunk");
+        let n = (chunk.len() - *off).min(dst.len());
+        dst[..n].copy_from_slice(&chunk[*off..*off + n]);
+        *off += n;
+        if *off == chunk.len() {
+            self.pending = None;
+        }
+        Ok(n)
+    }
+}
+
+fn too_large(size_max_bytes: u64) -> S3Error {
+    crate::s3err!(
+        EntityTooLarge,
+        "Your proposed upload exceeds the maximum allowed object size of {size_max_bytes} bytes."
+    )
+}
+
+/// Streams a request's body (plain or aws-chunked) into a staged object with `record`'s
+/// metadata, after checking its declared lengths against `size_max_bytes`.
+pub async fn ingest_request_body(
+    store: &Store,
+    req: &Request<'_>,
+    body: &mut BodyReader<'_>,
+    record: ObjectRecord,
+    size_max_bytes: u64,
+) -> Result<StagedObject, S3Error> {
+    let declared = body.declared_length();
+    if declared.is_none() && !body.is_chunked() {
+        return Err(crate::s3err!(
+            MissingContentLength,
+            "You must provide the Content-Length HTTP header."
+        ));
+    }
+    if declared.is_some_and(|n| n > size_max_bytes) {
+        return Err(too_large(size_max_bytes));
+    }
+    let digests = BodyDigests::new(crate::s3::ops::body_expectations(req)?);
+    let mode = match &req.auth.payload {
+        PayloadCheck::StreamingSigned(signer) => ChunkMode::Signed(signer.clone()),
+        PayloadCheck::StreamingUnsignedTrailer => ChunkMode::Unsigned,
+        PayloadCheck::Sha256(_) | PayloadCheck::Unsigned => {
+            return ingest(store, record, digests, body, declared, size_max_bytes).await;
+        }
+    };
+    let decoded = decoded_content_length(req)?;
+    if decoded.is_some_and(|n| n > size_max_bytes) {
+        return Err(too_large(size_max_bytes));
+    }
+    let trailer = req
+        .head
+        .header("x-amz-trailer")
+        .map(|t| t.to_ascii_lowercase());
+    let mut source = AwsChunkedBody {
+        body,
+        decoder: Box::new(AwsChunkedDecoder::new(mode, trailer, decoded)),
+    };
+    ingest(store, record, digests, &mut source, decoded, size_max_bytes).await
+}
+
+/// `X-Amz-Decoded-Content-Length` of an aws-chunked body (the object's size).
+fn decoded_content_length(req: &Request<'_>) -> Result<Option<u64>, S3Error> {
+    match req.head.header("x-amz-decoded-content-length") {
+        None => Ok(None),
+        Some(v) => v.parse::<u64>().map(Some).map_err(|_| {
+            crate::s3err!(
+                InvalidArgument,
+                "Invalid x-amz-decoded-content-length header."
+            )
+        }),
+    }
+}
+
+/// Streams `source` into a new staged object with `record`'s metadata, verifying `digests`.
+/// `size_hint` is the expected size when known (it sizes the first DMA buffer).
+pub async fn ingest<S: BodySource>(
+    store: &Store,
+    mut record: ObjectRecord,
+    mut digests: BodyDigests,
+    source: &mut S,
+    size_hint: Option<u64>,
+    size_max_bytes: u64,
+) -> Result<StagedObject, S3Error> {
+    let mut writer = store.object_writer(&record, size_hint).await?;
+    let streamed = stream_into(&mut writer, &mut digests, source, size_max_bytes).await;
+    let digests: Digests = match streamed.and_then(|()| digests.finish()) {
+        Ok(d) => d,
+        Err(e) => {
+            writer.abort().await;
+            return Err(e);
+        }
+    };
+    record.size = writer.size();
+    record.md5 = digests.md5;
+    record.last_modified_ms = crate::clock::now_ms();
+    record.checksum = digests.checksum.map(|(algo, value_b64)| StoredChecksum {
+        algorithm: algo.name().to_string(),
+        value_b64,
+    });
+    Ok(writer.finish(record).await?)
+}
+
+async fn stream_into<S: BodySource>(
+    writer: &mut crate::storage::ObjectWriter,
+    digests: &mut BodyDigests,
+    source: &mut S,
+    size_max_bytes: u64,
+) -> Result<(), S3Error> {
+    loop {
+        let spare = writer.spare();
+        let n = source.read(spare).await?;
+        if n == 0 {
+            if let Some((algo, value)) = source.trailer_checksum() {
+                digests.set_trailer_checksum(algo, value);
+            }
+            return Ok(());
+        }
+        digests.update(&spare[..n]);
+        if writer.size() + n as u64 > size_max_bytes {
+            return Err(too_large(size_max_bytes));
+        }
+        writer.advance(n).await?;
+    }
+}
