@@ -15,7 +15,9 @@ use proptest::prelude::*;
 use proptest::sample::select;
 use sha2::Digest as _;
 
-use ringstore::auth::{sign_headers, Credentials, PayloadCheck, StreamingSigner, Verifier};
+use ringstore::auth::{
+    sign_headers, AuthError, AuthErrorCode, Credentials, PayloadCheck, StreamingSigner, Verifier,
+};
 use ringstore::digest::ChecksumAlgorithm;
 use ringstore::http::aws_chunked::{AwsChunkedDecoder, ByteStream, ChunkMode};
 use ringstore::http::body::parse_chunk_size;
@@ -1275,7 +1277,7 @@ fn wire_head(method: &str, target: &str, headers: &[(String, String)]) -> Reques
     }
 }
 
-fn verify(method: &str, target: &str, headers: &[(String, String)]) -> Result<(), S3Error> {
+fn verify(method: &str, target: &str, headers: &[(String, String)]) -> Result<(), AuthError> {
     let head = wire_head(method, target, headers);
     Verifier::new(sig_creds())
         .verify(&head, sig_now())
@@ -1369,7 +1371,7 @@ fn expect_mismatch(
     headers: &[(String, String)],
 ) -> Result<(), TestCaseError> {
     match verify(method, target, headers) {
-        Err(e) if e.code == S3ErrorCode::SignatureDoesNotMatch => Ok(()),
+        Err(e) if e.code == AuthErrorCode::SignatureDoesNotMatch => Ok(()),
         other => Err(TestCaseError::fail(format!(
             "{what}: expected SignatureDoesNotMatch, got {:?} for {method} {target} {headers:?}",
             other.map_err(|e| (e.code, e.message))

@@ -64,7 +64,7 @@ pub trait ByteStream {
 
 impl ByteStream for BodyReader<'_> {
     async fn read(&mut self, dst: &mut [u8]) -> Result<usize, S3Error> {
-        BodyReader::read(self, dst).await
+        Ok(BodyReader::read(self, dst).await?)
     }
 }
 

@@ -4,6 +4,7 @@ pub mod aws_chunked;
 pub mod body;
 pub mod conn;
 pub mod date;
+pub mod error;
 pub mod head;
 pub mod percent;
 pub mod response;

@@ -7,6 +7,7 @@
 
 use crate::http::body::{framing_of, BodyReader};
 use crate::http::conn::{Connection, NextHead};
+use crate::http::error::http_err;
 use crate::http::head::Method;
 use crate::http::response::{write_response, Response};
 use crate::runtime::shutdown;
@@ -34,7 +35,7 @@ pub async fn serve_connection(ctx: &Rc<CoreCtx>, stream: TcpStream) {
             NextHead::Closed => break,
             NextHead::Bad(err) => {
                 let id = ctx.next_request_id();
-                let mut resp = crate::s3::error_response(&err, "/", &id);
+                let mut resp = crate::s3::error_response(&S3Error::from(err), "/", &id);
                 resp.close = true;
                 let _ = write_response(&mut conn, resp, &id, false).await;
                 break;
@@ -60,7 +61,7 @@ async fn serve_request(
     let is_head = head.method == Method::Head;
     let (mut resp, body_clean) = match framing_of(&head) {
         Err(err) => (
-            crate::s3::error_response(&err, &head.path, &request_id),
+            crate::s3::error_response(&S3Error::from(err), &head.path, &request_id),
             false,
         ),
         Ok(framing) => {
@@ -120,11 +121,11 @@ async fn drain_bounded(body: &mut BodyReader<'_>) -> bool {
 pub async fn refuse_connection(ctx: Rc<CoreCtx>, stream: TcpStream) {
     if let Ok(mut conn) = Connection::new(stream) {
         let id = ctx.next_request_id();
-        let err: S3Error = crate::s3err!(
+        let err = http_err!(
             SlowDown,
             "Too many connections; please reduce your request rate."
         );
-        let mut resp: Response = crate::s3::error_response(&err, "/", &id);
+        let mut resp: Response = crate::s3::error_response(&S3Error::from(err), "/", &id);
         resp.close = true;
         let _ = write_response(&mut conn, resp, &id, false).await;
         conn.close().await;

@@ -163,7 +163,7 @@ impl ByteSource<'_, '_> {
 
     async fn read(&mut self, dst: &mut [u8]) -> Result<usize, S3Error> {
         match self {
-            ByteSource::Body(b) => b.read(dst).await,
+            ByteSource::Body(b) => Ok(b.read(dst).await?),
             ByteSource::AwsChunked { body, decoder } => decoder.read(*body, dst).await,
             ByteSource::Object { stream, pending } => {
                 if pending.is_none() {
@@ -203,7 +203,7 @@ pub async fn stage_body(
         .await
         .map_err(|e| S3Error::from_write_io("creating the staging file", &e))?;
     let streamed = stream_into(&mut writer, &mut digests, &mut source).await;
-    let digests: Digests = match streamed.and_then(|_| digests.finish()) {
+    let digests: Digests = match streamed.and_then(|_| Ok(digests.finish()?)) {
         Ok(d) => d,
         Err(e) => {
             writer.abort().await;
