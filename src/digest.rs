@@ -6,11 +6,53 @@
 //! L1/L2 cache; state is per request and feedable block by block (later SIMD multi-stream MD5
 //! can batch blocks of concurrent uploads without changing callers).
 
-use crate::s3::error::S3Error;
 use base64::Engine;
 use md5::{Digest as _, Md5};
 use sha1::Sha1;
 use sha2::Sha256;
+use std::fmt;
+
+/// Why a finished body failed its digest checks (named like the S3 codes they become).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DigestErrorCode {
+    /// `Content-MD5` or an `x-amz-checksum-*` value does not match the body.
+    BadDigest,
+    /// A hex `x-amz-content-sha256` does not match the body.
+    XAmzContentSHA256Mismatch,
+}
+
+impl DigestErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DigestErrorCode::BadDigest => "BadDigest",
+            DigestErrorCode::XAmzContentSHA256Mismatch => "XAmzContentSHA256Mismatch",
+        }
+    }
+}
+
+/// A digest check failure: kind and human message.
+#[derive(Debug, Clone)]
+pub struct DigestError {
+    pub code: DigestErrorCode,
+    pub message: String,
+}
+
+impl DigestError {
+    pub fn new(code: DigestErrorCode, message: impl Into<String>) -> DigestError {
+        DigestError {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for DigestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.message)
+    }
+}
+
+impl std::error::Error for DigestError {}
 
 /// Slice size fed to each hasher in turn (fits L1/L2 with room for the hashers' state).
 pub const HASH_BLOCK_BYTES: usize = 32 * 1024;
@@ -123,58 +165,6 @@ pub struct Expectations {
     pub checksum: Option<(ChecksumAlgorithm, Option<Vec<u8>>)>,
 }
 
-impl Expectations {
-    /// Reads `Content-MD5` and `x-amz-checksum-*` from the request headers.
-    pub fn from_headers(head: &crate::http::head::RequestHead) -> Result<Expectations, S3Error> {
-        let b64 = base64::engine::general_purpose::STANDARD;
-        let mut exp = Expectations::default();
-        if let Some(v) = head.header("content-md5") {
-            let raw = b64
-                .decode(v)
-                .ok()
-                .filter(|d| d.len() == 16)
-                .ok_or_else(|| {
-                    crate::s3err!(InvalidDigest, "The Content-MD5 you specified was invalid.")
-                })?;
-            exp.content_md5 = Some(raw.try_into().unwrap());
-        }
-        for algo in ChecksumAlgorithm::ALL {
-            if let Some(v) = head.header(algo.header_name()) {
-                if exp.checksum.is_some() {
-                    return Err(crate::s3err!(
-                        InvalidRequest,
-                        "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed."
-                    ));
-                }
-                let raw = b64
-                    .decode(v)
-                    .ok()
-                    .filter(|d| d.len() == algo.digest_len())
-                    .ok_or_else(|| {
-                        crate::s3err!(
-                            InvalidRequest,
-                            "Value for {} header is invalid.",
-                            algo.header_name()
-                        )
-                    })?;
-                exp.checksum = Some((algo, Some(raw)));
-            }
-        }
-        if exp.checksum.is_none() {
-            if let Some(name) = head.header("x-amz-sdk-checksum-algorithm") {
-                let algo = ChecksumAlgorithm::from_name(name).ok_or_else(|| {
-                    crate::s3err!(
-                        InvalidRequest,
-                        "Checksum algorithm {name} is not supported."
-                    )
-                })?;
-                exp.checksum = Some((algo, None));
-            }
-        }
-        Ok(exp)
-    }
-}
-
 /// The digests of a complete, verified body.
 #[derive(Debug, Clone)]
 pub struct Digests {
@@ -222,22 +212,22 @@ impl BodyDigests {
         self.expect.checksum = Some((algo, Some(value)));
     }
 
-    /// Finishes and verifies every expectation; the first mismatch is the S3 error.
-    pub fn finish(self) -> Result<Digests, S3Error> {
+    /// Finishes and verifies every expectation; the first mismatch is the error.
+    pub fn finish(self) -> Result<Digests, DigestError> {
         if let (Some(h), Some(want)) = (self.sha256, self.expect.payload_sha256) {
             if h.finalize().as_slice() != want {
-                return Err(crate::s3err!(
-                    XAmzContentSHA256Mismatch,
-                    "The provided 'x-amz-content-sha256' header does not match what was computed."
+                return Err(DigestError::new(
+                    DigestErrorCode::XAmzContentSHA256Mismatch,
+                    "The provided 'x-amz-content-sha256' header does not match what was computed.",
                 ));
             }
         }
         let md5: [u8; 16] = self.md5.finalize().into();
         if let Some(want) = self.expect.content_md5 {
             if md5 != want {
-                return Err(crate::s3err!(
-                    BadDigest,
-                    "The Content-MD5 you specified did not match what we received."
+                return Err(DigestError::new(
+                    DigestErrorCode::BadDigest,
+                    "The Content-MD5 you specified did not match what we received.",
                 ));
             }
         }
@@ -246,10 +236,12 @@ impl BodyDigests {
                 let got = state.finish();
                 if let Some(want) = want {
                     if got != want {
-                        return Err(crate::s3err!(
-                            BadDigest,
-                            "The {} you specified did not match the calculated checksum.",
-                            algo.name().to_ascii_uppercase()
+                        return Err(DigestError::new(
+                            DigestErrorCode::BadDigest,
+                            format!(
+                                "The {} you specified did not match the calculated checksum.",
+                                algo.name().to_ascii_uppercase()
+                            ),
                         ));
                     }
                 }
@@ -310,7 +302,7 @@ mod tests {
         d.update(b"x");
         assert_eq!(
             d.finish().unwrap_err().code,
-            crate::s3::error::S3ErrorCode::XAmzContentSHA256Mismatch
+            DigestErrorCode::XAmzContentSHA256Mismatch
         );
     }
 

@@ -15,7 +15,9 @@ use proptest::prelude::*;
 use proptest::sample::select;
 use sha2::Digest as _;
 
-use ringstore::auth::{sign_headers, Credentials, PayloadCheck, StreamingSigner, Verifier};
+use ringstore::auth::{
+    sign_headers, AuthError, AuthErrorCode, Credentials, PayloadCheck, StreamingSigner, Verifier,
+};
 use ringstore::digest::ChecksumAlgorithm;
 use ringstore::http::body::parse_chunk_size;
 use ringstore::http::head::{HeadParse, RequestHead, HEADERS_COUNT_MAX};
@@ -1276,7 +1278,7 @@ fn wire_head(method: &str, target: &str, headers: &[(String, String)]) -> Reques
     }
 }
 
-fn verify(method: &str, target: &str, headers: &[(String, String)]) -> Result<(), S3Error> {
+fn verify(method: &str, target: &str, headers: &[(String, String)]) -> Result<(), AuthError> {
     let head = wire_head(method, target, headers);
     Verifier::new(sig_creds())
         .verify(&head, sig_now())
@@ -1370,7 +1372,7 @@ fn expect_mismatch(
     headers: &[(String, String)],
 ) -> Result<(), TestCaseError> {
     match verify(method, target, headers) {
-        Err(e) if e.code == S3ErrorCode::SignatureDoesNotMatch => Ok(()),
+        Err(e) if e.code == AuthErrorCode::SignatureDoesNotMatch => Ok(()),
         other => Err(TestCaseError::fail(format!(
             "{what}: expected SignatureDoesNotMatch, got {:?} for {method} {target} {headers:?}",
             other.map_err(|e| (e.code, e.message))

@@ -148,9 +148,9 @@ pub fn presign_url(
 mod tests {
     use super::*;
     use crate::auth::crypto::{sha256, EMPTY_SHA256_HEX};
+    use crate::auth::AuthErrorCode;
     use crate::auth::{PayloadCheck, Verifier};
     use crate::http::head::{HeadParse, RequestHead};
-    use crate::s3::error::S3ErrorCode;
     use std::time::{Duration, UNIX_EPOCH};
 
     fn creds() -> Credentials {
@@ -226,7 +226,7 @@ mod tests {
         let err = Verifier::new(creds())
             .verify(&request("PUT", &format!("{path}?{query}"), changed), now())
             .unwrap_err();
-        assert_eq!(err.code, S3ErrorCode::SignatureDoesNotMatch);
+        assert_eq!(err.code, AuthErrorCode::SignatureDoesNotMatch);
     }
 
     #[test]
@@ -316,12 +316,12 @@ mod tests {
                 now() + Duration::from_secs(601),
             )
             .unwrap_err();
-        assert_eq!(err.code, S3ErrorCode::AccessDenied);
+        assert_eq!(err.code, AuthErrorCode::AccessDenied);
         let wrong_ct = vec![h("host", "127.0.0.1:9000"), h("content-type", "image/png")];
         let err = v
             .verify(&request("PUT", &target, wrong_ct), now())
             .unwrap_err();
-        assert_eq!(err.code, S3ErrorCode::SignatureDoesNotMatch);
+        assert_eq!(err.code, AuthErrorCode::SignatureDoesNotMatch);
     }
 
     #[test]
@@ -357,6 +357,6 @@ mod tests {
         let err = v
             .verify(&request("GET", "/", all), now() + Duration::from_secs(3600))
             .unwrap_err();
-        assert_eq!(err.code, S3ErrorCode::RequestTimeTooSkewed);
+        assert_eq!(err.code, AuthErrorCode::RequestTimeTooSkewed);
     }
 }

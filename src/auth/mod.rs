@@ -18,6 +18,7 @@ mod canonical;
 mod client;
 mod crypto;
 mod datetime;
+pub mod error;
 mod parse;
 mod streaming;
 mod verify;
@@ -29,6 +30,7 @@ mod tests_vectors;
 
 pub use client::{presign_url, sign_headers};
 pub use crypto::constant_time_eq;
+pub use error::{AuthError, AuthErrorCode};
 pub use streaming::StreamingSigner;
 pub use verify::Verifier;
 

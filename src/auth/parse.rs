@@ -8,8 +8,8 @@
 
 use super::crypto::{ALGORITHM, SCOPE_TERMINATOR};
 use super::datetime::parse_amz_date;
+use super::error::{auth_err, AuthError};
 use crate::http::percent::{percent_decode, percent_decode_bytes};
-use crate::s3::error::S3Error;
 
 /// Longest validity of a presigned URL: one week.
 pub(crate) const PRESIGN_EXPIRES_MAX_SECS: u64 = 604_800;
@@ -86,8 +86,8 @@ fn parse_signed_headers(s: &str) -> Result<Vec<String>, &'static str> {
     Ok(out)
 }
 
-fn header_malformed(reason: &str) -> S3Error {
-    crate::s3err!(
+fn header_malformed(reason: &str) -> AuthError {
+    auth_err!(
         AuthorizationHeaderMalformed,
         "The authorization header is malformed; {}.",
         reason
@@ -95,8 +95,8 @@ fn header_malformed(reason: &str) -> S3Error {
 }
 
 /// The error for any signing scheme other than SigV4 with HMAC-SHA256.
-pub(crate) fn unsupported_mechanism() -> S3Error {
-    crate::s3err!(
+pub(crate) fn unsupported_mechanism() -> AuthError {
+    auth_err!(
         InvalidRequest,
         "The authorization mechanism you have provided is not supported; only {} is supported.",
         ALGORITHM
@@ -104,7 +104,7 @@ pub(crate) fn unsupported_mechanism() -> S3Error {
 }
 
 /// Parses an `Authorization` header value.
-pub(crate) fn parse_authorization(value: &str) -> Result<HeaderAuth, S3Error> {
+pub(crate) fn parse_authorization(value: &str) -> Result<HeaderAuth, AuthError> {
     let value = value.trim();
     if value.is_empty() {
         return Err(header_malformed("it is empty"));
@@ -156,8 +156,8 @@ pub(crate) fn parse_authorization(value: &str) -> Result<HeaderAuth, S3Error> {
     })
 }
 
-fn query_error(msg: &str) -> S3Error {
-    crate::s3err!(AuthorizationQueryParametersError, "{}", msg)
+fn query_error(msg: &str) -> AuthError {
+    auth_err!(AuthorizationQueryParametersError, "{}", msg)
 }
 
 /// Decoded parameter name (lenient: an undecodable name never matches an `X-Amz-*` name) and raw value.
@@ -190,7 +190,7 @@ pub(crate) fn has_v2_query_auth(raw_query: &str) -> bool {
 }
 
 /// Parses the `X-Amz-*` parameters of a presigned URL.
-pub(crate) fn parse_presigned(raw_query: &str) -> Result<QueryAuth, S3Error> {
+pub(crate) fn parse_presigned(raw_query: &str) -> Result<QueryAuth, AuthError> {
     const NAMES: [&[u8]; 7] = [
         b"X-Amz-Algorithm",
         b"X-Amz-Credential",
@@ -255,7 +255,7 @@ pub(crate) fn parse_presigned(raw_query: &str) -> Result<QueryAuth, S3Error> {
     })
 }
 
-fn parse_expires(s: &str) -> Result<u64, S3Error> {
+fn parse_expires(s: &str) -> Result<u64, AuthError> {
     if s.is_empty() || s.len() > 12 || !s.bytes().all(|b| b.is_ascii_digit()) {
         return Err(query_error("X-Amz-Expires should be a number."));
     }
@@ -276,7 +276,7 @@ fn parse_expires(s: &str) -> Result<u64, S3Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::s3::error::S3ErrorCode;
+    use crate::auth::AuthErrorCode;
 
     const SIG: &str = "f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41";
 
@@ -313,7 +313,7 @@ mod tests {
             "",
         ] {
             let e = parse_authorization(v).unwrap_err();
-            assert_eq!(e.code, S3ErrorCode::AuthorizationHeaderMalformed, "{v}");
+            assert_eq!(e.code, AuthErrorCode::AuthorizationHeaderMalformed, "{v}");
         }
     }
 
@@ -326,7 +326,7 @@ mod tests {
             "Bearer abc",
         ] {
             let e = parse_authorization(v).unwrap_err();
-            assert_eq!(e.code, S3ErrorCode::InvalidRequest, "{v}");
+            assert_eq!(e.code, AuthErrorCode::InvalidRequest, "{v}");
             assert!(e.message.contains("only AWS4-HMAC-SHA256 is supported"));
         }
     }
@@ -371,7 +371,7 @@ mod tests {
             let e = parse_presigned(&q).unwrap_err();
             assert_eq!(
                 e.code,
-                S3ErrorCode::AuthorizationQueryParametersError,
+                AuthErrorCode::AuthorizationQueryParametersError,
                 "{q}"
             );
         }

@@ -5,8 +5,8 @@
 
 use super::datetime::parse_amz_date;
 use super::{AuthOutcome, Credentials, PayloadCheck, Verifier};
+use crate::auth::{AuthError, AuthErrorCode};
 use crate::http::head::{HeadParse, RequestHead};
-use crate::s3::error::{S3Error, S3ErrorCode};
 use std::time::{Duration, SystemTime};
 
 /// `put_object_default.txt`, request #4.
@@ -237,7 +237,7 @@ fn verifier() -> Verifier {
     })
 }
 
-fn verify_at(raw: &str, offset_secs: i64) -> Result<AuthOutcome, S3Error> {
+fn verify_at(raw: &str, offset_secs: i64) -> Result<AuthOutcome, AuthError> {
     let h = head(raw);
     let t = request_time(&h);
     let now = if offset_secs >= 0 {
@@ -248,11 +248,11 @@ fn verify_at(raw: &str, offset_secs: i64) -> Result<AuthOutcome, S3Error> {
     verifier().verify(&h, now)
 }
 
-fn verify(raw: &str) -> Result<AuthOutcome, S3Error> {
+fn verify(raw: &str) -> Result<AuthOutcome, AuthError> {
     verify_at(raw, 0)
 }
 
-fn code(r: Result<AuthOutcome, S3Error>) -> S3ErrorCode {
+fn code(r: Result<AuthOutcome, AuthError>) -> AuthErrorCode {
     match r {
         Ok(o) => panic!("expected an error, got {o:?}"),
         Err(e) => e.code,
@@ -309,7 +309,7 @@ fn tampered_path_fails() {
     for raw in cases {
         assert_eq!(
             code(verify(&raw)),
-            S3ErrorCode::SignatureDoesNotMatch,
+            AuthErrorCode::SignatureDoesNotMatch,
             "{raw}"
         );
     }
@@ -331,7 +331,7 @@ fn tampered_query_fails() {
     for raw in cases {
         assert_eq!(
             code(verify(&raw)),
-            S3ErrorCode::SignatureDoesNotMatch,
+            AuthErrorCode::SignatureDoesNotMatch,
             "{raw}"
         );
     }
@@ -402,7 +402,7 @@ fn tampered_signed_header_fails() {
     for raw in cases {
         assert_eq!(
             code(verify(&raw)),
-            S3ErrorCode::SignatureDoesNotMatch,
+            AuthErrorCode::SignatureDoesNotMatch,
             "{raw}"
         );
     }
@@ -419,7 +419,7 @@ fn tampered_signed_header_fails() {
 #[test]
 fn removed_signed_header_fails() {
     let raw = edit(GET_RANGE_IF_MATCH, "Range: bytes=16777216-\n", "");
-    assert_eq!(code(verify(&raw)), S3ErrorCode::SignatureDoesNotMatch);
+    assert_eq!(code(verify(&raw)), AuthErrorCode::SignatureDoesNotMatch);
 }
 
 #[test]
@@ -432,7 +432,7 @@ fn tampered_signature_fails() {
     ];
     for raw in cases {
         let err = verify(&raw).unwrap_err();
-        assert_eq!(err.code, S3ErrorCode::SignatureDoesNotMatch, "{raw}");
+        assert_eq!(err.code, AuthErrorCode::SignatureDoesNotMatch, "{raw}");
         assert_eq!(
             err.message,
             "The request signature we calculated does not match the signature you provided. Check your key and signing method."
@@ -448,7 +448,7 @@ fn wrong_secret_fails() {
     });
     let h = head(PUT_CRC32);
     let err = v.verify(&h, request_time(&h)).unwrap_err();
-    assert_eq!(err.code, S3ErrorCode::SignatureDoesNotMatch);
+    assert_eq!(err.code, AuthErrorCode::SignatureDoesNotMatch);
     assert!(!format!("{err:?}").contains("not-the-secret"));
 }
 
@@ -459,24 +459,24 @@ fn unknown_access_key() {
         "Credential=rustfsadmin/",
         "Credential=someoneelse/",
     );
-    assert_eq!(code(verify(&raw)), S3ErrorCode::InvalidAccessKeyId);
+    assert_eq!(code(verify(&raw)), AuthErrorCode::InvalidAccessKeyId);
     let raw = edit(
         PRESIGNED_GET,
         "X-Amz-Credential=rustfsadmin",
         "X-Amz-Credential=someone",
     );
-    assert_eq!(code(verify(&raw)), S3ErrorCode::InvalidAccessKeyId);
+    assert_eq!(code(verify(&raw)), AuthErrorCode::InvalidAccessKeyId);
 }
 
 #[test]
 fn clock_skew() {
     assert_eq!(
         code(verify_at(PUT_CRC32, 15 * 60 + 1)),
-        S3ErrorCode::RequestTimeTooSkewed
+        AuthErrorCode::RequestTimeTooSkewed
     );
     assert_eq!(
         code(verify_at(PUT_CRC32, -(15 * 60 + 1))),
-        S3ErrorCode::RequestTimeTooSkewed
+        AuthErrorCode::RequestTimeTooSkewed
     );
     verify_at(PUT_CRC32, 15 * 60).unwrap();
     verify_at(PUT_CRC32, -(14 * 60)).unwrap();
@@ -493,19 +493,19 @@ fn presigned_expiry() {
     // PRESIGNED_GET_SPECIAL was signed with X-Amz-Expires=60.
     verify_at(PRESIGNED_GET_SPECIAL, 60).unwrap();
     let err = verify_at(PRESIGNED_GET_SPECIAL, 61).unwrap_err();
-    assert_eq!(err.code, S3ErrorCode::AccessDenied);
+    assert_eq!(err.code, AuthErrorCode::AccessDenied);
     assert_eq!(err.message, "Request has expired");
     // A presigned URL is usable long after the 15-minute skew window, until it expires.
     verify_at(PRESIGNED_GET, 3600).unwrap();
     assert_eq!(
         code(verify_at(PRESIGNED_GET, 3601)),
-        S3ErrorCode::AccessDenied
+        AuthErrorCode::AccessDenied
     );
     // Dated in the future beyond the allowed skew.
     verify_at(PRESIGNED_GET, -(15 * 60)).unwrap();
     assert_eq!(
         code(verify_at(PRESIGNED_GET, -(15 * 60 + 1))),
-        S3ErrorCode::RequestTimeTooSkewed
+        AuthErrorCode::RequestTimeTooSkewed
     );
 }
 
@@ -520,14 +520,14 @@ fn presigned_expires_out_of_range() {
         let raw = edit(PRESIGNED_GET, "X-Amz-Expires=3600", bad);
         assert_eq!(
             code(verify(&raw)),
-            S3ErrorCode::AuthorizationQueryParametersError,
+            AuthErrorCode::AuthorizationQueryParametersError,
             "{bad}"
         );
     }
     let raw = edit(PRESIGNED_GET, "&X-Amz-SignedHeaders=host", "");
     assert_eq!(
         code(verify(&raw)),
-        S3ErrorCode::AuthorizationQueryParametersError
+        AuthErrorCode::AuthorizationQueryParametersError
     );
     let raw = edit(
         PRESIGNED_GET,
@@ -536,7 +536,7 @@ fn presigned_expires_out_of_range() {
     );
     assert_eq!(
         code(verify(&raw)),
-        S3ErrorCode::AuthorizationQueryParametersError
+        AuthErrorCode::AuthorizationQueryParametersError
     );
 }
 
@@ -565,13 +565,13 @@ fn unsigned_amz_header_is_refused() {
         "Content-Length: 12\nx-amz-acl: public-read",
     );
     let err = verify(&raw).unwrap_err();
-    assert_eq!(err.code, S3ErrorCode::AccessDenied);
+    assert_eq!(err.code, AuthErrorCode::AccessDenied);
     assert!(err
         .extra
         .iter()
         .any(|(k, v)| *k == "HeadersNotSigned" && v == "x-amz-acl"));
     let raw = edit(PRESIGNED_GET, "Accept: */*", "Accept: */*\nx-amz-meta-a: 1");
-    assert_eq!(code(verify(&raw)), S3ErrorCode::AccessDenied);
+    assert_eq!(code(verify(&raw)), AuthErrorCode::AccessDenied);
     // Unsigned headers outside x-amz-* are ignored for header auth too.
     verify(&edit(
         PUT_CRC32,
@@ -588,24 +588,24 @@ fn both_mechanisms_refused() {
         "PUT /bkt/small.txt HTTP/1.1",
         "PUT /bkt/small.txt?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature=00 HTTP/1.1",
     );
-    assert_eq!(code(verify(&raw)), S3ErrorCode::InvalidArgument);
+    assert_eq!(code(verify(&raw)), AuthErrorCode::InvalidArgument);
 }
 
 #[test]
 fn anonymous_refused() {
     let raw = "GET /bkt/small.txt HTTP/1.1\nHost: 127.0.0.1:9000";
     let err = verify_at_time(raw).unwrap_err();
-    assert_eq!(err.code, S3ErrorCode::AccessDenied);
+    assert_eq!(err.code, AuthErrorCode::AccessDenied);
     assert_eq!(err.status(), 403);
     let v2 =
         "GET /bkt/small.txt?AWSAccessKeyId=rustfsadmin&Expires=1&Signature=abc HTTP/1.1\nHost: h";
     assert_eq!(
         verify_at_time(v2).unwrap_err().code,
-        S3ErrorCode::InvalidRequest
+        AuthErrorCode::InvalidRequest
     );
 }
 
-fn verify_at_time(raw: &str) -> Result<AuthOutcome, S3Error> {
+fn verify_at_time(raw: &str) -> Result<AuthOutcome, AuthError> {
     verifier().verify(&head(raw), parse_amz_date("20261125T143418Z").unwrap())
 }
 
@@ -617,7 +617,7 @@ fn content_sha256_required_and_checked() {
         "",
     );
     let err = verify(&raw).unwrap_err();
-    assert_eq!(err.code, S3ErrorCode::InvalidRequest);
+    assert_eq!(err.code, AuthErrorCode::InvalidRequest);
     assert_eq!(
         err.message,
         "Missing required header for this request: x-amz-content-sha256"
@@ -632,7 +632,7 @@ fn content_sha256_required_and_checked() {
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
             bad,
         );
-        assert_eq!(code(verify(&raw)), S3ErrorCode::InvalidArgument, "{bad}");
+        assert_eq!(code(verify(&raw)), AuthErrorCode::InvalidArgument, "{bad}");
     }
 }
 
@@ -641,7 +641,7 @@ fn bad_dates() {
     let raw = edit(PUT_CRC32, "rustfsadmin/20261125/", "rustfsadmin/20261124/");
     assert_eq!(
         code(verify(&raw)),
-        S3ErrorCode::AuthorizationHeaderMalformed
+        AuthErrorCode::AuthorizationHeaderMalformed
     );
     let raw = edit(
         PRESIGNED_GET,
@@ -650,16 +650,16 @@ fn bad_dates() {
     );
     assert_eq!(
         code(verify(&raw)),
-        S3ErrorCode::AuthorizationQueryParametersError
+        AuthErrorCode::AuthorizationQueryParametersError
     );
     let raw = edit(
         PUT_CRC32,
         "X-Amz-Date: 20261125T143414Z",
         "X-Amz-Date: 2026-11-25",
     );
-    assert_eq!(code(verify_at_time(&raw)), S3ErrorCode::AccessDenied);
+    assert_eq!(code(verify_at_time(&raw)), AuthErrorCode::AccessDenied);
     let raw = edit(PUT_CRC32, "X-Amz-Date: 20261125T143414Z\n", "");
-    assert_eq!(code(verify_at_time(&raw)), S3ErrorCode::AccessDenied);
+    assert_eq!(code(verify_at_time(&raw)), AuthErrorCode::AccessDenied);
 }
 
 #[test]
@@ -671,12 +671,12 @@ fn malformed_or_foreign_authorization() {
     );
     assert_eq!(
         code(verify(&raw)),
-        S3ErrorCode::AuthorizationHeaderMalformed
+        AuthErrorCode::AuthorizationHeaderMalformed
     );
     let raw = edit(PUT_CRC32, "SignedHeaders=host;", "SignedHeaders=");
     assert_eq!(
         code(verify(&raw)),
-        S3ErrorCode::AuthorizationHeaderMalformed
+        AuthErrorCode::AuthorizationHeaderMalformed
     );
     let raw = edit(
         PUT_CRC32,
@@ -685,11 +685,11 @@ fn malformed_or_foreign_authorization() {
     );
     assert_eq!(
         code(verify(&raw)),
-        S3ErrorCode::AuthorizationHeaderMalformed
+        AuthErrorCode::AuthorizationHeaderMalformed
     );
     let v2 = "GET / HTTP/1.1\nHost: h\nAuthorization: AWS rustfsadmin:frJIUN8DYpKDtOLCwo//yllqDzg=";
     let err = verify_at_time(v2).unwrap_err();
-    assert_eq!(err.code, S3ErrorCode::InvalidRequest);
+    assert_eq!(err.code, AuthErrorCode::InvalidRequest);
     assert!(err.message.contains("only AWS4-HMAC-SHA256 is supported"));
 }
 
@@ -698,5 +698,5 @@ fn region_is_not_enforced_but_is_signed() {
     // A different region in the scope changes the key: the captured signature no longer matches,
     // and the error is a signature mismatch, not a region error.
     let raw = edit(PUT_CRC32, "/us-east-1/", "/eu-west-1/");
-    assert_eq!(code(verify(&raw)), S3ErrorCode::SignatureDoesNotMatch);
+    assert_eq!(code(verify(&raw)), AuthErrorCode::SignatureDoesNotMatch);
 }

@@ -218,8 +218,5 @@ fn streaming_trailer_flag() {
     let err = Verifier::new(creds())
         .verify(&head(&raw), now())
         .unwrap_err();
-    assert_eq!(
-        err.code,
-        crate::s3::error::S3ErrorCode::SignatureDoesNotMatch
-    );
+    assert_eq!(err.code, crate::auth::AuthErrorCode::SignatureDoesNotMatch);
 }

@@ -15,13 +15,13 @@ use super::crypto::{
     SERVICE,
 };
 use super::datetime::{format_amz_date, format_iso8601, parse_amz_date, parse_http_date};
+use super::error::{auth_err, AuthError};
 use super::parse::{
     has_query_auth, has_v2_query_auth, parse_authorization, parse_presigned, unsupported_mechanism,
     Scope,
 };
 use super::{AuthOutcome, Credentials, PayloadCheck, StreamingSigner};
 use crate::http::head::RequestHead;
-use crate::s3::error::S3Error;
 use std::cell::RefCell;
 use std::time::{Duration, SystemTime};
 
@@ -65,8 +65,8 @@ fn payload_form(v: &str) -> Option<PayloadForm> {
     })
 }
 
-fn invalid_payload_hash() -> S3Error {
-    crate::s3err!(
+fn invalid_payload_hash() -> AuthError {
+    auth_err!(
         InvalidArgument,
         "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-UNSIGNED-PAYLOAD-TRAILER, STREAMING-AWS4-HMAC-SHA256-PAYLOAD, STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER, or a valid sha256 value."
     )
@@ -81,8 +81,8 @@ fn distance(a: SystemTime, b: SystemTime) -> Duration {
     }
 }
 
-fn too_skewed(request_time: &str, now: SystemTime) -> S3Error {
-    crate::s3err!(
+fn too_skewed(request_time: &str, now: SystemTime) -> AuthError {
+    auth_err!(
         RequestTimeTooSkewed,
         "The difference between the request time and the current time is too large."
     )
@@ -114,24 +114,24 @@ impl Verifier {
 
     /// Authenticates a request head. `now` is the server clock (a parameter so tests can pin it).
     ///
-    /// Errors (S3 codes): `AccessDenied` (anonymous, expired presigned URL, unsigned `x-amz-*`
+    /// Errors ([`AuthErrorCode`](super::AuthErrorCode)): `AccessDenied` (anonymous, expired presigned URL, unsigned `x-amz-*`
     /// header, missing/invalid date), `InvalidRequest` (non-SigV4 scheme, missing
     /// `x-amz-content-sha256`), `InvalidArgument` (both mechanisms, unknown payload-hash form),
     /// `AuthorizationHeaderMalformed` / `AuthorizationQueryParametersError` (syntax, scope date,
     /// service, `X-Amz-Expires` outside 1..=604800), `InvalidAccessKeyId`, `RequestTimeTooSkewed`
     /// (more than 15 minutes off; for presigned URLs only when dated in the future), and
     /// `SignatureDoesNotMatch`.
-    pub fn verify(&self, head: &RequestHead, now: SystemTime) -> Result<AuthOutcome, S3Error> {
+    pub fn verify(&self, head: &RequestHead, now: SystemTime) -> Result<AuthOutcome, AuthError> {
         let mut auth_headers = head.header_all("authorization");
         let auth = auth_headers.next();
         if auth.is_some() && auth_headers.next().is_some() {
-            return Err(crate::s3err!(
+            return Err(auth_err!(
                 AuthorizationHeaderMalformed,
                 "The authorization header is malformed; it is given more than once."
             ));
         }
         match (auth, has_query_auth(&head.query)) {
-            (Some(_), true) => Err(crate::s3err!(
+            (Some(_), true) => Err(auth_err!(
                 InvalidArgument,
                 "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, Signature query string parameter or the Authorization header should be specified."
             )
@@ -139,7 +139,7 @@ impl Verifier {
             (Some(value), false) => self.verify_header(head, value, now),
             (None, true) => self.verify_presigned(head, now),
             (None, false) if has_v2_query_auth(&head.query) => Err(unsupported_mechanism()),
-            (None, false) => Err(crate::s3err!(
+            (None, false) => Err(auth_err!(
                 AccessDenied,
                 "Access Denied: anonymous access is not allowed; sign the request with AWS Signature Version 4."
             )),
@@ -151,11 +151,11 @@ impl Verifier {
         head: &RequestHead,
         value: &str,
         now: SystemTime,
-    ) -> Result<AuthOutcome, S3Error> {
+    ) -> Result<AuthOutcome, AuthError> {
         let auth = parse_authorization(value)?;
         self.check_scope(&auth.scope, false)?;
         let payload_hash = head.header("x-amz-content-sha256").ok_or_else(|| {
-            crate::s3err!(
+            auth_err!(
                 InvalidRequest,
                 "Missing required header for this request: x-amz-content-sha256"
             )
@@ -173,13 +173,13 @@ impl Verifier {
             },
         };
         let time = time.ok_or_else(|| {
-            crate::s3err!(
+            auth_err!(
                 AccessDenied,
                 "AWS authentication requires a valid Date or x-amz-date header"
             )
         })?;
         if !amz_date.starts_with(&auth.scope.date) {
-            return Err(crate::s3err!(
+            return Err(auth_err!(
                 AuthorizationHeaderMalformed,
                 "The authorization header is malformed; Invalid credential date \"{}\". Date is not the same as X-Amz-Date: \"{}\".",
                 auth.scope.date,
@@ -226,11 +226,11 @@ impl Verifier {
         &self,
         head: &RequestHead,
         now: SystemTime,
-    ) -> Result<AuthOutcome, S3Error> {
+    ) -> Result<AuthOutcome, AuthError> {
         let q = parse_presigned(&head.query)?;
         self.check_scope(&q.scope, true)?;
         if !q.amz_date.starts_with(&q.scope.date) {
-            return Err(crate::s3err!(
+            return Err(auth_err!(
                 AuthorizationQueryParametersError,
                 "Invalid credential date \"{}\". Date is not the same as X-Amz-Date: \"{}\".",
                 q.scope.date,
@@ -239,14 +239,14 @@ impl Verifier {
         }
         // parse_presigned validated the date; treat a failure here as malformed all the same.
         let time = parse_amz_date(&q.amz_date).ok_or_else(|| {
-            crate::s3err!(AuthorizationQueryParametersError, "X-Amz-Date is invalid.")
+            auth_err!(AuthorizationQueryParametersError, "X-Amz-Date is invalid.")
         })?;
         if time > now + MAX_SKEW {
             return Err(too_skewed(&q.amz_date, now));
         }
         let expiry = time + Duration::from_secs(q.expires_secs);
         if now > expiry {
-            return Err(crate::s3err!(AccessDenied, "Request has expired")
+            return Err(auth_err!(AccessDenied, "Request has expired")
                 .with_extra("X-Amz-Expires", q.expires_secs.to_string())
                 .with_extra("Expires", format_iso8601(expiry))
                 .with_extra("ServerTime", format_iso8601(now)));
@@ -262,7 +262,7 @@ impl Verifier {
             PayloadForm::Unsigned => PayloadCheck::Unsigned,
             PayloadForm::StreamingUnsignedTrailer => PayloadCheck::StreamingUnsignedTrailer,
             PayloadForm::StreamingSigned { .. } => {
-                return Err(crate::s3err!(
+                return Err(auth_err!(
                     InvalidRequest,
                     "Signed streaming payloads are not supported with query-string authentication."
                 ))
@@ -288,9 +288,9 @@ impl Verifier {
     }
 
     /// Known access key and the `s3` service.
-    fn check_scope(&self, scope: &Scope, presigned: bool) -> Result<(), S3Error> {
+    fn check_scope(&self, scope: &Scope, presigned: bool) -> Result<(), AuthError> {
         if scope.access_key != self.creds.access_key {
-            return Err(crate::s3err!(
+            return Err(auth_err!(
                 InvalidAccessKeyId,
                 "The AWS Access Key Id you provided does not exist in our records."
             )
@@ -302,9 +302,9 @@ impl Verifier {
                 scope.service
             );
             return Err(if presigned {
-                crate::s3err!(AuthorizationQueryParametersError, "{}", msg)
+                auth_err!(AuthorizationQueryParametersError, "{}", msg)
             } else {
-                crate::s3err!(
+                auth_err!(
                     AuthorizationHeaderMalformed,
                     "The authorization header is malformed; {}",
                     msg
@@ -315,7 +315,11 @@ impl Verifier {
     }
 
     /// Recomputes the signature and compares it; returns the signature bytes on success.
-    fn check_signature(&self, head: &RequestHead, c: &SignatureCheck) -> Result<[u8; 32], S3Error> {
+    fn check_signature(
+        &self,
+        head: &RequestHead,
+        c: &SignatureCheck,
+    ) -> Result<[u8; 32], AuthError> {
         let key = self.signing_key(&c.scope.date, &c.scope.region);
         let cq = canonical_query(&head.query, c.presigned);
         let ch = canonical_headers(&head.headers, c.signed_headers);
@@ -334,7 +338,7 @@ impl Verifier {
         if constant_time_eq(hex::encode(sig).as_bytes(), c.provided.as_bytes()) {
             return Ok(sig);
         }
-        Err(crate::s3err!(
+        Err(auth_err!(
             SignatureDoesNotMatch,
             "The request signature we calculated does not match the signature you provided. Check your key and signing method."
         )
@@ -369,7 +373,7 @@ impl Verifier {
 }
 
 /// S3 refuses requests carrying `x-amz-*` headers that the signature does not cover.
-fn check_all_amz_headers_signed(head: &RequestHead, signed: &[String]) -> Result<(), S3Error> {
+fn check_all_amz_headers_signed(head: &RequestHead, signed: &[String]) -> Result<(), AuthError> {
     let mut unsigned: Vec<&str> = Vec::new();
     for (name, _) in &head.headers {
         if name.starts_with("x-amz-")
@@ -382,7 +386,7 @@ fn check_all_amz_headers_signed(head: &RequestHead, signed: &[String]) -> Result
     if unsigned.is_empty() {
         return Ok(());
     }
-    Err(crate::s3err!(
+    Err(auth_err!(
         AccessDenied,
         "There were headers present in the request which were not signed"
     )

@@ -4,10 +4,10 @@
 //!
 //! Invariants: never reads past the end of the body (pipelined requests stay intact); `100
 //! Continue` is sent before the first body byte is requested and only then; a truncated or
-//! malformed body is an S3 error (`IncompleteBody`), never a short object.
+//! malformed body is an error (`IncompleteBody`), never a short object.
 
 use crate::http::conn::Connection;
-use crate::s3::error::S3Error;
+use crate::http::error::{http_err, HttpError};
 
 /// Longest chunk-size line (size + extensions) accepted in a chunked body.
 pub const CHUNK_LINE_MAX_BYTES: usize = 4096;
@@ -99,7 +99,7 @@ impl<'c> BodyReader<'c> {
     }
 
     /// Reads up to `dst.len()` body bytes; `Ok(0)` means the body is complete.
-    pub async fn read(&mut self, dst: &mut [u8]) -> Result<usize, S3Error> {
+    pub async fn read(&mut self, dst: &mut [u8]) -> Result<usize, HttpError> {
         if dst.is_empty() {
             return Ok(0);
         }
@@ -108,7 +108,7 @@ impl<'c> BodyReader<'c> {
             self.conn
                 .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
                 .await
-                .map_err(|e| crate::s3err!(IncompleteBody, "Connection lost: {e}"))?;
+                .map_err(|e| http_err!(IncompleteBody, "Connection lost: {e}"))?;
         }
         self.check_rate()?;
         loop {
@@ -169,13 +169,13 @@ impl<'c> BodyReader<'c> {
     }
 
     /// Fails a body that arrives slower than [`BODY_RATE_MIN_BYTES_PER_SEC`] after the grace time.
-    fn check_rate(&mut self) -> Result<(), S3Error> {
+    fn check_rate(&mut self) -> Result<(), HttpError> {
         let started = *self.started.get_or_insert_with(std::time::Instant::now);
         let elapsed = started.elapsed();
         if elapsed > BODY_RATE_GRACE
             && self.decoded_bytes < BODY_RATE_MIN_BYTES_PER_SEC * elapsed.as_secs()
         {
-            return Err(crate::s3err!(
+            return Err(http_err!(
                 RequestTimeout,
                 "Your socket connection to the server was not read from or written to within the timeout period."
             ));
@@ -184,7 +184,7 @@ impl<'c> BodyReader<'c> {
     }
 
     /// Reads payload bytes of a known-length stretch: from the buffer first, else from the socket.
-    async fn read_payload(&mut self, dst: &mut [u8], remaining: u64) -> Result<usize, S3Error> {
+    async fn read_payload(&mut self, dst: &mut [u8], remaining: u64) -> Result<usize, HttpError> {
         let want = (dst.len() as u64).min(remaining) as usize;
         let n = if !self.conn.buffered().is_empty() {
             let buffered = self.conn.buffered();
@@ -194,7 +194,7 @@ impl<'c> BodyReader<'c> {
             n
         } else {
             self.conn.read_direct(&mut dst[..want]).await.map_err(|e| {
-                crate::s3err!(
+                http_err!(
                     IncompleteBody,
                     "Connection lost while reading the body: {e}"
                 )
@@ -202,12 +202,12 @@ impl<'c> BodyReader<'c> {
         };
         if n == 0 {
             return Err(if self.chunked {
-                crate::s3err!(
+                http_err!(
                     IncompleteBody,
                     "The chunked request body ended inside a chunk."
                 )
             } else {
-                crate::s3err!(
+                http_err!(
                     IncompleteBody,
                     "You did not provide the number of bytes specified by the Content-Length HTTP header."
                 )
@@ -218,7 +218,7 @@ impl<'c> BodyReader<'c> {
     }
 
     /// Takes one CRLF-terminated line (without the CRLF) of at most `max` bytes from the stream.
-    async fn take_line(&mut self, max: usize) -> Result<Vec<u8>, S3Error> {
+    async fn take_line(&mut self, max: usize) -> Result<Vec<u8>, HttpError> {
         loop {
             let buffered = self.conn.buffered();
             if let Some(i) = memchr::memmem::find(buffered, b"\r\n") {
@@ -233,27 +233,24 @@ impl<'c> BodyReader<'c> {
                 return Err(malformed_chunk("line too long"));
             }
             let n = self.conn.fill().await.map_err(|e| {
-                crate::s3err!(
+                http_err!(
                     IncompleteBody,
                     "Connection lost while reading the body: {e}"
                 )
             })?;
             if n == 0 {
-                return Err(crate::s3err!(
-                    IncompleteBody,
-                    "The chunked body ended early."
-                ));
+                return Err(http_err!(IncompleteBody, "The chunked body ended early."));
             }
         }
     }
 }
 
-fn malformed_chunk(what: &str) -> S3Error {
-    crate::s3err!(IncompleteBody, "Malformed chunked body: {what}.")
+fn malformed_chunk(what: &str) -> HttpError {
+    http_err!(IncompleteBody, "Malformed chunked body: {what}.")
 }
 
 /// Parses a chunk-size line (`hex[;ext...]`), rejecting overflow and junk.
-pub fn parse_chunk_size(line: &[u8]) -> Result<u64, S3Error> {
+pub fn parse_chunk_size(line: &[u8]) -> Result<u64, HttpError> {
     let hex_part = match memchr::memchr(b';', line) {
         Some(i) => &line[..i],
         None => line,
@@ -283,12 +280,12 @@ fn trim_ascii(mut s: &[u8]) -> &[u8] {
 }
 
 /// Determines the framing from the head, rejecting ambiguous combinations (request smuggling).
-pub fn framing_of(head: &crate::http::head::RequestHead) -> Result<Framing, S3Error> {
+pub fn framing_of(head: &crate::http::head::RequestHead) -> Result<Framing, HttpError> {
     let te: Vec<&str> = head.header_all("transfer-encoding").collect();
     let cl: Vec<&str> = head.header_all("content-length").collect();
     if !te.is_empty() {
         if !cl.is_empty() {
-            return Err(crate::s3err!(
+            return Err(http_err!(
                 InvalidRequest,
                 "A request must not carry both Content-Length and Transfer-Encoding."
             ));
@@ -300,7 +297,7 @@ pub fn framing_of(head: &crate::http::head::RequestHead) -> Result<Framing, S3Er
             .filter(|s| !s.is_empty())
             .collect();
         if codings != ["chunked"] {
-            return Err(crate::s3err!(
+            return Err(http_err!(
                 NotImplemented,
                 "Transfer-Encoding {joined} is not supported; only chunked is."
             ));
@@ -311,23 +308,20 @@ pub fn framing_of(head: &crate::http::head::RequestHead) -> Result<Framing, S3Er
         [] => Ok(Framing::None),
         [one] => {
             if one.is_empty() || one.len() > 19 || !one.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(crate::s3err!(
-                    InvalidArgument,
-                    "Invalid Content-Length header."
-                ));
+                return Err(http_err!(InvalidArgument, "Invalid Content-Length header."));
             }
             Ok(Framing::Length(one.parse().map_err(|_| {
-                crate::s3err!(InvalidArgument, "Invalid Content-Length header.")
+                http_err!(InvalidArgument, "Invalid Content-Length header.")
             })?))
         }
         _ => {
             if cl.iter().all(|v| *v == cl[0]) {
-                return Err(crate::s3err!(
+                return Err(http_err!(
                     InvalidRequest,
                     "Duplicate Content-Length headers."
                 ));
             }
-            Err(crate::s3err!(
+            Err(http_err!(
                 InvalidRequest,
                 "Conflicting Content-Length headers."
             ))

@@ -4,8 +4,8 @@
 //! always consumed before the socket is read again (so pipelined requests are never lost); the
 //! buffer never grows past [`READ_BUF_BYTES`]; every socket has `TCP_NODELAY`.
 
+use crate::http::error::{http_err, HttpError};
 use crate::http::head::{HeadParse, RequestHead, HEAD_SIZE_MAX_BYTES};
-use crate::s3::error::S3Error;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 use std::io;
@@ -25,7 +25,7 @@ pub enum NextHead {
     /// The peer closed the connection (or went idle) between requests.
     Closed,
     /// The bytes received are not a valid head; answer with this error and close.
-    Bad(S3Error),
+    Bad(HttpError),
 }
 
 pub struct Connection {
@@ -91,7 +91,7 @@ impl Connection {
             if self.end > self.start {
                 let t0 = *started.get_or_insert_with(std::time::Instant::now);
                 if t0.elapsed() > HEAD_DEADLINE {
-                    return NextHead::Bad(crate::s3err!(
+                    return NextHead::Bad(http_err!(
                         RequestTimeout,
                         "Your socket connection to the server was not read from or written to within the timeout period."
                     ));
@@ -110,7 +110,7 @@ impl Connection {
             match self.fill().await {
                 Ok(0) => {
                     if self.end > self.start {
-                        return NextHead::Bad(crate::s3err!(
+                        return NextHead::Bad(http_err!(
                             IncompleteBody,
                             "The connection closed in the middle of a request head."
                         ));

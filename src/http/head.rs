@@ -4,7 +4,7 @@
 //! spaces and tabs trimmed; the raw request target is kept byte-for-byte (SigV4 signs the raw path);
 //! a head is never larger than [`HEAD_SIZE_MAX_BYTES`] nor has more than [`HEADERS_COUNT_MAX`] headers.
 
-use crate::s3::error::S3Error;
+use crate::http::error::{http_err, HttpError};
 
 /// Largest request head (request line + headers + blank line) accepted.
 pub const HEAD_SIZE_MAX_BYTES: usize = 64 * 1024;
@@ -108,19 +108,19 @@ impl RequestHead {
                 .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"))
     }
 
-    /// Parses a head from `buf`. Errors are 400-class S3 errors; the caller closes the connection.
-    pub fn parse(buf: &[u8]) -> Result<HeadParse, S3Error> {
+    /// Parses a head from `buf`. Errors are 400-class HTTP errors; the caller closes the connection.
+    pub fn parse(buf: &[u8]) -> Result<HeadParse, HttpError> {
         let mut slots = [httparse::EMPTY_HEADER; HEADERS_COUNT_MAX];
         let mut req = httparse::Request::new(&mut slots);
         let status = match req.parse(buf) {
             Ok(s) => s,
             Err(httparse::Error::TooManyHeaders) => {
-                return Err(crate::s3err!(
+                return Err(http_err!(
                     RequestHeaderSectionTooLarge,
                     "Your request has more than {HEADERS_COUNT_MAX} headers."
                 ))
             }
-            Err(e) => return Err(crate::s3err!(BadRequest, "Malformed HTTP request: {e}.")),
+            Err(e) => return Err(http_err!(BadRequest, "Malformed HTTP request: {e}.")),
         };
         let len = match status {
             httparse::Status::Partial => {
@@ -141,7 +141,7 @@ impl RequestHead {
         let mut headers = Vec::with_capacity(req.headers.len());
         for h in req.headers.iter() {
             let value = std::str::from_utf8(h.value).map_err(|_| {
-                crate::s3err!(
+                http_err!(
                     InvalidArgument,
                     "Header {} has a value that is not valid UTF-8.",
                     h.name
@@ -167,15 +167,15 @@ impl RequestHead {
     }
 }
 
-fn head_too_large() -> S3Error {
-    crate::s3err!(
+fn head_too_large() -> HttpError {
+    http_err!(
         RequestHeaderSectionTooLarge,
         "Your request header section exceeds the maximum allowed size of {HEAD_SIZE_MAX_BYTES} bytes."
     )
 }
 
 /// Splits an origin-form (or absolute-form) target into raw path and raw query.
-fn split_target(target: &str) -> Result<(String, String), S3Error> {
+fn split_target(target: &str) -> Result<(String, String), HttpError> {
     let mut t = target;
     if let Some(rest) = t
         .strip_prefix("http://")
@@ -187,7 +187,7 @@ fn split_target(target: &str) -> Result<(String, String), S3Error> {
         };
     }
     if !t.starts_with('/') {
-        return Err(crate::s3err!(BadRequest, "Malformed request target."));
+        return Err(http_err!(BadRequest, "Malformed request target."));
     }
     let (path, query) = match t.find('?') {
         Some(i) => (&t[..i], &t[i + 1..]),

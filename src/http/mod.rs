@@ -6,6 +6,7 @@
 pub mod body;
 pub mod conn;
 pub mod date;
+pub mod error;
 pub mod head;
 pub mod percent;
 pub mod response;

@@ -8,7 +8,7 @@
 //!   write every other byte as `%XX` with uppercase hex, so their output is ASCII and decodes back
 //!   to the input byte-for-byte.
 
-use crate::s3::error::S3Error;
+use crate::http::error::{http_err, HttpError};
 
 const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
 
@@ -52,14 +52,14 @@ pub fn percent_decode_bytes(s: &str) -> Option<Vec<u8>> {
 }
 
 /// Decodes `%XX` escapes; the result must be UTF-8. `+` stays `+`.
-pub fn percent_decode(s: &str) -> Result<String, S3Error> {
+pub fn percent_decode(s: &str) -> Result<String, HttpError> {
     if !s.as_bytes().contains(&b'%') {
         return Ok(s.to_string());
     }
     let bytes = percent_decode_bytes(s)
-        .ok_or_else(|| crate::s3err!(InvalidArgument, "Invalid percent-encoding in \"{}\".", s))?;
+        .ok_or_else(|| http_err!(InvalidArgument, "Invalid percent-encoding in \"{}\".", s))?;
     String::from_utf8(bytes).map_err(|_| {
-        crate::s3err!(
+        http_err!(
             InvalidArgument,
             "Percent-encoded value \"{}\" does not decode to valid UTF-8.",
             s
@@ -90,7 +90,7 @@ pub fn url_form_encode(s: &str) -> String {
 ///
 /// Empty segments are skipped, a segment without `=` has an empty value, and the split happens at
 /// the first `=`. Names and values are percent-decoded without turning `+` into a space.
-pub fn parse_query(raw: &str) -> Result<Vec<(String, String)>, S3Error> {
+pub fn parse_query(raw: &str) -> Result<Vec<(String, String)>, HttpError> {
     query_segments(raw)
         .map(|(name, value)| Ok((percent_decode(name)?, percent_decode(value)?)))
         .collect()
@@ -110,7 +110,7 @@ pub fn query_segments(raw: &str) -> impl Iterator<Item = (&str, &str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::s3::error::S3ErrorCode;
+    use crate::http::error::HttpErrorCode;
 
     #[test]
     fn decode_basic_and_mixed_case_hex() {
@@ -129,10 +129,10 @@ mod tests {
     fn decode_rejects_bad_escapes_and_bad_utf8() {
         for bad in ["%", "%2", "%zz", "a%g0", "%%41"] {
             let e = percent_decode(bad).unwrap_err();
-            assert_eq!(e.code, S3ErrorCode::InvalidArgument, "{bad}");
+            assert_eq!(e.code, HttpErrorCode::InvalidArgument, "{bad}");
         }
         let e = percent_decode("%FF%FE").unwrap_err();
-        assert_eq!(e.code, S3ErrorCode::InvalidArgument);
+        assert_eq!(e.code, HttpErrorCode::InvalidArgument);
     }
 
     #[test]

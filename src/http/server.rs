@@ -9,10 +9,10 @@
 
 use crate::http::body::{framing_of, BodyReader};
 use crate::http::conn::{Connection, NextHead};
+use crate::http::error::HttpError;
 use crate::http::head::{Method, RequestHead};
 use crate::http::response::{write_response, Response};
 use crate::http::shutdown;
-use crate::s3::error::S3Error;
 use glommio::net::TcpStream;
 use std::cell::Cell;
 
@@ -36,7 +36,7 @@ pub trait Handler {
     ) -> Response;
 
     /// The response to a request that could not be parsed or framed, or that is refused.
-    fn error_response(&self, err: &S3Error, resource: &str, request_id: &str) -> Response;
+    fn error_response(&self, err: &HttpError, resource: &str, request_id: &str) -> Response;
 }
 
 /// One core's HTTP server: its handler, request ids and in-flight count.
@@ -126,7 +126,7 @@ impl<H: Handler> Server<H> {
     }
 
     /// Answers a connection over the limit with the handler's `err` response and closes it.
-    pub async fn refuse_connection(&self, stream: TcpStream, err: &S3Error) {
+    pub async fn refuse_connection(&self, stream: TcpStream, err: &HttpError) {
         if let Ok(mut conn) = Connection::new(stream) {
             let id = self.next_request_id();
             let mut resp = self.handler.error_response(err, "/", &id);

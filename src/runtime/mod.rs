@@ -9,6 +9,7 @@
 //! for the whole process, so `--max-connections` holds however connections are spread.
 
 use crate::auth::{Credentials, Verifier};
+use crate::http::error::{HttpError, HttpErrorCode};
 use crate::http::server::Server;
 use crate::http::shutdown;
 use crate::s3::S3Service;
@@ -243,9 +244,9 @@ async fn accept_loop(server: &Rc<Server<S3Service>>, listener: &TcpListener, sha
         // however the kernel spreads connections over cores.
         if shared.open_connections.fetch_add(1, Ordering::AcqRel) >= shared.config.max_connections {
             shared.open_connections.fetch_sub(1, Ordering::AcqRel);
-            let err = crate::s3err!(
-                SlowDown,
-                "Too many connections; please reduce your request rate."
+            let err = HttpError::new(
+                HttpErrorCode::SlowDown,
+                "Too many connections; please reduce your request rate.",
             );
             glommio::spawn_local(async move { server.refuse_connection(stream, &err).await })
                 .detach();

@@ -3,6 +3,9 @@
 //! Invariant: every error the server sends goes through [`S3Error`], so each carries an S3 `Code`,
 //! a human `Message`, the right HTTP status and (when known) the `Resource`.
 
+use crate::auth::{AuthError, AuthErrorCode};
+use crate::digest::{DigestError, DigestErrorCode};
+use crate::http::error::{HttpError, HttpErrorCode};
 use crate::storage::StorageError;
 use std::fmt;
 
@@ -200,6 +203,60 @@ impl fmt::Display for S3Error {
 
 impl std::error::Error for S3Error {}
 
+// The one place where lower-layer errors become S3 errors: same code names, same messages, same
+// extra elements (the status follows from the S3 code).
+
+impl From<HttpError> for S3Error {
+    fn from(e: HttpError) -> S3Error {
+        let code = match e.code {
+            HttpErrorCode::BadRequest => S3ErrorCode::BadRequest,
+            HttpErrorCode::IncompleteBody => S3ErrorCode::IncompleteBody,
+            HttpErrorCode::InvalidArgument => S3ErrorCode::InvalidArgument,
+            HttpErrorCode::InvalidRequest => S3ErrorCode::InvalidRequest,
+            HttpErrorCode::NotImplemented => S3ErrorCode::NotImplemented,
+            HttpErrorCode::RequestHeaderSectionTooLarge => {
+                S3ErrorCode::RequestHeaderSectionTooLarge
+            }
+            HttpErrorCode::RequestTimeout => S3ErrorCode::RequestTimeout,
+            HttpErrorCode::SlowDown => S3ErrorCode::SlowDown,
+        };
+        S3Error::new(code, e.message)
+    }
+}
+
+impl From<AuthError> for S3Error {
+    fn from(e: AuthError) -> S3Error {
+        let code = match e.code {
+            AuthErrorCode::AccessDenied => S3ErrorCode::AccessDenied,
+            AuthErrorCode::AuthorizationHeaderMalformed => {
+                S3ErrorCode::AuthorizationHeaderMalformed
+            }
+            AuthErrorCode::AuthorizationQueryParametersError => {
+                S3ErrorCode::AuthorizationQueryParametersError
+            }
+            AuthErrorCode::InvalidAccessKeyId => S3ErrorCode::InvalidAccessKeyId,
+            AuthErrorCode::InvalidArgument => S3ErrorCode::InvalidArgument,
+            AuthErrorCode::InvalidRequest => S3ErrorCode::InvalidRequest,
+            AuthErrorCode::RequestTimeTooSkewed => S3ErrorCode::RequestTimeTooSkewed,
+            AuthErrorCode::SignatureDoesNotMatch => S3ErrorCode::SignatureDoesNotMatch,
+        };
+        S3Error {
+            extra: e.extra,
+            ..S3Error::new(code, e.message)
+        }
+    }
+}
+
+impl From<DigestError> for S3Error {
+    fn from(e: DigestError) -> S3Error {
+        let code = match e.code {
+            DigestErrorCode::BadDigest => S3ErrorCode::BadDigest,
+            DigestErrorCode::XAmzContentSHA256Mismatch => S3ErrorCode::XAmzContentSHA256Mismatch,
+        };
+        S3Error::new(code, e.message)
+    }
+}
+
 /// Shorthand constructor: `s3err!(NoSuchKey, "The specified key does not exist.")`.
 #[macro_export]
 macro_rules! s3err {
@@ -323,5 +380,59 @@ mod tests {
         assert_eq!(e.code, S3ErrorCode::PreconditionFailed);
         assert_eq!(e.extra, vec![("Condition", "If-Match".to_string())]);
         assert_eq!(S3Error::from(StorageError::ObjectChanged).status(), 503);
+    }
+
+    #[test]
+    fn lower_layer_errors_keep_code_message_status_and_extra() {
+        use HttpErrorCode as H;
+        for code in [
+            H::BadRequest,
+            H::IncompleteBody,
+            H::InvalidArgument,
+            H::InvalidRequest,
+            H::NotImplemented,
+            H::RequestHeaderSectionTooLarge,
+            H::RequestTimeout,
+            H::SlowDown,
+        ] {
+            let e = S3Error::from(HttpError::new(code, "m"));
+            assert_eq!(e.code.as_str(), code.as_str());
+            assert_eq!(e.status(), code.status(), "{}", code.as_str());
+            assert_eq!(e.message, "m");
+            assert!(e.extra.is_empty());
+        }
+        use AuthErrorCode as A;
+        for code in [
+            A::AccessDenied,
+            A::AuthorizationHeaderMalformed,
+            A::AuthorizationQueryParametersError,
+            A::InvalidAccessKeyId,
+            A::InvalidArgument,
+            A::InvalidRequest,
+            A::RequestTimeTooSkewed,
+            A::SignatureDoesNotMatch,
+        ] {
+            let e = S3Error::from(
+                AuthError::new(code, "m")
+                    .with_extra("A", "1")
+                    .with_extra("B", "2"),
+            );
+            assert_eq!(e.code.as_str(), code.as_str());
+            assert_eq!(e.status(), code.status(), "{}", code.as_str());
+            assert_eq!(e.message, "m");
+            assert_eq!(
+                e.extra,
+                vec![("A", "1".to_string()), ("B", "2".to_string())]
+            );
+        }
+        for code in [
+            DigestErrorCode::BadDigest,
+            DigestErrorCode::XAmzContentSHA256Mismatch,
+        ] {
+            let e = S3Error::from(DigestError::new(code, "m"));
+            assert_eq!(e.code.as_str(), code.as_str());
+            assert_eq!(e.message, "m");
+            assert_eq!(e.status(), 400);
+        }
     }
 }

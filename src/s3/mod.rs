@@ -18,6 +18,7 @@ pub mod xml_versions;
 
 use crate::auth::{AuthOutcome, Verifier};
 use crate::http::body::BodyReader;
+use crate::http::error::HttpError;
 use crate::http::head::RequestHead;
 use crate::http::response::Response;
 use crate::storage::Store;
@@ -55,8 +56,8 @@ impl crate::http::server::Handler for S3Service {
         }
     }
 
-    fn error_response(&self, err: &S3Error, resource: &str, request_id: &str) -> Response {
-        error_response(err, resource, request_id)
+    fn error_response(&self, err: &HttpError, resource: &str, request_id: &str) -> Response {
+        error_response(&S3Error::from(err.clone()), resource, request_id)
     }
 }
 

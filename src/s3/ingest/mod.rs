@@ -44,7 +44,7 @@ pub trait BodySource {
 
 impl BodySource for BodyReader<'_> {
     async fn read(&mut self, dst: &mut [u8]) -> Result<usize, S3Error> {
-        BodyReader::read(self, dst).await
+        Ok(BodyReader::read(self, dst).await?)
     }
 }
 
@@ -178,7 +178,7 @@ pub async fn ingest<S: BodySource>(
 ) -> Result<StagedObject, S3Error> {
     let mut writer = store.object_writer(&record, size_hint).await?;
     let streamed = stream_into(&mut writer, &mut digests, source, size_max_bytes).await;
-    let digests: Digests = match streamed.and_then(|()| digests.finish()) {
+    let digests: Digests = match streamed.and_then(|()| Ok(digests.finish()?)) {
         Ok(d) => d,
         Err(e) => {
             writer.abort().await;
