@@ -7,7 +7,7 @@
 //! and always include `host`; nothing here panics on client input.
 
 use super::crypto::{ALGORITHM, SCOPE_TERMINATOR};
-use super::datetime::parse_amz_date;
+use crate::http::date::parse_amz_date;
 use crate::http::percent::{percent_decode, percent_decode_bytes};
 use crate::s3::error::S3Error;
 
