@@ -83,6 +83,22 @@ fn distance(a: SystemTime, b: SystemTime) -> Duration {
     }
 }
 
+/// The timestamp of a header-signed request: X-Amz-Date if present (never falling back when it
+/// is invalid), else Date. Returns the time (`None` when missing or invalid), the same time as an
+/// X-Amz-Date (for the scope and the string to sign), and the header value as sent.
+fn header_auth_time(head: &RequestHead) -> (Option<SystemTime>, String, &str) {
+    match head.header("x-amz-date") {
+        Some(v) => (parse_amz_date(v).map(system_time), v.to_string(), v),
+        None => match head.header("date") {
+            Some(v) => {
+                let t = parse_http_date(v);
+                (t.map(system_time), t.map(amz_date).unwrap_or_default(), v)
+            }
+            None => (None, String::new(), ""),
+        },
+    }
+}
+
 fn too_skewed(request_time: &str, now: SystemTime) -> S3Error {
     crate::s3err!(
         RequestTimeTooSkewed,
@@ -163,17 +179,7 @@ impl Verifier {
             )
         })?;
         let form = payload_form(payload_hash).ok_or_else(invalid_payload_hash)?;
-        // The timestamp: X-Amz-Date if present (never falling back when it is invalid), else Date.
-        let (time, amz_date, request_time) = match head.header("x-amz-date") {
-            Some(v) => (parse_amz_date(v).map(system_time), v.to_string(), v),
-            None => match head.header("date") {
-                Some(v) => {
-                    let t = parse_http_date(v);
-                    (t.map(system_time), t.map(amz_date).unwrap_or_default(), v)
-                }
-                None => (None, String::new(), ""),
-            },
-        };
+        let (time, amz_date, request_time) = header_auth_time(head);
         let time = time.ok_or_else(|| {
             crate::s3err!(
                 AccessDenied,

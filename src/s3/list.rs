@@ -177,13 +177,7 @@ pub fn later_marker(a: Option<String>, b: Option<String>) -> Option<String> {
 
 /// Opaque v2 continuation token for a marker (lowercase hex of its UTF-8 bytes; URL- and XML-safe).
 pub fn encode_continuation_token(marker: &str) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(marker.len() * 2);
-    for b in marker.bytes() {
-        out.push(char::from(HEX[usize::from(b >> 4)]));
-        out.push(char::from(HEX[usize::from(b & 0x0f)]));
-    }
-    out
+    hex::encode(marker)
 }
 
 /// The marker inside a token made by [`encode_continuation_token`].
@@ -194,25 +188,13 @@ pub fn decode_continuation_token(token: &str) -> Result<String, S3Error> {
             .with_extra("ArgumentName", "continuation-token")
             .with_extra("ArgumentValue", token)
     };
-    let digits = token.as_bytes();
-    if digits.is_empty() || !digits.len().is_multiple_of(2) {
+    // Only what the encoder writes: lowercase digits (`hex::decode` would take uppercase too).
+    let lowercase_hex = |b: u8| matches!(b, b'0'..=b'9' | b'a'..=b'f');
+    if token.is_empty() || !token.bytes().all(lowercase_hex) {
         return Err(invalid());
     }
-    let mut bytes = Vec::with_capacity(digits.len() / 2);
-    for pair in digits.chunks_exact(2) {
-        let hi = hex_value(pair[0]).ok_or_else(invalid)?;
-        let lo = hex_value(pair[1]).ok_or_else(invalid)?;
-        bytes.push(hi << 4 | lo);
-    }
+    let bytes = hex::decode(token).map_err(|_| invalid())?;
     String::from_utf8(bytes).map_err(|_| invalid())
-}
-
-fn hex_value(digit: u8) -> Option<u8> {
-    match digit {
-        b'0'..=b'9' => Some(digit - b'0'),
-        b'a'..=b'f' => Some(digit - b'a' + 10),
-        _ => None,
-    }
 }
 
 /// `encoding-type`: absent (false) or `url` (true); anything else is InvalidArgument.

@@ -11,8 +11,6 @@ pub mod list;
 pub mod ops;
 pub mod router;
 pub mod xml;
-pub mod xml_multipart;
-pub mod xml_versions;
 
 use crate::auth::AuthOutcome;
 use crate::http::body::BodyReader;

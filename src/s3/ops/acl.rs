@@ -12,12 +12,8 @@ use crate::s3::error::S3Error;
 use crate::s3::ops::bucket::{OWNER_DISPLAY_NAME, OWNER_ID};
 use crate::s3::ops::object::open_object;
 use crate::s3::ops::{ensure_bucket, read_small_body};
-use crate::s3::xml::XmlWriter;
-use crate::s3::xml_multipart::write_owner_as;
+use crate::s3::xml::{write_owner, XmlWriter, ACL_BODY_MAX_BYTES, SERVER_OWNER};
 use crate::s3::Request;
-
-/// Largest AccessControlPolicy document accepted.
-pub const ACL_BODY_MAX_BYTES: usize = 64 * 1024;
 
 /// Checks that the bucket (and the object, for an object ACL) exists.
 async fn ensure_target(ctx: &CoreCtx, req: &Request<'_>) -> Result<(), S3Error> {
@@ -35,7 +31,7 @@ pub async fn get_acl(ctx: &CoreCtx, req: &Request<'_>) -> Result<Response, S3Err
     ensure_target(ctx, req).await?;
     let mut w = XmlWriter::new();
     w.open_ns("AccessControlPolicy");
-    write_owner_as(&mut w, "Owner");
+    write_owner(&mut w, "Owner", SERVER_OWNER);
     w.open("AccessControlList");
     w.raw(
         "<Grant><Grantee xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xsi:type=\"CanonicalUser\">",

@@ -16,8 +16,6 @@ pub const OWNER_ID: &str = "ringstore";
 pub const OWNER_DISPLAY_NAME: &str = "ringstore";
 /// Region reported by GetBucketLocation when the bucket was created without one.
 pub const DEFAULT_REGION: &str = "us-east-1";
-/// Largest CreateBucketConfiguration body accepted.
-pub const CREATE_BUCKET_BODY_MAX_BYTES: usize = 64 * 1024;
 
 /// Most buckets one ListBuckets page may return (S3's limit for `max-buckets`).
 pub const MAX_BUCKETS_LIMIT: usize = 10_000;
@@ -66,7 +64,7 @@ pub async fn create_bucket(
 ) -> Result<Response, S3Error> {
     let name = &req.routed.bucket;
     validate_bucket_name(name)?;
-    let (doc, _) = read_small_body(req, body, CREATE_BUCKET_BODY_MAX_BYTES).await?;
+    let (doc, _) = read_small_body(req, body, xml::CREATE_BUCKET_BODY_MAX_BYTES).await?;
     // Any region is accepted (region is not enforced); the document must still be well formed.
     xml::parse_create_bucket_configuration(&doc)?;
     let now_ms = crate::http::date::now_ms();

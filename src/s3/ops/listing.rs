@@ -104,7 +104,7 @@ pub async fn list_object_versions(ctx: &CoreCtx, req: &Request<'_>) -> Result<Re
         max_keys,
     };
     let page = fetch_page(ctx, bucket, params).await?;
-    let view = crate::s3::xml_versions::ListVersionsView {
+    let view = crate::s3::xml::versions::ListVersionsView {
         bucket,
         prefix,
         delimiter,
@@ -115,7 +115,7 @@ pub async fn list_object_versions(ctx: &CoreCtx, req: &Request<'_>) -> Result<Re
     };
     Ok(Response::xml(
         200,
-        crate::s3::xml_versions::list_versions_xml(&view, &page),
+        crate::s3::xml::versions::list_versions_xml(&view, &page),
     ))
 }
 

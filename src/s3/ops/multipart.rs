@@ -18,7 +18,7 @@ use crate::s3::ops::object::{check_conditions_with, open_object, stream_error};
 use crate::s3::ops::put::{stage_body, stage_request_body, stored_response, ByteSource, Staged};
 use crate::s3::ops::{ensure_bucket, metadata_from_headers, quoted, read_small_body};
 use crate::s3::xml;
-use crate::s3::xml_multipart as mxml;
+use crate::s3::xml::multipart as mxml;
 use crate::s3::Request;
 use crate::storage::layout::is_valid_upload_id;
 use crate::storage::record::{ObjectRecord, StoredChecksum};
