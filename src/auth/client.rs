@@ -8,8 +8,8 @@ use super::canonical::{canonical_headers, canonical_query, canonical_request};
 use super::crypto::{
     derive_signing_key, hmac_sha256, scope_string, string_to_sign, ALGORITHM, SERVICE,
 };
-use super::datetime::format_amz_date;
 use super::Credentials;
+use crate::http::date::{amz_date, unix_secs};
 use crate::http::percent::aws_uri_encode;
 use std::time::SystemTime;
 
@@ -56,7 +56,7 @@ pub fn sign_headers(
     now: SystemTime,
     region: &str,
 ) {
-    let amz_date = format_amz_date(now);
+    let amz_date = amz_date(unix_secs(now));
     headers.retain(|(n, _)| {
         !n.eq_ignore_ascii_case("x-amz-date")
             && !n.eq_ignore_ascii_case("x-amz-content-sha256")
@@ -106,7 +106,7 @@ pub fn presign_url(
     region: &str,
     signed_headers: &[(String, String)],
 ) -> String {
-    let amz_date = format_amz_date(now);
+    let amz_date = amz_date(unix_secs(now));
     let mut headers: Vec<(String, String)> = vec![("host".to_string(), host.to_string())];
     headers.extend(
         signed_headers

@@ -10,14 +10,13 @@
 //! - signing keys are cached per (date, region) in a bounded per-core cache inside [`Verifier`];
 //! - the canonical request follows S3 exactly: raw path, sorted re-encoded query, trimmed headers.
 //!
-//! Layout: `crypto` (hashes, HMAC, key derivation), `datetime` (X-Amz-Date / HTTP dates),
+//! Layout: `crypto` (hashes, HMAC, key derivation; dates are in [`crate::http::date`]),
 //! `canonical` (canonical request), `parse` (Authorization header / presigned parameters),
 //! `verify` ([`Verifier`]), `streaming` ([`StreamingSigner`]), `client` (signing helpers).
 
 mod canonical;
 mod client;
 mod crypto;
-mod datetime;
 pub mod error;
 mod parse;
 mod streaming;

@@ -7,8 +7,8 @@
 //! and always include `host`; nothing here panics on client input.
 
 use super::crypto::{ALGORITHM, SCOPE_TERMINATOR};
-use super::datetime::parse_amz_date;
 use super::error::{auth_err, AuthError};
+use crate::http::date::parse_amz_date;
 use crate::http::percent::{percent_decode, percent_decode_bytes};
 
 /// Longest validity of a presigned URL: one week.

@@ -3,9 +3,9 @@
 //! `rustfsadmin` / secret `rustfssecret`: every request must verify at its own X-Amz-Date, and any
 //! tampering must be refused with S3's error code.
 
-use super::datetime::parse_amz_date;
 use super::{AuthOutcome, Credentials, PayloadCheck, Verifier};
 use crate::auth::{AuthError, AuthErrorCode};
+use crate::http::date::{parse_amz_date, system_time};
 use crate::http::head::{HeadParse, RequestHead};
 use std::time::{Duration, SystemTime};
 
@@ -227,7 +227,7 @@ fn request_time(h: &RequestHead) -> SystemTime {
             h.query[i + 11..i + 27].to_string()
         }
     };
-    parse_amz_date(&date).expect("valid date")
+    parse_amz_date(&date).map(system_time).expect("valid date")
 }
 
 fn verifier() -> Verifier {
@@ -606,7 +606,10 @@ fn anonymous_refused() {
 }
 
 fn verify_at_time(raw: &str) -> Result<AuthOutcome, AuthError> {
-    verifier().verify(&head(raw), parse_amz_date("20261125T143418Z").unwrap())
+    verifier().verify(
+        &head(raw),
+        system_time(parse_amz_date("20261125T143418Z").unwrap()),
+    )
 }
 
 #[test]

@@ -4,8 +4,8 @@
 //! Parameters" and "Transferring Payload in Multiple Chunks".
 
 use super::crypto::sha256;
-use super::datetime::parse_amz_date;
 use super::{presign_url, sign_headers, Credentials, PayloadCheck, Verifier};
+use crate::http::date::{parse_amz_date, system_time};
 use crate::http::head::{HeadParse, RequestHead};
 use std::time::SystemTime;
 
@@ -21,7 +21,7 @@ fn creds() -> Credentials {
 }
 
 fn now() -> SystemTime {
-    parse_amz_date("20130524T000000Z").unwrap()
+    system_time(parse_amz_date("20130524T000000Z").unwrap())
 }
 
 fn head(raw: &str) -> RequestHead {

@@ -14,13 +14,15 @@ use super::crypto::{
     constant_time_eq, derive_signing_key, hmac_sha256, parse_hex32, scope_string, string_to_sign,
     SERVICE,
 };
-use super::datetime::{format_amz_date, format_iso8601, parse_amz_date, parse_http_date};
 use super::error::{auth_err, AuthError};
 use super::parse::{
     has_query_auth, has_v2_query_auth, parse_authorization, parse_presigned, unsupported_mechanism,
     Scope,
 };
 use super::{AuthOutcome, Credentials, PayloadCheck, StreamingSigner};
+use crate::http::date::{
+    amz_date, iso8601_secs, parse_amz_date, parse_http_date, system_time, unix_secs,
+};
 use crate::http::head::RequestHead;
 use std::cell::RefCell;
 use std::time::{Duration, SystemTime};
@@ -81,13 +83,29 @@ fn distance(a: SystemTime, b: SystemTime) -> Duration {
     }
 }
 
+/// The timestamp of a header-signed request: X-Amz-Date if present (never falling back when it
+/// is invalid), else Date. Returns the time (`None` when missing or invalid), the same time as an
+/// X-Amz-Date (for the scope and the string to sign), and the header value as sent.
+fn header_auth_time(head: &RequestHead) -> (Option<SystemTime>, String, &str) {
+    match head.header("x-amz-date") {
+        Some(v) => (parse_amz_date(v).map(system_time), v.to_string(), v),
+        None => match head.header("date") {
+            Some(v) => {
+                let t = parse_http_date(v);
+                (t.map(system_time), t.map(amz_date).unwrap_or_default(), v)
+            }
+            None => (None, String::new(), ""),
+        },
+    }
+}
+
 fn too_skewed(request_time: &str, now: SystemTime) -> AuthError {
     auth_err!(
         RequestTimeTooSkewed,
         "The difference between the request time and the current time is too large."
     )
     .with_extra("RequestTime", request_time)
-    .with_extra("ServerTime", format_iso8601(now))
+    .with_extra("ServerTime", iso8601_secs(unix_secs(now)))
     .with_extra(
         "MaxAllowedSkewMilliseconds",
         MAX_SKEW.as_millis().to_string(),
@@ -161,17 +179,7 @@ impl Verifier {
             )
         })?;
         let form = payload_form(payload_hash).ok_or_else(invalid_payload_hash)?;
-        // The timestamp: X-Amz-Date if present (never falling back when it is invalid), else Date.
-        let (time, amz_date, request_time) = match head.header("x-amz-date") {
-            Some(v) => (parse_amz_date(v), v.to_string(), v),
-            None => match head.header("date") {
-                Some(v) => {
-                    let t = parse_http_date(v);
-                    (t, t.map(format_amz_date).unwrap_or_default(), v)
-                }
-                None => (None, String::new(), ""),
-            },
-        };
+        let (time, amz_date, request_time) = header_auth_time(head);
         let time = time.ok_or_else(|| {
             auth_err!(
                 AccessDenied,
@@ -238,9 +246,11 @@ impl Verifier {
             ));
         }
         // parse_presigned validated the date; treat a failure here as malformed all the same.
-        let time = parse_amz_date(&q.amz_date).ok_or_else(|| {
-            auth_err!(AuthorizationQueryParametersError, "X-Amz-Date is invalid.")
-        })?;
+        let time = parse_amz_date(&q.amz_date)
+            .map(system_time)
+            .ok_or_else(|| {
+                auth_err!(AuthorizationQueryParametersError, "X-Amz-Date is invalid.")
+            })?;
         if time > now + MAX_SKEW {
             return Err(too_skewed(&q.amz_date, now));
         }
@@ -248,8 +258,8 @@ impl Verifier {
         if now > expiry {
             return Err(auth_err!(AccessDenied, "Request has expired")
                 .with_extra("X-Amz-Expires", q.expires_secs.to_string())
-                .with_extra("Expires", format_iso8601(expiry))
-                .with_extra("ServerTime", format_iso8601(now)));
+                .with_extra("Expires", iso8601_secs(unix_secs(expiry)))
+                .with_extra("ServerTime", iso8601_secs(unix_secs(now))));
         }
         // The payload hash: the header or parameter if the client supplied one, else
         // UNSIGNED-PAYLOAD (the normal case for presigned URLs).

@@ -8,11 +8,14 @@
 //!   write every other byte as `%XX` with uppercase hex, so their output is ASCII and decodes back
 //!   to the input byte-for-byte.
 
+use std::borrow::Cow;
+
 use crate::http::error::{http_err, HttpError};
 
 const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
 
-fn hex_val(b: u8) -> Option<u8> {
+/// The value of one hex digit (either case): the crate's one hex-digit decoder.
+pub(crate) fn hex_val(b: u8) -> Option<u8> {
     match b {
         b'0'..=b'9' => Some(b - b'0'),
         b'a'..=b'f' => Some(b - b'a' + 10),
@@ -82,8 +85,13 @@ pub fn aws_uri_encode(input: &[u8], encode_slash: bool) -> String {
 
 /// Encoding for listings with `encoding-type=url`: clients apply `unquote_plus`, so a literal `+`
 /// must be escaped; every byte except unreserved ones and `/` becomes `%XX` (space is `%20`).
-pub fn url_form_encode(s: &str) -> String {
-    aws_uri_encode(s.as_bytes(), false)
+/// This is [`aws_uri_encode`] keeping `/`, borrowing `s` when nothing needs escaping.
+pub fn url_form_encode(s: &str) -> Cow<'_, str> {
+    if s.bytes().all(|b| is_unreserved(b) || b == b'/') {
+        Cow::Borrowed(s)
+    } else {
+        Cow::Owned(aws_uri_encode(s.as_bytes(), false))
+    }
 }
 
 /// Splits a raw query string into decoded `(name, value)` pairs in wire order.

@@ -108,7 +108,7 @@ pub async fn write_response(
     out.extend_from_slice(
         format!("HTTP/1.1 {} {}\r\n", resp.status, reason(resp.status)).as_bytes(),
     );
-    let date = crate::http::date::http_date(crate::http::date::now_ms());
+    let date = crate::http::date::http_date(crate::clock::now_ms());
     for (n, v) in [
         ("Server", "ringstore"),
         ("Date", date.as_str()),

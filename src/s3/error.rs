@@ -167,32 +167,6 @@ impl S3Error {
             format!("We encountered an internal error ({context}). Please try again."),
         )
     }
-
-    /// The `<Error>` XML document for this error.
-    pub fn to_xml(&self, request_id: &str) -> String {
-        use crate::s3::xml::escape;
-        let mut s = String::with_capacity(256);
-        s.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>");
-        s.push_str(self.code.as_str());
-        s.push_str("</Code><Message>");
-        s.push_str(&escape(&self.message));
-        s.push_str("</Message>");
-        for (name, value) in &self.extra {
-            s.push('<');
-            s.push_str(name);
-            s.push('>');
-            s.push_str(&escape(value));
-            s.push_str("</");
-            s.push_str(name);
-            s.push('>');
-        }
-        s.push_str("<Resource>");
-        s.push_str(&escape(&self.resource));
-        s.push_str("</Resource><RequestId>");
-        s.push_str(request_id);
-        s.push_str("</RequestId></Error>");
-        s
-    }
 }
 
 impl fmt::Display for S3Error {

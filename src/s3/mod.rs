@@ -9,12 +9,10 @@
 pub mod bucket_name;
 pub mod error;
 pub mod ingest;
-pub mod list_params;
 pub mod ops;
+pub mod params;
 pub mod router;
 pub mod xml;
-pub mod xml_multipart;
-pub mod xml_versions;
 
 use crate::auth::{AuthOutcome, Verifier};
 use crate::http::body::BodyReader;
@@ -74,7 +72,7 @@ pub fn error_response(err: &S3Error, resource: &str, request_id: &str) -> Respon
     if err.resource.is_empty() {
         err.resource = resource.to_string();
     }
-    let mut resp = Response::xml(err.status(), err.to_xml(request_id));
+    let mut resp = Response::xml(err.status(), xml::error_xml(&err, request_id));
     if err.code == error::S3ErrorCode::NotModified {
         resp = Response::new(304);
     }

@@ -14,6 +14,9 @@
 //! in from the bytes actually received.
 
 pub mod aws_chunked;
+mod expectations;
+
+pub use expectations::{body_expectations, expectations_from_headers};
 
 use crate::auth::PayloadCheck;
 use crate::digest::{BodyDigests, ChecksumAlgorithm, Digests};
@@ -28,6 +31,8 @@ use glommio::io::ReadResult;
 pub const PUT_OBJECT_MAX_BYTES: u64 = 5 * 1024 * 1024 * 1024;
 /// Largest single part of a multipart upload (S3's limit).
 pub const PART_SIZE_MAX_BYTES: u64 = 5 * 1024 * 1024 * 1024;
+/// Read size while collecting a small (XML) request body.
+const SMALL_BODY_READ_BYTES: usize = 64 * 1024;
 
 /// Anything that yields an object's bytes in order.
 #[allow(async_fn_in_trait)]
@@ -130,7 +135,7 @@ pub async fn ingest_request_body(
     if declared.is_some_and(|n| n > size_max_bytes) {
         return Err(too_large(size_max_bytes));
     }
-    let digests = BodyDigests::new(crate::s3::ops::body_expectations(req)?);
+    let digests = BodyDigests::new(body_expectations(req)?);
     let mode = match &req.auth.payload {
         PayloadCheck::StreamingSigned(signer) => ChunkMode::Signed(signer.clone()),
         PayloadCheck::StreamingUnsignedTrailer => ChunkMode::Unsigned,
@@ -216,4 +221,31 @@ async fn stream_into<S: BodySource>(
         }
         writer.advance(n).await?;
     }
+}
+
+/// Reads a whole small body (XML documents), verifying its digests.
+pub async fn read_small_body(
+    req: &Request<'_>,
+    body: &mut BodyReader<'_>,
+    max_bytes: usize,
+) -> Result<(Vec<u8>, Digests), S3Error> {
+    let mut digests = BodyDigests::new(body_expectations(req)?);
+    let mut out = Vec::new();
+    let mut chunk = vec![0u8; SMALL_BODY_READ_BYTES];
+    loop {
+        let n = body.read(&mut chunk).await?;
+        if n == 0 {
+            break;
+        }
+        if out.len() + n > max_bytes {
+            return Err(crate::s3err!(
+                MalformedXML,
+                "The request body is larger than the {max_bytes} bytes this operation accepts."
+            ));
+        }
+        digests.update(&chunk[..n]);
+        out.extend_from_slice(&chunk[..n]);
+    }
+    let d = digests.finish()?;
+    Ok((out, d))
 }

@@ -8,15 +8,10 @@ use crate::http::body::BodyReader;
 use crate::http::response::Response;
 use crate::s3::bucket_name::validate_object_key;
 use crate::s3::error::S3Error;
-use crate::s3::ops::bucket::{OWNER_DISPLAY_NAME, OWNER_ID};
-use crate::s3::ops::read_small_body;
-use crate::s3::xml::XmlWriter;
-use crate::s3::xml_multipart::write_owner_as;
+use crate::s3::ingest::read_small_body;
+use crate::s3::xml::{write_owner, XmlWriter, ACL_BODY_MAX_BYTES, SERVER_OWNER};
 use crate::s3::Request;
 use crate::storage::Store;
-
-/// Largest AccessControlPolicy document accepted.
-pub const ACL_BODY_MAX_BYTES: usize = 64 * 1024;
 
 /// Checks that the bucket (and the object, for an object ACL) exists.
 async fn ensure_target(store: &Store, req: &Request<'_>) -> Result<(), S3Error> {
@@ -34,13 +29,13 @@ pub async fn get_acl(store: &Store, req: &Request<'_>) -> Result<Response, S3Err
     ensure_target(store, req).await?;
     let mut w = XmlWriter::new();
     w.open_ns("AccessControlPolicy");
-    write_owner_as(&mut w, "Owner");
+    write_owner(&mut w, "Owner", SERVER_OWNER);
     w.open("AccessControlList");
     w.raw(
         "<Grant><Grantee xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xsi:type=\"CanonicalUser\">",
     );
-    w.elem("ID", OWNER_ID)
-        .elem("DisplayName", OWNER_DISPLAY_NAME);
+    w.elem("ID", SERVER_OWNER.id)
+        .elem("DisplayName", SERVER_OWNER.display_name);
     w.raw("</Grantee>");
     w.elem("Permission", "FULL_CONTROL").close("Grant");
     w.close("AccessControlList").close("AccessControlPolicy");

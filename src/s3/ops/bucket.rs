@@ -5,18 +5,13 @@ use crate::http::body::BodyReader;
 use crate::http::response::Response;
 use crate::s3::bucket_name::validate_bucket_name;
 use crate::s3::error::S3Error;
-use crate::s3::list_params::{decode_continuation_token, encode_continuation_token};
-use crate::s3::ops::read_small_body;
+use crate::s3::ingest::read_small_body;
+use crate::s3::params::{decode_continuation_token, encode_continuation_token};
 use crate::s3::{xml, Request};
 use crate::storage::Store;
 
-/// Owner id and display name reported in listings (single-tenant server).
-pub const OWNER_ID: &str = "ringstore";
-pub const OWNER_DISPLAY_NAME: &str = "ringstore";
 /// Region reported by GetBucketLocation when the bucket was created without one.
 pub const DEFAULT_REGION: &str = "us-east-1";
-/// Largest CreateBucketConfiguration body accepted.
-pub const CREATE_BUCKET_BODY_MAX_BYTES: usize = 64 * 1024;
 
 /// Most buckets one ListBuckets page may return (S3's limit for `max-buckets`).
 pub const MAX_BUCKETS_LIMIT: usize = 10_000;
@@ -53,8 +48,7 @@ pub async fn list_buckets(store: &Store, req: &Request<'_>) -> Result<Response, 
         page.truncate(max);
         encode_continuation_token(&page[max - 1].0)
     });
-    let body =
-        xml::list_buckets_page_xml(OWNER_ID, OWNER_DISPLAY_NAME, &page, next.as_deref(), prefix);
+    let body = xml::list_buckets_page_xml(xml::SERVER_OWNER, &page, next.as_deref(), prefix);
     Ok(Response::xml(200, body))
 }
 
@@ -65,7 +59,7 @@ pub async fn create_bucket(
 ) -> Result<Response, S3Error> {
     let name = &req.routed.bucket;
     validate_bucket_name(name)?;
-    let (doc, _) = read_small_body(req, body, CREATE_BUCKET_BODY_MAX_BYTES).await?;
+    let (doc, _) = read_small_body(req, body, xml::CREATE_BUCKET_BODY_MAX_BYTES).await?;
     // Any region is accepted (region is not enforced); the document must still be well formed.
     xml::parse_create_bucket_configuration(&doc)?;
     store.create_bucket(name).await?;

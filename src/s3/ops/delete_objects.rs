@@ -3,20 +3,15 @@
 //!
 //! Invariants: the XML body is verified against its signed hash and its checksum (current boto3
 //! sends `x-amz-checksum-crc32`, not `Content-MD5`) before anything is deleted; at most
-//! [`DELETE_OBJECTS_KEYS_MAX`] keys per request.
+//! [`xml::DELETE_OBJECTS_MAX`] keys per request (the parser enforces it).
 
 use crate::http::body::BodyReader;
 use crate::http::response::Response;
 use crate::s3::bucket_name::validate_object_key;
 use crate::s3::error::S3Error;
-use crate::s3::ops::read_small_body;
+use crate::s3::ingest::read_small_body;
 use crate::s3::{xml, Request};
 use crate::storage::Store;
-
-/// Keys one DeleteObjects request may name (S3's limit).
-pub const DELETE_OBJECTS_KEYS_MAX: usize = 1000;
-/// Largest DeleteObjects body accepted.
-pub const DELETE_OBJECTS_BODY_MAX_BYTES: usize = 2 * 1024 * 1024;
 
 pub async fn delete_objects(
     store: &Store,
@@ -24,14 +19,8 @@ pub async fn delete_objects(
     body: &mut BodyReader<'_>,
 ) -> Result<Response, S3Error> {
     let bucket = &req.routed.bucket;
-    let (doc, _) = read_small_body(req, body, DELETE_OBJECTS_BODY_MAX_BYTES).await?;
+    let (doc, _) = read_small_body(req, body, xml::DELETE_BODY_MAX_BYTES).await?;
     let (keys, quiet) = xml::parse_delete_request(&doc)?;
-    if keys.len() > DELETE_OBJECTS_KEYS_MAX {
-        return Err(crate::s3err!(
-            MalformedXML,
-            "A DeleteObjects request may name at most {DELETE_OBJECTS_KEYS_MAX} keys."
-        ));
-    }
     store.bucket_created_ms(bucket).await?;
     let mut deleted = Vec::with_capacity(keys.len());
     let mut errors = Vec::new();

@@ -6,11 +6,10 @@
 
 use crate::http::response::Response;
 use crate::s3::error::S3Error;
-use crate::s3::list_params::{
+use crate::s3::params::{
     decode_continuation_token, later_marker, parse_encoding_type, parse_max_keys,
 };
-use crate::s3::ops::bucket::{OWNER_DISPLAY_NAME, OWNER_ID};
-use crate::s3::xml::{self, ListV1Request, ListV2Request, Owner};
+use crate::s3::xml::{self, ListV1Request, ListV2Request, SERVER_OWNER};
 use crate::s3::Request;
 use crate::storage::{ListParams, Store};
 
@@ -47,10 +46,7 @@ pub async fn list_objects(store: &Store, req: &Request<'_>, v2: bool) -> Result<
         max_keys,
     };
     let page = store.list_objects(bucket, params).await?;
-    let owner = Owner {
-        id: OWNER_ID,
-        display_name: OWNER_DISPLAY_NAME,
-    };
+    let owner = SERVER_OWNER;
     let body = if v2 {
         let fetch_owner = r
             .param("fetch-owner")
@@ -103,7 +99,7 @@ pub async fn list_object_versions(store: &Store, req: &Request<'_>) -> Result<Re
         max_keys,
     };
     let page = store.list_objects(bucket, params).await?;
-    let view = crate::s3::xml_versions::ListVersionsView {
+    let view = crate::s3::xml::versions::ListVersionsView {
         bucket,
         prefix,
         delimiter,
@@ -114,6 +110,6 @@ pub async fn list_object_versions(store: &Store, req: &Request<'_>) -> Result<Re
     };
     Ok(Response::xml(
         200,
-        crate::s3::xml_versions::list_versions_xml(&view, &page),
+        crate::s3::xml::versions::list_versions_xml(&view, &page),
     ))
 }

@@ -10,15 +10,13 @@ use crate::http::body::BodyReader;
 use crate::http::response::Response;
 use crate::s3::bucket_name::validate_object_key;
 use crate::s3::error::S3Error;
-use crate::s3::ingest::{ingest_request_body, PART_SIZE_MAX_BYTES};
-use crate::s3::list_params::parse_max_keys;
+use crate::s3::ingest::{ingest_request_body, read_small_body, PART_SIZE_MAX_BYTES};
 use crate::s3::ops::copy::{copy_range, copy_source_header, open_copy_source};
 use crate::s3::ops::put::stored_response;
-use crate::s3::ops::{
-    metadata_from_headers, parse_part_number, quoted, read_small_body, PART_NUMBER_MAX,
-};
+use crate::s3::ops::{metadata_from_headers, quoted};
+use crate::s3::params::{parse_max_keys, parse_part_number, PART_NUMBER_MAX};
 use crate::s3::xml;
-use crate::s3::xml_multipart as mxml;
+use crate::s3::xml::multipart as mxml;
 use crate::s3::Request;
 use crate::storage::{
     is_valid_upload_id, CompletePart, CompleteRequest, ObjectRecord, PartInfo, StorageError, Store,
@@ -236,7 +234,7 @@ pub async fn list_uploads(store: &Store, req: &Request<'_>) -> Result<Response, 
     let r = &req.routed;
     let bucket = &r.bucket;
     store.bucket_created_ms(bucket).await?;
-    let url_encoding = crate::s3::list_params::parse_encoding_type(r.param("encoding-type"))?;
+    let url_encoding = crate::s3::params::parse_encoding_type(r.param("encoding-type"))?;
     let max_uploads = parse_max_keys(r.param("max-uploads"))?;
     let prefix = r.param("prefix").unwrap_or("");
     let delimiter = r.param("delimiter").filter(|d| !d.is_empty());

@@ -1,10 +1,28 @@
-//! Listing parameters of the S3 API: `max-keys`, `encoding-type`, continuation tokens and
-//! markers, parsed and validated into the storage layer's [`ListParams`](crate::storage::ListParams).
+//! Request parameters several S3 operations share, parsed and validated in one place: part
+//! numbers (query and XML), and the listing parameters `max-keys`, `encoding-type`,
+//! continuation tokens and markers (which become the storage layer's
+//! [`ListParams`](crate::storage::ListParams)).
 //!
 //! Invariant: a continuation token is opaque to clients and round-trips exactly (lowercase hex of
 //! the marker's UTF-8 bytes); anything else is rejected as S3 does.
 
 use crate::s3::error::S3Error;
+
+/// Highest part number (S3's limit).
+pub const PART_NUMBER_MAX: u32 = 10_000;
+// Every part number a client may use fits the record format's part table.
+const _: () = assert!(PART_NUMBER_MAX as usize == crate::storage::record::PARTS_MAX);
+
+/// A part number: ASCII digits only (no sign, no spaces) with a value in `1..=PART_NUMBER_MAX`.
+/// Every query parameter and XML element that names a part goes through here.
+pub fn parse_part_number(raw: &str) -> Option<u32> {
+    if raw.is_empty() || !raw.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    raw.parse::<u32>()
+        .ok()
+        .filter(|n| (1..=PART_NUMBER_MAX).contains(n))
+}
 
 /// `max-keys` when the request gives none.
 pub const MAX_KEYS_DEFAULT: usize = 1000;
@@ -86,6 +104,26 @@ pub fn parse_max_keys(raw: Option<&str>) -> Result<usize, S3Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn part_numbers() {
+        assert_eq!(parse_part_number("1"), Some(1));
+        assert_eq!(parse_part_number("10000"), Some(10_000));
+        assert_eq!(parse_part_number("007"), Some(7));
+        for bad in [
+            "",
+            "0",
+            "10001",
+            "+5",
+            "-1",
+            " 5",
+            "5 ",
+            "1.0",
+            "99999999999",
+        ] {
+            assert_eq!(parse_part_number(bad), None, "{bad:?}");
+        }
+    }
     use crate::s3::error::S3ErrorCode;
 
     #[test]

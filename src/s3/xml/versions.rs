@@ -3,8 +3,8 @@
 //! exactly as in ListObjects) and a truncated page always names its next markers.
 
 use crate::http::date::iso8601_ms;
-use crate::s3::xml::{list_value, XmlWriter};
-use crate::s3::xml_multipart::write_owner_as;
+use crate::s3::xml::responses::{write_common_prefixes, write_owner, SERVER_OWNER};
+use crate::s3::xml::writer::{bool_text, list_value, quoted_etag, XmlWriter};
 use crate::storage::ListPage;
 
 /// Request values a ListObjectVersions response echoes.
@@ -39,26 +39,19 @@ pub fn list_versions_xml(v: &ListVersionsView<'_>, page: &ListPage) -> String {
     if v.url_encoding {
         w.elem("EncodingType", "url");
     }
-    w.elem(
-        "IsTruncated",
-        if page.is_truncated { "true" } else { "false" },
-    );
+    w.elem("IsTruncated", bool_text(page.is_truncated));
     for e in &page.contents {
         w.open("Version")
             .elem("Key", &enc(&e.key))
             .elem("VersionId", "null")
             .elem("IsLatest", "true")
             .elem("LastModified", &iso8601_ms(e.summary.last_modified_ms))
-            .elem("ETag", &format!("\"{}\"", e.summary.etag))
+            .elem("ETag", &quoted_etag(&e.summary.etag))
             .elem("Size", &e.summary.size.to_string());
-        write_owner_as(&mut w, "Owner");
+        write_owner(&mut w, "Owner", SERVER_OWNER);
         w.elem("StorageClass", "STANDARD").close("Version");
     }
-    for cp in &page.common_prefixes {
-        w.open("CommonPrefixes")
-            .elem("Prefix", &enc(cp))
-            .close("CommonPrefixes");
-    }
+    write_common_prefixes(&mut w, &page.common_prefixes, v.url_encoding);
     w.close("ListVersionsResult");
     w.finish()
 }

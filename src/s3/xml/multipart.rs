@@ -5,10 +5,9 @@
 //! `list_value` so `encoding-type=url` is applied consistently.
 
 use crate::http::date::iso8601_ms;
-use crate::s3::ops::bucket::{OWNER_DISPLAY_NAME, OWNER_ID};
-use crate::s3::xml::{list_value, XmlWriter};
-use crate::storage::StoredChecksum;
-use crate::storage::{PartInfo, UploadInfo};
+use crate::s3::xml::responses::{write_common_prefixes, write_owner, SERVER_OWNER};
+use crate::s3::xml::writer::{bool_text, list_value, quoted_etag, XmlWriter};
+use crate::storage::{PartInfo, StoredChecksum, UploadInfo};
 
 /// `ChecksumCRC32`-style element name of a stored checksum algorithm.
 pub fn checksum_element(algorithm: &str) -> &'static str {
@@ -22,12 +21,17 @@ pub fn checksum_element(algorithm: &str) -> &'static str {
     }
 }
 
-/// `<element><ID/><DisplayName/></element>` for the server's single owner (Owner, Initiator).
-pub fn write_owner_as(w: &mut XmlWriter, element: &str) {
-    w.open(element)
-        .elem("ID", OWNER_ID)
-        .elem("DisplayName", OWNER_DISPLAY_NAME)
-        .close(element);
+/// The element of a stored checksum (`<ChecksumCRC32>...`), when there is one.
+fn write_checksum(w: &mut XmlWriter, checksum: Option<&StoredChecksum>) {
+    if let Some(c) = checksum {
+        w.elem(checksum_element(&c.algorithm), &c.value_b64);
+    }
+}
+
+/// `Initiator` and `Owner`, both the server's owner.
+fn write_initiator_and_owner(w: &mut XmlWriter) {
+    write_owner(w, "Initiator", SERVER_OWNER);
+    write_owner(w, "Owner", SERVER_OWNER);
 }
 
 pub fn initiate_result_xml(bucket: &str, key: &str, upload_id: &str) -> String {
@@ -53,9 +57,7 @@ pub fn complete_result_xml(
         .elem("Bucket", bucket)
         .elem("Key", key)
         .elem("ETag", etag);
-    if let Some(c) = checksum {
-        w.elem(checksum_element(&c.algorithm), &c.value_b64);
-    }
+    write_checksum(&mut w, checksum);
     w.close("CompleteMultipartUploadResult");
     w.finish()
 }
@@ -69,9 +71,7 @@ pub fn copy_part_result_xml(
     w.open_ns("CopyPartResult")
         .elem("LastModified", &iso8601_ms(last_modified_ms))
         .elem("ETag", etag);
-    if let Some(c) = checksum {
-        w.elem(checksum_element(&c.algorithm), &c.value_b64);
-    }
+    write_checksum(&mut w, checksum);
     w.close("CopyPartResult");
     w.finish()
 }
@@ -95,13 +95,12 @@ pub fn list_parts_xml(v: &ListPartsView<'_>) -> String {
         .elem("Bucket", v.bucket)
         .elem("Key", v.key)
         .elem("UploadId", v.upload_id);
-    write_owner_as(&mut w, "Initiator");
-    write_owner_as(&mut w, "Owner");
+    write_initiator_and_owner(&mut w);
     w.elem("StorageClass", "STANDARD")
         .elem("PartNumberMarker", &v.marker.to_string())
         .elem("NextPartNumberMarker", &v.next_marker.to_string())
         .elem("MaxParts", &v.max_parts.to_string())
-        .elem("IsTruncated", if v.truncated { "true" } else { "false" });
+        .elem("IsTruncated", bool_text(v.truncated));
     if let Some(a) = v.checksum_algorithm {
         w.elem("ChecksumAlgorithm", &a.to_ascii_uppercase());
     }
@@ -109,11 +108,9 @@ pub fn list_parts_xml(v: &ListPartsView<'_>) -> String {
         w.open("Part")
             .elem("PartNumber", &n.to_string())
             .elem("LastModified", &iso8601_ms(p.last_modified_ms))
-            .elem("ETag", &format!("\"{}\"", p.etag()))
+            .elem("ETag", &quoted_etag(&p.etag()))
             .elem("Size", &p.size.to_string());
-        if let Some(c) = &p.checksum {
-            w.elem(checksum_element(&c.algorithm), &c.value_b64);
-        }
+        write_checksum(&mut w, p.checksum.as_ref());
         w.close("Part");
     }
     w.close("ListPartsResult");
@@ -224,16 +221,13 @@ pub fn list_uploads_xml(v: &ListUploadsView<'_>) -> String {
     if v.url_encoding {
         w.elem("EncodingType", "url");
     }
-    w.elem("MaxUploads", &v.max_uploads.to_string()).elem(
-        "IsTruncated",
-        if v.page.truncated { "true" } else { "false" },
-    );
+    w.elem("MaxUploads", &v.max_uploads.to_string())
+        .elem("IsTruncated", bool_text(v.page.truncated));
     for u in &v.page.uploads {
         w.open("Upload")
             .elem("Key", &enc(&u.key))
             .elem("UploadId", &u.upload_id);
-        write_owner_as(&mut w, "Initiator");
-        write_owner_as(&mut w, "Owner");
+        write_initiator_and_owner(&mut w);
         w.elem("StorageClass", "STANDARD")
             .elem("Initiated", &iso8601_ms(u.initiated_ms));
         if let Some(a) = &u.checksum_algorithm {
@@ -241,11 +235,7 @@ pub fn list_uploads_xml(v: &ListUploadsView<'_>) -> String {
         }
         w.close("Upload");
     }
-    for cp in &v.page.common_prefixes {
-        w.open("CommonPrefixes")
-            .elem("Prefix", &enc(cp))
-            .close("CommonPrefixes");
-    }
+    write_common_prefixes(&mut w, &v.page.common_prefixes, v.url_encoding);
     w.close("ListMultipartUploadsResult");
     w.finish()
 }

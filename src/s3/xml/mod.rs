@@ -1,0 +1,27 @@
+//! S3 XML, one file per job:
+//! - [`writer`]: text escaping, the `encoding-type=url` form of list values, the element writer;
+//! - [`responses`]: the response documents of bucket, listing, delete and copy operations;
+//! - [`multipart`]: the documents of the multipart operations and ListMultipartUploads paging;
+//! - [`versions`]: the ListObjectVersions document;
+//! - [`requests`]: the hardened request-body parsers and every XML request-body size limit.
+//!
+//! The items operations use most are re-exported here, so callers can write `xml::escape`,
+//! `xml::parse_delete_request`, `xml::XmlWriter` and so on.
+
+pub mod multipart;
+pub mod requests;
+pub mod responses;
+pub mod versions;
+pub mod writer;
+
+pub use requests::{
+    parse_complete_multipart, parse_create_bucket_configuration, parse_delete_request,
+    CompletedPart, ACL_BODY_MAX_BYTES, COMPLETE_MULTIPART_BODY_MAX_BYTES, COMPLETE_PARTS_MAX,
+    CREATE_BUCKET_BODY_MAX_BYTES, DELETE_BODY_MAX_BYTES, DELETE_OBJECTS_MAX, XML_DEPTH_MAX,
+};
+pub use responses::{
+    copy_object_result_xml, delete_result_xml, error_xml, list_buckets_page_xml,
+    list_objects_v1_xml, list_objects_v2_xml, location_xml, write_owner, ListV1Request,
+    ListV2Request, Owner, OWNER_DISPLAY_NAME, OWNER_ID, SERVER_OWNER,
+};
+pub use writer::{escape, list_value, XmlWriter, S3_XMLNS};
