@@ -10,14 +10,17 @@
 //! it was synced, and publishes it in the index only after the rename (and directory sync) —
 //! so an acknowledged write is durable and a listed key is readable.
 
+mod disk;
 mod error;
 mod group_sync;
 mod index;
 mod layout;
 mod list;
 mod owner;
+mod owner_uploads;
 mod reader;
 pub mod record;
+mod recovery;
 mod shard;
 mod store;
 mod uploads;
@@ -28,9 +31,9 @@ pub use index::BucketIndex;
 pub use index::{ObjectSummary, WriteCondition};
 pub use layout::is_valid_upload_id;
 pub use list::{list_page, ListEntry, ListPage, ListParams};
-pub use owner::LoadReport;
 pub use reader::{ObjectStream, OpenObject};
 pub use record::{ObjectRecord, PartRef, PartsLayout, StoredChecksum};
+pub use recovery::LoadReport;
 pub use shard::owner_of;
 pub use shard::CoreMesh;
 pub use store::{BucketEntry, ObjectWriter, StagedObject, Store, StoreConfig};

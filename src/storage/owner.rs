@@ -6,11 +6,13 @@
 //! after the change is durable (rename + directory fsync) — so an acknowledged write is on disk
 //! and a listed key is readable.
 
+use crate::storage::disk::{sync_dir, write_durably};
 use crate::storage::error::{StorageError, StorageResult};
 use crate::storage::group_sync::GroupSync;
 use crate::storage::index::{BucketIndex, ObjectSummary, WriteCondition};
-use crate::storage::layout::{is_path_safe_bucket_name, object_file_name, tmp_sibling, Layout};
+use crate::storage::layout::Layout;
 use crate::storage::list::{list_page, ListPage, ListParams};
+use crate::storage::recovery::{self, LoadReport};
 use crate::storage::uploads::UploadState;
 use glommio::io::Directory;
 use glommio::sync::Semaphore;
@@ -42,16 +44,6 @@ pub struct Owner {
     buckets: RefCell<BTreeMap<String, Rc<BucketState>>>,
 }
 
-/// What a core found on disk for the buckets it owns.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct LoadReport {
-    pub buckets: usize,
-    pub objects: usize,
-    pub corrupt_files: usize,
-    pub removed_partial_buckets: usize,
-    pub uploads: usize,
-}
-
 impl Owner {
     pub fn new(layout: Layout, fsync: bool) -> Owner {
         Owner {
@@ -64,62 +56,14 @@ impl Owner {
     /// Loads the buckets for which `is_mine(name)` holds from disk (startup only; blocking I/O).
     pub async fn load(&self, is_mine: impl Fn(&str) -> bool) -> io::Result<LoadReport> {
         let mut report = LoadReport::default();
-        let dir = self.layout.buckets_dir();
-        for entry in std::fs::read_dir(&dir)? {
-            let entry = entry?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if !is_path_safe_bucket_name(&name) {
-                eprintln!(
-                    "ringstore: ignoring {}: not a bucket name",
-                    entry.path().display()
-                );
-                continue;
-            }
-            if !is_mine(&name) {
-                continue;
-            }
-            let meta_path = self.layout.bucket_meta(&name);
-            let created_ms = match std::fs::read_to_string(&meta_path) {
-                Ok(s) => s.trim().parse::<u64>().unwrap_or(0),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    // A bucket whose creation or deletion did not finish: it never existed.
-                    std::fs::remove_dir_all(entry.path())?;
-                    report.removed_partial_buckets += 1;
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
-            let mut index = BucketIndex::new();
-            let mut multipart = HashMap::new();
-            let objects_dir = self.layout.objects_dir(&name);
-            for obj in std::fs::read_dir(&objects_dir)? {
-                let obj = obj?;
-                match read_record_blocking(&obj.path()) {
-                    Ok(rec) if object_file_name(&rec.key) == obj.file_name().to_string_lossy() => {
-                        if let Some(p) = &rec.parts {
-                            // Finish a completion interrupted before its cleanup.
-                            let keep: Vec<u32> = p.parts.iter().map(|r| r.number).collect();
-                            let dir = self.layout.upload_dir(&name, &p.upload_id);
-                            crate::storage::uploads::prune_completed_upload(&dir, &keep)?;
-                            multipart.insert(rec.key.clone(), p.upload_id.clone());
-                        }
-                        index.insert(rec.key.clone(), rec.summary());
-                        report.objects += 1;
-                    }
-                    _ => {
-                        eprintln!(
-                            "ringstore: ignoring corrupt object file {}",
-                            obj.path().display()
-                        );
-                        report.corrupt_files += 1;
-                    }
-                }
-            }
-            let state = self.bucket_state(&name, created_ms, index).await?;
-            *state.multipart_data.borrow_mut() = multipart;
-            report.uploads += self.load_uploads(&name, &state)?;
-            self.buckets.borrow_mut().insert(name, state);
-            report.buckets += 1;
+        for (name, created_ms) in recovery::my_buckets(&self.layout, is_mine, &mut report)? {
+            let loaded = recovery::load_bucket(&self.layout, name, created_ms, &mut report)?;
+            let state = self
+                .bucket_state(&loaded.name, loaded.created_ms, loaded.index)
+                .await?;
+            *state.multipart_data.borrow_mut() = loaded.multipart_data;
+            *state.uploads.borrow_mut() = loaded.uploads;
+            self.buckets.borrow_mut().insert(loaded.name, state);
         }
         Ok(report)
     }
@@ -297,6 +241,31 @@ impl Owner {
         let index = b.index.borrow();
         Ok(list_page(&index, params))
     }
+
+    /// Removes an upload's directory (its parts), durably.
+    pub(crate) async fn remove_upload_dir(
+        &self,
+        bucket: &str,
+        upload_id: &str,
+    ) -> StorageResult<()> {
+        let dir = self.layout.upload_dir(bucket, upload_id);
+        let parent = self.layout.uploads_dir(bucket);
+        let fsync = self.fsync;
+        glommio::executor()
+            .spawn_blocking(move || -> io::Result<()> {
+                match std::fs::remove_dir_all(&dir) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
+                if fsync {
+                    sync_dir(&parent)?;
+                }
+                Ok(())
+            })
+            .await
+            .map_err(|e| StorageError::io("removing upload data", e))
+    }
 }
 
 impl BucketState {
@@ -371,53 +340,6 @@ pub(crate) fn no_such_bucket(name: &str) -> StorageError {
     StorageError::NoSuchBucket {
         bucket: name.to_string(),
     }
-}
-
-pub(crate) fn read_record_blocking(
-    path: &Path,
-) -> io::Result<crate::storage::record::ObjectRecord> {
-    use std::io::Read;
-    let mut f = std::fs::File::open(path)?;
-    let mut buf = vec![0u8; crate::storage::record::HEADER_MAX_BYTES];
-    let mut n = 0;
-    while n < buf.len() {
-        let r = f.read(&mut buf[n..])?;
-        if r == 0 {
-            break;
-        }
-        n += r;
-    }
-    let (rec, header_len) = crate::storage::record::ObjectRecord::decode_header(&buf[..n])
-        .map_err(|m| io::Error::new(io::ErrorKind::InvalidData, m))?;
-    let len = f.metadata()?.len();
-    let data_len = if rec.parts.is_some() { 0 } else { rec.size };
-    if len != header_len as u64 + data_len {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "object file length does not match its record",
-        ));
-    }
-    Ok(rec)
-}
-
-/// fsyncs a directory (blocking; startup and bucket/upload creation only).
-pub(crate) fn sync_dir(path: &Path) -> io::Result<()> {
-    std::fs::File::open(path)?.sync_all()
-}
-
-/// Writes a small metadata file atomically: a temporary sibling, synced, renamed over `path`,
-/// then the directory synced (blocking; bucket and upload creation only).
-pub(crate) fn write_durably(path: &Path, bytes: &[u8], fsync: bool) -> io::Result<()> {
-    let tmp = tmp_sibling(path);
-    std::fs::write(&tmp, bytes)?;
-    if fsync {
-        std::fs::File::open(&tmp)?.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    if fsync {
-        sync_dir(path.parent().expect("a metadata file has a directory"))?;
-    }
-    Ok(())
 }
 
 /// Creates the bucket's directories, then its meta file (whose presence makes the bucket exist).
