@@ -31,28 +31,28 @@ pub enum Command {
 pub struct ServeArgs {
     /// Address to listen on (IP:PORT). Port 0 picks a free port (printed on start).
     #[arg(long, default_value = "127.0.0.1:9000")]
-    pub address: String,
+    pub(crate) address: String,
     /// Data directory; created if missing. Must be on a filesystem with O_DIRECT (not tmpfs).
     #[arg(long, default_value = "./data")]
-    pub data: PathBuf,
+    pub(crate) data: PathBuf,
     /// Number of cores (one pinned executor each). Default: every online core.
     #[arg(long)]
-    pub cores: Option<usize>,
+    pub(crate) cores: Option<usize>,
     /// Access key clients sign with. Without keys the development keys ringstoreadmin/ringstoresecret are used, on loopback addresses only.
     #[arg(long, env = "RINGSTORE_ACCESS_KEY", hide_env_values = true)]
-    pub access_key: Option<String>,
+    pub(crate) access_key: Option<String>,
     /// Secret key clients sign with (prefer the environment variable: flags show up in `ps`).
     #[arg(long, env = "RINGSTORE_SECRET_KEY", hide_env_values = true)]
-    pub secret_key: Option<String>,
+    pub(crate) secret_key: Option<String>,
     /// Durability of acknowledged writes.
     #[arg(long, value_enum, default_value_t = FsyncPolicy::Always)]
-    pub fsync: FsyncPolicy,
+    pub(crate) fsync: FsyncPolicy,
     /// Most simultaneous client connections; further ones get 503 SlowDown and are closed.
     #[arg(long, default_value_t = MAX_CONNECTIONS_DEFAULT)]
-    pub max_connections: usize,
+    pub(crate) max_connections: usize,
     /// Enable virtual-host style addressing: `Host: BUCKET.DOMAIN` names the bucket (path-style keeps working).
     #[arg(long)]
-    pub domain: Option<String>,
+    pub(crate) domain: Option<String>,
 }
 
 impl ServeArgs {

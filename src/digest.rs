@@ -22,7 +22,7 @@ pub enum DigestErrorCode {
 }
 
 impl DigestErrorCode {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             DigestErrorCode::BadDigest => "BadDigest",
             DigestErrorCode::XAmzContentSHA256Mismatch => "XAmzContentSHA256Mismatch",
@@ -33,12 +33,12 @@ impl DigestErrorCode {
 /// A digest check failure: kind and human message.
 #[derive(Debug, Clone)]
 pub struct DigestError {
-    pub code: DigestErrorCode,
-    pub message: String,
+    pub(crate) code: DigestErrorCode,
+    pub(crate) message: String,
 }
 
 impl DigestError {
-    pub fn new(code: DigestErrorCode, message: impl Into<String>) -> DigestError {
+    pub(crate) fn new(code: DigestErrorCode, message: impl Into<String>) -> DigestError {
         DigestError {
             code,
             message: message.into(),
@@ -55,7 +55,7 @@ impl fmt::Display for DigestError {
 impl std::error::Error for DigestError {}
 
 /// Slice size fed to each hasher in turn (fits L1/L2 with room for the hashers' state).
-pub const HASH_BLOCK_BYTES: usize = 32 * 1024;
+pub(crate) const HASH_BLOCK_BYTES: usize = 32 * 1024;
 
 /// A checksum algorithm S3 clients send in `x-amz-checksum-<name>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,7 +68,7 @@ pub enum ChecksumAlgorithm {
 }
 
 impl ChecksumAlgorithm {
-    pub const ALL: [ChecksumAlgorithm; 5] = [
+    pub(crate) const ALL: [ChecksumAlgorithm; 5] = [
         Self::Crc32,
         Self::Crc32c,
         Self::Crc64Nvme,
@@ -77,7 +77,7 @@ impl ChecksumAlgorithm {
     ];
 
     /// Lowercase name as in the header suffix.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Self::Crc32 => "crc32",
             Self::Crc32c => "crc32c",
@@ -98,7 +98,7 @@ impl ChecksumAlgorithm {
     }
 
     /// Name as in `x-amz-sdk-checksum-algorithm` / `x-amz-checksum-algorithm` (case-insensitive).
-    pub fn from_name(name: &str) -> Option<ChecksumAlgorithm> {
+    pub(crate) fn from_name(name: &str) -> Option<ChecksumAlgorithm> {
         Self::ALL
             .into_iter()
             .find(|a| a.name().eq_ignore_ascii_case(name))
@@ -170,7 +170,7 @@ pub struct Expectations {
 pub struct Digests {
     pub md5: [u8; 16],
     /// (algorithm, base64 value) of the client checksum, when one was requested.
-    pub checksum: Option<(ChecksumAlgorithm, String)>,
+    pub(crate) checksum: Option<(ChecksumAlgorithm, String)>,
 }
 
 /// Running digests of one body.
@@ -251,12 +251,6 @@ impl BodyDigests {
         };
         Ok(Digests { md5, checksum })
     }
-}
-
-/// Parses a 64-hex-char SHA-256.
-pub fn parse_hex32(s: &str) -> Option<[u8; 32]> {
-    let v = hex::decode(s).ok()?;
-    v.try_into().ok()
 }
 
 #[cfg(test)]

@@ -67,7 +67,7 @@ pub(crate) fn parse_hex32(s: &str) -> Option<[u8; 32]> {
 
 /// Compares two byte strings without an early exit on the first differing byte.
 /// Lengths are not secret (signatures have a fixed length), so unequal lengths return at once.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }

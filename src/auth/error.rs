@@ -21,7 +21,7 @@ pub enum AuthErrorCode {
 
 impl AuthErrorCode {
     /// The code's name (the same as the S3 code it maps to).
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         use AuthErrorCode::*;
         match self {
             AccessDenied => "AccessDenied",
@@ -32,18 +32,6 @@ impl AuthErrorCode {
             InvalidRequest => "InvalidRequest",
             RequestTimeTooSkewed => "RequestTimeTooSkewed",
             SignatureDoesNotMatch => "SignatureDoesNotMatch",
-        }
-    }
-
-    /// The HTTP status this refusal is answered with.
-    pub fn status(self) -> u16 {
-        use AuthErrorCode::*;
-        match self {
-            AccessDenied | InvalidAccessKeyId | RequestTimeTooSkewed | SignatureDoesNotMatch => 403,
-            AuthorizationHeaderMalformed
-            | AuthorizationQueryParametersError
-            | InvalidArgument
-            | InvalidRequest => 400,
         }
     }
 }
@@ -59,7 +47,7 @@ pub struct AuthError {
 }
 
 impl AuthError {
-    pub fn new(code: AuthErrorCode, message: impl Into<String>) -> AuthError {
+    pub(crate) fn new(code: AuthErrorCode, message: impl Into<String>) -> AuthError {
         AuthError {
             code,
             message: message.into(),
@@ -67,13 +55,9 @@ impl AuthError {
         }
     }
 
-    pub fn with_extra(mut self, name: &'static str, value: impl Into<String>) -> AuthError {
+    pub(crate) fn with_extra(mut self, name: &'static str, value: impl Into<String>) -> AuthError {
         self.extra.push((name, value.into()));
         self
-    }
-
-    pub fn status(&self) -> u16 {
-        self.code.status()
     }
 }
 

@@ -17,31 +17,31 @@ pub(crate) const PRESIGN_EXPIRES_MAX_SECS: u64 = 604_800;
 /// `AK/YYYYMMDD/REGION/SERVICE/aws4_request`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Scope {
-    pub access_key: String,
-    pub date: String,
-    pub region: String,
-    pub service: String,
+    pub(crate) access_key: String,
+    pub(crate) date: String,
+    pub(crate) region: String,
+    pub(crate) service: String,
 }
 
 /// The parts of an `Authorization: AWS4-HMAC-SHA256 ...` header.
 #[derive(Debug)]
 pub(crate) struct HeaderAuth {
-    pub scope: Scope,
-    pub signed_headers: Vec<String>,
-    pub signature: String,
+    pub(crate) scope: Scope,
+    pub(crate) signed_headers: Vec<String>,
+    pub(crate) signature: String,
 }
 
 /// The `X-Amz-*` parameters of a presigned URL.
 #[derive(Debug)]
 pub(crate) struct QueryAuth {
-    pub scope: Scope,
+    pub(crate) scope: Scope,
     /// `X-Amz-Date` verbatim (already validated as `YYYYMMDDTHHMMSSZ`).
-    pub amz_date: String,
-    pub expires_secs: u64,
-    pub signed_headers: Vec<String>,
-    pub signature: String,
+    pub(crate) amz_date: String,
+    pub(crate) expires_secs: u64,
+    pub(crate) signed_headers: Vec<String>,
+    pub(crate) signature: String,
     /// `X-Amz-Content-Sha256`, when the URL carries one.
-    pub content_sha256: Option<String>,
+    pub(crate) content_sha256: Option<String>,
 }
 
 const CREDENTIAL_FORM: &str =

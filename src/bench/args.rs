@@ -9,13 +9,13 @@ use clap::ValueEnum;
 use std::path::PathBuf;
 
 /// S3's smallest part size (every part but the last).
-pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
+pub(crate) const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
 /// S3's largest single PutObject and largest part.
-pub const MAX_SINGLE_PUT: u64 = 5 * 1024 * 1024 * 1024;
+pub(crate) const MAX_SINGLE_PUT: u64 = 5 * 1024 * 1024 * 1024;
 /// S3's largest part count.
-pub const MAX_PARTS: u64 = 10_000;
+pub(crate) const MAX_PARTS: u64 = 10_000;
 /// Most client connections the bench opens.
-pub const MAX_CONCURRENCY: usize = 4096;
+pub(crate) const MAX_CONCURRENCY: usize = 4096;
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scenario {
@@ -34,7 +34,7 @@ pub enum Scenario {
 }
 
 impl Scenario {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Scenario::PutSmall => "put-small",
             Scenario::GetSmall => "get-small",
@@ -64,58 +64,58 @@ pub enum PayloadArg {
 pub struct BenchArgs {
     /// S3 endpoint to load, e.g. http://127.0.0.1:9000 (plain HTTP only). Without it an in-process server is started on 127.0.0.1 with a fresh data directory under --data, and stopped at the end.
     #[arg(long, value_name = "URL")]
-    pub endpoint: Option<String>,
+    pub(crate) endpoint: Option<String>,
     /// Which workload to run.
     #[arg(long, value_enum, default_value_t = Scenario::All)]
-    pub scenario: Scenario,
+    pub(crate) scenario: Scenario,
     /// Object size of put-large and multipart (and large-vs-multipart).
     #[arg(long, value_name = "BYTES", default_value = "256MiB", value_parser = parse_size)]
-    pub size: u64,
+    pub(crate) size: u64,
     /// Object size of put-small and get-small.
     #[arg(long, value_name = "BYTES", default_value = "4KiB", value_parser = parse_size)]
-    pub object_size: u64,
+    pub(crate) object_size: u64,
     /// Number of operations of put-small and get-small.
     #[arg(long, default_value_t = 10_000)]
-    pub count: u64,
+    pub(crate) count: u64,
     /// Client connections used in parallel (one thread each) by put-small, get-small and multipart.
     #[arg(long, default_value_t = 16)]
-    pub concurrency: usize,
+    pub(crate) concurrency: usize,
     /// Part size of multipart uploads (S3 limits: 5 MiB to 5 GiB, at most 10,000 parts).
     #[arg(long, value_name = "BYTES", default_value = "8MiB", value_parser = parse_size)]
-    pub part_size: u64,
+    pub(crate) part_size: u64,
     /// Time cap of each scenario in seconds: a loop stops at --count or at this cap, whichever comes first.
     #[arg(long, default_value_t = 30)]
-    pub duration_secs: u64,
+    pub(crate) duration_secs: u64,
     /// How request bodies are covered by the signature.
     #[arg(long, value_enum, default_value_t = PayloadArg::Unsigned)]
-    pub payload: PayloadArg,
+    pub(crate) payload: PayloadArg,
     /// Access key to sign with. Default: the development key ringstoreadmin (also given to the in-process server).
     #[arg(long, env = "RINGSTORE_ACCESS_KEY", hide_env_values = true)]
-    pub access_key: Option<String>,
+    pub(crate) access_key: Option<String>,
     /// Secret key to sign with (prefer the environment variable: flags show up in `ps`). Default: the development secret.
     #[arg(long, env = "RINGSTORE_SECRET_KEY", hide_env_values = true)]
-    pub secret_key: Option<String>,
+    pub(crate) secret_key: Option<String>,
     /// In-process server only: parent of its temporary data directory. Must support O_DIRECT (not tmpfs).
     #[arg(long, default_value = "./bench-data")]
-    pub data: PathBuf,
+    pub(crate) data: PathBuf,
     /// In-process server only: number of cores (executors). Default: every online core.
     #[arg(long)]
-    pub cores: Option<usize>,
+    pub(crate) cores: Option<usize>,
     /// In-process server only: durability of acknowledged writes (never is unsafe, for comparison only).
     #[arg(long, value_enum, default_value_t = FsyncPolicy::Always)]
-    pub fsync: FsyncPolicy,
+    pub(crate) fsync: FsyncPolicy,
     /// Keep what the bench wrote: the in-process server's data directory, or the bucket and objects on --endpoint.
     #[arg(long)]
-    pub keep_data: bool,
+    pub(crate) keep_data: bool,
     /// Print a JSON summary on stdout (the human-readable lines then go to stderr).
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
 }
 
 /// Parses a byte count: digits, optional spaces, optional unit (case-insensitive).
 /// `K`/`KiB`, `M`/`MiB`, `G`/`GiB`, `T`/`TiB` are powers of 1024; `KB`, `MB`, `GB`, `TB` of 1000;
 /// `B` or nothing means bytes.
-pub fn parse_size(s: &str) -> Result<u64, String> {
+pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
     let digits_end = t
         .find(|c: char| !c.is_ascii_digit() && c != '_')
@@ -152,7 +152,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 
 /// Formats a byte count the way sizes are written on the command line: `256 MiB`, `4 KiB`,
 /// `1.5 GiB`, `100 B`.
-pub fn format_size(n: u64) -> String {
+pub(crate) fn format_size(n: u64) -> String {
     const UNITS: [(&str, u64); 4] = [
         ("TiB", 1 << 40),
         ("GiB", 1 << 30),
@@ -172,17 +172,17 @@ pub fn format_size(n: u64) -> String {
 
 /// Which of the basic workloads a scenario runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Plan {
-    pub put_small: bool,
-    pub get_small: bool,
-    pub put_large: bool,
-    pub multipart: bool,
+pub(crate) struct Plan {
+    pub(crate) put_small: bool,
+    pub(crate) get_small: bool,
+    pub(crate) put_large: bool,
+    pub(crate) multipart: bool,
     /// Print the put-large vs multipart comparison line.
-    pub compare: bool,
+    pub(crate) compare: bool,
 }
 
 impl Plan {
-    pub fn of(s: Scenario) -> Plan {
+    pub(crate) fn of(s: Scenario) -> Plan {
         let mut p = Plan::default();
         match s {
             Scenario::PutSmall => p.put_small = true,
@@ -207,18 +207,18 @@ impl Plan {
         p
     }
 
-    pub fn small(&self) -> bool {
+    pub(crate) fn small(&self) -> bool {
         self.put_small || self.get_small
     }
 
-    pub fn large(&self) -> bool {
+    pub(crate) fn large(&self) -> bool {
         self.put_large || self.multipart
     }
 }
 
 impl BenchArgs {
     /// Checks the flags against each other and S3's limits; returns the plan.
-    pub fn validate(&self) -> Result<Plan, String> {
+    pub(crate) fn validate(&self) -> Result<Plan, String> {
         let plan = Plan::of(self.scenario);
         if self.concurrency == 0 || self.concurrency > MAX_CONCURRENCY {
             return Err(format!(

@@ -14,9 +14,9 @@ use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, SystemTime};
 
 /// Region the bench signs for (the server accepts any).
-pub const REGION: &str = "us-east-1";
+pub(crate) const REGION: &str = "us-east-1";
 /// Per-call socket read/write timeout.
-pub const IO_TIMEOUT: Duration = Duration::from_secs(120);
+pub(crate) const IO_TIMEOUT: Duration = Duration::from_secs(120);
 /// Bodies up to this size are sent in the same write as the head.
 const COALESCE_BODY_MAX: usize = 64 * 1024;
 /// Largest response head accepted.
@@ -29,14 +29,14 @@ const MAX_HEADERS: usize = 64;
 
 /// Where requests go: the socket address and the `Host` header value.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Endpoint {
-    pub addr: SocketAddr,
-    pub host: String,
+pub(crate) struct Endpoint {
+    pub(crate) addr: SocketAddr,
+    pub(crate) host: String,
 }
 
 impl Endpoint {
     /// Parses `http://host[:port][/]` (the scheme may be left out; port defaults to 80).
-    pub fn parse(url: &str) -> Result<Endpoint, String> {
+    pub(crate) fn parse(url: &str) -> Result<Endpoint, String> {
         let rest = if let Some(r) = url.strip_prefix("http://") {
             r
         } else if url.starts_with("https://") {
@@ -79,47 +79,47 @@ impl Endpoint {
     }
 
     /// The endpoint of a server listening on `addr`.
-    pub fn of(addr: SocketAddr) -> Endpoint {
+    pub(crate) fn of(addr: SocketAddr) -> Endpoint {
         Endpoint {
             addr,
             host: addr.to_string(),
         }
     }
 
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}", self.host)
     }
 }
 
 /// How request bodies are covered by the signature.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Payload {
+pub(crate) enum Payload {
     Unsigned,
     Signed,
 }
 
 /// What the bench needs from a response.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Response {
-    pub status: u16,
+pub(crate) struct Response {
+    pub(crate) status: u16,
     /// `ETag` header value, quotes included.
-    pub etag: Option<String>,
+    pub(crate) etag: Option<String>,
     /// Body length (as announced and read).
-    pub content_length: u64,
+    pub(crate) content_length: u64,
     /// The server said `Connection: close`.
-    pub close: bool,
+    pub(crate) close: bool,
     /// The body, when it was at most [`KEEP_BODY_MAX`] bytes.
-    pub body: Vec<u8>,
+    pub(crate) body: Vec<u8>,
 }
 
 impl Response {
     /// Whether the status is a success the bench accepts (200 or 204).
-    pub fn ok(&self) -> bool {
+    pub(crate) fn ok(&self) -> bool {
         self.status == 200 || self.status == 204
     }
 
     /// A one-line description of a failed response: status and the S3 error code if any.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let body = String::from_utf8_lossy(&self.body);
         match (xml_element(&body, "Code"), xml_element(&body, "Message")) {
             (Some(code), Some(msg)) => format!("HTTP {} {code}: {msg}", self.status),
@@ -131,18 +131,18 @@ impl Response {
 
 /// A parsed response head.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ResponseHead {
-    pub status: u16,
-    pub etag: Option<String>,
-    pub content_length: Option<u64>,
-    pub close: bool,
+pub(crate) struct ResponseHead {
+    pub(crate) status: u16,
+    pub(crate) etag: Option<String>,
+    pub(crate) content_length: Option<u64>,
+    pub(crate) close: bool,
     /// Bytes the head takes up in the buffer.
-    pub len: usize,
+    pub(crate) len: usize,
 }
 
 /// Parses a response head at the start of `buf`: `Ok(None)` when more bytes are needed.
 /// Rejects bodies framed other than by `Content-Length` (the server never sends them).
-pub fn parse_response_head(buf: &[u8]) -> Result<Option<ResponseHead>, String> {
+pub(crate) fn parse_response_head(buf: &[u8]) -> Result<Option<ResponseHead>, String> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut headers);
     let len = match resp.parse(buf) {
@@ -195,7 +195,7 @@ pub fn parse_response_head(buf: &[u8]) -> Result<Option<ResponseHead>, String> {
 
 /// The text of the first `<name>...</name>` element in `xml`, with the five predefined XML
 /// entities decoded. Enough for the flat documents the bench reads (UploadId, ETag, Code).
-pub fn xml_element(xml: &str, name: &str) -> Option<String> {
+pub(crate) fn xml_element(xml: &str, name: &str) -> Option<String> {
     let open = format!("<{name}>");
     let close = format!("</{name}>");
     let start = xml.find(&open)? + open.len();
@@ -308,7 +308,7 @@ impl Conn {
 }
 
 /// A client bound to one endpoint and key; holds at most one open connection.
-pub struct Client {
+pub(crate) struct Client {
     endpoint: Endpoint,
     creds: Credentials,
     payload: Payload,
@@ -318,7 +318,7 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new(endpoint: Endpoint, creds: Credentials, payload: Payload) -> Client {
+    pub(crate) fn new(endpoint: Endpoint, creds: Credentials, payload: Payload) -> Client {
         Client {
             endpoint,
             creds,
@@ -330,7 +330,7 @@ impl Client {
     }
 
     /// Opens the connection now (instead of on the first request), so it is not timed.
-    pub fn connect(&mut self) -> Result<(), String> {
+    pub(crate) fn connect(&mut self) -> Result<(), String> {
         if self.conn.is_none() {
             self.conn = Some(
                 Conn::open(self.endpoint.addr)
@@ -343,7 +343,7 @@ impl Client {
     /// Sends one signed request and reads its response. `path` and `query` must already be
     /// URI-encoded as they go on the request line. An `Err` is a transport or framing failure
     /// (the connection is dropped); HTTP errors come back as an `Ok` response.
-    pub fn request(
+    pub(crate) fn request(
         &mut self,
         method: &str,
         path: &str,

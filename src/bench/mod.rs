@@ -18,8 +18,8 @@ mod report;
 mod server;
 mod workload;
 
-pub use args::{format_size, parse_size, BenchArgs, PayloadArg, Scenario};
-pub use client::{parse_response_head, Endpoint, ResponseHead};
+pub(crate) use args::{format_size, BenchArgs, PayloadArg};
+pub(crate) use client::Endpoint;
 
 use crate::auth::Credentials;
 use crate::auth::{DEV_ACCESS_KEY, DEV_SECRET_KEY};

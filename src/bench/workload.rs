@@ -14,21 +14,21 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 /// Everything the workloads share.
-pub struct Ctx {
-    pub endpoint: Endpoint,
-    pub creds: Credentials,
-    pub payload: Payload,
-    pub bucket: String,
+pub(crate) struct Ctx {
+    pub(crate) endpoint: Endpoint,
+    pub(crate) creds: Credentials,
+    pub(crate) payload: Payload,
+    pub(crate) bucket: String,
     /// Pseudo-random body bytes, shared by every request.
-    pub data: Arc<[u8]>,
+    pub(crate) data: Arc<[u8]>,
     /// Time cap of one scenario.
-    pub duration: Duration,
+    pub(crate) duration: Duration,
     /// Set on Ctrl-C: every loop stops at its next request.
-    pub interrupted: Arc<AtomicBool>,
+    pub(crate) interrupted: Arc<AtomicBool>,
 }
 
 impl Ctx {
-    pub fn client(&self) -> Client {
+    pub(crate) fn client(&self) -> Client {
         Client::new(self.endpoint.clone(), self.creds.clone(), self.payload)
     }
 
@@ -45,7 +45,7 @@ impl Ctx {
         }
     }
 
-    pub fn object_path(&self, key: &str) -> String {
+    pub(crate) fn object_path(&self, key: &str) -> String {
         format!("/{}/{}", self.bucket, key)
     }
 
@@ -60,14 +60,14 @@ impl Ctx {
 }
 
 /// Key of small object `i`.
-pub fn small_key(i: u64) -> String {
+pub(crate) fn small_key(i: u64) -> String {
     format!("small/{i:08}")
 }
-pub const LARGE_KEY: &str = "large/single";
-pub const MULTIPART_KEY: &str = "large/multipart";
+pub(crate) const LARGE_KEY: &str = "large/single";
+pub(crate) const MULTIPART_KEY: &str = "large/multipart";
 
 /// Fills a shared buffer of `len` pseudo-random bytes (xorshift64*, fixed seed).
-pub fn random_data(len: usize) -> Arc<[u8]> {
+pub(crate) fn random_data(len: usize) -> Arc<[u8]> {
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
     let mut word = 0u64;
     // `Range::map` has an exact length, so the Arc is allocated once and filled in place.
@@ -122,15 +122,15 @@ where
 }
 
 /// Small objects a [`put_small`] run wrote.
-pub struct Written {
+pub(crate) struct Written {
     /// Indices written successfully, ascending.
-    pub ok: Vec<u64>,
+    pub(crate) ok: Vec<u64>,
     /// Requests went out for indices `0..attempted` (some may have failed).
-    pub attempted: u64,
+    pub(crate) attempted: u64,
 }
 
 /// PUTs small objects `0..count` of `size` bytes on `concurrency` connections.
-pub fn put_small(
+pub(crate) fn put_small(
     ctx: &Ctx,
     name: &'static str,
     count: u64,
@@ -195,7 +195,7 @@ pub fn put_small(
 
 /// GETs `count` small objects (cycling through `keys`) on `concurrency` connections, checking
 /// status, ETag and length.
-pub fn get_small(
+pub(crate) fn get_small(
     ctx: &Ctx,
     count: u64,
     size: u64,
@@ -257,7 +257,7 @@ pub fn get_small(
 }
 
 /// One PutObject of the first `size` bytes of the shared buffer, on one connection.
-pub fn put_large(ctx: &Ctx, size: u64) -> ScenarioResult {
+pub(crate) fn put_large(ctx: &Ctx, size: u64) -> ScenarioResult {
     let body = &ctx.data[..size as usize];
     let path = ctx.object_path(LARGE_KEY);
     let mut client = ctx.client();
@@ -281,7 +281,7 @@ pub fn put_large(ctx: &Ctx, size: u64) -> ScenarioResult {
 }
 
 /// The CompleteMultipartUpload body for `(part number, ETag)` pairs in ascending order.
-pub fn complete_xml(parts: &[(u64, String)]) -> String {
+pub(crate) fn complete_xml(parts: &[(u64, String)]) -> String {
     let mut xml = String::from("<CompleteMultipartUpload>");
     for (n, etag) in parts {
         let etag = etag
@@ -300,7 +300,12 @@ pub fn complete_xml(parts: &[(u64, String)]) -> String {
 /// on up to `concurrency` connections, then CompleteMultipartUpload. The time covers all three.
 /// If a part fails the upload is aborted; if the time cap stops it, the parts written so far
 /// are completed.
-pub fn multipart(ctx: &Ctx, size: u64, part_size: u64, concurrency: usize) -> ScenarioResult {
+pub(crate) fn multipart(
+    ctx: &Ctx,
+    size: u64,
+    part_size: u64,
+    concurrency: usize,
+) -> ScenarioResult {
     let parts = size.div_ceil(part_size);
     let workers = concurrency.min(parts as usize).max(1);
     let path = ctx.object_path(MULTIPART_KEY);
@@ -421,7 +426,7 @@ fn multipart_result(
 }
 
 /// Deletes `keys` on up to `concurrency` connections (cleanup of a remote endpoint).
-pub fn delete_keys(ctx: &Ctx, keys: &[String], concurrency: usize) -> Tally {
+pub(crate) fn delete_keys(ctx: &Ctx, keys: &[String], concurrency: usize) -> Tally {
     if keys.is_empty() {
         return Tally::default();
     }

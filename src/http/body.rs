@@ -10,17 +10,17 @@ use crate::http::conn::Connection;
 use crate::http::error::{http_err, HttpError};
 
 /// Longest chunk-size line (size + extensions) accepted in a chunked body.
-pub const CHUNK_LINE_MAX_BYTES: usize = 4096;
+pub(crate) const CHUNK_LINE_MAX_BYTES: usize = 4096;
 /// Longest trailer section accepted after the last chunk.
-pub const TRAILER_SECTION_MAX_BYTES: usize = 16 * 1024;
+pub(crate) const TRAILER_SECTION_MAX_BYTES: usize = 16 * 1024;
 /// A body slower than this on average (after [`BODY_RATE_GRACE`]) is cut off (slow clients).
-pub const BODY_RATE_MIN_BYTES_PER_SEC: u64 = 4 * 1024;
+pub(crate) const BODY_RATE_MIN_BYTES_PER_SEC: u64 = 4 * 1024;
 /// Time a body may take before the minimum rate applies.
-pub const BODY_RATE_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+pub(crate) const BODY_RATE_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// How the request says its body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Framing {
+pub(crate) enum Framing {
     None,
     Length(u64),
     Chunked,
@@ -37,7 +37,7 @@ enum State {
 }
 
 /// Streaming reader of one request's body over a [`Connection`].
-pub struct BodyReader<'c> {
+pub(crate) struct BodyReader<'c> {
     conn: &'c mut Connection,
     state: State,
     continue_pending: bool,
@@ -49,7 +49,7 @@ pub struct BodyReader<'c> {
 }
 
 impl<'c> BodyReader<'c> {
-    pub fn new(
+    pub(crate) fn new(
         conn: &'c mut Connection,
         framing: Framing,
         expects_continue: bool,
@@ -74,32 +74,32 @@ impl<'c> BodyReader<'c> {
     }
 
     /// Whether every body byte (and chunked trailer) has been consumed.
-    pub fn is_done(&self) -> bool {
+    pub(crate) fn is_done(&self) -> bool {
         self.state == State::Done
     }
 
     /// The exact body length when the request declared one (`Content-Length`).
-    pub fn declared_length(&self) -> Option<u64> {
+    pub(crate) fn declared_length(&self) -> Option<u64> {
         self.declared
     }
 
     /// Whether the body uses `Transfer-Encoding: chunked`.
-    pub fn is_chunked(&self) -> bool {
+    pub(crate) fn is_chunked(&self) -> bool {
         self.chunked
     }
 
     /// Whether the client still waits for `100 Continue` (it has sent no body byte yet).
-    pub fn continue_pending(&self) -> bool {
+    pub(crate) fn continue_pending(&self) -> bool {
         self.continue_pending
     }
 
     /// Body bytes delivered so far.
-    pub fn decoded_bytes(&self) -> u64 {
+    pub(crate) fn decoded_bytes(&self) -> u64 {
         self.decoded_bytes
     }
 
     /// Reads up to `dst.len()` body bytes; `Ok(0)` means the body is complete.
-    pub async fn read(&mut self, dst: &mut [u8]) -> Result<usize, HttpError> {
+    pub(crate) async fn read(&mut self, dst: &mut [u8]) -> Result<usize, HttpError> {
         if dst.is_empty() {
             return Ok(0);
         }
@@ -280,7 +280,7 @@ fn trim_ascii(mut s: &[u8]) -> &[u8] {
 }
 
 /// Determines the framing from the head, rejecting ambiguous combinations (request smuggling).
-pub fn framing_of(head: &crate::http::head::RequestHead) -> Result<Framing, HttpError> {
+pub(crate) fn framing_of(head: &crate::http::head::RequestHead) -> Result<Framing, HttpError> {
     let te: Vec<&str> = head.header_all("transfer-encoding").collect();
     let cl: Vec<&str> = head.header_all("content-length").collect();
     if !te.is_empty() {

@@ -12,15 +12,15 @@ use std::io;
 use std::time::Duration;
 
 /// Size of the per-connection read buffer (must hold a maximal head).
-pub const READ_BUF_BYTES: usize = HEAD_SIZE_MAX_BYTES + 16 * 1024;
+pub(crate) const READ_BUF_BYTES: usize = HEAD_SIZE_MAX_BYTES + 16 * 1024;
 const _: () = assert!(READ_BUF_BYTES > HEAD_SIZE_MAX_BYTES);
 /// A socket read (or write) that makes no progress for this long ends the connection.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// A request head must be complete this long after its first byte arrived (slowloris).
-pub const HEAD_DEADLINE: Duration = Duration::from_secs(30);
+pub(crate) const HEAD_DEADLINE: Duration = Duration::from_secs(30);
 
 /// Outcome of waiting for the next request head.
-pub enum NextHead {
+pub(crate) enum NextHead {
     Head(RequestHead),
     /// The peer closed the connection (or went idle) between requests.
     Closed,
@@ -28,7 +28,7 @@ pub enum NextHead {
     Bad(HttpError),
 }
 
-pub struct Connection {
+pub(crate) struct Connection {
     stream: TcpStream,
     buf: Box<[u8]>,
     start: usize,
@@ -36,7 +36,7 @@ pub struct Connection {
 }
 
 impl Connection {
-    pub fn new(stream: TcpStream) -> io::Result<Connection> {
+    pub(crate) fn new(stream: TcpStream) -> io::Result<Connection> {
         stream.set_nodelay(true)?;
         stream.set_read_timeout(Some(IDLE_TIMEOUT))?;
         stream.set_write_timeout(Some(IDLE_TIMEOUT))?;
@@ -49,12 +49,12 @@ impl Connection {
     }
 
     /// Bytes received and not yet consumed.
-    pub fn buffered(&self) -> &[u8] {
+    pub(crate) fn buffered(&self) -> &[u8] {
         &self.buf[self.start..self.end]
     }
 
     /// Marks `n` buffered bytes as consumed.
-    pub fn consume(&mut self, n: usize) {
+    pub(crate) fn consume(&mut self, n: usize) {
         assert!(n <= self.end - self.start);
         self.start += n;
         if self.start == self.end {
@@ -64,7 +64,7 @@ impl Connection {
     }
 
     /// Reads more bytes from the socket into the buffer; returns how many (0 = EOF).
-    pub async fn fill(&mut self) -> io::Result<usize> {
+    pub(crate) async fn fill(&mut self) -> io::Result<usize> {
         if self.end == self.buf.len() {
             if self.start == 0 {
                 return Err(io::Error::other("read buffer full"));
@@ -79,13 +79,13 @@ impl Connection {
     }
 
     /// Reads straight from the socket into `dst` (used for body bytes once the buffer is empty).
-    pub async fn read_direct(&mut self, dst: &mut [u8]) -> io::Result<usize> {
+    pub(crate) async fn read_direct(&mut self, dst: &mut [u8]) -> io::Result<usize> {
         debug_assert!(self.start == self.end);
         self.stream.read(dst).await
     }
 
     /// Waits for and parses the next request head.
-    pub async fn next_head(&mut self) -> NextHead {
+    pub(crate) async fn next_head(&mut self) -> NextHead {
         let mut started: Option<std::time::Instant> = None;
         loop {
             if self.end > self.start {
@@ -125,15 +125,15 @@ impl Connection {
         }
     }
 
-    pub async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+    pub(crate) async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.stream.write_all(bytes).await
     }
 
-    pub async fn flush(&mut self) -> io::Result<()> {
+    pub(crate) async fn flush(&mut self) -> io::Result<()> {
         self.stream.flush().await
     }
 
-    pub async fn close(&mut self) {
+    pub(crate) async fn close(&mut self) {
         let _ = self.stream.flush().await;
         let _ = self.stream.close().await;
     }

@@ -128,12 +128,12 @@ fn civil_from_secs(secs: u64) -> Civil {
 // ---------------------------------------------------------------------------------------------
 
 /// Whole seconds since the epoch of `t` (times before 1970 clamp to 0).
-pub fn unix_secs(t: SystemTime) -> u64 {
+pub(crate) fn unix_secs(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// The `SystemTime` `secs` seconds after the epoch.
-pub fn system_time(secs: u64) -> SystemTime {
+pub(crate) fn system_time(secs: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(secs)
 }
 
@@ -143,7 +143,7 @@ pub fn system_time(secs: u64) -> SystemTime {
 
 /// IMF-fixdate for a time in milliseconds since the epoch: `Mon, 01 Jan 2024 00:00:00 GMT`.
 /// Sub-second precision is truncated, as HTTP dates have whole seconds.
-pub fn http_date(ms: u64) -> String {
+pub(crate) fn http_date(ms: u64) -> String {
     let c = civil_from_secs(ms / MS_PER_SECOND);
     format!(
         "{}, {:02} {} {:04} {:02}:{:02}:{:02} GMT",
@@ -158,7 +158,7 @@ pub fn http_date(ms: u64) -> String {
 }
 
 /// ISO 8601 UTC with milliseconds, as S3 writes `LastModified` in XML: `2024-01-01T00:00:00.000Z`.
-pub fn iso8601_ms(ms: u64) -> String {
+pub(crate) fn iso8601_ms(ms: u64) -> String {
     let c = civil_from_secs(ms / MS_PER_SECOND);
     format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
@@ -174,7 +174,7 @@ pub fn iso8601_ms(ms: u64) -> String {
 
 /// ISO 8601 UTC in whole seconds, the form S3 uses in `ServerTime` / `RequestTime` error fields:
 /// `2024-01-01T00:00:00Z`.
-pub fn iso8601_secs(secs: u64) -> String {
+pub(crate) fn iso8601_secs(secs: u64) -> String {
     let c = civil_from_secs(secs);
     format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
@@ -183,7 +183,7 @@ pub fn iso8601_secs(secs: u64) -> String {
 }
 
 /// SigV4's `X-Amz-Date` (ISO 8601 basic): `20130524T000000Z`.
-pub fn amz_date(secs: u64) -> String {
+pub(crate) fn amz_date(secs: u64) -> String {
     let c = civil_from_secs(secs);
     format!(
         "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
@@ -196,7 +196,7 @@ pub fn amz_date(secs: u64) -> String {
 // ---------------------------------------------------------------------------------------------
 
 /// Parses an `X-Amz-Date` (`YYYYMMDDTHHMMSSZ`, exactly) into seconds since the epoch.
-pub fn parse_amz_date(s: &str) -> Option<u64> {
+pub(crate) fn parse_amz_date(s: &str) -> Option<u64> {
     let b = s.as_bytes();
     if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' {
         return None;
@@ -217,7 +217,7 @@ pub fn parse_amz_date(s: &str) -> Option<u64> {
 /// (`Sun, 06 Nov 1994 08:49:37 GMT`), obsolete RFC 850 (`Sunday, 06-Nov-94 08:49:37 GMT`, its
 /// two-digit year read relative to the current year) or asctime (`Sun Nov  6 08:49:37 1994`).
 /// Returns `None` when malformed, out of range, or before 1970.
-pub fn parse_http_date(s: &str) -> Option<u64> {
+pub(crate) fn parse_http_date(s: &str) -> Option<u64> {
     parse_http_date_at(s, now_ms() / MS_PER_SECOND)
 }
 

@@ -29,7 +29,7 @@ pub enum HttpErrorCode {
 
 impl HttpErrorCode {
     /// The code's name (the same as the S3 code it maps to).
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         use HttpErrorCode::*;
         match self {
             BadRequest => "BadRequest",
@@ -42,40 +42,21 @@ impl HttpErrorCode {
             SlowDown => "SlowDown",
         }
     }
-
-    /// The HTTP status this failure is answered with.
-    pub fn status(self) -> u16 {
-        use HttpErrorCode::*;
-        match self {
-            BadRequest
-            | IncompleteBody
-            | InvalidArgument
-            | InvalidRequest
-            | RequestHeaderSectionTooLarge
-            | RequestTimeout => 400,
-            NotImplemented => 501,
-            SlowDown => 503,
-        }
-    }
 }
 
 /// One HTTP-layer failure: its kind and a human message.
 #[derive(Debug, Clone)]
 pub struct HttpError {
-    pub code: HttpErrorCode,
-    pub message: String,
+    pub(crate) code: HttpErrorCode,
+    pub(crate) message: String,
 }
 
 impl HttpError {
-    pub fn new(code: HttpErrorCode, message: impl Into<String>) -> HttpError {
+    pub(crate) fn new(code: HttpErrorCode, message: impl Into<String>) -> HttpError {
         HttpError {
             code,
             message: message.into(),
         }
-    }
-
-    pub fn status(&self) -> u16 {
-        self.code.status()
     }
 }
 

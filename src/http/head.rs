@@ -7,7 +7,7 @@
 use crate::http::error::{http_err, HttpError};
 
 /// Largest request head (request line + headers + blank line) accepted.
-pub const HEAD_SIZE_MAX_BYTES: usize = 64 * 1024;
+pub(crate) const HEAD_SIZE_MAX_BYTES: usize = 64 * 1024;
 /// Most headers accepted in one request.
 pub const HEADERS_COUNT_MAX: usize = 128;
 
@@ -24,7 +24,7 @@ pub enum Method {
 }
 
 impl Method {
-    pub fn parse(s: &str) -> Method {
+    pub(crate) fn parse(s: &str) -> Method {
         match s {
             "GET" => Method::Get,
             "HEAD" => Method::Head,
@@ -35,24 +35,12 @@ impl Method {
             _ => Method::Other,
         }
     }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Method::Get => "GET",
-            Method::Head => "HEAD",
-            Method::Put => "PUT",
-            Method::Post => "POST",
-            Method::Delete => "DELETE",
-            Method::Options => "OPTIONS",
-            Method::Other => "OTHER",
-        }
-    }
 }
 
 /// One parsed request head, owned (the connection buffer is reused for the body).
 #[derive(Debug, Clone)]
 pub struct RequestHead {
-    pub method: Method,
+    pub(crate) method: Method,
     /// The method token exactly as sent (for SigV4 of unusual methods).
     pub method_raw: String,
     /// Raw path part of the target, still percent-encoded, always starting with `/`.
@@ -84,7 +72,7 @@ impl RequestHead {
     }
 
     /// Every value of a header, in arrival order.
-    pub fn header_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    pub(crate) fn header_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         self.headers
             .iter()
             .filter(move |(n, _)| n == name)
@@ -92,7 +80,7 @@ impl RequestHead {
     }
 
     /// Whether the client asked to close the connection after this request.
-    pub fn wants_close(&self) -> bool {
+    pub(crate) fn wants_close(&self) -> bool {
         let conn = self.header("connection").map(|v| v.to_ascii_lowercase());
         match self.version_minor {
             0 => !conn.is_some_and(|c| c.contains("keep-alive")),
@@ -101,7 +89,7 @@ impl RequestHead {
     }
 
     /// Whether the client waits for `100 Continue` before sending the body.
-    pub fn expects_continue(&self) -> bool {
+    pub(crate) fn expects_continue(&self) -> bool {
         self.version_minor >= 1
             && self
                 .header("expect")

@@ -4,11 +4,11 @@
 //! bodies come from any [`response::ChunkStream`].
 
 pub mod body;
-pub mod conn;
-pub mod date;
-pub mod error;
+pub(crate) mod conn;
+pub(crate) mod date;
+pub(crate) mod error;
 pub mod head;
 pub mod percent;
-pub mod response;
-pub mod server;
+pub(crate) mod response;
+pub(crate) mod server;
 pub mod shutdown;

@@ -98,7 +98,7 @@ pub fn url_form_encode(s: &str) -> Cow<'_, str> {
 ///
 /// Empty segments are skipped, a segment without `=` has an empty value, and the split happens at
 /// the first `=`. Names and values are percent-decoded without turning `+` into a space.
-pub fn parse_query(raw: &str) -> Result<Vec<(String, String)>, HttpError> {
+pub(crate) fn parse_query(raw: &str) -> Result<Vec<(String, String)>, HttpError> {
     query_segments(raw)
         .map(|(name, value)| Ok((percent_decode(name)?, percent_decode(value)?)))
         .collect()
@@ -106,7 +106,7 @@ pub fn parse_query(raw: &str) -> Result<Vec<(String, String)>, HttpError> {
 
 /// The raw `(name, value)` segments of a query string: empty segments skipped, split at the
 /// first `=`, a segment without `=` has an empty value. Nothing is decoded.
-pub fn query_segments(raw: &str) -> impl Iterator<Item = (&str, &str)> {
+pub(crate) fn query_segments(raw: &str) -> impl Iterator<Item = (&str, &str)> {
     raw.split('&')
         .filter(|seg| !seg.is_empty())
         .map(|seg| match seg.find('=') {

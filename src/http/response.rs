@@ -11,30 +11,30 @@ use std::io;
 use std::pin::Pin;
 
 /// A streamed response body: DMA buffer slices written to the socket as they are (no copy).
-pub trait ChunkStream {
+pub(crate) trait ChunkStream {
     /// Bytes not yet handed out (the response's Content-Length before the first chunk).
     fn remaining(&self) -> u64;
     /// The next slice, or `None` at the end.
     fn next_chunk(&mut self) -> Pin<Box<dyn Future<Output = io::Result<Option<ReadResult>>> + '_>>;
 }
 
-pub enum ResponseBody {
+pub(crate) enum ResponseBody {
     Empty,
     Bytes(Vec<u8>),
     Stream(Box<dyn ChunkStream>),
 }
 
-pub struct Response {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: ResponseBody,
+pub(crate) struct Response {
+    pub(crate) status: u16,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: ResponseBody,
     /// For HEAD (and 304): the Content-Length to announce while sending no body.
-    pub head_content_length: Option<u64>,
-    pub close: bool,
+    pub(crate) head_content_length: Option<u64>,
+    pub(crate) close: bool,
 }
 
 impl Response {
-    pub fn new(status: u16) -> Response {
+    pub(crate) fn new(status: u16) -> Response {
         Response {
             status,
             headers: Vec::new(),
@@ -44,16 +44,16 @@ impl Response {
         }
     }
 
-    pub fn header(mut self, name: &str, value: impl Into<String>) -> Response {
+    pub(crate) fn header(mut self, name: &str, value: impl Into<String>) -> Response {
         self.headers.push((name.to_string(), value.into()));
         self
     }
 
-    pub fn push_header(&mut self, name: &str, value: impl Into<String>) {
+    pub(crate) fn push_header(&mut self, name: &str, value: impl Into<String>) {
         self.headers.push((name.to_string(), value.into()));
     }
 
-    pub fn xml(status: u16, body: String) -> Response {
+    pub(crate) fn xml(status: u16, body: String) -> Response {
         let mut r = Response::new(status).header("Content-Type", "application/xml");
         r.body = ResponseBody::Bytes(body.into_bytes());
         r
@@ -71,7 +71,7 @@ impl Response {
 /// Largest body sent in the same write as the head.
 const INLINE_BODY_MAX_BYTES: usize = 16 * 1024;
 
-pub fn reason(status: u16) -> &'static str {
+pub(crate) fn reason(status: u16) -> &'static str {
     match status {
         100 => "Continue",
         200 => "OK",
@@ -96,7 +96,7 @@ pub fn reason(status: u16) -> &'static str {
 }
 
 /// Writes `resp` to `conn`. For a HEAD request no body is sent.
-pub async fn write_response(
+pub(crate) async fn write_response(
     conn: &mut Connection,
     mut resp: Response,
     request_id: &str,

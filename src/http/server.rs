@@ -17,15 +17,16 @@ use glommio::net::TcpStream;
 use std::cell::Cell;
 
 /// Bytes of an unread request body the server reads and discards to keep the connection usable.
-pub const UNREAD_BODY_DRAIN_MAX_BYTES: u64 = 1024 * 1024;
+pub(crate) const UNREAD_BODY_DRAIN_MAX_BYTES: u64 = 1024 * 1024;
 /// Longest time spent discarding an unread body before answering.
-pub const UNREAD_BODY_DRAIN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(1);
+pub(crate) const UNREAD_BODY_DRAIN_DEADLINE: std::time::Duration =
+    std::time::Duration::from_secs(1);
 /// Size of the scratch buffer an unread body is drained through.
 const DRAIN_SCRATCH_BYTES: usize = 64 * 1024;
 
 /// What the server does with requests. Implemented by the S3 layer.
 #[allow(async_fn_in_trait)]
-pub trait Handler {
+pub(crate) trait Handler {
     /// Answers one request whose head parsed and whose body framing is known. Never fails:
     /// errors become error responses. May leave part of the body unread.
     async fn handle(
@@ -40,7 +41,7 @@ pub trait Handler {
 }
 
 /// One core's HTTP server: its handler, request ids and in-flight count.
-pub struct Server<H> {
+pub(crate) struct Server<H> {
     handler: H,
     request_prefix: String,
     request_seq: Cell<u64>,
@@ -50,7 +51,7 @@ pub struct Server<H> {
 
 impl<H: Handler> Server<H> {
     /// A server for `core`; `epoch_s` (the process start) makes request ids unique across runs.
-    pub fn new(handler: H, core: usize, epoch_s: u64) -> Server<H> {
+    pub(crate) fn new(handler: H, core: usize, epoch_s: u64) -> Server<H> {
         Server {
             handler,
             request_prefix: format!("{:02X}{:08X}", core, epoch_s as u32),
@@ -60,7 +61,7 @@ impl<H: Handler> Server<H> {
     }
 
     /// Requests being served right now.
-    pub fn active_requests(&self) -> usize {
+    pub(crate) fn active_requests(&self) -> usize {
         self.active_requests.get()
     }
 
@@ -72,7 +73,7 @@ impl<H: Handler> Server<H> {
     }
 
     /// Serves one connection until it ends.
-    pub async fn serve_connection(&self, stream: TcpStream) {
+    pub(crate) async fn serve_connection(&self, stream: TcpStream) {
         let Ok(mut conn) = Connection::new(stream) else {
             return;
         };
@@ -126,7 +127,7 @@ impl<H: Handler> Server<H> {
     }
 
     /// Answers a connection over the limit with the handler's `err` response and closes it.
-    pub async fn refuse_connection(&self, stream: TcpStream, err: &HttpError) {
+    pub(crate) async fn refuse_connection(&self, stream: TcpStream, err: &HttpError) {
         if let Ok(mut conn) = Connection::new(stream) {
             let id = self.next_request_id();
             let mut resp = self.handler.error_response(err, "/", &id);

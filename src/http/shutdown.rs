@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// How often a waiting task looks at the flag.
-pub const SHUTDOWN_POLL: Duration = Duration::from_millis(50);
+pub(crate) const SHUTDOWN_POLL: Duration = Duration::from_millis(50);
 
 static SHUTDOWN: AtomicBool = AtomicBool::new(false);
 
@@ -17,12 +17,12 @@ pub fn request_shutdown() {
     SHUTDOWN.store(true, Ordering::SeqCst);
 }
 
-pub fn is_shutting_down() -> bool {
+pub(crate) fn is_shutting_down() -> bool {
     SHUTDOWN.load(Ordering::SeqCst)
 }
 
 /// Completes once shutdown has been requested.
-pub async fn wait_for_shutdown() {
+pub(crate) async fn wait_for_shutdown() {
     while !is_shutting_down() {
         glommio::timer::sleep(SHUTDOWN_POLL).await;
     }

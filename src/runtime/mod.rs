@@ -24,11 +24,11 @@ use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 /// Default cap on simultaneous client connections.
-pub const MAX_CONNECTIONS_DEFAULT: usize = 4096;
+pub(crate) const MAX_CONNECTIONS_DEFAULT: usize = 4096;
 /// Most cores (executors) one server runs.
-pub const CORES_MAX: usize = 1024;
+pub(crate) const CORES_MAX: usize = 1024;
 /// In-flight requests get this long to finish after a shutdown signal.
-pub const SHUTDOWN_DRAIN_DEADLINE: Duration = Duration::from_secs(10);
+pub(crate) const SHUTDOWN_DRAIN_DEADLINE: Duration = Duration::from_secs(10);
 /// Pause after a failed accept (EMFILE and friends) instead of spinning.
 const ACCEPT_RETRY_PAUSE: Duration = Duration::from_millis(10);
 
@@ -44,14 +44,14 @@ pub enum FsyncPolicy {
 /// Everything a server needs to start (not `Debug`: it holds the secret key).
 #[derive(Clone)]
 pub struct ServerConfig {
-    pub address: SocketAddr,
+    pub(crate) address: SocketAddr,
     pub data_dir: PathBuf,
     pub cores: usize,
-    pub credentials: Credentials,
-    pub fsync: FsyncPolicy,
-    pub max_connections: usize,
+    pub(crate) credentials: Credentials,
+    pub(crate) fsync: FsyncPolicy,
+    pub(crate) max_connections: usize,
     /// Base domain for virtual-host style addressing (`bucket.DOMAIN`), if enabled.
-    pub domain: Option<String>,
+    pub(crate) domain: Option<String>,
 }
 
 /// What starting the server found and where it listens.

@@ -8,11 +8,11 @@
 use crate::s3::error::S3Error;
 
 /// Shortest bucket name, in characters.
-pub const BUCKET_NAME_MIN_CHARS: usize = 3;
+pub(crate) const BUCKET_NAME_MIN_CHARS: usize = 3;
 /// Longest bucket name, in characters.
-pub const BUCKET_NAME_MAX_CHARS: usize = 63;
+pub(crate) const BUCKET_NAME_MAX_CHARS: usize = 63;
 /// Longest object key, in bytes of UTF-8.
-pub const OBJECT_KEY_MAX_BYTES: usize = 1024;
+pub(crate) const OBJECT_KEY_MAX_BYTES: usize = 1024;
 
 /// Prefixes S3 reserves (`xn--` is punycode; the others are AWS-reserved).
 const RESERVED_PREFIXES: [&str; 3] = ["xn--", "sthree-", "amzn-s3-demo-"];
@@ -74,7 +74,7 @@ fn looks_like_ipv4(name: &str) -> bool {
 
 /// Checks an object key: 1..=1024 bytes (`KeyTooLongError` beyond), non-empty and without NUL
 /// (`InvalidArgument`).
-pub fn validate_object_key(key: &str) -> Result<(), S3Error> {
+pub(crate) fn validate_object_key(key: &str) -> Result<(), S3Error> {
     if key.is_empty() {
         return Err(crate::s3err!(
             InvalidArgument,

@@ -58,7 +58,7 @@ pub enum S3ErrorCode {
 
 impl S3ErrorCode {
     /// The `Code` element text.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         use S3ErrorCode::*;
         match self {
             AccessDenied => "AccessDenied",
@@ -107,7 +107,7 @@ impl S3ErrorCode {
     }
 
     /// The HTTP status S3 answers this code with.
-    pub fn status(self) -> u16 {
+    pub(crate) fn status(self) -> u16 {
         use S3ErrorCode::*;
         match self {
             AccessDenied | InvalidAccessKeyId | SignatureDoesNotMatch | RequestTimeTooSkewed => 403,
@@ -134,13 +134,13 @@ pub struct S3Error {
     pub code: S3ErrorCode,
     pub message: String,
     /// The request path (`/bucket/key`), filled in by the router when empty.
-    pub resource: String,
+    pub(crate) resource: String,
     /// Extra elements S3 adds for some codes (e.g. `BucketName`, `Key`), in order.
-    pub extra: Vec<(&'static str, String)>,
+    pub(crate) extra: Vec<(&'static str, String)>,
 }
 
 impl S3Error {
-    pub fn new(code: S3ErrorCode, message: impl Into<String>) -> S3Error {
+    pub(crate) fn new(code: S3ErrorCode, message: impl Into<String>) -> S3Error {
         S3Error {
             code,
             message: message.into(),
@@ -149,18 +149,18 @@ impl S3Error {
         }
     }
 
-    pub fn with_extra(mut self, name: &'static str, value: impl Into<String>) -> S3Error {
+    pub(crate) fn with_extra(mut self, name: &'static str, value: impl Into<String>) -> S3Error {
         self.extra.push((name, value.into()));
         self
     }
 
-    pub fn status(&self) -> u16 {
+    pub(crate) fn status(&self) -> u16 {
         self.code.status()
     }
 
     /// Internal error: the detail (which may name server paths) goes to the log, the client gets
     /// the operation that failed.
-    pub fn internal(context: &str, err: impl fmt::Display) -> S3Error {
+    pub(crate) fn internal(context: &str, err: impl fmt::Display) -> S3Error {
         eprintln!("ringstore: internal error: {context}: {err}");
         S3Error::new(
             S3ErrorCode::InternalError,
@@ -359,32 +359,32 @@ mod tests {
     #[test]
     fn lower_layer_errors_keep_code_message_status_and_extra() {
         use HttpErrorCode as H;
-        for code in [
-            H::BadRequest,
-            H::IncompleteBody,
-            H::InvalidArgument,
-            H::InvalidRequest,
-            H::NotImplemented,
-            H::RequestHeaderSectionTooLarge,
-            H::RequestTimeout,
-            H::SlowDown,
+        for (code, status) in [
+            (H::BadRequest, 400),
+            (H::IncompleteBody, 400),
+            (H::InvalidArgument, 400),
+            (H::InvalidRequest, 400),
+            (H::NotImplemented, 501),
+            (H::RequestHeaderSectionTooLarge, 400),
+            (H::RequestTimeout, 400),
+            (H::SlowDown, 503),
         ] {
             let e = S3Error::from(HttpError::new(code, "m"));
             assert_eq!(e.code.as_str(), code.as_str());
-            assert_eq!(e.status(), code.status(), "{}", code.as_str());
+            assert_eq!(e.status(), status, "{}", code.as_str());
             assert_eq!(e.message, "m");
             assert!(e.extra.is_empty());
         }
         use AuthErrorCode as A;
-        for code in [
-            A::AccessDenied,
-            A::AuthorizationHeaderMalformed,
-            A::AuthorizationQueryParametersError,
-            A::InvalidAccessKeyId,
-            A::InvalidArgument,
-            A::InvalidRequest,
-            A::RequestTimeTooSkewed,
-            A::SignatureDoesNotMatch,
+        for (code, status) in [
+            (A::AccessDenied, 403),
+            (A::AuthorizationHeaderMalformed, 400),
+            (A::AuthorizationQueryParametersError, 400),
+            (A::InvalidAccessKeyId, 403),
+            (A::InvalidArgument, 400),
+            (A::InvalidRequest, 400),
+            (A::RequestTimeTooSkewed, 403),
+            (A::SignatureDoesNotMatch, 403),
         ] {
             let e = S3Error::from(
                 AuthError::new(code, "m")
@@ -392,7 +392,7 @@ mod tests {
                     .with_extra("B", "2"),
             );
             assert_eq!(e.code.as_str(), code.as_str());
-            assert_eq!(e.status(), code.status(), "{}", code.as_str());
+            assert_eq!(e.status(), status, "{}", code.as_str());
             assert_eq!(e.message, "m");
             assert_eq!(
                 e.extra,

@@ -9,9 +9,9 @@
 pub mod bucket_name;
 pub mod error;
 pub mod ingest;
-pub mod ops;
-pub mod params;
-pub mod router;
+pub(crate) mod ops;
+pub(crate) mod params;
+pub(crate) mod router;
 pub mod xml;
 
 use crate::auth::{AuthOutcome, Verifier};
@@ -24,7 +24,7 @@ use error::S3Error;
 use router::{Op, Routed};
 
 /// The S3 API of one core: what [`crate::http::server::Server`] hands each request to.
-pub struct S3Service {
+pub(crate) struct S3Service {
     store: Store,
     verifier: Verifier,
     /// Base domain for virtual-host style addressing (`bucket.DOMAIN`), if enabled.
@@ -32,7 +32,7 @@ pub struct S3Service {
 }
 
 impl S3Service {
-    pub fn new(store: Store, verifier: Verifier, domain: Option<String>) -> S3Service {
+    pub(crate) fn new(store: Store, verifier: Verifier, domain: Option<String>) -> S3Service {
         S3Service {
             store,
             verifier,
@@ -60,14 +60,14 @@ impl crate::http::server::Handler for S3Service {
 }
 
 /// One authenticated, routed request as the operations see it.
-pub struct Request<'a> {
-    pub head: &'a RequestHead,
-    pub routed: Routed,
-    pub auth: AuthOutcome,
+pub(crate) struct Request<'a> {
+    pub(crate) head: &'a RequestHead,
+    pub(crate) routed: Routed,
+    pub(crate) auth: AuthOutcome,
 }
 
 /// The XML error response for `err` on `resource`.
-pub fn error_response(err: &S3Error, resource: &str, request_id: &str) -> Response {
+pub(crate) fn error_response(err: &S3Error, resource: &str, request_id: &str) -> Response {
     let mut err = err.clone();
     if err.resource.is_empty() {
         err.resource = resource.to_string();

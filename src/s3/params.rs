@@ -9,13 +9,13 @@
 use crate::s3::error::S3Error;
 
 /// Highest part number (S3's limit).
-pub const PART_NUMBER_MAX: u32 = 10_000;
+pub(crate) const PART_NUMBER_MAX: u32 = 10_000;
 // Every part number a client may use fits the record format's part table.
 const _: () = assert!(PART_NUMBER_MAX as usize == crate::storage::record::PARTS_MAX);
 
 /// A part number: ASCII digits only (no sign, no spaces) with a value in `1..=PART_NUMBER_MAX`.
 /// Every query parameter and XML element that names a part goes through here.
-pub fn parse_part_number(raw: &str) -> Option<u32> {
+pub(crate) fn parse_part_number(raw: &str) -> Option<u32> {
     if raw.is_empty() || !raw.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -25,15 +25,15 @@ pub fn parse_part_number(raw: &str) -> Option<u32> {
 }
 
 /// `max-keys` when the request gives none.
-pub const MAX_KEYS_DEFAULT: usize = 1000;
+pub(crate) const MAX_KEYS_DEFAULT: usize = 1000;
 /// Largest page S3 returns; larger `max-keys` values are capped to this.
-pub const MAX_KEYS_LIMIT: usize = 1000;
+pub(crate) const MAX_KEYS_LIMIT: usize = 1000;
 
 const INVALID_TOKEN_MESSAGE: &str = "The continuation token provided is incorrect";
 
 /// The greater of two optional markers (a key sorts after `None`); combines a v2 `start-after`
 /// with a decoded continuation token, or anything else into [`ListParams::start_after`].
-pub fn later_marker(a: Option<String>, b: Option<String>) -> Option<String> {
+pub(crate) fn later_marker(a: Option<String>, b: Option<String>) -> Option<String> {
     match (a, b) {
         (Some(a), Some(b)) => Some(if a >= b { a } else { b }),
         (a, b) => a.or(b),
@@ -65,7 +65,7 @@ pub(crate) fn decode_continuation_token(token: &str) -> Result<String, S3Error> 
 }
 
 /// `encoding-type`: absent (false) or `url` (true); anything else is InvalidArgument.
-pub fn parse_encoding_type(raw: Option<&str>) -> Result<bool, S3Error> {
+pub(crate) fn parse_encoding_type(raw: Option<&str>) -> Result<bool, S3Error> {
     match raw {
         None => Ok(false),
         Some(v) if v.eq_ignore_ascii_case("url") => Ok(true),
@@ -78,7 +78,7 @@ pub fn parse_encoding_type(raw: Option<&str>) -> Result<bool, S3Error> {
 
 /// The `max-keys` query parameter: default [`MAX_KEYS_DEFAULT`], capped at [`MAX_KEYS_LIMIT`];
 /// negative, non-integer or beyond-`i32` values are `InvalidArgument`, as in S3.
-pub fn parse_max_keys(raw: Option<&str>) -> Result<usize, S3Error> {
+pub(crate) fn parse_max_keys(raw: Option<&str>) -> Result<usize, S3Error> {
     let Some(raw) = raw else {
         return Ok(MAX_KEYS_DEFAULT);
     };

@@ -11,7 +11,7 @@ use crate::s3::error::S3Error;
 
 /// The S3 operations ringstore serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Op {
+pub(crate) enum Op {
     ListBuckets,
     CreateBucket,
     HeadBucket,
@@ -42,16 +42,16 @@ pub enum Op {
 
 /// A routed request.
 #[derive(Debug, Clone)]
-pub struct Routed {
-    pub op: Op,
-    pub bucket: String,
-    pub key: String,
+pub(crate) struct Routed {
+    pub(crate) op: Op,
+    pub(crate) bucket: String,
+    pub(crate) key: String,
     /// Decoded query parameters in wire order.
-    pub query: Vec<(String, String)>,
+    pub(crate) query: Vec<(String, String)>,
 }
 
 impl Routed {
-    pub fn param(&self, name: &str) -> Option<&str> {
+    pub(crate) fn param(&self, name: &str) -> Option<&str> {
         self.query
             .iter()
             .find(|(n, _)| n == name)
@@ -109,7 +109,7 @@ fn virtual_host_bucket<'h>(host: Option<&'h str>, domain: Option<&str>) -> Optio
 
 /// Routes a request. With `domain` set, `Host: bucket.DOMAIN` selects virtual-host addressing
 /// (the whole path is then the key); otherwise, and for `Host: DOMAIN`, path-style.
-pub fn route(head: &RequestHead, domain: Option<&str>) -> Result<Routed, S3Error> {
+pub(crate) fn route(head: &RequestHead, domain: Option<&str>) -> Result<Routed, S3Error> {
     let query = parse_query(&head.query)?;
     let (bucket, key) = bucket_and_key(head, domain)?;
     check_version_id(&query)?;

@@ -9,7 +9,7 @@ use std::io;
 
 /// Why a storage call failed.
 #[derive(Debug)]
-pub enum StorageError {
+pub(crate) enum StorageError {
     NoSuchBucket {
         bucket: String,
     },
@@ -69,11 +69,11 @@ pub enum StorageError {
     ShuttingDown,
 }
 
-pub type StorageResult<T> = Result<T, StorageError>;
+pub(crate) type StorageResult<T> = Result<T, StorageError>;
 
 impl StorageError {
     /// An I/O error while writing: a full disk or quota becomes [`StorageError::NoSpace`].
-    pub fn write(context: &'static str, source: io::Error) -> StorageError {
+    pub(crate) fn write(context: &'static str, source: io::Error) -> StorageError {
         if is_no_space(&source) {
             StorageError::NoSpace { context }
         } else {
@@ -82,7 +82,7 @@ impl StorageError {
     }
 
     /// Any other I/O error.
-    pub fn io(context: &'static str, source: io::Error) -> StorageError {
+    pub(crate) fn io(context: &'static str, source: io::Error) -> StorageError {
         StorageError::Io { context, source }
     }
 

@@ -12,7 +12,7 @@ use std::io;
 use std::rc::Rc;
 use std::task::{Poll, Waker};
 
-pub struct GroupSync {
+pub(crate) struct GroupSync {
     dir: Rc<Directory>,
     /// Generation a caller must see completed: bumped by every call.
     requested: Cell<u64>,
@@ -25,7 +25,7 @@ pub struct GroupSync {
 }
 
 impl GroupSync {
-    pub fn new(dir: Rc<Directory>) -> GroupSync {
+    pub(crate) fn new(dir: Rc<Directory>) -> GroupSync {
         GroupSync {
             dir,
             requested: Cell::new(0),
@@ -37,7 +37,7 @@ impl GroupSync {
     }
 
     /// Returns once an fsync of the directory that started after this call has succeeded.
-    pub async fn sync(&self) -> io::Result<()> {
+    pub(crate) async fn sync(&self) -> io::Result<()> {
         let gen = self.requested.get() + 1;
         self.requested.set(gen);
         loop {

@@ -14,14 +14,14 @@
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
-pub const FORMAT_FILE: &str = "ringstore.format";
-pub const FORMAT_LINE: &str = "ringstore 1\n";
-pub const BUCKET_META_FILE: &str = "bucket.meta";
-pub const UPLOAD_META_FILE: &str = "upload.meta";
+pub(crate) const FORMAT_FILE: &str = "ringstore.format";
+pub(crate) const FORMAT_LINE: &str = "ringstore 1\n";
+pub(crate) const BUCKET_META_FILE: &str = "bucket.meta";
+pub(crate) const UPLOAD_META_FILE: &str = "upload.meta";
 const PART_FILE_PREFIX: &str = "part-";
 
 /// Whether `id` has the form of an upload id this server generates (so it is safe in a path).
-pub fn is_valid_upload_id(id: &str) -> bool {
+pub(crate) fn is_valid_upload_id(id: &str) -> bool {
     id.len() == 32
         && id
             .bytes()
@@ -29,13 +29,13 @@ pub fn is_valid_upload_id(id: &str) -> bool {
 }
 
 /// Bucket name length limits (S3's, and what keeps a bucket directory name short).
-pub const BUCKET_NAME_MIN_BYTES: usize = 3;
-pub const BUCKET_NAME_MAX_BYTES: usize = 63;
+pub(crate) const BUCKET_NAME_MIN_BYTES: usize = 3;
+pub(crate) const BUCKET_NAME_MAX_BYTES: usize = 63;
 
 /// Whether `name` is safe as a bucket directory name: 3..=63 bytes of lowercase letters, digits,
 /// `.` and `-`, starting with a letter or digit (so never `.`, `..` or anything with `/`).
 /// Every valid S3 bucket name passes; the S3 layer applies its stricter rules before this.
-pub fn is_path_safe_bucket_name(name: &str) -> bool {
+pub(crate) fn is_path_safe_bucket_name(name: &str) -> bool {
     let b = name.as_bytes();
     (BUCKET_NAME_MIN_BYTES..=BUCKET_NAME_MAX_BYTES).contains(&b.len())
         && b[0].is_ascii_alphanumeric()
@@ -45,28 +45,28 @@ pub fn is_path_safe_bucket_name(name: &str) -> bool {
 
 /// Paths under one data directory.
 #[derive(Debug, Clone)]
-pub struct Layout {
+pub(crate) struct Layout {
     root: PathBuf,
 }
 
 impl Layout {
-    pub fn new(root: impl Into<PathBuf>) -> Layout {
+    pub(crate) fn new(root: impl Into<PathBuf>) -> Layout {
         Layout { root: root.into() }
     }
 
-    pub fn root(&self) -> &Path {
+    pub(crate) fn root(&self) -> &Path {
         &self.root
     }
 
-    pub fn tmp_dir(&self) -> PathBuf {
+    pub(crate) fn tmp_dir(&self) -> PathBuf {
         self.root.join("tmp")
     }
 
-    pub fn buckets_dir(&self) -> PathBuf {
+    pub(crate) fn buckets_dir(&self) -> PathBuf {
         self.root.join("buckets")
     }
 
-    pub fn bucket_dir(&self, bucket: &str) -> PathBuf {
+    pub(crate) fn bucket_dir(&self, bucket: &str) -> PathBuf {
         assert!(
             is_path_safe_bucket_name(bucket),
             "unvalidated bucket name reached the storage layout"
@@ -74,60 +74,60 @@ impl Layout {
         self.buckets_dir().join(bucket)
     }
 
-    pub fn bucket_meta(&self, bucket: &str) -> PathBuf {
+    pub(crate) fn bucket_meta(&self, bucket: &str) -> PathBuf {
         self.bucket_dir(bucket).join(BUCKET_META_FILE)
     }
 
-    pub fn objects_dir(&self, bucket: &str) -> PathBuf {
+    pub(crate) fn objects_dir(&self, bucket: &str) -> PathBuf {
         self.bucket_dir(bucket).join("objects")
     }
 
-    pub fn object_file(&self, bucket: &str, key: &str) -> PathBuf {
+    pub(crate) fn object_file(&self, bucket: &str, key: &str) -> PathBuf {
         self.objects_dir(bucket).join(object_file_name(key))
     }
 
-    pub fn uploads_dir(&self, bucket: &str) -> PathBuf {
+    pub(crate) fn uploads_dir(&self, bucket: &str) -> PathBuf {
         self.bucket_dir(bucket).join("uploads")
     }
 
-    pub fn upload_dir(&self, bucket: &str, upload_id: &str) -> PathBuf {
+    pub(crate) fn upload_dir(&self, bucket: &str, upload_id: &str) -> PathBuf {
         self.uploads_dir(bucket).join(upload_id)
     }
 
-    pub fn upload_meta(&self, bucket: &str, upload_id: &str) -> PathBuf {
+    pub(crate) fn upload_meta(&self, bucket: &str, upload_id: &str) -> PathBuf {
         self.upload_dir(bucket, upload_id).join(UPLOAD_META_FILE)
     }
 
-    pub fn part_file(&self, bucket: &str, upload_id: &str, part: u32) -> PathBuf {
+    pub(crate) fn part_file(&self, bucket: &str, upload_id: &str, part: u32) -> PathBuf {
         part_path(&self.upload_dir(bucket, upload_id), part)
     }
 
     /// A fresh staging path for core `core`, unique within this process run.
-    pub fn staging_file(&self, core: usize, seq: u64) -> PathBuf {
+    pub(crate) fn staging_file(&self, core: usize, seq: u64) -> PathBuf {
         self.tmp_dir()
             .join(format!("{core}-{seq}-{}.tmp", std::process::id()))
     }
 }
 
 /// Where a metadata file (`bucket.meta`, `upload.meta`) is written before its atomic rename.
-pub fn tmp_sibling(path: &Path) -> PathBuf {
+pub(crate) fn tmp_sibling(path: &Path) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
     name.push(".tmp");
     path.with_file_name(name)
 }
 
 /// Part `n` of the upload whose directory is `upload_dir`.
-pub fn part_path(upload_dir: &Path, n: u32) -> PathBuf {
+pub(crate) fn part_path(upload_dir: &Path, n: u32) -> PathBuf {
     upload_dir.join(format!("{PART_FILE_PREFIX}{n}"))
 }
 
 /// The part number of a part file name (`part-N`), if it is one.
-pub fn parse_part_file_name(name: &str) -> Option<u32> {
+pub(crate) fn parse_part_file_name(name: &str) -> Option<u32> {
     name.strip_prefix(PART_FILE_PREFIX)?.parse().ok()
 }
 
 /// File name of an object: 32 hex chars of SHA-256(key).
-pub fn object_file_name(key: &str) -> String {
+pub(crate) fn object_file_name(key: &str) -> String {
     let digest = Sha256::digest(key.as_bytes());
     hex::encode(&digest[..16])
 }

@@ -26,18 +26,18 @@ mod store;
 mod uploads;
 mod writer;
 
-pub use error::{StorageError, StorageResult};
+pub(crate) use error::StorageError;
 pub use index::BucketIndex;
 pub use index::{ObjectSummary, WriteCondition};
-pub use layout::is_valid_upload_id;
+pub(crate) use layout::is_valid_upload_id;
 pub use list::{list_page, ListEntry, ListPage, ListParams};
-pub use reader::{ObjectStream, OpenObject};
-pub use record::{ObjectRecord, PartRef, PartsLayout, StoredChecksum};
-pub use recovery::LoadReport;
+pub(crate) use reader::{ObjectStream, OpenObject};
+pub(crate) use record::{ObjectRecord, StoredChecksum};
+pub(crate) use recovery::LoadReport;
 pub use shard::owner_of;
-pub use shard::CoreMesh;
-pub use store::{BucketEntry, ObjectWriter, StagedObject, Store, StoreConfig};
-pub use uploads::{CompletePart, CompleteRequest, PartInfo, UploadInfo, PART_SIZE_MIN_BYTES};
+pub(crate) use shard::CoreMesh;
+pub(crate) use store::{ObjectWriter, StagedObject, Store, StoreConfig};
+pub(crate) use uploads::{CompletePart, CompleteRequest, PartInfo, UploadInfo};
 
 pub(crate) use crate::clock::now_ms;
 
@@ -45,16 +45,16 @@ use std::path::{Path, PathBuf};
 
 /// What preparing the data directory found.
 #[derive(Debug)]
-pub struct Prepared {
+pub(crate) struct Prepared {
     /// The absolute data directory every core opens its [`Store`] on.
-    pub root: PathBuf,
+    pub(crate) root: PathBuf,
     /// Staging files of an earlier run that were removed (writes never acknowledged).
-    pub removed_staging_files: usize,
+    pub(crate) removed_staging_files: usize,
 }
 
 /// Creates the data directory if missing, checks its format marker, and removes staging
 /// leftovers of an earlier run. Call once, before any [`Store::open`].
-pub fn prepare_data_dir(dir: &Path) -> std::io::Result<Prepared> {
+pub(crate) fn prepare_data_dir(dir: &Path) -> std::io::Result<Prepared> {
     use layout::{FORMAT_FILE, FORMAT_LINE};
     std::fs::create_dir_all(dir)?;
     // Absolute, so directory handles never depend on the working directory.

@@ -23,10 +23,10 @@ use std::path::Path;
 use std::rc::Rc;
 
 /// One bucket owned by this core.
-pub struct BucketState {
-    pub name: String,
-    pub created_ms: u64,
-    pub index: RefCell<BucketIndex>,
+pub(crate) struct BucketState {
+    pub(crate) name: String,
+    pub(crate) created_ms: u64,
+    pub(crate) index: RefCell<BucketIndex>,
     dir: GroupSync,
     key_locks: RefCell<HashMap<String, Rc<Semaphore>>>,
     /// Commits and deletes in progress (a bucket with any is not empty).
@@ -38,14 +38,14 @@ pub struct BucketState {
 }
 
 /// The buckets owned by one core.
-pub struct Owner {
+pub(crate) struct Owner {
     pub(crate) layout: Layout,
     pub(crate) fsync: bool,
     buckets: RefCell<BTreeMap<String, Rc<BucketState>>>,
 }
 
 impl Owner {
-    pub fn new(layout: Layout, fsync: bool) -> Owner {
+    pub(crate) fn new(layout: Layout, fsync: bool) -> Owner {
         Owner {
             layout,
             fsync,
@@ -54,7 +54,7 @@ impl Owner {
     }
 
     /// Loads the buckets for which `is_mine(name)` holds from disk (startup only; blocking I/O).
-    pub async fn load(&self, is_mine: impl Fn(&str) -> bool) -> io::Result<LoadReport> {
+    pub(crate) async fn load(&self, is_mine: impl Fn(&str) -> bool) -> io::Result<LoadReport> {
         let mut report = LoadReport::default();
         for (name, created_ms) in recovery::my_buckets(&self.layout, is_mine, &mut report)? {
             let loaded = recovery::load_bucket(&self.layout, name, created_ms, &mut report)?;
@@ -99,11 +99,11 @@ impl Owner {
     }
 
     /// Creation time of a bucket, or NoSuchBucket.
-    pub fn head_bucket(&self, name: &str) -> StorageResult<u64> {
+    pub(crate) fn head_bucket(&self, name: &str) -> StorageResult<u64> {
         Ok(self.bucket(name)?.created_ms)
     }
 
-    pub fn list_buckets(&self) -> Vec<(String, u64)> {
+    pub(crate) fn list_buckets(&self) -> Vec<(String, u64)> {
         self.buckets
             .borrow()
             .iter()
@@ -111,7 +111,7 @@ impl Owner {
             .collect()
     }
 
-    pub async fn create_bucket(&self, name: &str, now_ms: u64) -> StorageResult<()> {
+    pub(crate) async fn create_bucket(&self, name: &str, now_ms: u64) -> StorageResult<()> {
         let exists = || StorageError::BucketExists {
             bucket: name.to_string(),
         };
@@ -135,7 +135,7 @@ impl Owner {
         Ok(())
     }
 
-    pub async fn delete_bucket(&self, name: &str) -> StorageResult<()> {
+    pub(crate) async fn delete_bucket(&self, name: &str) -> StorageResult<()> {
         let b = self.bucket(name)?;
         if !b.index.borrow().is_empty() || b.in_flight.get() > 0 {
             return Err(StorageError::BucketNotEmpty {
@@ -156,7 +156,7 @@ impl Owner {
     }
 
     /// Moves a durable staging file into place as `key` and publishes it in the index.
-    pub async fn commit(
+    pub(crate) async fn commit(
         &self,
         bucket: &str,
         key: &str,
@@ -205,7 +205,7 @@ impl Owner {
     }
 
     /// Removes `key` (no error when absent), durably, then drops it from the index.
-    pub async fn delete_object(&self, bucket: &str, key: &str) -> StorageResult<()> {
+    pub(crate) async fn delete_object(&self, bucket: &str, key: &str) -> StorageResult<()> {
         let b = self.bucket(bucket)?;
         let _inflight = InFlight::new(&b);
         let _permit = b.lock_key(key).await;
@@ -236,7 +236,7 @@ impl Owner {
         Ok(())
     }
 
-    pub fn list(&self, bucket: &str, params: &ListParams) -> StorageResult<ListPage> {
+    pub(crate) fn list(&self, bucket: &str, params: &ListParams) -> StorageResult<ListPage> {
         let b = self.bucket(bucket)?;
         let index = b.index.borrow();
         Ok(list_page(&index, params))

@@ -43,7 +43,7 @@ impl Owner {
     }
 
     /// Starts an upload: its directory and `upload.meta` are durable before the id is returned.
-    pub async fn create_upload(
+    pub(crate) async fn create_upload(
         &self,
         bucket: &str,
         upload_id: String,
@@ -75,7 +75,7 @@ impl Owner {
     }
 
     /// The upload's key, metadata and parts (NoSuchUpload if it is not in progress for `key`).
-    pub fn upload_info(
+    pub(crate) fn upload_info(
         &self,
         bucket: &str,
         key: &str,
@@ -87,7 +87,7 @@ impl Owner {
     }
 
     /// Moves a durable staged part into the upload, replacing an earlier part with that number.
-    pub async fn commit_part(
+    pub(crate) async fn commit_part(
         &self,
         bucket: &str,
         key: &str,
@@ -112,7 +112,7 @@ impl Owner {
     }
 
     /// Completes an upload into object `key`; returns the object's record.
-    pub async fn complete_upload(
+    pub(crate) async fn complete_upload(
         &self,
         bucket: &str,
         req: CompleteRequest,
@@ -164,7 +164,7 @@ impl Owner {
     }
 
     /// Aborts an upload: removes every part file and the upload directory.
-    pub async fn abort_upload(
+    pub(crate) async fn abort_upload(
         &self,
         bucket: &str,
         key: &str,
@@ -179,7 +179,7 @@ impl Owner {
     }
 
     /// Every upload in progress in `bucket`, sorted by key, then initiation, then id.
-    pub fn list_uploads(&self, bucket: &str) -> StorageResult<Vec<UploadInfo>> {
+    pub(crate) fn list_uploads(&self, bucket: &str) -> StorageResult<Vec<UploadInfo>> {
         let b = self.bucket(bucket)?;
         let uploads = b.uploads.borrow();
         let mut all: Vec<UploadInfo> = uploads

@@ -19,22 +19,22 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 /// First read of an object: the header plus, for small objects, all of the data.
-pub const FIRST_READ_BYTES: usize = 64 * 1024;
+pub(crate) const FIRST_READ_BYTES: usize = 64 * 1024;
 /// Size of each streaming read.
-pub const READ_CHUNK_BYTES: usize = 512 * 1024;
+pub(crate) const READ_CHUNK_BYTES: usize = 512 * 1024;
 /// Streaming reads outstanding at once.
-pub const READS_IN_FLIGHT_MAX: usize = 4;
+pub(crate) const READS_IN_FLIGHT_MAX: usize = 4;
 /// Part files opened up front per GET (kept open, so a racing overwrite cannot unlink them away).
-pub const PARTS_PINNED_MAX: usize = 256;
+pub(crate) const PARTS_PINNED_MAX: usize = 256;
 
 fn to_io(e: glommio::GlommioError<()>) -> io::Error {
     io::Error::from(e)
 }
 
 /// An open object: its record and the file its bytes are in.
-pub struct OpenObject {
+pub(crate) struct OpenObject {
     file: Rc<DmaFile>,
-    pub record: ObjectRecord,
+    pub(crate) record: ObjectRecord,
     header_len: usize,
     first: ReadResult,
     /// Directory holding the part files of a multipart object's upload.
@@ -44,7 +44,7 @@ pub struct OpenObject {
 impl OpenObject {
     /// Opens `path`; `Ok(None)` when it does not exist. `uploads_dir` is where a multipart
     /// object's upload directory lives.
-    pub async fn open(path: &Path, uploads_dir: &Path) -> io::Result<Option<OpenObject>> {
+    pub(crate) async fn open(path: &Path, uploads_dir: &Path) -> io::Result<Option<OpenObject>> {
         let file = match DmaFile::open(path).await {
             Ok(f) => f,
             Err(e) => {
@@ -85,7 +85,7 @@ impl OpenObject {
     /// already gone gives `NotFound` before any byte is sent (the caller re-opens the object).
     ///
     /// A vanished part file means the object changed under us: [`StorageError::ObjectChanged`].
-    pub async fn stream(self, start: u64, len: u64) -> StorageResult<ObjectStream> {
+    pub(crate) async fn stream(self, start: u64, len: u64) -> StorageResult<ObjectStream> {
         self.stream_io(start, len).await.map_err(|e| {
             if e.kind() == io::ErrorKind::NotFound {
                 StorageError::ObjectChanged
@@ -139,7 +139,7 @@ impl OpenObject {
     }
 
     /// The object's data size (`record.size`).
-    pub fn size(&self) -> u64 {
+    pub(crate) fn size(&self) -> u64 {
         self.record.size
     }
 }
@@ -193,7 +193,7 @@ enum Segment {
 }
 
 /// A byte range of an object, delivered as DMA buffer slices in order.
-pub struct ObjectStream {
+pub(crate) struct ObjectStream {
     current: Option<FileRange>,
     pending: VecDeque<Segment>,
     remaining: u64,
@@ -201,12 +201,12 @@ pub struct ObjectStream {
 
 impl ObjectStream {
     /// Bytes not yet handed out.
-    pub fn remaining(&self) -> u64 {
+    pub(crate) fn remaining(&self) -> u64 {
         self.remaining
     }
 
     /// The next slice of the range, or `None` at the end.
-    pub async fn next_chunk(&mut self) -> io::Result<Option<ReadResult>> {
+    pub(crate) async fn next_chunk(&mut self) -> io::Result<Option<ReadResult>> {
         loop {
             if let Some(cur) = &mut self.current {
                 if let Some(chunk) = cur.next_chunk().await? {

@@ -19,14 +19,14 @@ pub const BLOCK_BYTES: usize = 4096;
 /// Magic bytes at offset 0 of every object file.
 pub const MAGIC: &[u8; 8] = b"RINGOBJ\0";
 /// Current on-disk format version.
-pub const FORMAT_VERSION: u32 = 1;
+pub(crate) const FORMAT_VERSION: u32 = 1;
 /// Bytes before the encoded record inside the header block.
 const PREAMBLE_BYTES: usize = 8 + 4 + 4 + 4 + 4;
 /// Upper bound of a header block: key 1 KiB + metadata 2 KiB + system headers + a part
 /// table of up to [`PARTS_MAX`] entries of 28 bytes.
-pub const HEADER_MAX_BYTES: usize = 512 * 1024;
+pub(crate) const HEADER_MAX_BYTES: usize = 512 * 1024;
 /// Most parts a multipart object may have (S3's limit).
-pub const PARTS_MAX: usize = 10_000;
+pub(crate) const PARTS_MAX: usize = 10_000;
 
 /// A full-object checksum as sent by the client (`x-amz-checksum-<algorithm>`), base64 value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,7 +71,7 @@ pub struct ObjectRecord {
 
 impl ObjectRecord {
     /// An empty record for `key` (metadata filled in by the caller).
-    pub fn new(key: &str) -> ObjectRecord {
+    pub(crate) fn new(key: &str) -> ObjectRecord {
         ObjectRecord {
             key: key.to_string(),
             size: 0,
@@ -85,14 +85,14 @@ impl ObjectRecord {
     }
 
     /// ETag without quotes: hex MD5, or for multipart objects hex MD5-of-part-MD5s + `-N`.
-    pub fn etag(&self) -> String {
+    pub(crate) fn etag(&self) -> String {
         match &self.parts {
             None => hex::encode(self.md5),
             Some(p) => format!("{}-{}", hex::encode(self.md5), p.parts.len()),
         }
     }
 
-    pub fn summary(&self) -> ObjectSummary {
+    pub(crate) fn summary(&self) -> ObjectSummary {
         ObjectSummary {
             size: self.size,
             etag: self.etag(),
@@ -100,7 +100,7 @@ impl ObjectRecord {
         }
     }
 
-    pub fn system_header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn system_header(&self, name: &str) -> Option<&str> {
         self.system_headers
             .iter()
             .find(|(n, _)| n == name)
@@ -265,7 +265,7 @@ fn header_crc(fields: &[u8], record: &[u8]) -> u32 {
 }
 
 /// Rounds `v` up to a multiple of `align` (a power of two).
-pub fn round_up(v: usize, align: usize) -> usize {
+pub(crate) fn round_up(v: usize, align: usize) -> usize {
     debug_assert!(align.is_power_of_two());
     (v + align - 1) & !(align - 1)
 }

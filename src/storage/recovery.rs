@@ -26,7 +26,7 @@ pub struct LoadReport {
     pub objects: usize,
     pub corrupt_files: usize,
     pub removed_partial_buckets: usize,
-    pub uploads: usize,
+    pub(crate) uploads: usize,
 }
 
 /// One bucket as found on disk.

@@ -109,17 +109,17 @@ pub(crate) use expect_reply;
 type OwnerResult = StorageResult<OwnerReply>;
 
 /// A request travelling to another core.
-pub struct Envelope {
+pub(crate) struct Envelope {
     op: OwnerOp,
     reply: oneshot::Sender<OwnerResult>,
 }
 
 /// The channels between all cores, built once before the executors start; each core joins it.
 #[derive(Clone)]
-pub struct CoreMesh(MeshBuilder<Envelope, Full>);
+pub(crate) struct CoreMesh(MeshBuilder<Envelope, Full>);
 
 impl CoreMesh {
-    pub fn new(cores: usize) -> CoreMesh {
+    pub(crate) fn new(cores: usize) -> CoreMesh {
         assert!(cores >= 1);
         CoreMesh(MeshBuilder::full(cores, MESH_CHANNEL_CAPACITY))
     }

@@ -28,15 +28,15 @@ use std::rc::Rc;
 
 /// How a [`Store`] is opened.
 #[derive(Debug, Clone)]
-pub struct StoreConfig {
+pub(crate) struct StoreConfig {
     /// Absolute data directory (see [`prepare_data_dir`](crate::storage::prepare_data_dir)).
-    pub root: PathBuf,
+    pub(crate) root: PathBuf,
     /// fdatasync objects and fsync directories before a commit returns.
-    pub fsync: bool,
+    pub(crate) fsync: bool,
 }
 
 /// This core's view of the storage: its own buckets directly, the others' over the core mesh.
-pub struct Store {
+pub(crate) struct Store {
     shards: Shards,
     layout: Layout,
     fsync: bool,
@@ -48,15 +48,15 @@ pub struct Store {
 
 /// A bucket as ListBuckets sees it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct BucketEntry {
-    pub name: String,
-    pub created_ms: u64,
+pub(crate) struct BucketEntry {
+    pub(crate) name: String,
+    pub(crate) created_ms: u64,
 }
 
 impl Store {
     /// Joins the core mesh, loads the buckets this core owns from disk and starts serving other
     /// cores. Startup only: loading uses blocking I/O.
-    pub async fn open(
+    pub(crate) async fn open(
         core: usize,
         mesh: CoreMesh,
         config: StoreConfig,
@@ -115,7 +115,7 @@ impl Store {
 
     // ---- buckets ----
 
-    pub async fn create_bucket(&self, name: &str) -> StorageResult<()> {
+    pub(crate) async fn create_bucket(&self, name: &str) -> StorageResult<()> {
         let op = OwnerOp::CreateBucket {
             name: name.to_string(),
             now_ms: crate::storage::now_ms(),
@@ -124,7 +124,7 @@ impl Store {
         Ok(())
     }
 
-    pub async fn delete_bucket(&self, name: &str) -> StorageResult<()> {
+    pub(crate) async fn delete_bucket(&self, name: &str) -> StorageResult<()> {
         let op = OwnerOp::DeleteBucket {
             name: name.to_string(),
         };
@@ -133,7 +133,7 @@ impl Store {
     }
 
     /// The bucket's creation time (ms since the epoch), or `NoSuchBucket`.
-    pub async fn bucket_created_ms(&self, name: &str) -> StorageResult<u64> {
+    pub(crate) async fn bucket_created_ms(&self, name: &str) -> StorageResult<u64> {
         let op = OwnerOp::HeadBucket {
             name: name.to_string(),
         };
@@ -144,7 +144,7 @@ impl Store {
     }
 
     /// Every bucket of every core, sorted by name.
-    pub async fn list_buckets(&self) -> StorageResult<Vec<BucketEntry>> {
+    pub(crate) async fn list_buckets(&self) -> StorageResult<Vec<BucketEntry>> {
         let mut all = Vec::new();
         for core in 0..self.shards.cores() {
             let reply = self.shards.call_core(core, OwnerOp::ListBuckets).await?;
@@ -163,7 +163,7 @@ impl Store {
 
     /// A writer for a new object whose record will look like `record` (its metadata sizes the
     /// header block); `size_hint` is the expected byte count, when known.
-    pub async fn object_writer(
+    pub(crate) async fn object_writer(
         &self,
         record: &ObjectRecord,
         size_hint: Option<u64>,
@@ -180,7 +180,7 @@ impl Store {
     }
 
     /// Commits a staged object as `bucket/key` if `condition` holds; durable when this returns.
-    pub async fn put_object(
+    pub(crate) async fn put_object(
         &self,
         bucket: &str,
         key: &str,
@@ -205,7 +205,7 @@ impl Store {
 
     /// Opens `bucket/key` on this core (no owner round trip): the record inside the opened file
     /// is the object, so a concurrent overwrite is seen whole or not at all.
-    pub async fn open_object(&self, bucket: &str, key: &str) -> StorageResult<OpenObject> {
+    pub(crate) async fn open_object(&self, bucket: &str, key: &str) -> StorageResult<OpenObject> {
         let path = self.layout.object_file(bucket, key);
         let opened = OpenObject::open(&path, &self.layout.uploads_dir(bucket))
             .await
@@ -222,7 +222,7 @@ impl Store {
     }
 
     /// Removes `bucket/key` (no error when absent); durable when this returns.
-    pub async fn delete_object(&self, bucket: &str, key: &str) -> StorageResult<()> {
+    pub(crate) async fn delete_object(&self, bucket: &str, key: &str) -> StorageResult<()> {
         let op = OwnerOp::DeleteObject {
             bucket: bucket.to_string(),
             key: key.to_string(),
@@ -232,7 +232,11 @@ impl Store {
     }
 
     /// One page of `bucket`'s keys, computed on its owner core from its index.
-    pub async fn list_objects(&self, bucket: &str, params: ListParams) -> StorageResult<ListPage> {
+    pub(crate) async fn list_objects(
+        &self,
+        bucket: &str,
+        params: ListParams,
+    ) -> StorageResult<ListPage> {
         let op = OwnerOp::List {
             bucket: bucket.to_string(),
             params,
@@ -247,7 +251,11 @@ impl Store {
 
     /// Starts an upload of `meta.key` (metadata and checksum algorithm in `meta`); returns its id
     /// once the upload is durable.
-    pub async fn create_upload(&self, bucket: &str, meta: ObjectRecord) -> StorageResult<String> {
+    pub(crate) async fn create_upload(
+        &self,
+        bucket: &str,
+        meta: ObjectRecord,
+    ) -> StorageResult<String> {
         let upload_id = self.next_upload_id();
         let op = OwnerOp::CreateUpload {
             bucket: bucket.to_string(),
@@ -259,7 +267,7 @@ impl Store {
     }
 
     /// The upload's key, metadata and parts (`NoSuchUpload` unless in progress for `key`).
-    pub async fn upload_info(
+    pub(crate) async fn upload_info(
         &self,
         bucket: &str,
         key: &str,
@@ -277,7 +285,7 @@ impl Store {
     }
 
     /// Commits a staged part as part `number` of the upload (replacing an earlier one).
-    pub async fn put_part(
+    pub(crate) async fn put_part(
         &self,
         bucket: &str,
         upload_id: &str,
@@ -304,7 +312,7 @@ impl Store {
     }
 
     /// Completes an upload into its object; returns the object's record.
-    pub async fn complete_upload(
+    pub(crate) async fn complete_upload(
         &self,
         bucket: &str,
         request: CompleteRequest,
@@ -320,7 +328,7 @@ impl Store {
         ))
     }
 
-    pub async fn abort_upload(
+    pub(crate) async fn abort_upload(
         &self,
         bucket: &str,
         key: &str,
@@ -336,7 +344,7 @@ impl Store {
     }
 
     /// Every upload in progress in `bucket`, sorted by key, then initiation, then id.
-    pub async fn list_uploads(&self, bucket: &str) -> StorageResult<Vec<UploadInfo>> {
+    pub(crate) async fn list_uploads(&self, bucket: &str) -> StorageResult<Vec<UploadInfo>> {
         let op = OwnerOp::ListUploads {
             bucket: bucket.to_string(),
         };
@@ -364,14 +372,14 @@ fn reserved_header_len(record: &ObjectRecord) -> usize {
 }
 
 /// A new object's bytes on their way to disk. Dropped unfinished, its file is removed.
-pub struct ObjectWriter {
+pub(crate) struct ObjectWriter {
     writer: Option<StagingWriter>,
     fsync: bool,
 }
 
 impl ObjectWriter {
     /// Abandons the object: waits for writes in flight and removes its file.
-    pub async fn abort(mut self) {
+    pub(crate) async fn abort(mut self) {
         if let Some(w) = self.writer.take() {
             w.abort().await;
         }
@@ -382,17 +390,17 @@ impl ObjectWriter {
     }
 
     /// Bytes accepted so far.
-    pub fn size(&self) -> u64 {
+    pub(crate) fn size(&self) -> u64 {
         self.writer.as_ref().map_or(0, |w| w.size())
     }
 
     /// The free tail of the current DMA buffer: read bytes straight into it, then [`Self::advance`].
-    pub fn spare(&mut self) -> &mut [u8] {
+    pub(crate) fn spare(&mut self) -> &mut [u8] {
         self.inner().spare()
     }
 
     /// Accepts `n` bytes just placed into [`Self::spare`].
-    pub async fn advance(&mut self, n: usize) -> StorageResult<()> {
+    pub(crate) async fn advance(&mut self, n: usize) -> StorageResult<()> {
         self.inner()
             .advance(n)
             .await
@@ -401,7 +409,7 @@ impl ObjectWriter {
 
     /// Writes `record` (whose `size` must equal the bytes accepted) and makes the object durable
     /// but not yet visible.
-    pub async fn finish(mut self, record: ObjectRecord) -> StorageResult<StagedObject> {
+    pub(crate) async fn finish(mut self, record: ObjectRecord) -> StorageResult<StagedObject> {
         let writer = self.writer.take().expect("finish once");
         let path = writer.path().to_path_buf();
         match writer.finish(&record, self.fsync).await {
@@ -428,8 +436,8 @@ impl Drop for ObjectWriter {
 
 /// A durable object not yet committed: its record and (privately) its staging file. Dropped
 /// without a successful commit, the staging file is removed.
-pub struct StagedObject {
-    pub record: ObjectRecord,
+pub(crate) struct StagedObject {
+    pub(crate) record: ObjectRecord,
     path: PathBuf,
     committed: bool,
 }

@@ -19,61 +19,61 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 
 /// Smallest size of every part but the last (S3's limit).
-pub const PART_SIZE_MIN_BYTES: u64 = 5 * 1024 * 1024;
+pub(crate) const PART_SIZE_MIN_BYTES: u64 = 5 * 1024 * 1024;
 /// Permits of an upload's gate: part commits in flight at once per upload.
 const UPLOAD_GATE_PERMITS: u64 = 1 << 20;
 
 /// A committed part of an upload in progress.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PartInfo {
-    pub size: u64,
-    pub md5: [u8; 16],
-    pub checksum: Option<StoredChecksum>,
-    pub last_modified_ms: u64,
+pub(crate) struct PartInfo {
+    pub(crate) size: u64,
+    pub(crate) md5: [u8; 16],
+    pub(crate) checksum: Option<StoredChecksum>,
+    pub(crate) last_modified_ms: u64,
 }
 
 impl PartInfo {
-    pub fn etag(&self) -> String {
+    pub(crate) fn etag(&self) -> String {
         hex::encode(self.md5)
     }
 }
 
 /// One multipart upload in progress.
-pub struct UploadState {
+pub(crate) struct UploadState {
     /// Key, initiation time (`last_modified_ms`), metadata and checksum algorithm
     /// (`checksum.algorithm` with an empty value) of the object to be.
-    pub meta: ObjectRecord,
-    pub parts: RefCell<BTreeMap<u32, PartInfo>>,
+    pub(crate) meta: ObjectRecord,
+    pub(crate) parts: RefCell<BTreeMap<u32, PartInfo>>,
     gate: Rc<Semaphore>,
     closed: Cell<bool>,
 }
 
 /// A snapshot of an upload for the S3 layer.
 #[derive(Debug, Clone)]
-pub struct UploadInfo {
-    pub upload_id: String,
-    pub key: String,
-    pub initiated_ms: u64,
-    pub checksum_algorithm: Option<String>,
-    pub parts: Vec<(u32, PartInfo)>,
+pub(crate) struct UploadInfo {
+    pub(crate) upload_id: String,
+    pub(crate) key: String,
+    pub(crate) initiated_ms: u64,
+    pub(crate) checksum_algorithm: Option<String>,
+    pub(crate) parts: Vec<(u32, PartInfo)>,
 }
 
 /// What CompleteMultipartUpload asks of the owner.
 #[derive(Debug)]
-pub struct CompleteRequest {
-    pub key: String,
-    pub upload_id: String,
+pub(crate) struct CompleteRequest {
+    pub(crate) key: String,
+    pub(crate) upload_id: String,
     /// The parts the client listed, in its order.
-    pub parts: Vec<CompletePart>,
-    pub now_ms: u64,
-    pub condition: WriteCondition,
+    pub(crate) parts: Vec<CompletePart>,
+    pub(crate) now_ms: u64,
+    pub(crate) condition: WriteCondition,
 }
 
 /// A part the client lists in CompleteMultipartUpload.
 #[derive(Debug, Clone)]
-pub struct CompletePart {
-    pub number: u32,
-    pub etag: String,
+pub(crate) struct CompletePart {
+    pub(crate) number: u32,
+    pub(crate) etag: String,
 }
 
 /// The error for an upload that does not exist (or no longer does).

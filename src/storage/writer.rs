@@ -22,11 +22,11 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 /// Size of one DMA write buffer.
-pub const WRITE_BUFFER_BYTES: usize = 1024 * 1024;
+pub(crate) const WRITE_BUFFER_BYTES: usize = 1024 * 1024;
 /// Buffers being written to disk at once per upload.
-pub const WRITES_IN_FLIGHT_MAX: usize = 4;
+pub(crate) const WRITES_IN_FLIGHT_MAX: usize = 4;
 
-pub struct StagingWriter {
+pub(crate) struct StagingWriter {
     file: Rc<DmaFile>,
     path: PathBuf,
     header_len: usize,
@@ -49,7 +49,7 @@ fn to_io(e: glommio::GlommioError<()>) -> io::Error {
 impl StagingWriter {
     /// Creates the staging file; the body will start at offset `header_len`.
     /// `size_hint` (the declared body length, when known) sizes the first buffer.
-    pub async fn create(
+    pub(crate) async fn create(
         path: &Path,
         header_len: usize,
         size_hint: Option<u64>,
@@ -76,23 +76,23 @@ impl StagingWriter {
         })
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
     /// Bytes accepted so far.
-    pub fn size(&self) -> u64 {
+    pub(crate) fn size(&self) -> u64 {
         self.size
     }
 
     /// The free tail of the current DMA buffer: read body bytes straight into it.
-    pub fn spare(&mut self) -> &mut [u8] {
+    pub(crate) fn spare(&mut self) -> &mut [u8] {
         let start = self.skip + self.fill;
         &mut self.buf.as_bytes_mut()[start..]
     }
 
     /// Accepts `n` bytes just placed into [`Self::spare`]; writes the buffer out when full.
-    pub async fn advance(&mut self, n: usize) -> io::Result<()> {
+    pub(crate) async fn advance(&mut self, n: usize) -> io::Result<()> {
         assert!(self.skip + self.fill + n <= self.buf.len());
         self.fill += n;
         self.size += n as u64;
@@ -147,7 +147,7 @@ impl StagingWriter {
 
     /// Flushes the tail, writes the header for `record`, fdatasyncs and closes the file.
     /// `record.size` must equal the bytes accepted.
-    pub async fn finish(mut self, record: &ObjectRecord, sync: bool) -> io::Result<PathBuf> {
+    pub(crate) async fn finish(mut self, record: &ObjectRecord, sync: bool) -> io::Result<PathBuf> {
         assert_eq!(record.size, self.size);
         assert!(record.header_len() <= self.header_len);
         if self.skip > 0 {
@@ -202,7 +202,7 @@ impl StagingWriter {
     }
 
     /// Abandons the upload: waits for writes in flight, closes and removes the staging file.
-    pub async fn abort(mut self) {
+    pub(crate) async fn abort(mut self) {
         while !self.inflight.is_empty() {
             let _ = self.wait_oldest().await;
         }
@@ -236,7 +236,11 @@ fn buffer_len_for(remaining: Option<u64>) -> usize {
 }
 
 /// Writes a file that holds only a record header (a multipart object's record), durably.
-pub async fn write_record_file(path: &Path, record: &ObjectRecord, sync: bool) -> io::Result<()> {
+pub(crate) async fn write_record_file(
+    path: &Path,
+    record: &ObjectRecord,
+    sync: bool,
+) -> io::Result<()> {
     let header_len = record.header_len();
     let file = create_new_dma(path).await?;
     let mut header = file.alloc_dma_buffer(header_len);

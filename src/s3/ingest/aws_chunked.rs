@@ -37,13 +37,13 @@ use base64::Engine;
 use sha2::{Digest, Sha256};
 
 /// Size of the internal buffer for chunk headers, CRLFs and trailers.
-pub const BUFFER_BYTES: usize = 8 * 1024;
+pub(crate) const BUFFER_BYTES: usize = 8 * 1024;
 /// Longest chunk-header or trailer line accepted, without its CRLF.
-pub const LINE_MAX_BYTES: usize = 4 * 1024;
+pub(crate) const LINE_MAX_BYTES: usize = 4 * 1024;
 /// Longest trailer section accepted (every trailer line with its CRLF, plus the final CRLF).
-pub const TRAILER_SECTION_MAX_BYTES: usize = 16 * 1024;
+pub(crate) const TRAILER_SECTION_MAX_BYTES: usize = 16 * 1024;
 /// Most hex digits in a chunk size (15 digits = 60 bits, so no overflow is possible).
-pub const CHUNK_SIZE_MAX_HEX_DIGITS: usize = 15;
+pub(crate) const CHUNK_SIZE_MAX_HEX_DIGITS: usize = 15;
 
 /// The chunk extension that carries a chunk's signature.
 const CHUNK_SIGNATURE_EXTENSION: &str = "chunk-signature";

@@ -11,7 +11,7 @@ use crate::s3::error::S3Error;
 use crate::s3::Request;
 
 /// Expectations of the body from the signature and the checksum headers.
-pub fn body_expectations(req: &Request<'_>) -> Result<Expectations, S3Error> {
+pub(crate) fn body_expectations(req: &Request<'_>) -> Result<Expectations, S3Error> {
     let mut exp = expectations_from_headers(req.head)?;
     match &req.auth.payload {
         PayloadCheck::Sha256(h) => exp.payload_sha256 = Some(*h),
@@ -34,7 +34,7 @@ pub fn body_expectations(req: &Request<'_>) -> Result<Expectations, S3Error> {
 }
 
 /// Reads `Content-MD5` and `x-amz-checksum-*` from the request headers.
-pub fn expectations_from_headers(head: &RequestHead) -> Result<Expectations, S3Error> {
+pub(crate) fn expectations_from_headers(head: &RequestHead) -> Result<Expectations, S3Error> {
     use base64::Engine as _;
     let b64 = base64::engine::general_purpose::STANDARD;
     let mut exp = Expectations::default();

@@ -16,7 +16,7 @@
 pub mod aws_chunked;
 mod expectations;
 
-pub use expectations::{body_expectations, expectations_from_headers};
+pub(crate) use expectations::body_expectations;
 
 use crate::auth::PayloadCheck;
 use crate::digest::{BodyDigests, ChecksumAlgorithm, Digests};
@@ -28,9 +28,9 @@ use aws_chunked::{AwsChunkedDecoder, ChunkMode};
 use glommio::io::ReadResult;
 
 /// Largest object a single PutObject may carry (S3's limit).
-pub const PUT_OBJECT_MAX_BYTES: u64 = 5 * 1024 * 1024 * 1024;
+pub(crate) const PUT_OBJECT_MAX_BYTES: u64 = 5 * 1024 * 1024 * 1024;
 /// Largest single part of a multipart upload (S3's limit).
-pub const PART_SIZE_MAX_BYTES: u64 = 5 * 1024 * 1024 * 1024;
+pub(crate) const PART_SIZE_MAX_BYTES: u64 = 5 * 1024 * 1024 * 1024;
 /// Read size while collecting a small (XML) request body.
 const SMALL_BODY_READ_BYTES: usize = 64 * 1024;
 
@@ -54,7 +54,7 @@ impl BodySource for BodyReader<'_> {
 }
 
 /// An `aws-chunked` request body, decoded on the fly (payload bytes land directly in `dst`).
-pub struct AwsChunkedBody<'a, 'c> {
+pub(crate) struct AwsChunkedBody<'a, 'c> {
     body: &'a mut BodyReader<'c>,
     decoder: Box<AwsChunkedDecoder>,
 }
@@ -70,14 +70,14 @@ impl BodySource for AwsChunkedBody<'_, '_> {
 }
 
 /// A byte range of a stored object (the source of a copy).
-pub struct ObjectSource {
+pub(crate) struct ObjectSource {
     stream: ObjectStream,
     /// The DMA slice being handed out and how much of it is gone.
     pending: Option<(ReadResult, usize)>,
 }
 
 impl ObjectSource {
-    pub fn new(stream: ObjectStream) -> ObjectSource {
+    pub(crate) fn new(stream: ObjectStream) -> ObjectSource {
         ObjectSource {
             stream,
             pending: None,
@@ -118,7 +118,7 @@ fn too_large(size_max_bytes: u64) -> S3Error {
 
 /// Streams a request's body (plain or aws-chunked) into a staged object with `record`'s
 /// metadata, after checking its declared lengths against `size_max_bytes`.
-pub async fn ingest_request_body(
+pub(crate) async fn ingest_request_body(
     store: &Store,
     req: &Request<'_>,
     body: &mut BodyReader<'_>,
@@ -173,7 +173,7 @@ fn decoded_content_length(req: &Request<'_>) -> Result<Option<u64>, S3Error> {
 
 /// Streams `source` into a new staged object with `record`'s metadata, verifying `digests`.
 /// `size_hint` is the expected size when known (it sizes the first DMA buffer).
-pub async fn ingest<S: BodySource>(
+pub(crate) async fn ingest<S: BodySource>(
     store: &Store,
     mut record: ObjectRecord,
     mut digests: BodyDigests,
@@ -224,7 +224,7 @@ async fn stream_into<S: BodySource>(
 }
 
 /// Reads a whole small body (XML documents), verifying its digests.
-pub async fn read_small_body(
+pub(crate) async fn read_small_body(
     req: &Request<'_>,
     body: &mut BodyReader<'_>,
     max_bytes: usize,

@@ -25,7 +25,7 @@ async fn ensure_target(store: &Store, req: &Request<'_>) -> Result<(), S3Error> 
     Ok(())
 }
 
-pub async fn get_acl(store: &Store, req: &Request<'_>) -> Result<Response, S3Error> {
+pub(crate) async fn get_acl(store: &Store, req: &Request<'_>) -> Result<Response, S3Error> {
     ensure_target(store, req).await?;
     let mut w = XmlWriter::new();
     w.open_ns("AccessControlPolicy");
@@ -49,7 +49,7 @@ fn only_private() -> S3Error {
     )
 }
 
-pub async fn put_acl(
+pub(crate) async fn put_acl(
     store: &Store,
     req: &Request<'_>,
     body: &mut BodyReader<'_>,

@@ -11,12 +11,12 @@ use crate::s3::{xml, Request};
 use crate::storage::Store;
 
 /// Region reported by GetBucketLocation when the bucket was created without one.
-pub const DEFAULT_REGION: &str = "us-east-1";
+pub(crate) const DEFAULT_REGION: &str = "us-east-1";
 
 /// Most buckets one ListBuckets page may return (S3's limit for `max-buckets`).
-pub const MAX_BUCKETS_LIMIT: usize = 10_000;
+pub(crate) const MAX_BUCKETS_LIMIT: usize = 10_000;
 
-pub async fn list_buckets(store: &Store, req: &Request<'_>) -> Result<Response, S3Error> {
+pub(crate) async fn list_buckets(store: &Store, req: &Request<'_>) -> Result<Response, S3Error> {
     let r = &req.routed;
     let prefix = r.param("prefix");
     let max = match r.param("max-buckets") {
@@ -52,7 +52,7 @@ pub async fn list_buckets(store: &Store, req: &Request<'_>) -> Result<Response, 
     Ok(Response::xml(200, body))
 }
 
-pub async fn create_bucket(
+pub(crate) async fn create_bucket(
     store: &Store,
     req: &Request<'_>,
     body: &mut BodyReader<'_>,
@@ -66,23 +66,29 @@ pub async fn create_bucket(
     Ok(Response::new(200).header("Location", format!("/{name}")))
 }
 
-pub async fn head_bucket(store: &Store, req: &Request<'_>) -> Result<Response, S3Error> {
+pub(crate) async fn head_bucket(store: &Store, req: &Request<'_>) -> Result<Response, S3Error> {
     store.bucket_created_ms(&req.routed.bucket).await?;
     Ok(Response::new(200).header("x-amz-bucket-region", DEFAULT_REGION))
 }
 
-pub async fn delete_bucket(store: &Store, req: &Request<'_>) -> Result<Response, S3Error> {
+pub(crate) async fn delete_bucket(store: &Store, req: &Request<'_>) -> Result<Response, S3Error> {
     let name = &req.routed.bucket;
     store.delete_bucket(name).await?;
     Ok(Response::new(204))
 }
 
-pub async fn get_bucket_location(store: &Store, req: &Request<'_>) -> Result<Response, S3Error> {
+pub(crate) async fn get_bucket_location(
+    store: &Store,
+    req: &Request<'_>,
+) -> Result<Response, S3Error> {
     store.bucket_created_ms(&req.routed.bucket).await?;
     Ok(Response::xml(200, xml::location_xml(DEFAULT_REGION)))
 }
 
-pub async fn get_bucket_versioning(store: &Store, req: &Request<'_>) -> Result<Response, S3Error> {
+pub(crate) async fn get_bucket_versioning(
+    store: &Store,
+    req: &Request<'_>,
+) -> Result<Response, S3Error> {
     store.bucket_created_ms(&req.routed.bucket).await?;
     let mut w = xml::XmlWriter::new();
     w.open_ns("VersioningConfiguration");

@@ -17,7 +17,7 @@ use crate::s3::{xml, Request};
 use crate::storage::{ObjectRecord, OpenObject, StagedObject, Store, WriteCondition};
 
 /// Parses `x-amz-copy-source` (`bucket/key`, optional leading `/`, key percent-encoded).
-pub fn parse_copy_source(raw: &str) -> Result<(String, String), S3Error> {
+pub(crate) fn parse_copy_source(raw: &str) -> Result<(String, String), S3Error> {
     let raw = raw.strip_prefix('/').unwrap_or(raw);
     let (path, version) = match raw.split_once("?versionId=") {
         Some((p, v)) => (p, Some(v)),
@@ -57,7 +57,7 @@ fn replaces_metadata(req: &Request<'_>) -> Result<bool, S3Error> {
     }
 }
 
-pub async fn copy_object(store: &Store, req: &Request<'_>) -> Result<Response, S3Error> {
+pub(crate) async fn copy_object(store: &Store, req: &Request<'_>) -> Result<Response, S3Error> {
     let (bucket, key) = (&req.routed.bucket, &req.routed.key);
     validate_object_key(key)?;
     let (src_bucket, src_key) = copy_source_header(req)?;
@@ -97,12 +97,12 @@ pub async fn copy_object(store: &Store, req: &Request<'_>) -> Result<Response, S
 }
 
 /// The `x-amz-copy-source` header, parsed into (bucket, key).
-pub fn copy_source_header(req: &Request<'_>) -> Result<(String, String), S3Error> {
+pub(crate) fn copy_source_header(req: &Request<'_>) -> Result<(String, String), S3Error> {
     parse_copy_source(req.head.header("x-amz-copy-source").unwrap_or(""))
 }
 
 /// Opens a copy source and applies the `x-amz-copy-source-if-*` conditions to it.
-pub async fn open_copy_source(
+pub(crate) async fn open_copy_source(
     store: &Store,
     req: &Request<'_>,
     bucket: &str,
@@ -115,7 +115,7 @@ pub async fn open_copy_source(
 
 /// Stages `(start, len)` of `src` as a new object with `record`'s metadata, hashing it for
 /// `checksum_algorithm` (lowercase name) when given.
-pub async fn copy_range(
+pub(crate) async fn copy_range(
     store: &Store,
     record: ObjectRecord,
     src: OpenObject,

@@ -13,7 +13,7 @@ use crate::s3::ingest::read_small_body;
 use crate::s3::{xml, Request};
 use crate::storage::Store;
 
-pub async fn delete_objects(
+pub(crate) async fn delete_objects(
     store: &Store,
     req: &Request<'_>,
     body: &mut BodyReader<'_>,

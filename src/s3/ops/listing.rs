@@ -13,7 +13,11 @@ use crate::s3::xml::{self, ListV1Request, ListV2Request, SERVER_OWNER};
 use crate::s3::Request;
 use crate::storage::{ListParams, Store};
 
-pub async fn list_objects(store: &Store, req: &Request<'_>, v2: bool) -> Result<Response, S3Error> {
+pub(crate) async fn list_objects(
+    store: &Store,
+    req: &Request<'_>,
+    v2: bool,
+) -> Result<Response, S3Error> {
     let r = &req.routed;
     let bucket = &r.bucket;
     let url_encoding = parse_encoding_type(r.param("encoding-type"))?;
@@ -82,7 +86,10 @@ pub async fn list_objects(store: &Store, req: &Request<'_>, v2: bool) -> Result<
 }
 
 /// ListObjectVersions of an unversioned bucket: each object once, as version `null`.
-pub async fn list_object_versions(store: &Store, req: &Request<'_>) -> Result<Response, S3Error> {
+pub(crate) async fn list_object_versions(
+    store: &Store,
+    req: &Request<'_>,
+) -> Result<Response, S3Error> {
     let r = &req.routed;
     let bucket = &r.bucket;
     let url_encoding = parse_encoding_type(r.param("encoding-type"))?;

@@ -2,22 +2,22 @@
 //! and the routed request, returns the response). This module holds what several share: the
 //! object metadata taken from request headers, and ETag quoting.
 
-pub mod acl;
-pub mod bucket;
-pub mod copy;
-pub mod delete_objects;
-pub mod listing;
-pub mod multipart;
-pub mod object;
-pub mod put;
+pub(crate) mod acl;
+pub(crate) mod bucket;
+pub(crate) mod copy;
+pub(crate) mod delete_objects;
+pub(crate) mod listing;
+pub(crate) mod multipart;
+pub(crate) mod object;
+pub(crate) mod put;
 
 use crate::http::head::RequestHead;
 use crate::s3::error::S3Error;
 
 /// User metadata limit: sum of UTF-8 bytes of every `x-amz-meta-*` name (without prefix) and value.
-pub const USER_METADATA_MAX_BYTES: usize = 2048;
+pub(crate) const USER_METADATA_MAX_BYTES: usize = 2048;
 /// System headers stored with an object and returned on GET/HEAD.
-pub const STORED_SYSTEM_HEADERS: &[&str] = &[
+pub(crate) const STORED_SYSTEM_HEADERS: &[&str] = &[
     "content-type",
     "content-encoding",
     "cache-control",
@@ -27,10 +27,12 @@ pub const STORED_SYSTEM_HEADERS: &[&str] = &[
 ];
 
 /// (lowercase name, value) pairs stored with an object.
-pub type HeaderPairs = Vec<(String, String)>;
+pub(crate) type HeaderPairs = Vec<(String, String)>;
 
 /// Stored system headers and user metadata taken from a request's headers.
-pub fn metadata_from_headers(head: &RequestHead) -> Result<(HeaderPairs, HeaderPairs), S3Error> {
+pub(crate) fn metadata_from_headers(
+    head: &RequestHead,
+) -> Result<(HeaderPairs, HeaderPairs), S3Error> {
     let mut system = Vec::new();
     for name in STORED_SYSTEM_HEADERS {
         if let Some(v) = head.header(name) {
@@ -67,7 +69,7 @@ pub fn metadata_from_headers(head: &RequestHead) -> Result<(HeaderPairs, HeaderP
 }
 
 /// Content-Encoding without the `aws-chunked` transport coding.
-pub fn strip_aws_chunked(v: &str) -> String {
+pub(crate) fn strip_aws_chunked(v: &str) -> String {
     v.split(',')
         .map(|s| s.trim())
         .filter(|s| !s.is_empty() && !s.eq_ignore_ascii_case("aws-chunked"))
@@ -75,7 +77,7 @@ pub fn strip_aws_chunked(v: &str) -> String {
         .join(",")
 }
 
-pub fn quoted(etag: &str) -> String {
+pub(crate) fn quoted(etag: &str) -> String {
     format!("\"{etag}\"")
 }
 

@@ -47,7 +47,7 @@ fn part_number_param(req: &Request<'_>) -> Result<u32, S3Error> {
     })
 }
 
-pub async fn create_upload(store: &Store, req: &Request<'_>) -> Result<Response, S3Error> {
+pub(crate) async fn create_upload(store: &Store, req: &Request<'_>) -> Result<Response, S3Error> {
     let (bucket, key) = (&req.routed.bucket, &req.routed.key);
     validate_object_key(key)?;
     let (system_headers, user_metadata) = metadata_from_headers(req.head)?;
@@ -79,7 +79,7 @@ pub async fn create_upload(store: &Store, req: &Request<'_>) -> Result<Response,
     Ok(resp)
 }
 
-pub async fn upload_part(
+pub(crate) async fn upload_part(
     store: &Store,
     req: &Request<'_>,
     body: &mut BodyReader<'_>,
@@ -101,7 +101,10 @@ pub async fn upload_part(
     Ok(response)
 }
 
-pub async fn upload_part_copy(store: &Store, req: &Request<'_>) -> Result<Response, S3Error> {
+pub(crate) async fn upload_part_copy(
+    store: &Store,
+    req: &Request<'_>,
+) -> Result<Response, S3Error> {
     let (bucket, key) = (&req.routed.bucket, &req.routed.key);
     let number = part_number_param(req)?;
     let upload_id = upload_id_param(req)?;
@@ -130,7 +133,7 @@ pub async fn upload_part_copy(store: &Store, req: &Request<'_>) -> Result<Respon
 
 /// Parses `x-amz-copy-source-range`: exactly `bytes=first-last` inside the source (S3 accepts no
 /// open-ended, suffix or clamped ranges here). Returns (start, length).
-pub fn parse_copy_range(h: &str, size: u64) -> Result<(u64, u64), S3Error> {
+pub(crate) fn parse_copy_range(h: &str, size: u64) -> Result<(u64, u64), S3Error> {
     let invalid = || {
         crate::s3err!(
             InvalidArgument,
@@ -152,7 +155,7 @@ pub fn parse_copy_range(h: &str, size: u64) -> Result<(u64, u64), S3Error> {
     }
 }
 
-pub async fn complete_upload(
+pub(crate) async fn complete_upload(
     store: &Store,
     req: &Request<'_>,
     body: &mut BodyReader<'_>,
@@ -191,14 +194,14 @@ pub async fn complete_upload(
     Ok(Response::xml(200, body))
 }
 
-pub async fn abort_upload(store: &Store, req: &Request<'_>) -> Result<Response, S3Error> {
+pub(crate) async fn abort_upload(store: &Store, req: &Request<'_>) -> Result<Response, S3Error> {
     let (bucket, key) = (&req.routed.bucket, &req.routed.key);
     let upload_id = upload_id_param(req)?;
     store.abort_upload(bucket, key, &upload_id).await?;
     Ok(Response::new(204))
 }
 
-pub async fn list_parts(store: &Store, req: &Request<'_>) -> Result<Response, S3Error> {
+pub(crate) async fn list_parts(store: &Store, req: &Request<'_>) -> Result<Response, S3Error> {
     let (bucket, key) = (&req.routed.bucket, &req.routed.key);
     let upload_id = upload_id_param(req)?;
     let max_parts = parse_max_keys(req.routed.param("max-parts"))?;
@@ -230,7 +233,7 @@ pub async fn list_parts(store: &Store, req: &Request<'_>) -> Result<Response, S3
     Ok(Response::xml(200, body))
 }
 
-pub async fn list_uploads(store: &Store, req: &Request<'_>) -> Result<Response, S3Error> {
+pub(crate) async fn list_uploads(store: &Store, req: &Request<'_>) -> Result<Response, S3Error> {
     let r = &req.routed;
     let bucket = &r.bucket;
     store.bucket_created_ms(bucket).await?;

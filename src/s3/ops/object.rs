@@ -20,7 +20,7 @@ use std::io;
 use std::pin::Pin;
 
 /// Content-Type reported for objects stored without one (S3's default).
-pub const DEFAULT_CONTENT_TYPE: &str = "binary/octet-stream";
+pub(crate) const DEFAULT_CONTENT_TYPE: &str = "binary/octet-stream";
 
 /// `response-*` query overrides accepted on GET (presigned URLs) and the header each sets.
 const RESPONSE_OVERRIDES: &[(&str, &str)] = &[
@@ -36,7 +36,7 @@ const RESPONSE_OVERRIDES: &[(&str, &str)] = &[
 /// were unlinked between opening the record and opening the parts) is retried this often.
 const RACED_RETRIES_MAX: usize = 2;
 
-pub async fn get_object(
+pub(crate) async fn get_object(
     store: &Store,
     req: &Request<'_>,
     is_head: bool,
@@ -255,7 +255,7 @@ fn check_conditions(req: &Request<'_>, rec: &ObjectRecord) -> Result<(), S3Error
 /// Applies the four conditional headers, each named `{prefix}if-...` (`x-amz-copy-source-` for
 /// CopyObject / UploadPartCopy sources). For a copy source every failed condition is
 /// PreconditionFailed (S3 never answers 304 to a copy).
-pub fn check_conditions_with(
+pub(crate) fn check_conditions_with(
     head: &RequestHead,
     prefix: &str,
     rec: &ObjectRecord,
@@ -302,7 +302,7 @@ fn precondition_failed(condition: &str) -> S3Error {
 
 /// A parsed `Range` header against an object of known size.
 #[derive(Debug, PartialEq, Eq)]
-pub enum RangeSpec {
+pub(crate) enum RangeSpec {
     /// Inclusive byte positions.
     Satisfiable(u64, u64),
     /// Syntactically invalid or multi-range: serve the whole object.
@@ -310,7 +310,7 @@ pub enum RangeSpec {
     Unsatisfiable,
 }
 
-pub fn parse_range(header: &str, size: u64) -> RangeSpec {
+pub(crate) fn parse_range(header: &str, size: u64) -> RangeSpec {
     let Some(spec) = header.trim().strip_prefix("bytes=") else {
         return RangeSpec::Ignore;
     };
@@ -348,7 +348,7 @@ pub fn parse_range(header: &str, size: u64) -> RangeSpec {
     }
 }
 
-pub async fn delete_object(store: &Store, req: &Request<'_>) -> Result<Response, S3Error> {
+pub(crate) async fn delete_object(store: &Store, req: &Request<'_>) -> Result<Response, S3Error> {
     let (bucket, key) = (&req.routed.bucket, &req.routed.key);
     validate_object_key(key)?;
     store.delete_object(bucket, key).await?;

@@ -14,7 +14,7 @@ use crate::s3::ops::{metadata_from_headers, quoted};
 use crate::s3::Request;
 use crate::storage::{ObjectRecord, Store, WriteCondition};
 
-pub async fn put_object(
+pub(crate) async fn put_object(
     store: &Store,
     req: &Request<'_>,
     body: &mut crate::http::body::BodyReader<'_>,
@@ -36,7 +36,7 @@ pub async fn put_object(
 }
 
 /// 200 with the ETag and the checksum the client sent (echoed, as S3 does).
-pub fn stored_response(record: &ObjectRecord) -> Response {
+pub(crate) fn stored_response(record: &ObjectRecord) -> Response {
     let mut resp = Response::new(200).header("ETag", quoted(&record.etag()));
     if let Some(c) = &record.checksum {
         resp.push_header(
@@ -49,7 +49,7 @@ pub fn stored_response(record: &ObjectRecord) -> Response {
 
 /// The conditional-write headers of PutObject / CompleteMultipartUpload: `If-None-Match: *`
 /// (create only) and `If-Match: "etag"` (replace only that version).
-pub fn write_condition(head: &RequestHead) -> Result<WriteCondition, S3Error> {
+pub(crate) fn write_condition(head: &RequestHead) -> Result<WriteCondition, S3Error> {
     match (head.header("if-none-match"), head.header("if-match")) {
         (None, None) => Ok(WriteCondition::Always),
         (Some("*"), None) => Ok(WriteCondition::IfAbsent),

@@ -8,20 +8,20 @@
 //! The items operations use most are re-exported here, so callers can write `xml::escape`,
 //! `xml::parse_delete_request`, `xml::XmlWriter` and so on.
 
-pub mod multipart;
-pub mod requests;
-pub mod responses;
-pub mod versions;
-pub mod writer;
+pub(crate) mod multipart;
+pub(crate) mod requests;
+pub(crate) mod responses;
+pub(crate) mod versions;
+pub(crate) mod writer;
 
 pub use requests::{
     parse_complete_multipart, parse_create_bucket_configuration, parse_delete_request,
     CompletedPart, ACL_BODY_MAX_BYTES, COMPLETE_MULTIPART_BODY_MAX_BYTES, COMPLETE_PARTS_MAX,
     CREATE_BUCKET_BODY_MAX_BYTES, DELETE_BODY_MAX_BYTES, DELETE_OBJECTS_MAX, XML_DEPTH_MAX,
 };
-pub use responses::{
+pub(crate) use responses::{
     copy_object_result_xml, delete_result_xml, error_xml, list_buckets_page_xml,
     list_objects_v1_xml, list_objects_v2_xml, location_xml, write_owner, ListV1Request,
-    ListV2Request, Owner, OWNER_DISPLAY_NAME, OWNER_ID, SERVER_OWNER,
+    ListV2Request, SERVER_OWNER,
 };
-pub use writer::{escape, list_value, XmlWriter, S3_XMLNS};
+pub(crate) use writer::{escape, XmlWriter};

@@ -10,7 +10,7 @@ use crate::s3::xml::writer::{bool_text, list_value, quoted_etag, XmlWriter};
 use crate::storage::{PartInfo, StoredChecksum, UploadInfo};
 
 /// `ChecksumCRC32`-style element name of a stored checksum algorithm.
-pub fn checksum_element(algorithm: &str) -> &'static str {
+pub(crate) fn checksum_element(algorithm: &str) -> &'static str {
     match algorithm {
         "crc32" => "ChecksumCRC32",
         "crc32c" => "ChecksumCRC32C",
@@ -34,7 +34,7 @@ fn write_initiator_and_owner(w: &mut XmlWriter) {
     write_owner(w, "Owner", SERVER_OWNER);
 }
 
-pub fn initiate_result_xml(bucket: &str, key: &str, upload_id: &str) -> String {
+pub(crate) fn initiate_result_xml(bucket: &str, key: &str, upload_id: &str) -> String {
     let mut w = XmlWriter::new();
     w.open_ns("InitiateMultipartUploadResult")
         .elem("Bucket", bucket)
@@ -44,7 +44,7 @@ pub fn initiate_result_xml(bucket: &str, key: &str, upload_id: &str) -> String {
     w.finish()
 }
 
-pub fn complete_result_xml(
+pub(crate) fn complete_result_xml(
     location: &str,
     bucket: &str,
     key: &str,
@@ -62,7 +62,7 @@ pub fn complete_result_xml(
     w.finish()
 }
 
-pub fn copy_part_result_xml(
+pub(crate) fn copy_part_result_xml(
     etag: &str,
     last_modified_ms: u64,
     checksum: Option<&StoredChecksum>,
@@ -77,19 +77,19 @@ pub fn copy_part_result_xml(
 }
 
 /// What a ListParts response shows.
-pub struct ListPartsView<'a> {
-    pub bucket: &'a str,
-    pub key: &'a str,
-    pub upload_id: &'a str,
-    pub marker: u32,
-    pub next_marker: u32,
-    pub max_parts: usize,
-    pub truncated: bool,
-    pub checksum_algorithm: Option<&'a str>,
-    pub parts: &'a [&'a (u32, PartInfo)],
+pub(crate) struct ListPartsView<'a> {
+    pub(crate) bucket: &'a str,
+    pub(crate) key: &'a str,
+    pub(crate) upload_id: &'a str,
+    pub(crate) marker: u32,
+    pub(crate) next_marker: u32,
+    pub(crate) max_parts: usize,
+    pub(crate) truncated: bool,
+    pub(crate) checksum_algorithm: Option<&'a str>,
+    pub(crate) parts: &'a [&'a (u32, PartInfo)],
 }
 
-pub fn list_parts_xml(v: &ListPartsView<'_>) -> String {
+pub(crate) fn list_parts_xml(v: &ListPartsView<'_>) -> String {
     let mut w = XmlWriter::new();
     w.open_ns("ListPartsResult")
         .elem("Bucket", v.bucket)
@@ -119,16 +119,16 @@ pub fn list_parts_xml(v: &ListPartsView<'_>) -> String {
 
 /// One page of ListMultipartUploads.
 #[derive(Debug, Default)]
-pub struct UploadsPage<'a> {
-    pub uploads: Vec<&'a UploadInfo>,
-    pub common_prefixes: Vec<String>,
-    pub truncated: bool,
-    pub next_key_marker: String,
-    pub next_upload_id_marker: String,
+pub(crate) struct UploadsPage<'a> {
+    pub(crate) uploads: Vec<&'a UploadInfo>,
+    pub(crate) common_prefixes: Vec<String>,
+    pub(crate) truncated: bool,
+    pub(crate) next_key_marker: String,
+    pub(crate) next_upload_id_marker: String,
 }
 
 /// Applies prefix, delimiter and the key / upload-id markers to uploads sorted by key.
-pub fn paginate_uploads<'a>(
+pub(crate) fn paginate_uploads<'a>(
     all: &'a [UploadInfo],
     prefix: &str,
     delimiter: Option<&str>,
@@ -192,18 +192,18 @@ pub fn paginate_uploads<'a>(
 }
 
 /// What a ListMultipartUploads response shows.
-pub struct ListUploadsView<'a> {
-    pub bucket: &'a str,
-    pub prefix: &'a str,
-    pub delimiter: Option<&'a str>,
-    pub key_marker: &'a str,
-    pub upload_id_marker: &'a str,
-    pub max_uploads: usize,
-    pub url_encoding: bool,
-    pub page: &'a UploadsPage<'a>,
+pub(crate) struct ListUploadsView<'a> {
+    pub(crate) bucket: &'a str,
+    pub(crate) prefix: &'a str,
+    pub(crate) delimiter: Option<&'a str>,
+    pub(crate) key_marker: &'a str,
+    pub(crate) upload_id_marker: &'a str,
+    pub(crate) max_uploads: usize,
+    pub(crate) url_encoding: bool,
+    pub(crate) page: &'a UploadsPage<'a>,
 }
 
-pub fn list_uploads_xml(v: &ListUploadsView<'_>) -> String {
+pub(crate) fn list_uploads_xml(v: &ListUploadsView<'_>) -> String {
     let enc = |s: &str| list_value(s, v.url_encoding).into_owned();
     let mut w = XmlWriter::new();
     w.open_ns("ListMultipartUploadsResult")

@@ -12,24 +12,24 @@ use crate::storage::ListPage;
 
 /// An owner as listings and ACLs show it (`<Owner><ID/><DisplayName/></Owner>`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Owner<'a> {
-    pub id: &'a str,
-    pub display_name: &'a str,
+pub(crate) struct Owner<'a> {
+    pub(crate) id: &'a str,
+    pub(crate) display_name: &'a str,
 }
 
 /// Owner id reported in listings and ACLs (single-tenant server).
-pub const OWNER_ID: &str = "ringstore";
+pub(crate) const OWNER_ID: &str = "ringstore";
 /// Owner display name reported in listings and ACLs.
-pub const OWNER_DISPLAY_NAME: &str = "ringstore";
+pub(crate) const OWNER_DISPLAY_NAME: &str = "ringstore";
 
 /// The server's single owner (ringstore is single-tenant).
-pub const SERVER_OWNER: Owner<'static> = Owner {
+pub(crate) const SERVER_OWNER: Owner<'static> = Owner {
     id: OWNER_ID,
     display_name: OWNER_DISPLAY_NAME,
 };
 
 /// The `<Error>` document for `err`.
-pub fn error_xml(err: &S3Error, request_id: &str) -> String {
+pub(crate) fn error_xml(err: &S3Error, request_id: &str) -> String {
     use crate::s3::xml::escape;
     let mut s = String::with_capacity(256);
     s.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>");
@@ -56,7 +56,7 @@ pub fn error_xml(err: &S3Error, request_id: &str) -> String {
 
 /// `<element><ID/><DisplayName/></element>`: the one owner-element writer (`Owner`,
 /// `Initiator`).
-pub fn write_owner(w: &mut XmlWriter, element: &str, owner: Owner<'_>) {
+pub(crate) fn write_owner(w: &mut XmlWriter, element: &str, owner: Owner<'_>) {
     w.open(element)
         .elem("ID", owner.id)
         .elem("DisplayName", owner.display_name)
@@ -75,7 +75,7 @@ pub(crate) fn write_common_prefixes(w: &mut XmlWriter, prefixes: &[String], url_
 
 /// ListAllMyBucketsResult for one page: `ContinuationToken` names the next page (when truncated)
 /// and `Prefix` echoes the request's prefix.
-pub fn list_buckets_page_xml(
+pub(crate) fn list_buckets_page_xml(
     owner: Owner<'_>,
     buckets: &[(String, u64)],
     next_token: Option<&str>,
@@ -103,7 +103,7 @@ pub fn list_buckets_page_xml(
 }
 
 /// GetBucketLocation result; S3 answers us-east-1 (or no region) with an empty element.
-pub fn location_xml(region: &str) -> String {
+pub(crate) fn location_xml(region: &str) -> String {
     let mut w = XmlWriter::new();
     let region = if region == "us-east-1" { "" } else { region };
     w.open_ns("LocationConstraint")
@@ -114,34 +114,34 @@ pub fn location_xml(region: &str) -> String {
 
 /// Request values a ListObjectsV2 response echoes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ListV2Request<'a> {
-    pub bucket: &'a str,
-    pub prefix: &'a str,
+pub(crate) struct ListV2Request<'a> {
+    pub(crate) bucket: &'a str,
+    pub(crate) prefix: &'a str,
     /// Omitted from the response when `None` or empty.
-    pub delimiter: Option<&'a str>,
-    pub max_keys: usize,
+    pub(crate) delimiter: Option<&'a str>,
+    pub(crate) max_keys: usize,
     /// `encoding-type=url` was requested.
-    pub url_encoding: bool,
+    pub(crate) url_encoding: bool,
     /// The token as received (echoed verbatim; never URL-encoded).
-    pub continuation_token: Option<&'a str>,
-    pub start_after: Option<&'a str>,
+    pub(crate) continuation_token: Option<&'a str>,
+    pub(crate) start_after: Option<&'a str>,
     /// `Some` when `fetch-owner=true`: every entry then carries this owner.
-    pub owner: Option<Owner<'a>>,
+    pub(crate) owner: Option<Owner<'a>>,
 }
 
 /// Request values a ListObjects (v1) response echoes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ListV1Request<'a> {
-    pub bucket: &'a str,
-    pub prefix: &'a str,
+pub(crate) struct ListV1Request<'a> {
+    pub(crate) bucket: &'a str,
+    pub(crate) prefix: &'a str,
     /// Omitted from the response when `None` or empty.
-    pub delimiter: Option<&'a str>,
-    pub max_keys: usize,
+    pub(crate) delimiter: Option<&'a str>,
+    pub(crate) max_keys: usize,
     /// `encoding-type=url` was requested.
-    pub url_encoding: bool,
-    pub marker: Option<&'a str>,
+    pub(crate) url_encoding: bool,
+    pub(crate) marker: Option<&'a str>,
     /// v1 entries always carry an owner.
-    pub owner: Owner<'a>,
+    pub(crate) owner: Owner<'a>,
 }
 
 /// `Name`, `Prefix`, `Delimiter`, `EncodingType`, `MaxKeys`: the head both versions share.
@@ -187,7 +187,7 @@ fn write_list_body(
 
 /// ListBucketResult for ListObjectsV2. `NextContinuationToken` (from `page.next_marker`) is present
 /// whenever `IsTruncated` is true, so paginators never stop early.
-pub fn list_objects_v2_xml(req: &ListV2Request<'_>, page: &ListPage) -> String {
+pub(crate) fn list_objects_v2_xml(req: &ListV2Request<'_>, page: &ListPage) -> String {
     let mut w = XmlWriter::new();
     w.open_ns("ListBucketResult");
     write_list_head(
@@ -218,7 +218,7 @@ pub fn list_objects_v2_xml(req: &ListV2Request<'_>, page: &ListPage) -> String {
 
 /// ListBucketResult for ListObjects (v1). `NextMarker` appears only when a delimiter was given and
 /// the page is truncated, as in S3 (without a delimiter clients continue from the last key).
-pub fn list_objects_v1_xml(req: &ListV1Request<'_>, page: &ListPage) -> String {
+pub(crate) fn list_objects_v1_xml(req: &ListV1Request<'_>, page: &ListPage) -> String {
     let mut w = XmlWriter::new();
     w.open_ns("ListBucketResult");
     write_list_head(
@@ -247,7 +247,7 @@ pub fn list_objects_v1_xml(req: &ListV1Request<'_>, page: &ListPage) -> String {
 
 /// DeleteResult: a `Deleted` entry per key (left out when `quiet`), then an `Error` entry per
 /// failed key as (key, code, message).
-pub fn delete_result_xml(
+pub(crate) fn delete_result_xml(
     deleted: &[String],
     errors: &[(String, String, String)],
     quiet: bool,
@@ -271,7 +271,7 @@ pub fn delete_result_xml(
 }
 
 /// CopyObjectResult with the new object's ETag (quoted here if not already) and Last-Modified.
-pub fn copy_object_result_xml(etag: &str, last_modified_ms: u64) -> String {
+pub(crate) fn copy_object_result_xml(etag: &str, last_modified_ms: u64) -> String {
     let mut w = XmlWriter::new();
     w.open_ns("CopyObjectResult")
         .elem("LastModified", &iso8601_ms(last_modified_ms))

@@ -8,17 +8,17 @@ use crate::s3::xml::writer::{bool_text, list_value, quoted_etag, XmlWriter};
 use crate::storage::ListPage;
 
 /// Request values a ListObjectVersions response echoes.
-pub struct ListVersionsView<'a> {
-    pub bucket: &'a str,
-    pub prefix: &'a str,
-    pub delimiter: Option<&'a str>,
-    pub key_marker: &'a str,
-    pub version_id_marker: &'a str,
-    pub max_keys: usize,
-    pub url_encoding: bool,
+pub(crate) struct ListVersionsView<'a> {
+    pub(crate) bucket: &'a str,
+    pub(crate) prefix: &'a str,
+    pub(crate) delimiter: Option<&'a str>,
+    pub(crate) key_marker: &'a str,
+    pub(crate) version_id_marker: &'a str,
+    pub(crate) max_keys: usize,
+    pub(crate) url_encoding: bool,
 }
 
-pub fn list_versions_xml(v: &ListVersionsView<'_>, page: &ListPage) -> String {
+pub(crate) fn list_versions_xml(v: &ListVersionsView<'_>, page: &ListPage) -> String {
     let enc = |s: &str| list_value(s, v.url_encoding).into_owned();
     let mut w = XmlWriter::new();
     w.open_ns("ListVersionsResult")

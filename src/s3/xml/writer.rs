@@ -11,7 +11,7 @@ use std::borrow::Cow;
 use crate::http::percent::url_form_encode;
 
 /// The S3 document namespace.
-pub const S3_XMLNS: &str = "http://s3.amazonaws.com/doc/2006-03-01/";
+pub(crate) const S3_XMLNS: &str = "http://s3.amazonaws.com/doc/2006-03-01/";
 const XML_DECLARATION: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
 
 /// Escapes text for XML element content (not attribute values: quotes are left as they are):
@@ -19,7 +19,7 @@ const XML_DECLARATION: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
 /// references (as S3 does, so they survive parsers' newline normalisation), and characters XML 1.0
 /// cannot carry at all (other C0 controls, U+FFFE, U+FFFF) become U+FFFD. Keys holding such
 /// characters round-trip only with `encoding-type=url`.
-pub fn escape(s: &str) -> Cow<'_, str> {
+pub(crate) fn escape(s: &str) -> Cow<'_, str> {
     let escaped = quick_xml::escape::partial_escape(s);
     // Fast path: no control characters and no U+FFFE/U+FFFF (whose UTF-8 starts with 0xEF).
     if !escaped.bytes().any(|b| b < 0x20 || b == 0xEF) {
@@ -53,7 +53,7 @@ fn is_xml10_char(c: char) -> bool {
 /// A list value as sent: with `encoding-type=url` percent-encoded by
 /// [`url_form_encode`] (every byte but `A-Z a-z 0-9 - _ . ~ /` as `%XX`, uppercase hex, which
 /// botocore's `unquote_plus` restores exactly), raw (to be escaped) otherwise.
-pub fn list_value(s: &str, url_encoding: bool) -> Cow<'_, str> {
+pub(crate) fn list_value(s: &str, url_encoding: bool) -> Cow<'_, str> {
     if url_encoding {
         url_form_encode(s)
     } else {
@@ -82,7 +82,7 @@ pub(crate) fn bool_text(b: bool) -> &'static str {
 /// Builds one XML document: the declaration, then elements written in order. Element names are
 /// trusted constants; text is escaped.
 #[derive(Debug)]
-pub struct XmlWriter {
+pub(crate) struct XmlWriter {
     out: String,
     depth: usize,
 }
@@ -95,14 +95,14 @@ impl Default for XmlWriter {
 
 impl XmlWriter {
     /// A document holding only `<?xml version="1.0" encoding="UTF-8"?>\n`.
-    pub fn new() -> XmlWriter {
+    pub(crate) fn new() -> XmlWriter {
         let mut out = String::with_capacity(1024);
         out.push_str(XML_DECLARATION);
         XmlWriter { out, depth: 0 }
     }
 
     /// `<name>`
-    pub fn open(&mut self, name: &str) -> &mut Self {
+    pub(crate) fn open(&mut self, name: &str) -> &mut Self {
         self.out.push('<');
         self.out.push_str(name);
         self.out.push('>');
@@ -111,7 +111,7 @@ impl XmlWriter {
     }
 
     /// `<name xmlns="http://s3.amazonaws.com/doc/2006-03-01/">`, for root elements.
-    pub fn open_ns(&mut self, name: &str) -> &mut Self {
+    pub(crate) fn open_ns(&mut self, name: &str) -> &mut Self {
         self.out.push('<');
         self.out.push_str(name);
         self.out.push_str(" xmlns=\"");
@@ -122,7 +122,7 @@ impl XmlWriter {
     }
 
     /// `</name>`
-    pub fn close(&mut self, name: &str) -> &mut Self {
+    pub(crate) fn close(&mut self, name: &str) -> &mut Self {
         debug_assert!(self.depth > 0, "close({name}) without open");
         self.depth = self.depth.saturating_sub(1);
         self.out.push_str("</");
@@ -132,24 +132,24 @@ impl XmlWriter {
     }
 
     /// `<name>text</name>` with `text` escaped.
-    pub fn elem(&mut self, name: &str, text: &str) -> &mut Self {
+    pub(crate) fn elem(&mut self, name: &str, text: &str) -> &mut Self {
         self.open(name).text(text).close(name)
     }
 
     /// `text`, escaped, inside the element open now.
-    pub fn text(&mut self, text: &str) -> &mut Self {
+    pub(crate) fn text(&mut self, text: &str) -> &mut Self {
         self.out.push_str(&escape(text));
         self
     }
 
     /// Appends trusted, constant markup (e.g. an element with attributes); never client text.
-    pub fn raw(&mut self, markup: &'static str) -> &mut Self {
+    pub(crate) fn raw(&mut self, markup: &'static str) -> &mut Self {
         self.out.push_str(markup);
         self
     }
 
     /// The finished document.
-    pub fn finish(self) -> String {
+    pub(crate) fn finish(self) -> String {
         debug_assert_eq!(self.depth, 0, "unclosed elements in XML document");
         self.out
     }
