@@ -13,6 +13,8 @@ use crate::http::error::{http_err, HttpError};
 pub(crate) const CHUNK_LINE_MAX_BYTES: usize = 4096;
 /// Longest trailer section accepted after the last chunk.
 pub(crate) const TRAILER_SECTION_MAX_BYTES: usize = 16 * 1024;
+/// Most hex digits in a chunk size (15 digits = 60 bits, so no overflow is possible).
+pub(crate) const CHUNK_SIZE_MAX_HEX_DIGITS: usize = 15;
 /// A body slower than this on average (after [`BODY_RATE_GRACE`]) is cut off (slow clients).
 pub(crate) const BODY_RATE_MIN_BYTES_PER_SEC: u64 = 4 * 1024;
 /// Time a body may take before the minimum rate applies.
@@ -213,6 +215,10 @@ impl<'c> BodyReader<'c> {
                 )
             });
         }
+        assert!(
+            n <= want,
+            "a read never passes the framing's remaining length"
+        );
         self.decoded_bytes += n as u64;
         Ok(n)
     }
@@ -255,18 +261,19 @@ pub fn parse_chunk_size(line: &[u8]) -> Result<u64, HttpError> {
         Some(i) => &line[..i],
         None => line,
     };
-    let hex_part = trim_ascii(hex_part);
-    if hex_part.is_empty() || hex_part.len() > 15 {
-        return Err(malformed_chunk("bad chunk size"));
+    parse_chunk_size_hex(trim_ascii(hex_part)).ok_or_else(|| malformed_chunk("bad chunk size"))
+}
+
+/// A chunk size as both HTTP chunked framing and aws-chunked write it: 1 to
+/// [`CHUNK_SIZE_MAX_HEX_DIGITS`] hex digits, nothing else.
+pub(crate) fn parse_chunk_size_hex(hex: &[u8]) -> Option<u64> {
+    if hex.is_empty() || hex.len() > CHUNK_SIZE_MAX_HEX_DIGITS {
+        return None;
     }
-    let mut v: u64 = 0;
-    for &b in hex_part {
-        let d = (b as char)
-            .to_digit(16)
-            .ok_or_else(|| malformed_chunk("bad chunk size"))?;
-        v = (v << 4) | d as u64;
-    }
-    Ok(v)
+    hex.iter().try_fold(0u64, |size, &b| {
+        let digit = (b as char).to_digit(16)?;
+        Some((size << 4) | u64::from(digit))
+    })
 }
 
 fn trim_ascii(mut s: &[u8]) -> &[u8] {

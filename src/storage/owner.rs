@@ -180,6 +180,11 @@ impl Owner {
         upload_id: Option<String>,
         condition: &WriteCondition,
     ) -> StorageResult<()> {
+        // Only staged files (already synced by their writer) are ever renamed into a bucket.
+        assert!(
+            staging.starts_with(self.layout.tmp_dir()),
+            "commit of a file that was not staged"
+        );
         let _inflight = InFlight::new(b);
         let _permit = b.lock_key(key).await;
         check_write_condition(&b.index.borrow(), key, condition)?;
@@ -187,13 +192,8 @@ impl Owner {
         glommio::io::rename(staging, &target)
             .await
             .map_err(StorageError::glommio_write("committing the object"))?;
-        if self.fsync {
-            b.dir
-                .sync()
-                .await
-                .map_err(|e| StorageError::write("syncing the bucket directory", e))?;
-        }
-        b.index.borrow_mut().insert(key.to_string(), summary);
+        let synced = self.sync_bucket_dir(b).await?;
+        b.publish(key, Some(summary), synced);
         let replaced = match upload_id {
             Some(id) => b.multipart_data.borrow_mut().insert(key.to_string(), id),
             None => b.multipart_data.borrow_mut().remove(key),
@@ -222,13 +222,8 @@ impl Owner {
                 }
             }
         }
-        if self.fsync {
-            b.dir
-                .sync()
-                .await
-                .map_err(|e| StorageError::write("syncing the bucket directory", e))?;
-        }
-        b.index.borrow_mut().remove(key);
+        let synced = self.sync_bucket_dir(&b).await?;
+        b.publish(key, None, synced);
         let old = b.multipart_data.borrow_mut().remove(key);
         if let Some(old) = old {
             self.remove_upload_dir(&b.name, &old).await?;
@@ -268,7 +263,42 @@ impl Owner {
     }
 }
 
+impl Owner {
+    /// Makes the bucket directory's entries durable (with `--fsync always`): the step between a
+    /// rename or removal and publishing it. The returned proof is what [`BucketState::publish`]
+    /// requires, so the index never shows a change that a crash could undo.
+    async fn sync_bucket_dir(&self, b: &BucketState) -> StorageResult<DirSynced> {
+        if self.fsync {
+            b.dir
+                .sync()
+                .await
+                .map_err(|e| StorageError::write("syncing the bucket directory", e))?;
+        }
+        Ok(DirSynced(()))
+    }
+}
+
+/// Proof that a bucket directory change is durable; made only by [`Owner::sync_bucket_dir`].
+struct DirSynced(());
+
 impl BucketState {
+    /// Publishes a durable change of `key` in the index: `Some` puts the object, `None` removes
+    /// it. The caller holds the key's lock and counts as in flight.
+    fn publish(&self, key: &str, summary: Option<ObjectSummary>, _durable: DirSynced) {
+        assert!(
+            self.in_flight.get() > 0,
+            "publish outside a commit or delete"
+        );
+        assert!(
+            self.key_locks.borrow().contains_key(key),
+            "publish without the key's lock"
+        );
+        match summary {
+            Some(s) => self.index.borrow_mut().insert(key.to_string(), s),
+            None => self.index.borrow_mut().remove(key),
+        };
+    }
+
     /// Waits for this key's turn (FIFO) and holds it until the returned permit drops.
     async fn lock_key(self: &Rc<Self>, key: &str) -> KeyPermit {
         let sem = self
@@ -294,6 +324,7 @@ struct KeyPermit {
 
 impl Drop for KeyPermit {
     fn drop(&mut self) {
+        assert_eq!(self.sem.available(), 0, "a key's permit is held once");
         self.sem.signal(1);
         // Drop the lock entry when nobody else holds or waits for it (map + our clone).
         if Rc::strong_count(&self.sem) == 2 && self.sem.available() == 1 {
@@ -313,6 +344,7 @@ impl InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
+        assert!(self.0.in_flight.get() > 0);
         self.0.in_flight.set(self.0.in_flight.get() - 1);
     }
 }

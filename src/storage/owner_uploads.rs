@@ -13,7 +13,7 @@ use crate::storage::disk::{prune_completed_upload, sync_dir, write_durably};
 use crate::storage::error::{StorageError, StorageResult};
 use crate::storage::layout::is_valid_upload_id;
 use crate::storage::owner::{BucketState, Owner};
-use crate::storage::record::ObjectRecord;
+use crate::storage::record::{ObjectRecord, PARTS_MAX};
 use crate::storage::uploads::{no_such_upload, CompleteRequest, PartInfo, UploadInfo, UploadState};
 use std::io;
 use std::path::Path;
@@ -96,6 +96,11 @@ impl Owner {
         staging: &Path,
         info: PartInfo,
     ) -> StorageResult<()> {
+        assert!((1..=PARTS_MAX).contains(&(number as usize)));
+        assert!(
+            staging.starts_with(self.layout.tmp_dir()),
+            "commit of a part that was not staged"
+        );
         let b = self.bucket(bucket)?;
         let u = self.upload(&b, upload_id, key)?;
         let _permit = u.part_permit(upload_id).await?;
@@ -130,6 +135,11 @@ impl Owner {
         let u = self.upload(&b, upload_id, key)?;
         let _all = u.exclusive(upload_id).await?;
         let record = u.completed_record(upload_id, &listed, now_ms)?;
+        assert_eq!(
+            record.parts.as_ref().map(|p| p.parts.len()),
+            Some(listed.len()),
+            "a completed record names exactly the listed parts"
+        );
         crate::storage::writer::write_record_file(staging, &record, self.fsync)
             .await
             .map_err(write_err("writing the object record"))?;

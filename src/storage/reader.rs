@@ -302,6 +302,10 @@ impl FileRange {
             let pos = self.next_read_pos;
             let len = ((file_end - pos) as usize).min(READ_CHUNK_BYTES);
             let len = (len + BLOCK_BYTES - 1) & !(BLOCK_BYTES - 1);
+            assert!(
+                pos.is_multiple_of(BLOCK_BYTES as u64),
+                "O_DIRECT reads are block aligned"
+            );
             self.next_read_pos += len as u64;
             let file = self.file.clone();
             let task =

@@ -179,6 +179,7 @@ impl Shards {
 
     /// Runs `op` on core `core`.
     pub(crate) async fn call_core(&self, core: usize, op: OwnerOp) -> OwnerResult {
+        assert!(core < self.cores);
         if core == self.me {
             return handle(&self.owner, op).await;
         }

@@ -293,6 +293,7 @@ impl Store {
         staged: StagedObject,
     ) -> StorageResult<()> {
         let r = &staged.record;
+        assert!(r.parts.is_none(), "a part is a plain object file");
         let op = OwnerOp::CommitPart {
             bucket: bucket.to_string(),
             key: r.key.clone(),

@@ -115,6 +115,7 @@ impl StagingWriter {
         }
         let len = buf.len();
         let pos = self.pos;
+        assert!(pos.is_multiple_of(BLOCK_BYTES as u64) && len.is_multiple_of(BLOCK_BYTES));
         self.pos += len as u64;
         let file = self.file.clone();
         let task = glommio::spawn_local(async move {

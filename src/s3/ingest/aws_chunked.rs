@@ -17,7 +17,8 @@
 //!   the few payload bytes that arrive in the same read as a header) pass through the internal
 //!   buffer of [`BUFFER_BYTES`];
 //! - every line is bounded ([`LINE_MAX_BYTES`]), the trailer section too
-//!   ([`TRAILER_SECTION_MAX_BYTES`]); chunk sizes have at most [`CHUNK_SIZE_MAX_HEX_DIGITS`] digits;
+//!   (`TRAILER_SECTION_MAX_BYTES`, shared with HTTP chunked framing); chunk sizes are parsed by
+//!   the HTTP layer's one chunk-size parser;
 //! - in signed mode every chunk, the final empty one included, is checked against the signature
 //!   chain (seeded with the request signature) as soon as its last byte is read, and the trailer
 //!   against `x-amz-trailer-signature`; signatures are compared in constant time;
@@ -31,6 +32,7 @@
 
 use crate::auth::{constant_time_eq, StreamingSigner};
 use crate::digest::ChecksumAlgorithm;
+use crate::http::body::{parse_chunk_size_hex, CHUNK_LINE_MAX_BYTES, TRAILER_SECTION_MAX_BYTES};
 use crate::s3::error::S3Error;
 use crate::s3::ingest::BodySource;
 use base64::Engine;
@@ -38,12 +40,8 @@ use sha2::{Digest, Sha256};
 
 /// Size of the internal buffer for chunk headers, CRLFs and trailers.
 pub(crate) const BUFFER_BYTES: usize = 8 * 1024;
-/// Longest chunk-header or trailer line accepted, without its CRLF.
-pub(crate) const LINE_MAX_BYTES: usize = 4 * 1024;
-/// Longest trailer section accepted (every trailer line with its CRLF, plus the final CRLF).
-pub(crate) const TRAILER_SECTION_MAX_BYTES: usize = 16 * 1024;
-/// Most hex digits in a chunk size (15 digits = 60 bits, so no overflow is possible).
-pub(crate) const CHUNK_SIZE_MAX_HEX_DIGITS: usize = 15;
+/// Longest chunk-header or trailer line accepted, without its CRLF (the HTTP layer's limit).
+pub(crate) const LINE_MAX_BYTES: usize = CHUNK_LINE_MAX_BYTES;
 
 /// The chunk extension that carries a chunk's signature.
 const CHUNK_SIGNATURE_EXTENSION: &str = "chunk-signature";
@@ -544,22 +542,9 @@ fn parse_chunk_header(line: &[u8], signed: bool) -> Result<ChunkHeader, S3Error>
     Ok(ChunkHeader { size, signature })
 }
 
-/// Strict hex chunk size: 1 to [`CHUNK_SIZE_MAX_HEX_DIGITS`] hex digits, nothing else.
+/// Strict hex chunk size (the HTTP layer's rule: 1 to `CHUNK_SIZE_MAX_HEX_DIGITS` hex digits).
 fn parse_chunk_size(hex: &[u8]) -> Result<u64, S3Error> {
-    if hex.is_empty() {
-        return Err(malformed("empty chunk size"));
-    }
-    if hex.len() > CHUNK_SIZE_MAX_HEX_DIGITS {
-        return Err(malformed("chunk size too large"));
-    }
-    let mut size = 0u64;
-    for &b in hex {
-        let digit = (b as char)
-            .to_digit(16)
-            .ok_or_else(|| malformed("chunk size is not hexadecimal"))?;
-        size = (size << 4) | u64::from(digit);
-    }
-    Ok(size)
+    parse_chunk_size_hex(hex).ok_or_else(|| malformed("bad chunk size"))
 }
 
 /// The value of the `chunk-signature` extension among `;`-separated extensions.

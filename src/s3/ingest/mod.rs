@@ -190,6 +190,7 @@ pub(crate) async fn ingest<S: BodySource>(
             return Err(e);
         }
     };
+    assert!(writer.size() <= size_max_bytes);
     record.size = writer.size();
     record.md5 = digests.md5;
     record.last_modified_ms = crate::clock::now_ms();
