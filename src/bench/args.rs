@@ -9,16 +9,32 @@ use clap::ValueEnum;
 use std::path::PathBuf;
 
 /// S3's smallest part size (every part but the last).
-pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
+const MIN_PART_SIZE_BYTES: u64 = 5 * 1024 * 1024;
 /// S3's largest single PutObject and largest part.
-pub const MAX_SINGLE_PUT: u64 = 5 * 1024 * 1024 * 1024;
+const MAX_SINGLE_PUT_BYTES: u64 = 5 * 1024 * 1024 * 1024;
 /// S3's largest part count.
-pub const MAX_PARTS: u64 = 10_000;
+const MAX_PARTS: u64 = 10_000;
 /// Most client connections the bench opens.
-pub const MAX_CONCURRENCY: usize = 4096;
+const MAX_CONCURRENCY: usize = 4096;
+/// Most executors `--cores` may ask of the in-process server.
+const MAX_CORES: usize = 1024;
 
+/// Default `--size` (put-large and multipart object size).
+const DEFAULT_SIZE: &str = "256MiB";
+/// Default `--object-size` (put-small and get-small object size).
+const DEFAULT_OBJECT_SIZE: &str = "4KiB";
+/// Default `--part-size`.
+const DEFAULT_PART_SIZE: &str = "8MiB";
+/// Default `--count` (operations of put-small and get-small).
+const DEFAULT_COUNT: u64 = 10_000;
+/// Default `--concurrency` (client connections).
+const DEFAULT_CONCURRENCY: usize = 16;
+/// Default `--duration-secs` (time cap of each scenario).
+const DEFAULT_DURATION_SECS: u64 = 30;
+
+/// The workload `--scenario` selects.
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scenario {
+pub(crate) enum Scenario {
     /// `--count` PutObjects of `--object-size` on `--concurrency` connections.
     PutSmall,
     /// `--count` GetObjects of small objects (written first, untimed, unless put-small just ran).
@@ -34,7 +50,8 @@ pub enum Scenario {
 }
 
 impl Scenario {
-    pub fn name(self) -> &'static str {
+    /// The scenario as written on the command line.
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Scenario::PutSmall => "put-small",
             Scenario::GetSmall => "get-small",
@@ -46,8 +63,9 @@ impl Scenario {
     }
 }
 
+/// How `--payload` has request bodies covered by the signature.
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PayloadArg {
+pub(crate) enum PayloadArg {
     /// Send `x-amz-content-sha256: UNSIGNED-PAYLOAD`: the client hashes nothing, so its own SHA-256 cost does not limit the measurement.
     Unsigned,
     /// Hash every body with SHA-256 and sign the hex digest, as boto3 does over plain HTTP.
@@ -64,58 +82,58 @@ pub enum PayloadArg {
 pub struct BenchArgs {
     /// S3 endpoint to load, e.g. http://127.0.0.1:9000 (plain HTTP only). Without it an in-process server is started on 127.0.0.1 with a fresh data directory under --data, and stopped at the end.
     #[arg(long, value_name = "URL")]
-    pub endpoint: Option<String>,
+    pub(crate) endpoint: Option<String>,
     /// Which workload to run.
     #[arg(long, value_enum, default_value_t = Scenario::All)]
-    pub scenario: Scenario,
+    pub(crate) scenario: Scenario,
     /// Object size of put-large and multipart (and large-vs-multipart).
-    #[arg(long, value_name = "BYTES", default_value = "256MiB", value_parser = parse_size)]
-    pub size: u64,
+    #[arg(long, value_name = "BYTES", default_value = DEFAULT_SIZE, value_parser = parse_size)]
+    pub(crate) size: u64,
     /// Object size of put-small and get-small.
-    #[arg(long, value_name = "BYTES", default_value = "4KiB", value_parser = parse_size)]
-    pub object_size: u64,
+    #[arg(long, value_name = "BYTES", default_value = DEFAULT_OBJECT_SIZE, value_parser = parse_size)]
+    pub(crate) object_size: u64,
     /// Number of operations of put-small and get-small.
-    #[arg(long, default_value_t = 10_000)]
-    pub count: u64,
+    #[arg(long, default_value_t = DEFAULT_COUNT)]
+    pub(crate) count: u64,
     /// Client connections used in parallel (one thread each) by put-small, get-small and multipart.
-    #[arg(long, default_value_t = 16)]
-    pub concurrency: usize,
+    #[arg(long, default_value_t = DEFAULT_CONCURRENCY)]
+    pub(crate) concurrency: usize,
     /// Part size of multipart uploads (S3 limits: 5 MiB to 5 GiB, at most 10,000 parts).
-    #[arg(long, value_name = "BYTES", default_value = "8MiB", value_parser = parse_size)]
-    pub part_size: u64,
+    #[arg(long, value_name = "BYTES", default_value = DEFAULT_PART_SIZE, value_parser = parse_size)]
+    pub(crate) part_size: u64,
     /// Time cap of each scenario in seconds: a loop stops at --count or at this cap, whichever comes first.
-    #[arg(long, default_value_t = 30)]
-    pub duration_secs: u64,
+    #[arg(long, default_value_t = DEFAULT_DURATION_SECS)]
+    pub(crate) duration_secs: u64,
     /// How request bodies are covered by the signature.
     #[arg(long, value_enum, default_value_t = PayloadArg::Unsigned)]
-    pub payload: PayloadArg,
+    pub(crate) payload: PayloadArg,
     /// Access key to sign with. Default: the development key ringstoreadmin (also given to the in-process server).
     #[arg(long, env = "RINGSTORE_ACCESS_KEY", hide_env_values = true)]
-    pub access_key: Option<String>,
+    pub(crate) access_key: Option<String>,
     /// Secret key to sign with (prefer the environment variable: flags show up in `ps`). Default: the development secret.
     #[arg(long, env = "RINGSTORE_SECRET_KEY", hide_env_values = true)]
-    pub secret_key: Option<String>,
+    pub(crate) secret_key: Option<String>,
     /// In-process server only: parent of its temporary data directory. Must support O_DIRECT (not tmpfs).
     #[arg(long, default_value = "./bench-data")]
-    pub data: PathBuf,
+    pub(crate) data: PathBuf,
     /// In-process server only: number of cores (executors). Default: every online core.
     #[arg(long)]
-    pub cores: Option<usize>,
+    pub(crate) cores: Option<usize>,
     /// In-process server only: durability of acknowledged writes (never is unsafe, for comparison only).
     #[arg(long, value_enum, default_value_t = FsyncPolicy::Always)]
-    pub fsync: FsyncPolicy,
+    pub(crate) fsync: FsyncPolicy,
     /// Keep what the bench wrote: the in-process server's data directory, or the bucket and objects on --endpoint.
     #[arg(long)]
-    pub keep_data: bool,
+    pub(crate) keep_data: bool,
     /// Print a JSON summary on stdout (the human-readable lines then go to stderr).
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
 }
 
 /// Parses a byte count: digits, optional spaces, optional unit (case-insensitive).
 /// `K`/`KiB`, `M`/`MiB`, `G`/`GiB`, `T`/`TiB` are powers of 1024; `KB`, `MB`, `GB`, `TB` of 1000;
 /// `B` or nothing means bytes.
-pub fn parse_size(s: &str) -> Result<u64, String> {
+fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
     let digits_end = t
         .find(|c: char| !c.is_ascii_digit() && c != '_')
@@ -152,7 +170,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 
 /// Formats a byte count the way sizes are written on the command line: `256 MiB`, `4 KiB`,
 /// `1.5 GiB`, `100 B`.
-pub fn format_size(n: u64) -> String {
+pub(crate) fn format_size(n: u64) -> String {
     const UNITS: [(&str, u64); 4] = [
         ("TiB", 1 << 40),
         ("GiB", 1 << 30),
@@ -172,17 +190,18 @@ pub fn format_size(n: u64) -> String {
 
 /// Which of the basic workloads a scenario runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Plan {
-    pub put_small: bool,
-    pub get_small: bool,
-    pub put_large: bool,
-    pub multipart: bool,
+pub(crate) struct Plan {
+    pub(crate) put_small: bool,
+    pub(crate) get_small: bool,
+    pub(crate) put_large: bool,
+    pub(crate) multipart: bool,
     /// Print the put-large vs multipart comparison line.
-    pub compare: bool,
+    pub(crate) compare: bool,
 }
 
 impl Plan {
-    pub fn of(s: Scenario) -> Plan {
+    /// The workloads scenario `s` runs.
+    fn of(s: Scenario) -> Plan {
         let mut p = Plan::default();
         match s {
             Scenario::PutSmall => p.put_small = true,
@@ -207,18 +226,20 @@ impl Plan {
         p
     }
 
-    pub fn small(&self) -> bool {
+    /// Whether put-small or get-small runs.
+    pub(crate) fn small(&self) -> bool {
         self.put_small || self.get_small
     }
 
-    pub fn large(&self) -> bool {
+    /// Whether put-large or multipart runs.
+    pub(crate) fn large(&self) -> bool {
         self.put_large || self.multipart
     }
 }
 
 impl BenchArgs {
     /// Checks the flags against each other and S3's limits; returns the plan.
-    pub fn validate(&self) -> Result<Plan, String> {
+    pub(crate) fn validate(&self) -> Result<Plan, String> {
         let plan = Plan::of(self.scenario);
         if self.concurrency == 0 || self.concurrency > MAX_CONCURRENCY {
             return Err(format!(
@@ -233,10 +254,11 @@ impl BenchArgs {
             if self.count == 0 {
                 return Err("--count must be at least 1".to_string());
             }
-            if self.object_size > MAX_SINGLE_PUT {
+            if self.object_size > MAX_SINGLE_PUT_BYTES {
                 return Err(format!(
-                    "--object-size {}: larger than S3's single PutObject limit of 5 GiB",
-                    format_size(self.object_size)
+                    "--object-size {}: larger than S3's single PutObject limit of {}",
+                    format_size(self.object_size),
+                    format_size(MAX_SINGLE_PUT_BYTES)
                 ));
             }
         }
@@ -248,40 +270,49 @@ impl BenchArgs {
                 return Err("--size does not fit in memory on this platform".to_string());
             }
         }
-        if plan.put_large && self.size > MAX_SINGLE_PUT {
+        if plan.put_large && self.size > MAX_SINGLE_PUT_BYTES {
             return Err(format!(
-                "--size {}: larger than S3's single PutObject limit of 5 GiB (use --scenario multipart)",
-                format_size(self.size)
+                "--size {}: larger than S3's single PutObject limit of {} (use --scenario multipart)",
+                format_size(self.size),
+                format_size(MAX_SINGLE_PUT_BYTES)
             ));
         }
         if plan.multipart {
-            if self.part_size > MAX_SINGLE_PUT {
-                return Err(format!(
-                    "--part-size {}: larger than S3's part limit of 5 GiB",
-                    format_size(self.part_size)
-                ));
-            }
-            let parts = self.size.div_ceil(self.part_size.max(1));
-            if self.part_size < MIN_PART_SIZE && parts > 1 {
-                return Err(format!(
-                    "--part-size {}: S3 parts (except the last) must be at least 5 MiB",
-                    format_size(self.part_size)
-                ));
-            }
-            if parts > MAX_PARTS {
-                return Err(format!(
-                    "--size {} in parts of {} makes {parts} parts; S3 allows at most {MAX_PARTS}",
-                    format_size(self.size),
-                    format_size(self.part_size)
-                ));
-            }
+            self.validate_parts()?;
         }
         if let Some(c) = self.cores {
-            if c == 0 || c > 1024 {
-                return Err(format!("--cores {c}: must be between 1 and 1024"));
+            if c == 0 || c > MAX_CORES {
+                return Err(format!("--cores {c}: must be between 1 and {MAX_CORES}"));
             }
         }
         Ok(plan)
+    }
+
+    /// Checks `--part-size` against S3's part limits for an upload of `--size`.
+    fn validate_parts(&self) -> Result<(), String> {
+        if self.part_size > MAX_SINGLE_PUT_BYTES {
+            return Err(format!(
+                "--part-size {}: larger than S3's part limit of {}",
+                format_size(self.part_size),
+                format_size(MAX_SINGLE_PUT_BYTES)
+            ));
+        }
+        let parts = self.size.div_ceil(self.part_size.max(1));
+        if self.part_size < MIN_PART_SIZE_BYTES && parts > 1 {
+            return Err(format!(
+                "--part-size {}: S3 parts (except the last) must be at least {}",
+                format_size(self.part_size),
+                format_size(MIN_PART_SIZE_BYTES)
+            ));
+        }
+        if parts > MAX_PARTS {
+            return Err(format!(
+                "--size {} in parts of {} makes {parts} parts; S3 allows at most {MAX_PARTS}",
+                format_size(self.size),
+                format_size(self.part_size)
+            ));
+        }
+        Ok(())
     }
 }
 

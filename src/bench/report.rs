@@ -9,38 +9,42 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 /// Error messages kept per scenario (the count is always exact).
-pub const KEPT_ERRORS: usize = 5;
+const KEPT_ERRORS: usize = 5;
 
 /// What one worker (or a whole scenario, once merged) measured.
 #[derive(Debug, Default, Clone)]
-pub struct Tally {
+pub(crate) struct Tally {
     /// Successful operations.
-    pub ops: u64,
+    pub(crate) ops: u64,
     /// Body bytes of successful operations.
-    pub bytes: u64,
-    pub errors: u64,
+    pub(crate) bytes: u64,
+    /// Failed operations.
+    pub(crate) errors: u64,
     /// Latency of each successful operation, in microseconds.
-    pub latencies_us: Vec<u32>,
+    pub(crate) latencies_us: Vec<u32>,
     /// First error messages.
-    pub messages: Vec<String>,
+    pub(crate) messages: Vec<String>,
 }
 
 impl Tally {
-    pub fn success(&mut self, bytes: u64, latency: Duration) {
+    /// Counts a successful operation of `bytes` body bytes that took `latency`.
+    pub(crate) fn success(&mut self, bytes: u64, latency: Duration) {
         self.ops += 1;
         self.bytes += bytes;
         self.latencies_us
             .push(latency.as_micros().min(u32::MAX as u128) as u32);
     }
 
-    pub fn error(&mut self, msg: String) {
+    /// Counts a failure, keeping its message if fewer than [`KEPT_ERRORS`] are kept.
+    pub(crate) fn error(&mut self, msg: String) {
         self.errors += 1;
         if self.messages.len() < KEPT_ERRORS {
             self.messages.push(msg);
         }
     }
 
-    pub fn merge(&mut self, other: Tally) {
+    /// Adds `other` to this tally.
+    pub(crate) fn merge(&mut self, other: Tally) {
         self.ops += other.ops;
         self.bytes += other.bytes;
         self.errors += other.errors;
@@ -55,21 +59,21 @@ impl Tally {
 
 /// The summary of one scenario.
 #[derive(Debug, Clone)]
-pub struct ScenarioResult {
-    pub name: &'static str,
-    pub tally: Tally,
+pub(crate) struct ScenarioResult {
+    pub(crate) name: &'static str,
+    pub(crate) tally: Tally,
     /// Wall time of the measured phase.
-    pub elapsed: Duration,
+    pub(crate) elapsed: Duration,
     /// Client connections used.
-    pub connections: usize,
+    pub(crate) connections: usize,
     /// Why the loop ended before its count: `time cap` or `interrupted`.
-    pub stopped_early: Option<&'static str>,
+    pub(crate) stopped_early: Option<&'static str>,
     /// Free-form detail for the human line, e.g. `32 x 8 MiB parts`.
-    pub detail: Option<String>,
+    pub(crate) detail: Option<String>,
 }
 
 /// Latency percentile `p` (0..=100) of sorted microsecond samples, in milliseconds.
-pub fn percentile_ms(sorted_us: &[u32], p: f64) -> f64 {
+fn percentile_ms(sorted_us: &[u32], p: f64) -> f64 {
     if sorted_us.is_empty() {
         return 0.0;
     }
@@ -80,7 +84,7 @@ pub fn percentile_ms(sorted_us: &[u32], p: f64) -> f64 {
 }
 
 /// `ms` with enough digits to be useful: `0.42`, `3.1`, `910`.
-pub fn fmt_ms(ms: f64) -> String {
+fn fmt_ms(ms: f64) -> String {
     if ms < 1.0 {
         format!("{ms:.2} ms")
     } else if ms < 100.0 {
@@ -91,7 +95,7 @@ pub fn fmt_ms(ms: f64) -> String {
 }
 
 /// A rate: whole numbers from 100 up, one decimal below.
-pub fn fmt_rate(x: f64) -> String {
+fn fmt_rate(x: f64) -> String {
     if x >= 100.0 {
         format!("{x:.0}")
     } else {
@@ -99,21 +103,28 @@ pub fn fmt_rate(x: f64) -> String {
     }
 }
 
-pub const MIB: f64 = 1024.0 * 1024.0;
+/// Bytes in a MiB, for MiB/s.
+const BYTES_PER_MIB: f64 = 1024.0 * 1024.0;
+/// Floor of a measured wall time, so rates never divide by zero.
+const MIN_ELAPSED_SECS: f64 = 1e-9;
 
 impl ScenarioResult {
-    pub fn secs(&self) -> f64 {
-        self.elapsed.as_secs_f64().max(1e-9)
+    /// Wall time in seconds (never zero).
+    pub(crate) fn secs(&self) -> f64 {
+        self.elapsed.as_secs_f64().max(MIN_ELAPSED_SECS)
     }
 
-    pub fn ops_per_sec(&self) -> f64 {
+    /// Successful operations per second.
+    fn ops_per_sec(&self) -> f64 {
         self.tally.ops as f64 / self.secs()
     }
 
-    pub fn mib_per_sec(&self) -> f64 {
-        self.tally.bytes as f64 / MIB / self.secs()
+    /// Body MiB of successful operations per second.
+    fn mib_per_sec(&self) -> f64 {
+        self.tally.bytes as f64 / BYTES_PER_MIB / self.secs()
     }
 
+    /// The latencies, ascending.
     fn sorted(&self) -> Vec<u32> {
         let mut v = self.tally.latencies_us.clone();
         v.sort_unstable();
@@ -121,7 +132,7 @@ impl ScenarioResult {
     }
 
     /// `put-small: 10000 ops in 2.31 s = 4329 ops/s, 16.9 MiB/s, p50 3.1 ms, p99 9.8 ms, errors 0`
-    pub fn line(&self) -> String {
+    pub(crate) fn line(&self) -> String {
         let s = self.sorted();
         let mut line = format!(
             "{}: {} ops in {:.2} s = {} ops/s, {} MiB/s, p50 {}, p99 {}, errors {}",
@@ -143,7 +154,8 @@ impl ScenarioResult {
         line
     }
 
-    pub fn json(&self) -> String {
+    /// The result as a JSON object.
+    pub(crate) fn json(&self) -> String {
         let s = self.sorted();
         format!(
             "{{\"name\":{},\"ops\":{},\"bytes\":{},\"seconds\":{:.6},\"ops_per_sec\":{:.3},\"mib_per_sec\":{:.3},\"p50_ms\":{:.3},\"p90_ms\":{:.3},\"p99_ms\":{:.3},\"max_ms\":{:.3},\"errors\":{},\"connections\":{},\"stopped_early\":{},\"error_samples\":[{}]}}",
@@ -172,17 +184,17 @@ impl ScenarioResult {
 
 /// put-large vs multipart on the same bytes.
 #[derive(Debug, Clone)]
-pub struct Comparison {
-    pub size: u64,
-    pub single: ScenarioResult,
-    pub multipart: ScenarioResult,
-    pub parts: u64,
-    pub part_size: u64,
+pub(crate) struct Comparison {
+    pub(crate) size: u64,
+    pub(crate) single: ScenarioResult,
+    pub(crate) multipart: ScenarioResult,
+    pub(crate) parts: u64,
+    pub(crate) part_size: u64,
 }
 
 impl Comparison {
     /// multipart throughput / single-PUT throughput (0 when either failed).
-    pub fn ratio(&self) -> f64 {
+    fn ratio(&self) -> f64 {
         let (s, m) = (self.single.mib_per_sec(), self.multipart.mib_per_sec());
         if s > 0.0 && m > 0.0 {
             m / s
@@ -191,13 +203,14 @@ impl Comparison {
         }
     }
 
-    pub fn errors(&self) -> u64 {
+    /// Failed requests of both scenarios.
+    fn errors(&self) -> u64 {
         self.single.tally.errors + self.multipart.tally.errors
     }
 
     /// `large-vs-multipart: put-large 256 MiB: 0.91 s = 281 MiB/s; multipart 32 x 8 MiB on 16
     /// conns: 0.55 s = 465 MiB/s; multipart/single = 1.65x, errors 0`
-    pub fn line(&self) -> String {
+    pub(crate) fn line(&self) -> String {
         format!(
             "large-vs-multipart: put-large {}: {:.2} s = {} MiB/s; multipart {} x {} on {} conns: {:.2} s = {} MiB/s; multipart/single = {:.2}x, errors {}",
             format_size(self.size),
@@ -213,7 +226,8 @@ impl Comparison {
         )
     }
 
-    pub fn json(&self) -> String {
+    /// The comparison as a JSON object.
+    pub(crate) fn json(&self) -> String {
         format!(
             "{{\"size\":{},\"parts\":{},\"part_size\":{},\"connections\":{},\"single_seconds\":{:.6},\"single_mib_per_sec\":{:.3},\"multipart_seconds\":{:.6},\"multipart_mib_per_sec\":{:.3},\"ratio\":{:.4},\"errors\":{}}}",
             self.size,
@@ -231,7 +245,7 @@ impl Comparison {
 }
 
 /// A JSON string literal.
-pub fn json_str(s: &str) -> String {
+pub(crate) fn json_str(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {

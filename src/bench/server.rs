@@ -12,19 +12,22 @@ use std::path::{Path, PathBuf};
 
 /// Filesystems on which the bench refuses to run its server.
 const MEMORY_FILESYSTEMS: &[&str] = &["tmpfs", "ramfs"];
+/// Connections the server accepts beyond the bench's own `--concurrency` ones.
+const SPARE_CONNECTIONS: usize = 64;
 
-pub struct InProcess {
+/// A running in-process server and the directory it owns.
+pub(crate) struct InProcess {
     started: Option<Started>,
-    pub address: SocketAddr,
-    pub cores: usize,
-    pub run_dir: PathBuf,
+    pub(crate) address: SocketAddr,
+    pub(crate) cores: usize,
+    pub(crate) run_dir: PathBuf,
     parent: PathBuf,
     created_parent: bool,
 }
 
 impl InProcess {
     /// Starts a server with `cores` executors and a new data directory under `parent`.
-    pub fn start(
+    pub(crate) fn start(
         parent: &Path,
         cores: Option<usize>,
         creds: &Credentials,
@@ -65,7 +68,7 @@ impl InProcess {
             cores,
             credentials: creds.clone(),
             fsync,
-            max_connections: MAX_CONNECTIONS_DEFAULT.max(connections + 64),
+            max_connections: MAX_CONNECTIONS_DEFAULT.max(connections + SPARE_CONNECTIONS),
             domain: None,
         };
         let started = match runtime::start(config) {
@@ -89,7 +92,7 @@ impl InProcess {
     }
 
     /// Stops the server (waiting for in-flight requests) and, unless `keep`, removes its data.
-    pub fn stop(mut self, keep: bool) -> Result<(), String> {
+    pub(crate) fn stop(mut self, keep: bool) -> Result<(), String> {
         if let Some(s) = self.started.take() {
             crate::http::shutdown::request_shutdown();
             s.join();
@@ -112,7 +115,7 @@ const REMOVE_THREADS: usize = 16;
 
 /// Removes `dir` and everything in it, unlinking files from several threads: on filesystems
 /// mounted with `discard` one unlink at a time can take milliseconds, in parallel they overlap.
-pub fn remove_tree(dir: &Path) -> std::io::Result<()> {
+fn remove_tree(dir: &Path) -> std::io::Result<()> {
     let mut files = Vec::new();
     let mut dirs = vec![dir.to_path_buf()];
     while let Some(d) = dirs.pop() {
@@ -141,13 +144,13 @@ pub fn remove_tree(dir: &Path) -> std::io::Result<()> {
 }
 
 /// The filesystem type of the mount holding `path` (canonical), from /proc/self/mounts.
-pub fn filesystem_of(path: &Path) -> Option<String> {
+fn filesystem_of(path: &Path) -> Option<String> {
     let mounts = std::fs::read_to_string("/proc/self/mounts").ok()?;
     filesystem_in(&mounts, path)
 }
 
 /// The type of the longest mount point in `mounts` (the /proc/mounts format) containing `path`.
-pub fn filesystem_in(mounts: &str, path: &Path) -> Option<String> {
+fn filesystem_in(mounts: &str, path: &Path) -> Option<String> {
     let mut best: Option<(usize, String)> = None;
     for line in mounts.lines() {
         let mut fields = line.split_whitespace();

@@ -13,39 +13,51 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
+/// Step between the start offsets of neighbouring small objects' bodies in the shared buffer
+/// (a prime, so offsets spread over the whole window).
+const SMALL_BODY_STRIDE_BYTES: u64 = 4099;
+
 /// Everything the workloads share.
-pub struct Ctx {
-    pub endpoint: Endpoint,
-    pub creds: Credentials,
-    pub payload: Payload,
-    pub bucket: String,
+pub(crate) struct Ctx {
+    pub(crate) endpoint: Endpoint,
+    pub(crate) creds: Credentials,
+    pub(crate) payload: Payload,
+    pub(crate) bucket: String,
     /// Pseudo-random body bytes, shared by every request.
-    pub data: Arc<[u8]>,
+    pub(crate) data: Arc<[u8]>,
     /// Time cap of one scenario.
-    pub duration: Duration,
+    pub(crate) duration: Duration,
     /// Set on Ctrl-C: every loop stops at its next request.
-    pub interrupted: Arc<AtomicBool>,
+    pub(crate) interrupted: Arc<AtomicBool>,
 }
 
 impl Ctx {
-    pub fn client(&self) -> Client {
+    /// A new client (no connection yet) for the endpoint, keys and payload mode.
+    pub(crate) fn client(&self) -> Client {
         Client::new(self.endpoint.clone(), self.creds.clone(), self.payload)
     }
 
+    /// Whether Ctrl-C (or SIGTERM) was received.
+    pub(crate) fn is_interrupted(&self) -> bool {
+        self.interrupted.load(Ordering::Relaxed)
+    }
+
+    /// Whether a loop must stop: interrupted, or past `deadline`.
     fn out_of_time(&self, deadline: Instant) -> bool {
-        self.interrupted.load(Ordering::Relaxed) || Instant::now() >= deadline
+        self.is_interrupted() || Instant::now() >= deadline
     }
 
     /// Why a loop that `stopped` early did so.
     fn stop_reason(&self, stopped: bool) -> Option<&'static str> {
-        match (stopped, self.interrupted.load(Ordering::Relaxed)) {
+        match (stopped, self.is_interrupted()) {
             (false, _) => None,
             (true, true) => Some("interrupted"),
             (true, false) => Some("time cap"),
         }
     }
 
-    pub fn object_path(&self, key: &str) -> String {
+    /// The request path of object `key` in the bench's bucket.
+    fn object_path(&self, key: &str) -> String {
         format!("/{}/{}", self.bucket, key)
     }
 
@@ -54,20 +66,22 @@ impl Ctx {
     fn small_body(&self, i: u64, size: u64) -> &[u8] {
         let size = size as usize;
         let room = (self.data.len() - size) as u64 + 1;
-        let off = (i.wrapping_mul(4099) % room) as usize;
+        let off = (i.wrapping_mul(SMALL_BODY_STRIDE_BYTES) % room) as usize;
         &self.data[off..off + size]
     }
 }
 
 /// Key of small object `i`.
-pub fn small_key(i: u64) -> String {
+pub(crate) fn small_key(i: u64) -> String {
     format!("small/{i:08}")
 }
-pub const LARGE_KEY: &str = "large/single";
-pub const MULTIPART_KEY: &str = "large/multipart";
+/// Key of the put-large object.
+pub(crate) const LARGE_KEY: &str = "large/single";
+/// Key of the multipart object.
+pub(crate) const MULTIPART_KEY: &str = "large/multipart";
 
 /// Fills a shared buffer of `len` pseudo-random bytes (xorshift64*, fixed seed).
-pub fn random_data(len: usize) -> Arc<[u8]> {
+pub(crate) fn random_data(len: usize) -> Arc<[u8]> {
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
     let mut word = 0u64;
     // `Range::map` has an exact length, so the Arc is allocated once and filled in place.
@@ -122,15 +136,15 @@ where
 }
 
 /// Small objects a [`put_small`] run wrote.
-pub struct Written {
+pub(crate) struct Written {
     /// Indices written successfully, ascending.
-    pub ok: Vec<u64>,
+    pub(crate) ok: Vec<u64>,
     /// Requests went out for indices `0..attempted` (some may have failed).
-    pub attempted: u64,
+    pub(crate) attempted: u64,
 }
 
 /// PUTs small objects `0..count` of `size` bytes on `concurrency` connections.
-pub fn put_small(
+pub(crate) fn put_small(
     ctx: &Ctx,
     name: &'static str,
     count: u64,
@@ -195,7 +209,7 @@ pub fn put_small(
 
 /// GETs `count` small objects (cycling through `keys`) on `concurrency` connections, checking
 /// status, ETag and length.
-pub fn get_small(
+pub(crate) fn get_small(
     ctx: &Ctx,
     count: u64,
     size: u64,
@@ -257,7 +271,7 @@ pub fn get_small(
 }
 
 /// One PutObject of the first `size` bytes of the shared buffer, on one connection.
-pub fn put_large(ctx: &Ctx, size: u64) -> ScenarioResult {
+pub(crate) fn put_large(ctx: &Ctx, size: u64) -> ScenarioResult {
     let body = &ctx.data[..size as usize];
     let path = ctx.object_path(LARGE_KEY);
     let mut client = ctx.client();
@@ -281,7 +295,7 @@ pub fn put_large(ctx: &Ctx, size: u64) -> ScenarioResult {
 }
 
 /// The CompleteMultipartUpload body for `(part number, ETag)` pairs in ascending order.
-pub fn complete_xml(parts: &[(u64, String)]) -> String {
+fn complete_xml(parts: &[(u64, String)]) -> String {
     let mut xml = String::from("<CompleteMultipartUpload>");
     for (n, etag) in parts {
         let etag = etag
@@ -300,7 +314,12 @@ pub fn complete_xml(parts: &[(u64, String)]) -> String {
 /// on up to `concurrency` connections, then CompleteMultipartUpload. The time covers all three.
 /// If a part fails the upload is aborted; if the time cap stops it, the parts written so far
 /// are completed.
-pub fn multipart(ctx: &Ctx, size: u64, part_size: u64, concurrency: usize) -> ScenarioResult {
+pub(crate) fn multipart(
+    ctx: &Ctx,
+    size: u64,
+    part_size: u64,
+    concurrency: usize,
+) -> ScenarioResult {
     let parts = size.div_ceil(part_size);
     let workers = concurrency.min(parts as usize).max(1);
     let path = ctx.object_path(MULTIPART_KEY);
@@ -308,7 +327,6 @@ pub fn multipart(ctx: &Ctx, size: u64, part_size: u64, concurrency: usize) -> Sc
     let _ = control.connect();
     let mut tally = Tally::default();
     let start = Instant::now();
-    let deadline = start + ctx.duration;
 
     let upload_id = match create_upload(&mut control, &path) {
         Ok(id) => id,
@@ -317,72 +335,134 @@ pub fn multipart(ctx: &Ctx, size: u64, part_size: u64, concurrency: usize) -> Sc
             return multipart_result(tally, start.elapsed(), workers, None, parts, part_size);
         }
     };
-    // Upload ids are hex here, but encode anyway: the query goes on the request line as is.
-    let id_q = crate::http::percent::aws_uri_encode(upload_id.as_bytes(), true);
+    let upload = Upload {
+        path: &path,
+        // Upload ids are hex here, but encode anyway: the query goes on the request line as is.
+        id_query: crate::http::percent::aws_uri_encode(upload_id.as_bytes(), true),
+        size,
+        part_size,
+        parts,
+    };
+    let (part_tally, early, done) = upload_parts(ctx, &upload, workers, start + ctx.duration);
+    tally.merge(part_tally);
+    if tally.errors > 0 || done.is_empty() {
+        abort_upload(&mut control, &upload, &mut tally);
+    } else {
+        complete_upload(&mut control, &upload, &done, &mut tally);
+    }
+    multipart_result(tally, start.elapsed(), workers, early, parts, part_size)
+}
 
+/// A multipart upload in progress: where it goes and how the object is cut into parts.
+struct Upload<'a> {
+    path: &'a str,
+    /// The upload id, URI-encoded for the query string.
+    id_query: String,
+    size: u64,
+    part_size: u64,
+    parts: u64,
+}
+
+/// UploadPart of every part on `workers` connections until `deadline`; ETags come back sorted.
+fn upload_parts(
+    ctx: &Ctx,
+    upload: &Upload,
+    workers: usize,
+    deadline: Instant,
+) -> (Tally, Option<&'static str>, Vec<(u64, String)>) {
     let next = AtomicU64::new(1);
     let early = AtomicBool::new(false);
-    let etags = std::sync::Mutex::new(Vec::<(u64, String)>::with_capacity(parts as usize));
-    let (part_tally, _) = pool(ctx, workers, |client, t| loop {
+    let etags = std::sync::Mutex::new(Vec::<(u64, String)>::with_capacity(upload.parts as usize));
+    let (tally, _) = pool(ctx, workers, |client, t| loop {
         let n = next.fetch_add(1, Ordering::Relaxed);
-        if n > parts {
+        if n > upload.parts {
             break;
         }
         if ctx.out_of_time(deadline) {
             early.store(true, Ordering::Relaxed);
             break;
         }
-        let from = (n - 1) * part_size;
-        let to = (from + part_size).min(size);
-        let body = &ctx.data[from as usize..to as usize];
-        let query = format!("partNumber={n}&uploadId={id_q}");
-        let t0 = Instant::now();
-        match client.request("PUT", &path, &query, body) {
-            Ok(r) if r.ok() => match r.etag {
-                Some(etag) => {
-                    t.success(to - from, t0.elapsed());
-                    etags
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .push((n, etag));
-                }
-                None => t.error(format!("PUT part {n}: HTTP {} without ETag", r.status)),
-            },
-            Ok(r) => t.error(format!("PUT part {n}: {}", r.describe())),
-            Err(e) => t.error(format!("PUT part {n}: {e}")),
+        if let Some(etag) = put_part(ctx, client, t, upload, n) {
+            etags
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((n, etag));
         }
     });
-    tally.merge(part_tally);
     let early = ctx.stop_reason(early.into_inner());
     let mut done = etags.into_inner().unwrap_or_else(|e| e.into_inner());
     done.sort_unstable_by_key(|(n, _)| *n);
+    (tally, early, done)
+}
 
-    if tally.errors > 0 || done.is_empty() {
-        let query = format!("uploadId={id_q}");
-        match control.request("DELETE", &path, &query, &[]) {
-            Ok(r) if r.ok() => {}
-            Ok(r) => tally.error(format!("AbortMultipartUpload: {}", r.describe())),
-            Err(e) => tally.error(format!("AbortMultipartUpload: {e}")),
-        }
-    } else {
-        let xml = complete_xml(&done);
-        let query = format!("uploadId={id_q}");
-        match control.request("POST", &path, &query, xml.as_bytes()) {
-            Ok(r) if r.status == 200 => {
-                let body = String::from_utf8_lossy(&r.body);
-                // S3 may answer 200 and still carry an <Error> document.
-                if body.contains("<Error>") || xml_element(&body, "ETag").is_none() {
-                    tally.error(format!(
-                        "CompleteMultipartUpload: 200 without a result ({})",
-                        r.describe()
-                    ));
-                }
+/// UploadPart of part `n`: its ETag, or `None` after counting the failure in `t`.
+fn put_part(
+    ctx: &Ctx,
+    client: &mut Client,
+    t: &mut Tally,
+    upload: &Upload,
+    n: u64,
+) -> Option<String> {
+    let from = (n - 1) * upload.part_size;
+    let to = (from + upload.part_size).min(upload.size);
+    let body = &ctx.data[from as usize..to as usize];
+    let query = format!("partNumber={n}&uploadId={}", upload.id_query);
+    let t0 = Instant::now();
+    match client.request("PUT", upload.path, &query, body) {
+        Ok(r) if r.ok() => match r.etag {
+            Some(etag) => {
+                t.success(to - from, t0.elapsed());
+                Some(etag)
             }
-            Ok(r) => tally.error(format!("CompleteMultipartUpload: {}", r.describe())),
-            Err(e) => tally.error(format!("CompleteMultipartUpload: {e}")),
+            None => {
+                t.error(format!("PUT part {n}: HTTP {} without ETag", r.status));
+                None
+            }
+        },
+        Ok(r) => {
+            t.error(format!("PUT part {n}: {}", r.describe()));
+            None
+        }
+        Err(e) => {
+            t.error(format!("PUT part {n}: {e}"));
+            None
         }
     }
-    multipart_result(tally, start.elapsed(), workers, early, parts, part_size)
+}
+
+/// AbortMultipartUpload; a failure is counted in `tally`.
+fn abort_upload(control: &mut Client, upload: &Upload, tally: &mut Tally) {
+    let query = format!("uploadId={}", upload.id_query);
+    match control.request("DELETE", upload.path, &query, &[]) {
+        Ok(r) if r.ok() => {}
+        Ok(r) => tally.error(format!("AbortMultipartUpload: {}", r.describe())),
+        Err(e) => tally.error(format!("AbortMultipartUpload: {e}")),
+    }
+}
+
+/// CompleteMultipartUpload of the parts `done`; a failure is counted in `tally`.
+fn complete_upload(
+    control: &mut Client,
+    upload: &Upload,
+    done: &[(u64, String)],
+    tally: &mut Tally,
+) {
+    let xml = complete_xml(done);
+    let query = format!("uploadId={}", upload.id_query);
+    match control.request("POST", upload.path, &query, xml.as_bytes()) {
+        Ok(r) if r.status == 200 => {
+            let body = String::from_utf8_lossy(&r.body);
+            // S3 may answer 200 and still carry an <Error> document.
+            if body.contains("<Error>") || xml_element(&body, "ETag").is_none() {
+                tally.error(format!(
+                    "CompleteMultipartUpload: 200 without a result ({})",
+                    r.describe()
+                ));
+            }
+        }
+        Ok(r) => tally.error(format!("CompleteMultipartUpload: {}", r.describe())),
+        Err(e) => tally.error(format!("CompleteMultipartUpload: {e}")),
+    }
 }
 
 /// CreateMultipartUpload: the new upload id, or what went wrong.
@@ -399,6 +479,7 @@ fn create_upload(client: &mut Client, path: &str) -> Result<String, String> {
     }
 }
 
+/// The multipart scenario's result, with the part count and size as detail.
 fn multipart_result(
     tally: Tally,
     elapsed: Duration,
@@ -421,7 +502,7 @@ fn multipart_result(
 }
 
 /// Deletes `keys` on up to `concurrency` connections (cleanup of a remote endpoint).
-pub fn delete_keys(ctx: &Ctx, keys: &[String], concurrency: usize) -> Tally {
+pub(crate) fn delete_keys(ctx: &Ctx, keys: &[String], concurrency: usize) -> Tally {
     if keys.is_empty() {
         return Tally::default();
     }
