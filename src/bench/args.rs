@@ -9,16 +9,32 @@ use clap::ValueEnum;
 use std::path::PathBuf;
 
 /// S3's smallest part size (every part but the last).
-pub(crate) const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
+const MIN_PART_SIZE_BYTES: u64 = 5 * 1024 * 1024;
 /// S3's largest single PutObject and largest part.
-pub(crate) const MAX_SINGLE_PUT: u64 = 5 * 1024 * 1024 * 1024;
+const MAX_SINGLE_PUT_BYTES: u64 = 5 * 1024 * 1024 * 1024;
 /// S3's largest part count.
-pub(crate) const MAX_PARTS: u64 = 10_000;
+const MAX_PARTS: u64 = 10_000;
 /// Most client connections the bench opens.
-pub(crate) const MAX_CONCURRENCY: usize = 4096;
+const MAX_CONCURRENCY: usize = 4096;
+/// Most executors `--cores` may ask of the in-process server.
+const MAX_CORES: usize = 1024;
 
+/// Default `--size` (put-large and multipart object size).
+const DEFAULT_SIZE: &str = "256MiB";
+/// Default `--object-size` (put-small and get-small object size).
+const DEFAULT_OBJECT_SIZE: &str = "4KiB";
+/// Default `--part-size`.
+const DEFAULT_PART_SIZE: &str = "8MiB";
+/// Default `--count` (operations of put-small and get-small).
+const DEFAULT_COUNT: u64 = 10_000;
+/// Default `--concurrency` (client connections).
+const DEFAULT_CONCURRENCY: usize = 16;
+/// Default `--duration-secs` (time cap of each scenario).
+const DEFAULT_DURATION_SECS: u64 = 30;
+
+/// The workload `--scenario` selects.
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scenario {
+pub(crate) enum Scenario {
     /// `--count` PutObjects of `--object-size` on `--concurrency` connections.
     PutSmall,
     /// `--count` GetObjects of small objects (written first, untimed, unless put-small just ran).
@@ -34,6 +50,7 @@ pub enum Scenario {
 }
 
 impl Scenario {
+    /// The scenario as written on the command line.
     pub(crate) fn name(self) -> &'static str {
         match self {
             Scenario::PutSmall => "put-small",
@@ -46,8 +63,9 @@ impl Scenario {
     }
 }
 
+/// How `--payload` has request bodies covered by the signature.
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PayloadArg {
+pub(crate) enum PayloadArg {
     /// Send `x-amz-content-sha256: UNSIGNED-PAYLOAD`: the client hashes nothing, so its own SHA-256 cost does not limit the measurement.
     Unsigned,
     /// Hash every body with SHA-256 and sign the hex digest, as boto3 does over plain HTTP.
@@ -69,22 +87,22 @@ pub struct BenchArgs {
     #[arg(long, value_enum, default_value_t = Scenario::All)]
     pub(crate) scenario: Scenario,
     /// Object size of put-large and multipart (and large-vs-multipart).
-    #[arg(long, value_name = "BYTES", default_value = "256MiB", value_parser = parse_size)]
+    #[arg(long, value_name = "BYTES", default_value = DEFAULT_SIZE, value_parser = parse_size)]
     pub(crate) size: u64,
     /// Object size of put-small and get-small.
-    #[arg(long, value_name = "BYTES", default_value = "4KiB", value_parser = parse_size)]
+    #[arg(long, value_name = "BYTES", default_value = DEFAULT_OBJECT_SIZE, value_parser = parse_size)]
     pub(crate) object_size: u64,
     /// Number of operations of put-small and get-small.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = DEFAULT_COUNT)]
     pub(crate) count: u64,
     /// Client connections used in parallel (one thread each) by put-small, get-small and multipart.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = DEFAULT_CONCURRENCY)]
     pub(crate) concurrency: usize,
     /// Part size of multipart uploads (S3 limits: 5 MiB to 5 GiB, at most 10,000 parts).
-    #[arg(long, value_name = "BYTES", default_value = "8MiB", value_parser = parse_size)]
+    #[arg(long, value_name = "BYTES", default_value = DEFAULT_PART_SIZE, value_parser = parse_size)]
     pub(crate) part_size: u64,
     /// Time cap of each scenario in seconds: a loop stops at --count or at this cap, whichever comes first.
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = DEFAULT_DURATION_SECS)]
     pub(crate) duration_secs: u64,
     /// How request bodies are covered by the signature.
     #[arg(long, value_enum, default_value_t = PayloadArg::Unsigned)]
@@ -115,7 +133,7 @@ pub struct BenchArgs {
 /// Parses a byte count: digits, optional spaces, optional unit (case-insensitive).
 /// `K`/`KiB`, `M`/`MiB`, `G`/`GiB`, `T`/`TiB` are powers of 1024; `KB`, `MB`, `GB`, `TB` of 1000;
 /// `B` or nothing means bytes.
-pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
+fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
     let digits_end = t
         .find(|c: char| !c.is_ascii_digit() && c != '_')
@@ -182,7 +200,8 @@ pub(crate) struct Plan {
 }
 
 impl Plan {
-    pub(crate) fn of(s: Scenario) -> Plan {
+    /// The workloads scenario `s` runs.
+    fn of(s: Scenario) -> Plan {
         let mut p = Plan::default();
         match s {
             Scenario::PutSmall => p.put_small = true,
@@ -207,10 +226,12 @@ impl Plan {
         p
     }
 
+    /// Whether put-small or get-small runs.
     pub(crate) fn small(&self) -> bool {
         self.put_small || self.get_small
     }
 
+    /// Whether put-large or multipart runs.
     pub(crate) fn large(&self) -> bool {
         self.put_large || self.multipart
     }
@@ -233,10 +254,11 @@ impl BenchArgs {
             if self.count == 0 {
                 return Err("--count must be at least 1".to_string());
             }
-            if self.object_size > MAX_SINGLE_PUT {
+            if self.object_size > MAX_SINGLE_PUT_BYTES {
                 return Err(format!(
-                    "--object-size {}: larger than S3's single PutObject limit of 5 GiB",
-                    format_size(self.object_size)
+                    "--object-size {}: larger than S3's single PutObject limit of {}",
+                    format_size(self.object_size),
+                    format_size(MAX_SINGLE_PUT_BYTES)
                 ));
             }
         }
@@ -248,40 +270,49 @@ impl BenchArgs {
                 return Err("--size does not fit in memory on this platform".to_string());
             }
         }
-        if plan.put_large && self.size > MAX_SINGLE_PUT {
+        if plan.put_large && self.size > MAX_SINGLE_PUT_BYTES {
             return Err(format!(
-                "--size {}: larger than S3's single PutObject limit of 5 GiB (use --scenario multipart)",
-                format_size(self.size)
+                "--size {}: larger than S3's single PutObject limit of {} (use --scenario multipart)",
+                format_size(self.size),
+                format_size(MAX_SINGLE_PUT_BYTES)
             ));
         }
         if plan.multipart {
-            if self.part_size > MAX_SINGLE_PUT {
-                return Err(format!(
-                    "--part-size {}: larger than S3's part limit of 5 GiB",
-                    format_size(self.part_size)
-                ));
-            }
-            let parts = self.size.div_ceil(self.part_size.max(1));
-            if self.part_size < MIN_PART_SIZE && parts > 1 {
-                return Err(format!(
-                    "--part-size {}: S3 parts (except the last) must be at least 5 MiB",
-                    format_size(self.part_size)
-                ));
-            }
-            if parts > MAX_PARTS {
-                return Err(format!(
-                    "--size {} in parts of {} makes {parts} parts; S3 allows at most {MAX_PARTS}",
-                    format_size(self.size),
-                    format_size(self.part_size)
-                ));
-            }
+            self.validate_parts()?;
         }
         if let Some(c) = self.cores {
-            if c == 0 || c > 1024 {
-                return Err(format!("--cores {c}: must be between 1 and 1024"));
+            if c == 0 || c > MAX_CORES {
+                return Err(format!("--cores {c}: must be between 1 and {MAX_CORES}"));
             }
         }
         Ok(plan)
+    }
+
+    /// Checks `--part-size` against S3's part limits for an upload of `--size`.
+    fn validate_parts(&self) -> Result<(), String> {
+        if self.part_size > MAX_SINGLE_PUT_BYTES {
+            return Err(format!(
+                "--part-size {}: larger than S3's part limit of {}",
+                format_size(self.part_size),
+                format_size(MAX_SINGLE_PUT_BYTES)
+            ));
+        }
+        let parts = self.size.div_ceil(self.part_size.max(1));
+        if self.part_size < MIN_PART_SIZE_BYTES && parts > 1 {
+            return Err(format!(
+                "--part-size {}: S3 parts (except the last) must be at least {}",
+                format_size(self.part_size),
+                format_size(MIN_PART_SIZE_BYTES)
+            ));
+        }
+        if parts > MAX_PARTS {
+            return Err(format!(
+                "--size {} in parts of {} makes {parts} parts; S3 allows at most {MAX_PARTS}",
+                format_size(self.size),
+                format_size(self.part_size)
+            ));
+        }
+        Ok(())
     }
 }
 

@@ -14,24 +14,32 @@ use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, SystemTime};
 
 /// Region the bench signs for (the server accepts any).
-pub(crate) const REGION: &str = "us-east-1";
+const REGION: &str = "us-east-1";
 /// Per-call socket read/write timeout.
-pub(crate) const IO_TIMEOUT: Duration = Duration::from_secs(120);
+const IO_TIMEOUT: Duration = Duration::from_secs(120);
+/// TCP connect timeout.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bodies up to this size are sent in the same write as the head.
-const COALESCE_BODY_MAX: usize = 64 * 1024;
+const COALESCE_BODY_MAX_BYTES: usize = 64 * 1024;
 /// Largest response head accepted.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// Largest response body kept in memory (XML documents, small objects); larger GET bodies are
 /// read and discarded.
-const KEEP_BODY_MAX: usize = 16 * 1024 * 1024;
+const KEEP_BODY_MAX_BYTES: usize = 16 * 1024 * 1024;
 /// Most response headers parsed.
 const MAX_HEADERS: usize = 64;
+/// Initial size of a connection's read buffer (it grows for a larger response head).
+const READ_BUF_INITIAL_BYTES: usize = 64 * 1024;
+/// Initial capacity of the reused request head buffer.
+const HEAD_BUF_INITIAL_BYTES: usize = 2048;
+/// Initial capacity of the reused list of signed request headers.
+const SIGNED_HEADERS_INITIAL: usize = 8;
 
 /// Where requests go: the socket address and the `Host` header value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Endpoint {
-    pub(crate) addr: SocketAddr,
-    pub(crate) host: String,
+    addr: SocketAddr,
+    host: String,
 }
 
 impl Endpoint {
@@ -86,6 +94,7 @@ impl Endpoint {
         }
     }
 
+    /// The endpoint as a URL: `http://HOST:PORT`.
     pub(crate) fn url(&self) -> String {
         format!("http://{}", self.host)
     }
@@ -108,7 +117,7 @@ pub(crate) struct Response {
     pub(crate) content_length: u64,
     /// The server said `Connection: close`.
     pub(crate) close: bool,
-    /// The body, when it was at most [`KEEP_BODY_MAX`] bytes.
+    /// The body, when it was at most [`KEEP_BODY_MAX_BYTES`] bytes.
     pub(crate) body: Vec<u8>,
 }
 
@@ -131,18 +140,18 @@ impl Response {
 
 /// A parsed response head.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ResponseHead {
-    pub(crate) status: u16,
-    pub(crate) etag: Option<String>,
-    pub(crate) content_length: Option<u64>,
-    pub(crate) close: bool,
+struct ResponseHead {
+    status: u16,
+    etag: Option<String>,
+    content_length: Option<u64>,
+    close: bool,
     /// Bytes the head takes up in the buffer.
-    pub(crate) len: usize,
+    len: usize,
 }
 
 /// Parses a response head at the start of `buf`: `Ok(None)` when more bytes are needed.
 /// Rejects bodies framed other than by `Content-Length` (the server never sends them).
-pub(crate) fn parse_response_head(buf: &[u8]) -> Result<Option<ResponseHead>, String> {
+fn parse_response_head(buf: &[u8]) -> Result<Option<ResponseHead>, String> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut headers);
     let len = match resp.parse(buf) {
@@ -226,13 +235,13 @@ struct Conn {
 
 impl Conn {
     fn open(addr: SocketAddr) -> io::Result<Conn> {
-        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(10))?;
+        let stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)?;
         stream.set_nodelay(true)?;
         stream.set_read_timeout(Some(IO_TIMEOUT))?;
         stream.set_write_timeout(Some(IO_TIMEOUT))?;
         Ok(Conn {
             stream,
-            rbuf: vec![0u8; 64 * 1024],
+            rbuf: vec![0u8; READ_BUF_INITIAL_BYTES],
             rpos: 0,
             rend: 0,
         })
@@ -279,7 +288,7 @@ impl Conn {
                 None if head.status == 204 || head.status == 304 => 0,
                 None => return Err(format!("HTTP {} without Content-Length", head.status)),
             };
-            let keep = len <= KEEP_BODY_MAX as u64;
+            let keep = len <= KEEP_BODY_MAX_BYTES as u64;
             let mut body = Vec::new();
             if keep {
                 body.reserve_exact(len as usize);
@@ -324,8 +333,8 @@ impl Client {
             creds,
             payload,
             conn: None,
-            head: Vec::with_capacity(2048),
-            headers: Vec::with_capacity(8),
+            head: Vec::with_capacity(HEAD_BUF_INITIAL_BYTES),
+            headers: Vec::with_capacity(SIGNED_HEADERS_INITIAL),
         }
     }
 
@@ -384,7 +393,7 @@ impl Client {
         }
         // Content-Length on every request, including empty bodies, as boto3 does.
         write!(self.head, "content-length: {}\r\n\r\n", body.len()).map_err(|e| e.to_string())?;
-        let coalesce = body.len() <= COALESCE_BODY_MAX;
+        let coalesce = body.len() <= COALESCE_BODY_MAX_BYTES;
         if coalesce {
             self.head.extend_from_slice(body);
         }
@@ -573,7 +582,7 @@ mod tests {
             secret_key: "sk".into(),
         };
         let mut c = Client::new(Endpoint::of(addr), creds, Payload::Signed);
-        let big = vec![7u8; COALESCE_BODY_MAX + 1];
+        let big = vec![7u8; COALESCE_BODY_MAX_BYTES + 1];
         let r = c.request("PUT", "/b/k", "", &big).unwrap();
         assert_eq!((r.status, r.etag.as_deref()), (200, Some("\"p\"")));
         let r = c
@@ -591,7 +600,11 @@ mod tests {
         assert_eq!(
             seen,
             vec![
-                ("PUT /b/k HTTP/1.1".to_string(), COALESCE_BODY_MAX + 1, true),
+                (
+                    "PUT /b/k HTTP/1.1".to_string(),
+                    COALESCE_BODY_MAX_BYTES + 1,
+                    true
+                ),
                 (
                     "PUT /b/k2?partNumber=1&uploadId=x HTTP/1.1".to_string(),
                     3,

@@ -18,15 +18,14 @@ mod report;
 mod server;
 mod workload;
 
-pub(crate) use args::{format_size, BenchArgs, PayloadArg};
-pub(crate) use client::Endpoint;
+pub use args::BenchArgs;
 
 use crate::auth::Credentials;
 use crate::auth::{DEV_ACCESS_KEY, DEV_SECRET_KEY};
 use crate::runtime::FsyncPolicy;
-use args::Plan;
-use client::{Client, Payload};
-use report::{json_str, Comparison, ScenarioResult};
+use args::{format_size, PayloadArg, Plan};
+use client::{Client, Endpoint, Payload};
+use report::{json_str, Comparison, ScenarioResult, Tally};
 use std::io::Write;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
@@ -35,7 +34,10 @@ use std::time::{Duration, Instant};
 use workload::Ctx;
 
 /// Room beyond `--object-size` in the shared buffer, so small objects start at varied offsets.
-const SMALL_BODY_WINDOW: u64 = 1024 * 1024;
+const SMALL_BODY_WINDOW_BYTES: u64 = 1024 * 1024;
+/// Exit status after an interruption (128 + SIGINT), also used when a second signal ends the
+/// process at once.
+const EXIT_STATUS_INTERRUPTED: u8 = 130;
 
 /// Runs the bench; exit status 0 if every request succeeded, 1 if any failed, 2 on bad flags
 /// or a setup failure, 130 when interrupted (after cleaning up).
@@ -43,7 +45,7 @@ pub fn run(args: BenchArgs) -> ExitCode {
     match run_checked(args) {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
         Ok(Outcome::Failed) => ExitCode::from(1),
-        Ok(Outcome::Interrupted) => ExitCode::from(130),
+        Ok(Outcome::Interrupted) => ExitCode::from(EXIT_STATUS_INTERRUPTED),
         Err(msg) => {
             eprintln!("ringstore bench: {msg}");
             ExitCode::from(2)
@@ -65,11 +67,13 @@ struct Summary {
 }
 
 impl Summary {
+    /// Failed requests, in the scenarios and outside them.
     fn errors(&self) -> u64 {
         self.results.iter().map(|r| r.tally.errors).sum::<u64>() + self.other_errors
     }
 }
 
+/// The keys to sign with: both flags (or environment variables), or the development keys.
 fn credentials(args: &BenchArgs) -> Result<Credentials, String> {
     match (&args.access_key, &args.secret_key) {
         (Some(a), Some(s)) if !a.is_empty() && !s.is_empty() => Ok(Credentials {
@@ -91,62 +95,121 @@ enum Outcome {
     Interrupted,
 }
 
+/// The whole run: setup, the scenarios, cleanup and the report. `Err` is a setup failure.
 fn run_checked(args: BenchArgs) -> Result<Outcome, String> {
     let plan = args.validate()?;
     let creds = credentials(&args)?;
-    let interrupted = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        // A second signal ends the process at once; the first lets the bench stop and clean up.
-        signal_hook::flag::register_conditional_shutdown(sig, 130, interrupted.clone())
-            .and_then(|_| signal_hook::flag::register(sig, interrupted.clone()))
-            .map_err(|e| format!("cannot install signal handlers: {e}"))?;
-    }
-
-    let mut buffer_len = 0u64;
-    if plan.large() {
-        buffer_len = args.size;
-    }
-    if plan.small() {
-        buffer_len = buffer_len.max(args.object_size + SMALL_BODY_WINDOW);
-    }
-    let buffer_len = usize::try_from(buffer_len)
-        .map_err(|_| "the body buffer does not fit in memory on this platform".to_string())?;
-
-    let (endpoint, server) = match &args.endpoint {
-        Some(url) => (Endpoint::parse(url)?, None),
-        None => {
-            let s = server::InProcess::start(
-                &args.data,
-                args.cores,
-                &creds,
-                args.fsync,
-                args.concurrency,
-            )?;
-            (Endpoint::of(s.address), Some(s))
-        }
-    };
+    let interrupted = install_signal_handlers()?;
+    let buffer_len = body_buffer_len(&args, plan)?;
+    let (endpoint, server) = start_target(&args, &creds)?;
 
     let t0 = Instant::now();
     let data = workload::random_data(buffer_len);
     let gen_secs = t0.elapsed().as_secs_f64();
 
+    let ctx = Ctx {
+        endpoint,
+        creds,
+        payload: payload_of(args.payload),
+        bucket: bucket_name(),
+        data,
+        duration: Duration::from_secs(args.duration_secs),
+        interrupted,
+    };
+    print_banner(&args, &ctx, server.as_ref(), buffer_len, gen_secs);
+
+    let emit = |line: &str| emit_line(args.json, line);
+    let summary = run_scenarios(&ctx, &args, plan, &emit);
+
+    if let Err(w) = cleanup(&ctx, &args, server, &summary) {
+        eprintln!("ringstore bench: cleanup: {w}");
+    }
+    print_error_samples(&summary);
+    Ok(finish(&args, &ctx, &summary))
+}
+
+/// Installs SIGINT/SIGTERM handlers; the returned flag is set by the first signal.
+fn install_signal_handlers() -> Result<Arc<AtomicBool>, String> {
+    let interrupted = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // A second signal ends the process at once; the first lets the bench stop and clean up.
+        signal_hook::flag::register_conditional_shutdown(
+            sig,
+            i32::from(EXIT_STATUS_INTERRUPTED),
+            interrupted.clone(),
+        )
+        .and_then(|_| signal_hook::flag::register(sig, interrupted.clone()))
+        .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    }
+    Ok(interrupted)
+}
+
+/// Length in bytes of the shared body buffer the planned scenarios need.
+fn body_buffer_len(args: &BenchArgs, plan: Plan) -> Result<usize, String> {
+    let mut buffer_len = 0u64;
+    if plan.large() {
+        buffer_len = args.size;
+    }
+    if plan.small() {
+        buffer_len = buffer_len.max(args.object_size + SMALL_BODY_WINDOW_BYTES);
+    }
+    usize::try_from(buffer_len)
+        .map_err(|_| "the body buffer does not fit in memory on this platform".to_string())
+}
+
+/// The endpoint to load: `--endpoint`, or an in-process server started here.
+fn start_target(
+    args: &BenchArgs,
+    creds: &Credentials,
+) -> Result<(Endpoint, Option<server::InProcess>), String> {
+    match &args.endpoint {
+        Some(url) => Ok((Endpoint::parse(url)?, None)),
+        None => {
+            let s = server::InProcess::start(
+                &args.data,
+                args.cores,
+                creds,
+                args.fsync,
+                args.concurrency,
+            )?;
+            Ok((Endpoint::of(s.address), Some(s)))
+        }
+    }
+}
+
+/// A bucket name no other run uses: the process id and the low bits of the clock.
+fn bucket_name() -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0);
-    let bucket = format!(
+    format!(
         "ringstore-bench-{}-{:x}",
         std::process::id(),
         nanos as u64 & 0xffff_ffff
-    );
-    let payload = match args.payload {
+    )
+}
+
+/// The client's payload signing mode for the `--payload` flag.
+fn payload_of(arg: PayloadArg) -> Payload {
+    match arg {
         PayloadArg::Unsigned => Payload::Unsigned,
         PayloadArg::Signed => Payload::Signed,
-    };
-    match &server {
+    }
+}
+
+/// Prints the two setup lines on stderr: the target, then the scenario and the body buffer.
+fn print_banner(
+    args: &BenchArgs,
+    ctx: &Ctx,
+    server: Option<&server::InProcess>,
+    buffer_len: usize,
+    gen_secs: f64,
+) {
+    match server {
         Some(s) => eprintln!(
             "ringstore bench: in-process server {} ({} cores, fsync {}, data {})",
-            endpoint.url(),
+            ctx.endpoint.url(),
             s.cores,
             match args.fsync {
                 FsyncPolicy::Always => "always",
@@ -154,63 +217,62 @@ fn run_checked(args: BenchArgs) -> Result<Outcome, String> {
             },
             s.run_dir.display()
         ),
-        None => eprintln!("ringstore bench: endpoint {}", endpoint.url()),
+        None => eprintln!("ringstore bench: endpoint {}", ctx.endpoint.url()),
     }
     eprintln!(
-        "ringstore bench: scenario {}, payload {}, bucket {bucket}, {} body buffer in {gen_secs:.2} s, time cap {} s per scenario",
+        "ringstore bench: scenario {}, payload {}, bucket {}, {} body buffer in {gen_secs:.2} s, time cap {} s per scenario",
         args.scenario.name(),
-        if payload == Payload::Signed { "signed (SHA-256)" } else { "unsigned" },
+        if ctx.payload == Payload::Signed { "signed (SHA-256)" } else { "unsigned" },
+        ctx.bucket,
         format_size(buffer_len as u64),
         args.duration_secs,
     );
+}
 
-    let ctx = Ctx {
-        endpoint: endpoint.clone(),
-        creds,
-        payload,
-        bucket,
-        data,
-        duration: Duration::from_secs(args.duration_secs),
-        interrupted,
-    };
-    let json = args.json;
-    let emit = |line: &str| {
-        if json {
-            eprintln!("{line}");
-        } else {
-            println!("{line}");
-            let _ = std::io::stdout().flush();
-        }
-    };
+/// Prints a result line: on stdout (flushed), or on stderr when stdout carries the JSON.
+fn emit_line(json: bool, line: &str) {
+    if json {
+        eprintln!("{line}");
+    } else {
+        println!("{line}");
+        let _ = std::io::stdout().flush();
+    }
+}
 
-    let summary = run_scenarios(&ctx, &args, plan, &emit);
-
-    // Cleanup: a remote endpoint gets its objects and bucket deleted; the in-process server
-    // is stopped and its directory removed.
-    let cleanup = match server {
+/// Removes what the bench wrote (unless `--keep-data`) and stops the in-process server.
+fn cleanup(
+    ctx: &Ctx,
+    args: &BenchArgs,
+    server: Option<server::InProcess>,
+    summary: &Summary,
+) -> Result<(), String> {
+    match server {
         None if !summary.bucket_created => Ok(()),
-        None if !args.keep_data => remove_remote(&ctx, &summary.written, args.concurrency),
+        None if !args.keep_data => remove_remote(ctx, &summary.written, args.concurrency),
         None => {
             eprintln!(
                 "ringstore bench: kept bucket {} on {}",
                 ctx.bucket,
-                endpoint.url()
+                ctx.endpoint.url()
             );
             Ok(())
         }
-        Some(s) => {
-            let dir = s.run_dir.clone();
-            let r = s.stop(args.keep_data);
-            if r.is_ok() && args.keep_data {
-                eprintln!("ringstore bench: kept data directory {}", dir.display());
-            }
-            r
-        }
-    };
-    if let Err(w) = cleanup {
-        eprintln!("ringstore bench: cleanup: {w}");
+        Some(s) => stop_server(s, args.keep_data),
     }
+}
 
+/// Stops the in-process server; removes its data directory unless `keep`.
+fn stop_server(s: server::InProcess, keep: bool) -> Result<(), String> {
+    let dir = s.run_dir.clone();
+    let r = s.stop(keep);
+    if r.is_ok() && keep {
+        eprintln!("ringstore bench: kept data directory {}", dir.display());
+    }
+    r
+}
+
+/// Prints the kept error messages of each scenario, and how many more there were.
+fn print_error_samples(summary: &Summary) {
     for r in &summary.results {
         for m in &r.tally.messages {
             eprintln!("ringstore bench: {} error: {m}", r.name);
@@ -223,21 +285,25 @@ fn run_checked(args: BenchArgs) -> Result<Outcome, String> {
             );
         }
     }
+}
+
+/// Prints the JSON summary (with `--json`) and the failure count; how the run ended.
+fn finish(args: &BenchArgs, ctx: &Ctx, summary: &Summary) -> Outcome {
     let errors = summary.errors();
-    if json {
-        println!("{}", summary_json(&args, &endpoint, &ctx, &summary));
+    if args.json {
+        println!("{}", summary_json(args, ctx, summary));
     }
     if errors > 0 {
         eprintln!("ringstore bench: {errors} requests failed");
     }
-    if ctx.interrupted.load(std::sync::atomic::Ordering::Relaxed) {
-        return Ok(Outcome::Interrupted);
+    if ctx.is_interrupted() {
+        return Outcome::Interrupted;
     }
-    Ok(if errors == 0 {
+    if errors == 0 {
         Outcome::Ok
     } else {
         Outcome::Failed
-    })
+    }
 }
 
 /// Deletes what the bench wrote on a remote endpoint: its objects, then its bucket.
@@ -260,124 +326,181 @@ fn remove_remote(ctx: &Ctx, keys: &[String], concurrency: usize) -> Result<(), S
     }
 }
 
+/// Creates the bench's bucket, then runs the planned steps in order until done or interrupted.
 fn run_scenarios(ctx: &Ctx, args: &BenchArgs, plan: Plan, emit: &dyn Fn(&str)) -> Summary {
     let mut summary = Summary::default();
-    let mut c: Client = ctx.client();
-    match c.request("PUT", &format!("/{}", ctx.bucket), "", &[]) {
-        Ok(r) if r.ok() => {}
-        Ok(r) => {
-            eprintln!(
-                "ringstore bench: CreateBucket {}: {}",
-                ctx.bucket,
-                r.describe()
-            );
-            summary.other_errors += 1;
-            return summary;
-        }
-        Err(e) => {
-            eprintln!("ringstore bench: CreateBucket {}: {e}", ctx.bucket);
-            summary.other_errors += 1;
-            return summary;
-        }
+    if let Err(msg) = create_bucket(ctx) {
+        eprintln!("ringstore bench: {msg}");
+        summary.other_errors += 1;
+        return summary;
     }
-    drop(c);
     summary.bucket_created = true;
-    let stop = || ctx.interrupted.load(std::sync::atomic::Ordering::Relaxed);
 
     let mut small_keys: Vec<u64> = Vec::new();
-    if plan.put_small && !stop() {
-        let (r, keys) = workload::put_small(
-            ctx,
-            "put-small",
-            args.count,
-            args.object_size,
-            args.concurrency,
-        );
-        emit(&r.line());
-        summary.results.push(r);
-        summary
-            .written
-            .extend((0..keys.attempted).map(workload::small_key));
-        small_keys = keys.ok;
+    if plan.put_small && !ctx.is_interrupted() {
+        small_keys = put_small_step(ctx, args, &mut summary, emit);
     }
-    if plan.get_small && !stop() {
-        let mut populate_errors = None;
-        if !plan.put_small {
-            let (r, keys) = workload::put_small(
-                ctx,
-                "get-small (writing)",
-                args.count,
-                args.object_size,
-                args.concurrency,
-            );
-            eprintln!(
-                "ringstore bench: get-small: wrote {} objects of {} first ({:.2} s, not measured)",
-                keys.ok.len(),
-                format_size(args.object_size),
-                r.secs()
-            );
-            summary
-                .written
-                .extend((0..keys.attempted).map(workload::small_key));
-            small_keys = keys.ok;
-            populate_errors = Some(r.tally);
-        }
-        let mut r = workload::get_small(
-            ctx,
-            args.count,
-            args.object_size,
-            args.concurrency,
-            &small_keys,
-        );
-        if let Some(t) = populate_errors {
-            // Failed writes of the objects to read count against get-small.
-            r.tally.merge(report::Tally {
-                errors: t.errors,
-                messages: t.messages,
-                ..Default::default()
-            });
-        }
-        emit(&r.line());
-        summary.results.push(r);
+    if plan.get_small && !ctx.is_interrupted() {
+        let objects = if plan.put_small {
+            SmallObjects {
+                keys: small_keys,
+                write_errors: None,
+            }
+        } else {
+            populate_small(ctx, args, &mut summary)
+        };
+        get_small_step(ctx, args, objects, &mut summary, emit);
     }
     let mut single = None;
-    if plan.put_large && !stop() {
-        summary.written.push(workload::LARGE_KEY.to_string());
-        let r = workload::put_large(ctx, args.size);
-        emit(&r.line());
-        single = Some(r.clone());
-        summary.results.push(r);
+    if plan.put_large && !ctx.is_interrupted() {
+        single = Some(put_large_step(ctx, args, &mut summary, emit));
     }
-    if plan.multipart && !stop() {
-        summary.written.push(workload::MULTIPART_KEY.to_string());
-        let r = workload::multipart(ctx, args.size, args.part_size, args.concurrency);
-        emit(&r.line());
-        if plan.compare {
-            if let Some(single) = single.take() {
-                let c = Comparison {
-                    size: args.size,
-                    single,
-                    multipart: r.clone(),
-                    parts: args.size.div_ceil(args.part_size),
-                    part_size: args.part_size,
-                };
-                emit(&c.line());
-                summary.comparison = Some(c);
-            }
-        }
-        summary.results.push(r);
+    if plan.multipart && !ctx.is_interrupted() {
+        let single = single.take().filter(|_| plan.compare);
+        multipart_step(ctx, args, single, &mut summary, emit);
     }
-    if stop() {
+    if ctx.is_interrupted() {
         eprintln!("ringstore bench: interrupted");
     }
     summary
 }
 
-fn summary_json(args: &BenchArgs, endpoint: &Endpoint, ctx: &Ctx, s: &Summary) -> String {
+/// CreateBucket for the bench's bucket; `Err` says what went wrong.
+fn create_bucket(ctx: &Ctx) -> Result<(), String> {
+    let mut c: Client = ctx.client();
+    match c.request("PUT", &format!("/{}", ctx.bucket), "", &[]) {
+        Ok(r) if r.ok() => Ok(()),
+        Ok(r) => Err(format!("CreateBucket {}: {}", ctx.bucket, r.describe())),
+        Err(e) => Err(format!("CreateBucket {}: {e}", ctx.bucket)),
+    }
+}
+
+/// put-small, measured; returns the indices of the objects written.
+fn put_small_step(
+    ctx: &Ctx,
+    args: &BenchArgs,
+    summary: &mut Summary,
+    emit: &dyn Fn(&str),
+) -> Vec<u64> {
+    let (r, keys) = workload::put_small(
+        ctx,
+        "put-small",
+        args.count,
+        args.object_size,
+        args.concurrency,
+    );
+    emit(&r.line());
+    summary.results.push(r);
+    summary
+        .written
+        .extend((0..keys.attempted).map(workload::small_key));
+    keys.ok
+}
+
+/// The small objects get-small reads.
+struct SmallObjects {
+    /// Indices written successfully, ascending.
+    keys: Vec<u64>,
+    /// The tally of writing them, when get-small wrote them itself.
+    write_errors: Option<Tally>,
+}
+
+/// Writes the objects get-small reads when put-small did not run (not measured).
+fn populate_small(ctx: &Ctx, args: &BenchArgs, summary: &mut Summary) -> SmallObjects {
+    let (r, keys) = workload::put_small(
+        ctx,
+        "get-small (writing)",
+        args.count,
+        args.object_size,
+        args.concurrency,
+    );
+    eprintln!(
+        "ringstore bench: get-small: wrote {} objects of {} first ({:.2} s, not measured)",
+        keys.ok.len(),
+        format_size(args.object_size),
+        r.secs()
+    );
+    summary
+        .written
+        .extend((0..keys.attempted).map(workload::small_key));
+    SmallObjects {
+        keys: keys.ok,
+        write_errors: Some(r.tally),
+    }
+}
+
+/// get-small, measured, on `objects`; failed writes of them count against it.
+fn get_small_step(
+    ctx: &Ctx,
+    args: &BenchArgs,
+    objects: SmallObjects,
+    summary: &mut Summary,
+    emit: &dyn Fn(&str),
+) {
+    let mut r = workload::get_small(
+        ctx,
+        args.count,
+        args.object_size,
+        args.concurrency,
+        &objects.keys,
+    );
+    if let Some(t) = objects.write_errors {
+        // Failed writes of the objects to read count against get-small.
+        r.tally.merge(Tally {
+            errors: t.errors,
+            messages: t.messages,
+            ..Default::default()
+        });
+    }
+    emit(&r.line());
+    summary.results.push(r);
+}
+
+/// put-large, measured; returns its result for the comparison with multipart.
+fn put_large_step(
+    ctx: &Ctx,
+    args: &BenchArgs,
+    summary: &mut Summary,
+    emit: &dyn Fn(&str),
+) -> ScenarioResult {
+    summary.written.push(workload::LARGE_KEY.to_string());
+    let r = workload::put_large(ctx, args.size);
+    emit(&r.line());
+    summary.results.push(r.clone());
+    r
+}
+
+/// multipart, measured; then its comparison with `single` (put-large) if there is one.
+fn multipart_step(
+    ctx: &Ctx,
+    args: &BenchArgs,
+    single: Option<ScenarioResult>,
+    summary: &mut Summary,
+    emit: &dyn Fn(&str),
+) {
+    summary.written.push(workload::MULTIPART_KEY.to_string());
+    let r = workload::multipart(ctx, args.size, args.part_size, args.concurrency);
+    emit(&r.line());
+    if let Some(single) = single {
+        let c = Comparison {
+            size: args.size,
+            single,
+            multipart: r.clone(),
+            parts: args.size.div_ceil(args.part_size),
+            part_size: args.part_size,
+        };
+        emit(&c.line());
+        summary.comparison = Some(c);
+    }
+    summary.results.push(r);
+}
+
+/// The `--json` summary of the whole run.
+fn summary_json(args: &BenchArgs, ctx: &Ctx, s: &Summary) -> String {
     let scenarios: Vec<String> = s.results.iter().map(|r| r.json()).collect();
     format!(
         "{{\"endpoint\":{},\"in_process\":{},\"scenario\":{},\"payload\":{},\"bucket\":{},\"object_size\":{},\"count\":{},\"size\":{},\"part_size\":{},\"concurrency\":{},\"duration_secs\":{},\"scenarios\":[{}],\"comparison\":{},\"errors\":{},\"ok\":{}}}",
-        json_str(&endpoint.url()),
+        json_str(&ctx.endpoint.url()),
         args.endpoint.is_none(),
         json_str(args.scenario.name()),
         json_str(match ctx.payload {

@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 /// Error messages kept per scenario (the count is always exact).
-pub(crate) const KEPT_ERRORS: usize = 5;
+const KEPT_ERRORS: usize = 5;
 
 /// What one worker (or a whole scenario, once merged) measured.
 #[derive(Debug, Default, Clone)]
@@ -18,6 +18,7 @@ pub(crate) struct Tally {
     pub(crate) ops: u64,
     /// Body bytes of successful operations.
     pub(crate) bytes: u64,
+    /// Failed operations.
     pub(crate) errors: u64,
     /// Latency of each successful operation, in microseconds.
     pub(crate) latencies_us: Vec<u32>,
@@ -26,6 +27,7 @@ pub(crate) struct Tally {
 }
 
 impl Tally {
+    /// Counts a successful operation of `bytes` body bytes that took `latency`.
     pub(crate) fn success(&mut self, bytes: u64, latency: Duration) {
         self.ops += 1;
         self.bytes += bytes;
@@ -33,6 +35,7 @@ impl Tally {
             .push(latency.as_micros().min(u32::MAX as u128) as u32);
     }
 
+    /// Counts a failure, keeping its message if fewer than [`KEPT_ERRORS`] are kept.
     pub(crate) fn error(&mut self, msg: String) {
         self.errors += 1;
         if self.messages.len() < KEPT_ERRORS {
@@ -40,6 +43,7 @@ impl Tally {
         }
     }
 
+    /// Adds `other` to this tally.
     pub(crate) fn merge(&mut self, other: Tally) {
         self.ops += other.ops;
         self.bytes += other.bytes;
@@ -69,7 +73,7 @@ pub(crate) struct ScenarioResult {
 }
 
 /// Latency percentile `p` (0..=100) of sorted microsecond samples, in milliseconds.
-pub(crate) fn percentile_ms(sorted_us: &[u32], p: f64) -> f64 {
+fn percentile_ms(sorted_us: &[u32], p: f64) -> f64 {
     if sorted_us.is_empty() {
         return 0.0;
     }
@@ -80,7 +84,7 @@ pub(crate) fn percentile_ms(sorted_us: &[u32], p: f64) -> f64 {
 }
 
 /// `ms` with enough digits to be useful: `0.42`, `3.1`, `910`.
-pub(crate) fn fmt_ms(ms: f64) -> String {
+fn fmt_ms(ms: f64) -> String {
     if ms < 1.0 {
         format!("{ms:.2} ms")
     } else if ms < 100.0 {
@@ -91,7 +95,7 @@ pub(crate) fn fmt_ms(ms: f64) -> String {
 }
 
 /// A rate: whole numbers from 100 up, one decimal below.
-pub(crate) fn fmt_rate(x: f64) -> String {
+fn fmt_rate(x: f64) -> String {
     if x >= 100.0 {
         format!("{x:.0}")
     } else {
@@ -99,21 +103,28 @@ pub(crate) fn fmt_rate(x: f64) -> String {
     }
 }
 
-pub(crate) const MIB: f64 = 1024.0 * 1024.0;
+/// Bytes in a MiB, for MiB/s.
+const BYTES_PER_MIB: f64 = 1024.0 * 1024.0;
+/// Floor of a measured wall time, so rates never divide by zero.
+const MIN_ELAPSED_SECS: f64 = 1e-9;
 
 impl ScenarioResult {
+    /// Wall time in seconds (never zero).
     pub(crate) fn secs(&self) -> f64 {
-        self.elapsed.as_secs_f64().max(1e-9)
+        self.elapsed.as_secs_f64().max(MIN_ELAPSED_SECS)
     }
 
-    pub(crate) fn ops_per_sec(&self) -> f64 {
+    /// Successful operations per second.
+    fn ops_per_sec(&self) -> f64 {
         self.tally.ops as f64 / self.secs()
     }
 
-    pub(crate) fn mib_per_sec(&self) -> f64 {
-        self.tally.bytes as f64 / MIB / self.secs()
+    /// Body MiB of successful operations per second.
+    fn mib_per_sec(&self) -> f64 {
+        self.tally.bytes as f64 / BYTES_PER_MIB / self.secs()
     }
 
+    /// The latencies, ascending.
     fn sorted(&self) -> Vec<u32> {
         let mut v = self.tally.latencies_us.clone();
         v.sort_unstable();
@@ -143,6 +154,7 @@ impl ScenarioResult {
         line
     }
 
+    /// The result as a JSON object.
     pub(crate) fn json(&self) -> String {
         let s = self.sorted();
         format!(
@@ -182,7 +194,7 @@ pub(crate) struct Comparison {
 
 impl Comparison {
     /// multipart throughput / single-PUT throughput (0 when either failed).
-    pub(crate) fn ratio(&self) -> f64 {
+    fn ratio(&self) -> f64 {
         let (s, m) = (self.single.mib_per_sec(), self.multipart.mib_per_sec());
         if s > 0.0 && m > 0.0 {
             m / s
@@ -191,7 +203,8 @@ impl Comparison {
         }
     }
 
-    pub(crate) fn errors(&self) -> u64 {
+    /// Failed requests of both scenarios.
+    fn errors(&self) -> u64 {
         self.single.tally.errors + self.multipart.tally.errors
     }
 
@@ -213,6 +226,7 @@ impl Comparison {
         )
     }
 
+    /// The comparison as a JSON object.
     pub(crate) fn json(&self) -> String {
         format!(
             "{{\"size\":{},\"parts\":{},\"part_size\":{},\"connections\":{},\"single_seconds\":{:.6},\"single_mib_per_sec\":{:.3},\"multipart_seconds\":{:.6},\"multipart_mib_per_sec\":{:.3},\"ratio\":{:.4},\"errors\":{}}}",

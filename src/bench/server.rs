@@ -12,7 +12,10 @@ use std::path::{Path, PathBuf};
 
 /// Filesystems on which the bench refuses to run its server.
 const MEMORY_FILESYSTEMS: &[&str] = &["tmpfs", "ramfs"];
+/// Connections the server accepts beyond the bench's own `--concurrency` ones.
+const SPARE_CONNECTIONS: usize = 64;
 
+/// A running in-process server and the directory it owns.
 pub(crate) struct InProcess {
     started: Option<Started>,
     pub(crate) address: SocketAddr,
@@ -65,7 +68,7 @@ impl InProcess {
             cores,
             credentials: creds.clone(),
             fsync,
-            max_connections: MAX_CONNECTIONS_DEFAULT.max(connections + 64),
+            max_connections: MAX_CONNECTIONS_DEFAULT.max(connections + SPARE_CONNECTIONS),
             domain: None,
         };
         let started = match runtime::start(config) {
@@ -112,7 +115,7 @@ const REMOVE_THREADS: usize = 16;
 
 /// Removes `dir` and everything in it, unlinking files from several threads: on filesystems
 /// mounted with `discard` one unlink at a time can take milliseconds, in parallel they overlap.
-pub(crate) fn remove_tree(dir: &Path) -> std::io::Result<()> {
+fn remove_tree(dir: &Path) -> std::io::Result<()> {
     let mut files = Vec::new();
     let mut dirs = vec![dir.to_path_buf()];
     while let Some(d) = dirs.pop() {
@@ -141,13 +144,13 @@ pub(crate) fn remove_tree(dir: &Path) -> std::io::Result<()> {
 }
 
 /// The filesystem type of the mount holding `path` (canonical), from /proc/self/mounts.
-pub(crate) fn filesystem_of(path: &Path) -> Option<String> {
+fn filesystem_of(path: &Path) -> Option<String> {
     let mounts = std::fs::read_to_string("/proc/self/mounts").ok()?;
     filesystem_in(&mounts, path)
 }
 
 /// The type of the longest mount point in `mounts` (the /proc/mounts format) containing `path`.
-pub(crate) fn filesystem_in(mounts: &str, path: &Path) -> Option<String> {
+fn filesystem_in(mounts: &str, path: &Path) -> Option<String> {
     let mut best: Option<(usize, String)> = None;
     for line in mounts.lines() {
         let mut fields = line.split_whitespace();

@@ -13,6 +13,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
+/// Step between the start offsets of neighbouring small objects' bodies in the shared buffer
+/// (a prime, so offsets spread over the whole window).
+const SMALL_BODY_STRIDE_BYTES: u64 = 4099;
+
 /// Everything the workloads share.
 pub(crate) struct Ctx {
     pub(crate) endpoint: Endpoint,
@@ -28,24 +32,32 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
+    /// A new client (no connection yet) for the endpoint, keys and payload mode.
     pub(crate) fn client(&self) -> Client {
         Client::new(self.endpoint.clone(), self.creds.clone(), self.payload)
     }
 
+    /// Whether Ctrl-C (or SIGTERM) was received.
+    pub(crate) fn is_interrupted(&self) -> bool {
+        self.interrupted.load(Ordering::Relaxed)
+    }
+
+    /// Whether a loop must stop: interrupted, or past `deadline`.
     fn out_of_time(&self, deadline: Instant) -> bool {
-        self.interrupted.load(Ordering::Relaxed) || Instant::now() >= deadline
+        self.is_interrupted() || Instant::now() >= deadline
     }
 
     /// Why a loop that `stopped` early did so.
     fn stop_reason(&self, stopped: bool) -> Option<&'static str> {
-        match (stopped, self.interrupted.load(Ordering::Relaxed)) {
+        match (stopped, self.is_interrupted()) {
             (false, _) => None,
             (true, true) => Some("interrupted"),
             (true, false) => Some("time cap"),
         }
     }
 
-    pub(crate) fn object_path(&self, key: &str) -> String {
+    /// The request path of object `key` in the bench's bucket.
+    fn object_path(&self, key: &str) -> String {
         format!("/{}/{}", self.bucket, key)
     }
 
@@ -54,7 +66,7 @@ impl Ctx {
     fn small_body(&self, i: u64, size: u64) -> &[u8] {
         let size = size as usize;
         let room = (self.data.len() - size) as u64 + 1;
-        let off = (i.wrapping_mul(4099) % room) as usize;
+        let off = (i.wrapping_mul(SMALL_BODY_STRIDE_BYTES) % room) as usize;
         &self.data[off..off + size]
     }
 }
@@ -63,7 +75,9 @@ impl Ctx {
 pub(crate) fn small_key(i: u64) -> String {
     format!("small/{i:08}")
 }
+/// Key of the put-large object.
 pub(crate) const LARGE_KEY: &str = "large/single";
+/// Key of the multipart object.
 pub(crate) const MULTIPART_KEY: &str = "large/multipart";
 
 /// Fills a shared buffer of `len` pseudo-random bytes (xorshift64*, fixed seed).
@@ -281,7 +295,7 @@ pub(crate) fn put_large(ctx: &Ctx, size: u64) -> ScenarioResult {
 }
 
 /// The CompleteMultipartUpload body for `(part number, ETag)` pairs in ascending order.
-pub(crate) fn complete_xml(parts: &[(u64, String)]) -> String {
+fn complete_xml(parts: &[(u64, String)]) -> String {
     let mut xml = String::from("<CompleteMultipartUpload>");
     for (n, etag) in parts {
         let etag = etag
@@ -313,7 +327,6 @@ pub(crate) fn multipart(
     let _ = control.connect();
     let mut tally = Tally::default();
     let start = Instant::now();
-    let deadline = start + ctx.duration;
 
     let upload_id = match create_upload(&mut control, &path) {
         Ok(id) => id,
@@ -322,72 +335,134 @@ pub(crate) fn multipart(
             return multipart_result(tally, start.elapsed(), workers, None, parts, part_size);
         }
     };
-    // Upload ids are hex here, but encode anyway: the query goes on the request line as is.
-    let id_q = crate::http::percent::aws_uri_encode(upload_id.as_bytes(), true);
+    let upload = Upload {
+        path: &path,
+        // Upload ids are hex here, but encode anyway: the query goes on the request line as is.
+        id_query: crate::http::percent::aws_uri_encode(upload_id.as_bytes(), true),
+        size,
+        part_size,
+        parts,
+    };
+    let (part_tally, early, done) = upload_parts(ctx, &upload, workers, start + ctx.duration);
+    tally.merge(part_tally);
+    if tally.errors > 0 || done.is_empty() {
+        abort_upload(&mut control, &upload, &mut tally);
+    } else {
+        complete_upload(&mut control, &upload, &done, &mut tally);
+    }
+    multipart_result(tally, start.elapsed(), workers, early, parts, part_size)
+}
 
+/// A multipart upload in progress: where it goes and how the object is cut into parts.
+struct Upload<'a> {
+    path: &'a str,
+    /// The upload id, URI-encoded for the query string.
+    id_query: String,
+    size: u64,
+    part_size: u64,
+    parts: u64,
+}
+
+/// UploadPart of every part on `workers` connections until `deadline`; ETags come back sorted.
+fn upload_parts(
+    ctx: &Ctx,
+    upload: &Upload,
+    workers: usize,
+    deadline: Instant,
+) -> (Tally, Option<&'static str>, Vec<(u64, String)>) {
     let next = AtomicU64::new(1);
     let early = AtomicBool::new(false);
-    let etags = std::sync::Mutex::new(Vec::<(u64, String)>::with_capacity(parts as usize));
-    let (part_tally, _) = pool(ctx, workers, |client, t| loop {
+    let etags = std::sync::Mutex::new(Vec::<(u64, String)>::with_capacity(upload.parts as usize));
+    let (tally, _) = pool(ctx, workers, |client, t| loop {
         let n = next.fetch_add(1, Ordering::Relaxed);
-        if n > parts {
+        if n > upload.parts {
             break;
         }
         if ctx.out_of_time(deadline) {
             early.store(true, Ordering::Relaxed);
             break;
         }
-        let from = (n - 1) * part_size;
-        let to = (from + part_size).min(size);
-        let body = &ctx.data[from as usize..to as usize];
-        let query = format!("partNumber={n}&uploadId={id_q}");
-        let t0 = Instant::now();
-        match client.request("PUT", &path, &query, body) {
-            Ok(r) if r.ok() => match r.etag {
-                Some(etag) => {
-                    t.success(to - from, t0.elapsed());
-                    etags
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .push((n, etag));
-                }
-                None => t.error(format!("PUT part {n}: HTTP {} without ETag", r.status)),
-            },
-            Ok(r) => t.error(format!("PUT part {n}: {}", r.describe())),
-            Err(e) => t.error(format!("PUT part {n}: {e}")),
+        if let Some(etag) = put_part(ctx, client, t, upload, n) {
+            etags
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((n, etag));
         }
     });
-    tally.merge(part_tally);
     let early = ctx.stop_reason(early.into_inner());
     let mut done = etags.into_inner().unwrap_or_else(|e| e.into_inner());
     done.sort_unstable_by_key(|(n, _)| *n);
+    (tally, early, done)
+}
 
-    if tally.errors > 0 || done.is_empty() {
-        let query = format!("uploadId={id_q}");
-        match control.request("DELETE", &path, &query, &[]) {
-            Ok(r) if r.ok() => {}
-            Ok(r) => tally.error(format!("AbortMultipartUpload: {}", r.describe())),
-            Err(e) => tally.error(format!("AbortMultipartUpload: {e}")),
-        }
-    } else {
-        let xml = complete_xml(&done);
-        let query = format!("uploadId={id_q}");
-        match control.request("POST", &path, &query, xml.as_bytes()) {
-            Ok(r) if r.status == 200 => {
-                let body = String::from_utf8_lossy(&r.body);
-                // S3 may answer 200 and still carry an <Error> document.
-                if body.contains("<Error>") || xml_element(&body, "ETag").is_none() {
-                    tally.error(format!(
-                        "CompleteMultipartUpload: 200 without a result ({})",
-                        r.describe()
-                    ));
-                }
+/// UploadPart of part `n`: its ETag, or `None` after counting the failure in `t`.
+fn put_part(
+    ctx: &Ctx,
+    client: &mut Client,
+    t: &mut Tally,
+    upload: &Upload,
+    n: u64,
+) -> Option<String> {
+    let from = (n - 1) * upload.part_size;
+    let to = (from + upload.part_size).min(upload.size);
+    let body = &ctx.data[from as usize..to as usize];
+    let query = format!("partNumber={n}&uploadId={}", upload.id_query);
+    let t0 = Instant::now();
+    match client.request("PUT", upload.path, &query, body) {
+        Ok(r) if r.ok() => match r.etag {
+            Some(etag) => {
+                t.success(to - from, t0.elapsed());
+                Some(etag)
             }
-            Ok(r) => tally.error(format!("CompleteMultipartUpload: {}", r.describe())),
-            Err(e) => tally.error(format!("CompleteMultipartUpload: {e}")),
+            None => {
+                t.error(format!("PUT part {n}: HTTP {} without ETag", r.status));
+                None
+            }
+        },
+        Ok(r) => {
+            t.error(format!("PUT part {n}: {}", r.describe()));
+            None
+        }
+        Err(e) => {
+            t.error(format!("PUT part {n}: {e}"));
+            None
         }
     }
-    multipart_result(tally, start.elapsed(), workers, early, parts, part_size)
+}
+
+/// AbortMultipartUpload; a failure is counted in `tally`.
+fn abort_upload(control: &mut Client, upload: &Upload, tally: &mut Tally) {
+    let query = format!("uploadId={}", upload.id_query);
+    match control.request("DELETE", upload.path, &query, &[]) {
+        Ok(r) if r.ok() => {}
+        Ok(r) => tally.error(format!("AbortMultipartUpload: {}", r.describe())),
+        Err(e) => tally.error(format!("AbortMultipartUpload: {e}")),
+    }
+}
+
+/// CompleteMultipartUpload of the parts `done`; a failure is counted in `tally`.
+fn complete_upload(
+    control: &mut Client,
+    upload: &Upload,
+    done: &[(u64, String)],
+    tally: &mut Tally,
+) {
+    let xml = complete_xml(done);
+    let query = format!("uploadId={}", upload.id_query);
+    match control.request("POST", upload.path, &query, xml.as_bytes()) {
+        Ok(r) if r.status == 200 => {
+            let body = String::from_utf8_lossy(&r.body);
+            // S3 may answer 200 and still carry an <Error> document.
+            if body.contains("<Error>") || xml_element(&body, "ETag").is_none() {
+                tally.error(format!(
+                    "CompleteMultipartUpload: 200 without a result ({})",
+                    r.describe()
+                ));
+            }
+        }
+        Ok(r) => tally.error(format!("CompleteMultipartUpload: {}", r.describe())),
+        Err(e) => tally.error(format!("CompleteMultipartUpload: {e}")),
+    }
 }
 
 /// CreateMultipartUpload: the new upload id, or what went wrong.
@@ -404,6 +479,7 @@ fn create_upload(client: &mut Client, path: &str) -> Result<String, String> {
     }
 }
 
+/// The multipart scenario's result, with the part count and size as detail.
 fn multipart_result(
     tally: Tally,
     elapsed: Duration,
