@@ -19,70 +19,63 @@ pub(crate) async fn list_objects(
     v2: bool,
 ) -> Result<Response, S3Error> {
     let r = &req.routed;
-    let bucket = &r.bucket;
     let url_encoding = parse_encoding_type(r.param("encoding-type"))?;
-    let prefix = r.param("prefix").unwrap_or("").to_string();
-    let delimiter = r
-        .param("delimiter")
-        .filter(|d| !d.is_empty())
-        .map(str::to_string);
+    let prefix = r.param("prefix").unwrap_or("");
+    let delimiter = r.param("delimiter").filter(|d| !d.is_empty());
     let max_keys = parse_max_keys(r.param("max-keys"))?;
-    let token = if v2 {
-        r.param("continuation-token")
-    } else {
-        None
-    };
-    let start_after = if v2 {
-        let from_token = match token {
-            Some(t) => Some(decode_continuation_token(t)?),
-            None => None,
-        };
-        later_marker(r.param("start-after").map(str::to_string), from_token)
-    } else {
-        r.param("marker")
-            .filter(|m| !m.is_empty())
-            .map(str::to_string)
-    };
     let params = ListParams {
-        prefix: prefix.clone(),
-        delimiter: delimiter.clone(),
-        start_after,
+        prefix: prefix.to_string(),
+        delimiter: delimiter.map(str::to_string),
+        start_after: start_after(req, v2)?,
         max_keys,
     };
-    let page = store.list_objects(bucket, params).await?;
-    let owner = SERVER_OWNER;
+    let page = store.list_objects(&r.bucket, params).await?;
     let body = if v2 {
         let fetch_owner = r
             .param("fetch-owner")
             .is_some_and(|v| v.eq_ignore_ascii_case("true"));
-        xml::list_objects_v2_xml(
-            &ListV2Request {
-                bucket,
-                prefix: &prefix,
-                delimiter: delimiter.as_deref(),
-                max_keys,
-                url_encoding,
-                continuation_token: token,
-                start_after: r.param("start-after"),
-                owner: fetch_owner.then_some(owner),
-            },
-            &page,
-        )
+        let view = ListV2Request {
+            bucket: &r.bucket,
+            prefix,
+            delimiter,
+            max_keys,
+            url_encoding,
+            continuation_token: r.param("continuation-token"),
+            start_after: r.param("start-after"),
+            owner: fetch_owner.then_some(SERVER_OWNER),
+        };
+        xml::list_objects_v2_xml(&view, &page)
     } else {
-        xml::list_objects_v1_xml(
-            &ListV1Request {
-                bucket,
-                prefix: &prefix,
-                delimiter: delimiter.as_deref(),
-                max_keys,
-                url_encoding,
-                marker: r.param("marker"),
-                owner,
-            },
-            &page,
-        )
+        let view = ListV1Request {
+            bucket: &r.bucket,
+            prefix,
+            delimiter,
+            max_keys,
+            url_encoding,
+            marker: r.param("marker"),
+            owner: SERVER_OWNER,
+        };
+        xml::list_objects_v1_xml(&view, &page)
     };
     Ok(Response::xml(200, body))
+}
+
+/// The exclusive lower bound of a listing: v1's `marker`, or the later of v2's `start-after`
+/// and its decoded `continuation-token`.
+fn start_after(req: &Request<'_>, v2: bool) -> Result<Option<String>, S3Error> {
+    let r = &req.routed;
+    if !v2 {
+        let marker = r.param("marker").filter(|m| !m.is_empty());
+        return Ok(marker.map(str::to_string));
+    }
+    let from_token = match r.param("continuation-token") {
+        Some(t) => Some(decode_continuation_token(t)?),
+        None => None,
+    };
+    Ok(later_marker(
+        r.param("start-after").map(str::to_string),
+        from_token,
+    ))
 }
 
 /// ListObjectVersions of an unversioned bucket: each object once, as version `null`.
