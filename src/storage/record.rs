@@ -23,8 +23,10 @@ pub(crate) const FORMAT_VERSION: u32 = 1;
 /// Bytes before the encoded record inside the header block.
 const PREAMBLE_BYTES: usize = 8 + 4 + 4 + 4 + 4;
 /// Upper bound of a header block: key 1 KiB + metadata 2 KiB + system headers + a part
-/// table of up to [`PARTS_MAX`] entries of 28 bytes.
+/// table of up to [`PARTS_MAX`] entries of [`PART_REF_ENCODED_BYTES`].
 pub(crate) const HEADER_MAX_BYTES: usize = 512 * 1024;
+/// Encoded size of one part-table entry: number (u32), size (u64), MD5.
+pub(crate) const PART_REF_ENCODED_BYTES: usize = 4 + 8 + 16;
 /// Most parts a multipart object may have (S3's limit).
 pub(crate) const PARTS_MAX: usize = 10_000;
 
@@ -130,7 +132,7 @@ impl ObjectRecord {
                 .map_or(0, |c| 8 + c.algorithm.len() + c.value_b64.len())
             + 1
             + self.parts.as_ref().map_or(0, |p| {
-                4 + p.upload_id.len() + 4 + p.parts.len() * (4 + 8 + 16)
+                4 + p.upload_id.len() + 4 + p.parts.len() * PART_REF_ENCODED_BYTES
             })
     }
 

@@ -417,7 +417,7 @@ impl ObjectWriter {
             Ok(path) => Ok(StagedObject {
                 record,
                 path,
-                committed: false,
+                settled: false,
             }),
             Err(e) => {
                 let _ = glommio::io::remove(&path).await;
@@ -440,26 +440,28 @@ impl Drop for ObjectWriter {
 pub(crate) struct StagedObject {
     pub(crate) record: ObjectRecord,
     path: PathBuf,
-    committed: bool,
+    /// A commit was attempted and its outcome handled: the file belongs to the object, or it
+    /// was removed.
+    settled: bool,
 }
 
 impl StagedObject {
     /// After a commit attempt: on success the file now belongs to the object; on failure it is
     /// removed before the error is returned (so a client that sees the error sees no leftover).
     async fn settle<T>(mut self, reply: StorageResult<T>) -> StorageResult<T> {
-        if reply.is_ok() {
-            self.committed = true;
-        } else {
+        if reply.is_err() {
             let _ = glommio::io::remove(&self.path).await;
-            self.committed = true;
         }
+        self.settled = true;
         reply
     }
 }
 
 impl Drop for StagedObject {
+    /// A staged object dropped without a commit attempt (an error or a cancelled request
+    /// between staging and commit) removes its file.
     fn drop(&mut self) {
-        if !self.committed {
+        if !self.settled {
             remove_detached(std::mem::take(&mut self.path));
         }
     }

@@ -16,6 +16,17 @@ use crate::s3::error::S3Error;
 
 /// User metadata limit: sum of UTF-8 bytes of every `x-amz-meta-*` name (without prefix) and value.
 pub(crate) const USER_METADATA_MAX_BYTES: usize = 2048;
+// The largest record the limits allow fits the record format's header block: the longest key,
+// full user metadata, stored system headers and checksum (all from one request head, so at
+// most a head's size) and a full part table.
+const _: () = {
+    use crate::storage::record::{HEADER_MAX_BYTES, PARTS_MAX, PART_REF_ENCODED_BYTES};
+    let largest = crate::s3::bucket_name::OBJECT_KEY_MAX_BYTES
+        + USER_METADATA_MAX_BYTES
+        + crate::http::head::HEAD_SIZE_MAX_BYTES
+        + PARTS_MAX * PART_REF_ENCODED_BYTES;
+    assert!(largest <= HEADER_MAX_BYTES);
+};
 /// System headers stored with an object and returned on GET/HEAD.
 pub(crate) const STORED_SYSTEM_HEADERS: &[&str] = &[
     "content-type",

@@ -27,6 +27,14 @@ pub const COMPLETE_MULTIPART_BODY_MAX_BYTES: usize = 8 * 1024 * 1024;
 pub const XML_DEPTH_MAX: usize = 16;
 /// Most objects one DeleteObjects request may name.
 pub const DELETE_OBJECTS_MAX: usize = 1000;
+/// Markup around one key in a Delete body (`<Object><Key>..</Key><VersionId>null</VersionId></Object>`).
+const DELETE_OBJECT_MARKUP_BYTES: usize = 64;
+// A Delete body naming the most objects, each with the longest key, is accepted.
+const _: () = assert!(
+    DELETE_OBJECTS_MAX
+        * (crate::s3::bucket_name::OBJECT_KEY_MAX_BYTES + DELETE_OBJECT_MARKUP_BYTES)
+        <= DELETE_BODY_MAX_BYTES
+);
 /// Most parts one CompleteMultipartUpload may list (one per part number).
 pub const COMPLETE_PARTS_MAX: usize = PART_NUMBER_MAX as usize;
 
