@@ -448,3 +448,72 @@ fn concurrent_writers_to_one_key() {
     }
     assert_no_staging_left(&s);
 }
+
+/// The UploadId in an InitiateMultipartUploadResult body.
+fn upload_id_of(r: &Response) -> String {
+    let text = r.text();
+    let start = text.find("<UploadId>").expect("UploadId element") + "<UploadId>".len();
+    let end = text[start..].find("</UploadId>").expect("UploadId end") + start;
+    text[start..end].to_string()
+}
+
+#[test]
+fn concurrent_uploads_of_one_part_number_keep_table_and_disk_in_step() {
+    // Racing UploadParts of one part number: whichever wins, the part table (ListParts, the
+    // completed ETag) and the part file on disk (the completed object's bytes) name the same
+    // upload. Each round has its own upload; the server syncs, so renames and records interleave.
+    let s = Server::start();
+    s.create_bucket("parts");
+    const WRITERS: usize = 6;
+    const ROUNDS: usize = 6;
+    for round in 0..ROUNDS {
+        let bodies: Arc<Vec<Vec<u8>>> = Arc::new(
+            (0..WRITERS)
+                .map(|i| random_bytes(64 * 1024 + 131 * i, (round * 100 + i) as u64))
+                .collect(),
+        );
+        let create = s.call(&s.req("POST", "/parts/obj?uploads"));
+        assert_eq!(create.status, 200, "{}", create.describe());
+        let id = upload_id_of(&create);
+        let target = format!("/parts/obj?partNumber=1&uploadId={id}");
+        let barrier = Arc::new(Barrier::new(WRITERS));
+        let threads: Vec<_> = (0..WRITERS)
+            .map(|i| {
+                let barrier = barrier.clone();
+                let wire = s.req("PUT", &target).body(&bodies[i]).build();
+                let mut c = s.connect();
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    c.send(&wire);
+                    c.read_final_response(false).expect("UploadPart response")
+                })
+            })
+            .collect();
+        for t in threads {
+            let r = t.join().expect("writer thread");
+            assert_eq!(r.status, 200, "round {round}: {}", r.describe());
+        }
+        let listed = s.call(&s.req("GET", &format!("/parts/obj?uploadId={id}")));
+        assert_eq!(listed.status, 200, "{}", listed.describe());
+        let text = listed.text();
+        let winner = (0..WRITERS)
+            .find(|&i| text.contains(&md5_hex(&bodies[i])))
+            .unwrap_or_else(|| panic!("round {round}: ListParts names no body: {text}"));
+        let complete = format!(
+            "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>\"{}\"</ETag></Part></CompleteMultipartUpload>",
+            md5_hex(&bodies[winner])
+        );
+        let done = s.call(
+            &s.req("POST", &format!("/parts/obj?uploadId={id}"))
+                .body(complete.as_bytes()),
+        );
+        assert_eq!(done.status, 200, "round {round}: {}", done.describe());
+        let get = s.get("parts", "obj");
+        assert_eq!(get.status, 200, "{}", get.describe());
+        assert!(
+            get.body == bodies[winner],
+            "round {round}: the part table names writer {winner}, the part file holds another body"
+        );
+    }
+    assert_no_staging_left(&s);
+}

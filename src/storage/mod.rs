@@ -16,6 +16,7 @@ mod group_sync;
 mod index;
 mod layout;
 mod list;
+mod locks;
 mod owner;
 mod owner_uploads;
 mod reader;

@@ -12,10 +12,10 @@ use crate::storage::group_sync::GroupSync;
 use crate::storage::index::{BucketIndex, ObjectSummary, WriteCondition};
 use crate::storage::layout::Layout;
 use crate::storage::list::{list_page, ListPage, ListParams};
+use crate::storage::locks::KeyedLocks;
 use crate::storage::recovery::{self, LoadReport};
 use crate::storage::uploads::UploadState;
 use glommio::io::Directory;
-use glommio::sync::Semaphore;
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
 use std::io;
@@ -28,7 +28,8 @@ pub(crate) struct BucketState {
     pub(crate) created_ms: u64,
     pub(crate) index: RefCell<BucketIndex>,
     dir: GroupSync,
-    key_locks: RefCell<HashMap<String, Rc<Semaphore>>>,
+    /// One FIFO lock per key: changes to a key apply in arrival order.
+    key_locks: Rc<KeyedLocks<String>>,
     /// Commits and deletes in progress (a bucket with any is not empty).
     in_flight: Cell<usize>,
     /// Multipart uploads in progress, by upload id.
@@ -83,7 +84,7 @@ impl Owner {
             created_ms,
             index: RefCell::new(index),
             dir: GroupSync::new(Rc::new(dir)),
-            key_locks: RefCell::new(HashMap::new()),
+            key_locks: KeyedLocks::new(),
             in_flight: Cell::new(0),
             uploads: RefCell::new(HashMap::new()),
             multipart_data: RefCell::new(HashMap::new()),
@@ -186,7 +187,7 @@ impl Owner {
             "commit of a file that was not staged"
         );
         let _inflight = InFlight::new(b);
-        let _permit = b.lock_key(key).await;
+        let _permit = b.key_locks.lock(key.to_string()).await;
         check_write_condition(&b.index.borrow(), key, condition)?;
         let target = self.layout.object_file(&b.name, key);
         glommio::io::rename(staging, &target)
@@ -208,7 +209,7 @@ impl Owner {
     pub(crate) async fn delete_object(&self, bucket: &str, key: &str) -> StorageResult<()> {
         let b = self.bucket(bucket)?;
         let _inflight = InFlight::new(&b);
-        let _permit = b.lock_key(key).await;
+        let _permit = b.key_locks.lock(key.to_string()).await;
         if !b.index.borrow().contains_key(key) {
             return Ok(());
         }
@@ -290,46 +291,13 @@ impl BucketState {
             "publish outside a commit or delete"
         );
         assert!(
-            self.key_locks.borrow().contains_key(key),
+            self.key_locks.is_locked(&key.to_string()),
             "publish without the key's lock"
         );
         match summary {
             Some(s) => self.index.borrow_mut().insert(key.to_string(), s),
             None => self.index.borrow_mut().remove(key),
         };
-    }
-
-    /// Waits for this key's turn (FIFO) and holds it until the returned permit drops.
-    async fn lock_key(self: &Rc<Self>, key: &str) -> KeyPermit {
-        let sem = self
-            .key_locks
-            .borrow_mut()
-            .entry(key.to_string())
-            .or_insert_with(|| Rc::new(Semaphore::new(1)))
-            .clone();
-        sem.acquire(1).await.expect("key semaphore is never closed");
-        KeyPermit {
-            bucket: self.clone(),
-            key: key.to_string(),
-            sem,
-        }
-    }
-}
-
-struct KeyPermit {
-    bucket: Rc<BucketState>,
-    key: String,
-    sem: Rc<Semaphore>,
-}
-
-impl Drop for KeyPermit {
-    fn drop(&mut self) {
-        assert_eq!(self.sem.available(), 0, "a key's permit is held once");
-        self.sem.signal(1);
-        // Drop the lock entry when nobody else holds or waits for it (map + our clone).
-        if Rc::strong_count(&self.sem) == 2 && self.sem.available() == 1 {
-            self.bucket.key_locks.borrow_mut().remove(&self.key);
-        }
     }
 }
 

@@ -104,6 +104,7 @@ impl Owner {
         let b = self.bucket(bucket)?;
         let u = self.upload(&b, upload_id, key)?;
         let _permit = u.part_permit(upload_id).await?;
+        let _part = u.part_locks.lock(number).await;
         let target = self.layout.part_file(bucket, upload_id, number);
         glommio::io::rename(staging, &target)
             .await
@@ -112,6 +113,10 @@ impl Owner {
             self.sync_path(&self.layout.upload_dir(bucket, upload_id))
                 .await?;
         }
+        assert!(
+            u.part_locks.is_locked(&number),
+            "part recorded under its lock"
+        );
         u.parts.borrow_mut().insert(number, info);
         Ok(())
     }

@@ -11,6 +11,7 @@
 
 use crate::storage::error::{StorageError, StorageResult};
 use crate::storage::index::WriteCondition;
+use crate::storage::locks::KeyedLocks;
 use crate::storage::record::{ObjectRecord, PartRef, PartsLayout, StoredChecksum, PARTS_MAX};
 use glommio::sync::Semaphore;
 use md5::{Digest as _, Md5};
@@ -44,6 +45,9 @@ pub(crate) struct UploadState {
     /// (`checksum.algorithm` with an empty value) of the object to be.
     pub(crate) meta: ObjectRecord,
     pub(crate) parts: RefCell<BTreeMap<u32, PartInfo>>,
+    /// One FIFO lock per part number: racing uploads of one part commit (rename, sync, record)
+    /// one after the other, so the part table always names the file on disk.
+    pub(crate) part_locks: Rc<KeyedLocks<u32>>,
     gate: Rc<Semaphore>,
     closed: Cell<bool>,
 }
@@ -132,6 +136,7 @@ impl UploadState {
         UploadState {
             meta,
             parts: RefCell::new(BTreeMap::new()),
+            part_locks: KeyedLocks::new(),
             gate: Rc::new(Semaphore::new(UPLOAD_GATE_PERMITS)),
             closed: Cell::new(false),
         }
