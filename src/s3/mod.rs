@@ -90,7 +90,7 @@ impl S3Service {
         let req = Request { head, routed, auth };
         let store = &self.store;
         use ops::{bucket, multipart, object};
-        match req.routed.op {
+        match &req.routed.op {
             Op::ListBuckets => bucket::list_buckets(store, &req).await,
             Op::CreateBucket => bucket::create_bucket(store, &req, body).await,
             Op::HeadBucket => bucket::head_bucket(store, &req).await,
@@ -106,11 +106,15 @@ impl S3Service {
             Op::HeadObject => object::get_object(store, &req, true).await,
             Op::DeleteObject => object::delete_object(store, &req).await,
             Op::CreateMultipartUpload => multipart::create_upload(store, &req).await,
-            Op::UploadPart => multipart::upload_part(store, &req, body).await,
-            Op::UploadPartCopy => multipart::upload_part_copy(store, &req).await,
-            Op::CompleteMultipartUpload => multipart::complete_upload(store, &req, body).await,
-            Op::AbortMultipartUpload => multipart::abort_upload(store, &req).await,
-            Op::ListParts => multipart::list_parts(store, &req).await,
+            Op::UploadPart(t) => multipart::upload_part(store, &req, t, body).await,
+            Op::UploadPartCopy(t) => multipart::upload_part_copy(store, &req, t).await,
+            Op::CompleteMultipartUpload { upload_id } => {
+                multipart::complete_upload(store, &req, upload_id, body).await
+            }
+            Op::AbortMultipartUpload { upload_id } => {
+                multipart::abort_upload(store, &req, upload_id).await
+            }
+            Op::ListParts { upload_id } => multipart::list_parts(store, &req, upload_id).await,
             Op::ListMultipartUploads => multipart::list_uploads(store, &req).await,
             Op::ListObjectVersions => ops::listing::list_object_versions(store, &req).await,
             Op::GetBucketAcl | Op::GetObjectAcl => ops::acl::get_acl(store, &req).await,

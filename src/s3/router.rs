@@ -8,9 +8,12 @@
 use crate::http::head::{Method, RequestHead};
 use crate::http::percent::{parse_query, percent_decode};
 use crate::s3::error::S3Error;
+use crate::s3::params::{parse_part_number, PART_NUMBER_MAX};
+use crate::storage::{is_valid_upload_id, StorageError};
 
-/// The S3 operations ringstore serves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The S3 operations ringstore serves; the multipart ones carry their upload id (and part
+/// number), parsed and validated here once.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Op {
     ListBuckets,
     CreateBucket,
@@ -27,17 +30,24 @@ pub(crate) enum Op {
     HeadObject,
     DeleteObject,
     CreateMultipartUpload,
-    UploadPart,
-    UploadPartCopy,
-    CompleteMultipartUpload,
-    AbortMultipartUpload,
-    ListParts,
+    UploadPart(PartTarget),
+    UploadPartCopy(PartTarget),
+    CompleteMultipartUpload { upload_id: String },
+    AbortMultipartUpload { upload_id: String },
+    ListParts { upload_id: String },
     ListMultipartUploads,
     ListObjectVersions,
     GetBucketAcl,
     PutBucketAcl,
     GetObjectAcl,
     PutObjectAcl,
+}
+
+/// The part an UploadPart / UploadPartCopy writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PartTarget {
+    pub(crate) upload_id: String,
+    pub(crate) part_number: u32,
 }
 
 /// A routed request.
@@ -183,6 +193,14 @@ impl<'q> QueryFlags<'q> {
         self.query.iter().any(|(k, _)| k == name)
     }
 
+    /// The first value of `name`, or `""` when absent.
+    fn value(&self, name: &str) -> &'q str {
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map_or("", |(_, v)| v.as_str())
+    }
+
     /// `name` is present and no unsupported sub-resource rides along with it.
     fn only(&self, name: &str) -> bool {
         self.has(name) && self.unsupported.is_none()
@@ -227,17 +245,14 @@ fn bucket_op(m: Method, q: &QueryFlags<'_>) -> Result<Op, S3Error> {
 
 fn object_op(head: &RequestHead, q: &QueryFlags<'_>) -> Result<Op, S3Error> {
     q.reject_unsupported()?;
+    if q.has("uploadId") && !q.has("acl") {
+        return upload_op(head, q);
+    }
     let copy = head.header("x-amz-copy-source").is_some();
     let op = match head.method {
         Method::Get if q.has("acl") => Op::GetObjectAcl,
         Method::Put if q.has("acl") => Op::PutObjectAcl,
         _ if q.has("acl") => return Err(method_not_allowed()),
-        Method::Put if q.has("uploadId") && copy => Op::UploadPartCopy,
-        Method::Put if q.has("uploadId") => Op::UploadPart,
-        Method::Post if q.has("uploadId") => Op::CompleteMultipartUpload,
-        Method::Delete if q.has("uploadId") => Op::AbortMultipartUpload,
-        Method::Get if q.has("uploadId") => Op::ListParts,
-        _ if q.has("uploadId") => return Err(method_not_allowed()),
         Method::Post if q.has("uploads") => Op::CreateMultipartUpload,
         Method::Put if copy => Op::CopyObject,
         Method::Put => Op::PutObject,
@@ -247,6 +262,56 @@ fn object_op(head: &RequestHead, q: &QueryFlags<'_>) -> Result<Op, S3Error> {
         _ => return Err(method_not_allowed()),
     };
     Ok(op)
+}
+
+/// An operation on one multipart upload (`?uploadId=`), with its parameters parsed: the part
+/// number first, then the upload id (an id this server never issued cannot exist).
+fn upload_op(head: &RequestHead, q: &QueryFlags<'_>) -> Result<Op, S3Error> {
+    let copy = head.header("x-amz-copy-source").is_some();
+    let part = || -> Result<PartTarget, S3Error> {
+        let part_number = part_number_param(q.value("partNumber"))?;
+        let upload_id = upload_id_param(q.value("uploadId"))?;
+        Ok(PartTarget {
+            upload_id,
+            part_number,
+        })
+    };
+    let upload_id = || upload_id_param(q.value("uploadId"));
+    match head.method {
+        Method::Put if copy => Ok(Op::UploadPartCopy(part()?)),
+        Method::Put => Ok(Op::UploadPart(part()?)),
+        Method::Post => Ok(Op::CompleteMultipartUpload {
+            upload_id: upload_id()?,
+        }),
+        Method::Delete => Ok(Op::AbortMultipartUpload {
+            upload_id: upload_id()?,
+        }),
+        Method::Get => Ok(Op::ListParts {
+            upload_id: upload_id()?,
+        }),
+        _ => Err(method_not_allowed()),
+    }
+}
+
+/// The `uploadId` query parameter, validated (an id we never issued cannot exist).
+fn upload_id_param(raw: &str) -> Result<String, S3Error> {
+    if !is_valid_upload_id(raw) {
+        let upload_id = raw.to_string();
+        return Err(StorageError::NoSuchUpload { upload_id }.into());
+    }
+    Ok(raw.to_string())
+}
+
+/// The `partNumber` query parameter of UploadPart / UploadPartCopy.
+fn part_number_param(raw: &str) -> Result<u32, S3Error> {
+    parse_part_number(raw).ok_or_else(|| {
+        crate::s3err!(
+            InvalidArgument,
+            "Part number must be an integer between 1 and {PART_NUMBER_MAX}, inclusive"
+        )
+        .with_extra("ArgumentName", "partNumber")
+        .with_extra("ArgumentValue", raw)
+    })
 }
 
 fn method_not_allowed() -> S3Error {
@@ -260,6 +325,7 @@ fn method_not_allowed() -> S3Error {
 mod tests {
     use super::*;
     use crate::http::head::HeadParse;
+    use crate::s3::error::S3ErrorCode;
 
     fn head(raw: &str) -> RequestHead {
         match RequestHead::parse(raw.as_bytes()).unwrap() {
@@ -318,5 +384,66 @@ mod tests {
         )
         .unwrap();
         assert_eq!((r.bucket.as_str(), r.key.as_str()), ("bkt", "k"));
+    }
+
+    #[test]
+    fn multipart_operations_carry_their_parameters() {
+        let id = "0123456789abcdef0123456789abcdef";
+        let r = route(
+            &head(&format!(
+                "PUT /bkt/k?partNumber=7&uploadId={id} HTTP/1.1\r\nHost: x\r\n\r\n"
+            )),
+            None,
+        )
+        .unwrap();
+        let target = PartTarget {
+            upload_id: id.to_string(),
+            part_number: 7,
+        };
+        assert_eq!(r.op, Op::UploadPart(target.clone()));
+        let copy = format!(
+            "PUT /bkt/k?partNumber=7&uploadId={id} HTTP/1.1\r\nHost: x\r\nx-amz-copy-source: b/k\r\n\r\n"
+        );
+        assert_eq!(
+            route(&head(&copy), None).unwrap().op,
+            Op::UploadPartCopy(target)
+        );
+        let get = format!("GET /bkt/k?uploadId={id} HTTP/1.1\r\nHost: x\r\n\r\n");
+        let upload_id = id.to_string();
+        assert_eq!(
+            route(&head(&get), None).unwrap().op,
+            Op::ListParts { upload_id }
+        );
+        let acl = format!("GET /bkt/k?acl&uploadId={id} HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(route(&head(&acl), None).unwrap().op, Op::GetObjectAcl);
+    }
+
+    #[test]
+    fn multipart_parameter_errors() {
+        let code = |raw: &str| route(&head(raw), None).unwrap_err().code;
+        let id = "0123456789abcdef0123456789abcdef";
+        assert_eq!(
+            code(&format!(
+                "PUT /bkt/k?partNumber=0&uploadId={id} HTTP/1.1\r\nHost: x\r\n\r\n"
+            )),
+            S3ErrorCode::InvalidArgument
+        );
+        // The part number is checked before the upload id.
+        assert_eq!(
+            code("PUT /bkt/k?partNumber=10001&uploadId=nope HTTP/1.1\r\nHost: x\r\n\r\n"),
+            S3ErrorCode::InvalidArgument
+        );
+        assert_eq!(
+            code("PUT /bkt/k?partNumber=1&uploadId=nope HTTP/1.1\r\nHost: x\r\n\r\n"),
+            S3ErrorCode::NoSuchUpload
+        );
+        assert_eq!(
+            code("DELETE /bkt/k?uploadId=ABC HTTP/1.1\r\nHost: x\r\n\r\n"),
+            S3ErrorCode::NoSuchUpload
+        );
+        assert_eq!(
+            code("HEAD /bkt/k?uploadId=nope HTTP/1.1\r\nHost: x\r\n\r\n"),
+            S3ErrorCode::MethodNotAllowed
+        );
     }
 }

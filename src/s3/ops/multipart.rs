@@ -14,38 +14,14 @@ use crate::s3::ingest::{ingest_request_body, read_small_body, PART_SIZE_MAX_BYTE
 use crate::s3::ops::copy::{copy_range, copy_source_header, open_copy_source};
 use crate::s3::ops::put::stored_response;
 use crate::s3::ops::{metadata_from_headers, quoted};
-use crate::s3::params::{parse_max_keys, parse_part_number, PART_NUMBER_MAX};
+use crate::s3::params::parse_max_keys;
+use crate::s3::router::PartTarget;
 use crate::s3::xml;
 use crate::s3::xml::multipart as mxml;
 use crate::s3::Request;
 use crate::storage::{
-    is_valid_upload_id, CompletePart, CompleteRequest, ObjectRecord, PartInfo, StorageError, Store,
-    StoredChecksum,
+    CompletePart, CompleteRequest, ObjectRecord, PartInfo, Store, StoredChecksum,
 };
-
-/// The `uploadId` query parameter, validated (an id we never issued cannot exist).
-fn upload_id_param(req: &Request<'_>) -> Result<String, S3Error> {
-    let id = req.routed.param("uploadId").unwrap_or("");
-    if !is_valid_upload_id(id) {
-        return Err(StorageError::NoSuchUpload {
-            upload_id: id.to_string(),
-        }
-        .into());
-    }
-    Ok(id.to_string())
-}
-
-fn part_number_param(req: &Request<'_>) -> Result<u32, S3Error> {
-    let raw = req.routed.param("partNumber").unwrap_or("");
-    parse_part_number(raw).ok_or_else(|| {
-        crate::s3err!(
-            InvalidArgument,
-            "Part number must be an integer between 1 and {PART_NUMBER_MAX}, inclusive"
-        )
-        .with_extra("ArgumentName", "partNumber")
-        .with_extra("ArgumentValue", raw)
-    })
-}
 
 pub(crate) async fn create_upload(store: &Store, req: &Request<'_>) -> Result<Response, S3Error> {
     let (bucket, key) = (&req.routed.bucket, &req.routed.key);
@@ -82,34 +58,34 @@ pub(crate) async fn create_upload(store: &Store, req: &Request<'_>) -> Result<Re
 pub(crate) async fn upload_part(
     store: &Store,
     req: &Request<'_>,
+    target: &PartTarget,
     body: &mut BodyReader<'_>,
 ) -> Result<Response, S3Error> {
     let (bucket, key) = (&req.routed.bucket, &req.routed.key);
-    let number = part_number_param(req)?;
-    let upload_id = upload_id_param(req)?;
+    let (upload_id, number) = (&target.upload_id, target.part_number);
     if body
         .declared_length()
         .is_some_and(|n| n > PART_SIZE_MAX_BYTES)
     {
         return Err(crate::s3err!(EntityTooLarge, "Your proposed upload exceeds the maximum allowed part size of {PART_SIZE_MAX_BYTES} bytes."));
     }
-    store.upload_info(bucket, key, &upload_id).await?;
+    store.upload_info(bucket, key, upload_id).await?;
     let record = ObjectRecord::new(key);
     let staged = ingest_request_body(store, req, body, record, PART_SIZE_MAX_BYTES).await?;
     let response = stored_response(&staged.record);
-    store.put_part(bucket, &upload_id, number, staged).await?;
+    store.put_part(bucket, upload_id, number, staged).await?;
     Ok(response)
 }
 
 pub(crate) async fn upload_part_copy(
     store: &Store,
     req: &Request<'_>,
+    target: &PartTarget,
 ) -> Result<Response, S3Error> {
     let (bucket, key) = (&req.routed.bucket, &req.routed.key);
-    let number = part_number_param(req)?;
-    let upload_id = upload_id_param(req)?;
+    let (upload_id, number) = (&target.upload_id, target.part_number);
     let (src_bucket, src_key) = copy_source_header(req)?;
-    let info = store.upload_info(bucket, key, &upload_id).await?;
+    let info = store.upload_info(bucket, key, upload_id).await?;
     let src = open_copy_source(store, req, &src_bucket, &src_key).await?;
     let (start, len) = match req.head.header("x-amz-copy-source-range") {
         None => (0, src.size()),
@@ -127,7 +103,7 @@ pub(crate) async fn upload_part_copy(
     let r = &staged.record;
     let body =
         mxml::copy_part_result_xml(&quoted(&r.etag()), r.last_modified_ms, r.checksum.as_ref());
-    store.put_part(bucket, &upload_id, number, staged).await?;
+    store.put_part(bucket, upload_id, number, staged).await?;
     Ok(Response::xml(200, body))
 }
 
@@ -158,10 +134,10 @@ pub(crate) fn parse_copy_range(h: &str, size: u64) -> Result<(u64, u64), S3Error
 pub(crate) async fn complete_upload(
     store: &Store,
     req: &Request<'_>,
+    upload_id: &str,
     body: &mut BodyReader<'_>,
 ) -> Result<Response, S3Error> {
     let (bucket, key) = (&req.routed.bucket, &req.routed.key);
-    let upload_id = upload_id_param(req)?;
     let (doc, _) = read_small_body(req, body, xml::COMPLETE_MULTIPART_BODY_MAX_BYTES).await?;
     let listed = xml::parse_complete_multipart(&doc)?;
     let parts = listed
@@ -174,7 +150,7 @@ pub(crate) async fn complete_upload(
     let condition = crate::s3::ops::put::write_condition(req.head)?;
     let request = CompleteRequest {
         key: key.clone(),
-        upload_id: upload_id.clone(),
+        upload_id: upload_id.to_string(),
         parts,
         now_ms: crate::clock::now_ms(),
         condition,
@@ -194,16 +170,22 @@ pub(crate) async fn complete_upload(
     Ok(Response::xml(200, body))
 }
 
-pub(crate) async fn abort_upload(store: &Store, req: &Request<'_>) -> Result<Response, S3Error> {
+pub(crate) async fn abort_upload(
+    store: &Store,
+    req: &Request<'_>,
+    upload_id: &str,
+) -> Result<Response, S3Error> {
     let (bucket, key) = (&req.routed.bucket, &req.routed.key);
-    let upload_id = upload_id_param(req)?;
-    store.abort_upload(bucket, key, &upload_id).await?;
+    store.abort_upload(bucket, key, upload_id).await?;
     Ok(Response::new(204))
 }
 
-pub(crate) async fn list_parts(store: &Store, req: &Request<'_>) -> Result<Response, S3Error> {
+pub(crate) async fn list_parts(
+    store: &Store,
+    req: &Request<'_>,
+    upload_id: &str,
+) -> Result<Response, S3Error> {
     let (bucket, key) = (&req.routed.bucket, &req.routed.key);
-    let upload_id = upload_id_param(req)?;
     let max_parts = parse_max_keys(req.routed.param("max-parts"))?;
     let marker: u32 = match req.routed.param("part-number-marker") {
         None | Some("") => 0,
@@ -214,7 +196,7 @@ pub(crate) async fn list_parts(store: &Store, req: &Request<'_>) -> Result<Respo
             )
         })?,
     };
-    let info = store.upload_info(bucket, key, &upload_id).await?;
+    let info = store.upload_info(bucket, key, upload_id).await?;
     let after: Vec<&(u32, PartInfo)> = info.parts.iter().filter(|(n, _)| *n > marker).collect();
     let truncated = after.len() > max_parts;
     let page: Vec<&(u32, PartInfo)> = after.into_iter().take(max_parts).collect();
@@ -222,7 +204,7 @@ pub(crate) async fn list_parts(store: &Store, req: &Request<'_>) -> Result<Respo
     let body = mxml::list_parts_xml(&mxml::ListPartsView {
         bucket,
         key,
-        upload_id: &upload_id,
+        upload_id,
         marker,
         next_marker,
         max_parts,
