@@ -54,8 +54,8 @@ impl Layout {
         Layout { root: root.into() }
     }
 
-    pub(crate) fn root(&self) -> &Path {
-        &self.root
+    pub(crate) fn format_marker(&self) -> PathBuf {
+        self.root.join(FORMAT_FILE)
     }
 
     pub(crate) fn tmp_dir(&self) -> PathBuf {

@@ -56,14 +56,14 @@ pub(crate) struct Prepared {
 /// Creates the data directory if missing, checks its format marker, and removes staging
 /// leftovers of an earlier run. Call once, before any [`Store::open`].
 pub(crate) fn prepare_data_dir(dir: &Path) -> std::io::Result<Prepared> {
-    use layout::{FORMAT_FILE, FORMAT_LINE};
+    use layout::FORMAT_LINE;
     std::fs::create_dir_all(dir)?;
     // Absolute, so directory handles never depend on the working directory.
     let root = std::fs::canonicalize(dir)?;
     let layout = layout::Layout::new(root.clone());
     std::fs::create_dir_all(layout.buckets_dir())?;
     std::fs::create_dir_all(layout.tmp_dir())?;
-    let marker = layout.root().join(FORMAT_FILE);
+    let marker = layout.format_marker();
     match std::fs::read_to_string(&marker) {
         Ok(s) if s == FORMAT_LINE => {}
         Ok(s) => {

@@ -10,6 +10,7 @@
 //! `header_len + size`.
 
 use crate::storage::error::{StorageError, StorageResult};
+use crate::storage::layout::Layout;
 use crate::storage::record::{ObjectRecord, BLOCK_BYTES, HEADER_MAX_BYTES};
 use glommio::io::{DmaFile, ReadResult};
 use glommio::task::JoinHandle;
@@ -42,9 +43,12 @@ pub(crate) struct OpenObject {
 }
 
 impl OpenObject {
-    /// Opens `path`; `Ok(None)` when it does not exist. `uploads_dir` is where a multipart
-    /// object's upload directory lives.
-    pub(crate) async fn open(path: &Path, uploads_dir: &Path) -> io::Result<Option<OpenObject>> {
+    /// Opens `path`; `Ok(None)` when it does not exist. `bucket` (the layout and the bucket's
+    /// name) locates a multipart object's part files; a part file itself is opened without.
+    pub(crate) async fn open(
+        path: &Path,
+        bucket: Option<(&Layout, &str)>,
+    ) -> io::Result<Option<OpenObject>> {
         let file = match DmaFile::open(path).await {
             Ok(f) => f,
             Err(e) => {
@@ -65,10 +69,10 @@ impl OpenObject {
             first = file.read_at_aligned(0, header_len).await.map_err(to_io)?;
         }
         let (record, header_len) = ObjectRecord::decode_header(&first).map_err(corrupt)?;
-        let parts_dir = record
-            .parts
-            .as_ref()
-            .map(|p| uploads_dir.join(&p.upload_id));
+        let parts_dir = match (&record.parts, bucket) {
+            (Some(p), Some((layout, name))) => Some(layout.upload_dir(name, &p.upload_id)),
+            _ => None,
+        };
         Ok(Some(OpenObject {
             file: Rc::new(file),
             record,
@@ -162,14 +166,12 @@ struct PartSegment {
 impl PartSegment {
     /// Opens the part file and checks it is the part the record names.
     async fn open(self) -> io::Result<FileRange> {
-        let part = OpenObject::open(&self.path, Path::new(""))
-            .await?
-            .ok_or_else(|| {
-                io::Error::new(
-                    io::ErrorKind::NotFound,
-                    "part file is gone (object replaced?)",
-                )
-            })?;
+        let part = OpenObject::open(&self.path, None).await?.ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                "part file is gone (object replaced?)",
+            )
+        })?;
         if part.record.size != self.size || part.record.parts.is_some() {
             return Err(corrupt(format!(
                 "part file {} does not match the object record",

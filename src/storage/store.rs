@@ -207,7 +207,7 @@ impl Store {
     /// is the object, so a concurrent overwrite is seen whole or not at all.
     pub(crate) async fn open_object(&self, bucket: &str, key: &str) -> StorageResult<OpenObject> {
         let path = self.layout.object_file(bucket, key);
-        let opened = OpenObject::open(&path, &self.layout.uploads_dir(bucket))
+        let opened = OpenObject::open(&path, Some((&self.layout, bucket)))
             .await
             .map_err(|e| StorageError::io("reading the object", e))?;
         match opened {
