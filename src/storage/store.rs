@@ -477,3 +477,134 @@ fn remove_detached(path: PathBuf) {
     })
     .detach();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::index::WriteCondition;
+
+    /// Runs `f` on a one-core store over a fresh data directory on a disk filesystem.
+    fn with_store<F, Fut>(f: F)
+    where
+        F: FnOnce(Store, PathBuf) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()>,
+    {
+        let parent = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/target/unit-tmp"));
+        std::fs::create_dir_all(&parent).expect("test parent dir");
+        let dir = tempfile::tempdir_in(&parent).expect("temp dir");
+        let prepared = crate::storage::prepare_data_dir(dir.path()).expect("prepare");
+        let root = prepared.root.clone();
+        glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+            .spawn(move || async move {
+                let config = StoreConfig {
+                    root: root.clone(),
+                    fsync: true,
+                };
+                let (store, _) = Store::open(0, CoreMesh::new(1), config).await.unwrap();
+                f(store, Layout::new(root).tmp_dir()).await;
+            })
+            .expect("executor")
+            .join()
+            .expect("test body");
+    }
+
+    fn staging_files(tmp: &std::path::Path) -> usize {
+        std::fs::read_dir(tmp).map_or(0, |d| d.count())
+    }
+
+    async fn staged(store: &Store, key: &str, body: &[u8]) -> StagedObject {
+        let mut rec = ObjectRecord::new(key);
+        let mut w = store
+            .object_writer(&rec, Some(body.len() as u64))
+            .await
+            .unwrap();
+        w.spare()[..body.len()].copy_from_slice(body);
+        w.advance(body.len()).await.unwrap();
+        rec.size = body.len() as u64;
+        w.finish(rec).await.unwrap()
+    }
+
+    #[test]
+    fn uncommitted_writes_leave_nothing_behind() {
+        with_store(|store, tmp| async move {
+            // A writer dropped half-way removes its file (in the background).
+            let rec = ObjectRecord::new("k");
+            let mut w = store.object_writer(&rec, None).await.unwrap();
+            w.spare()[..3].copy_from_slice(b"abc");
+            w.advance(3).await.unwrap();
+            assert_eq!(staging_files(&tmp), 1);
+            drop(w);
+            glommio::timer::sleep(std::time::Duration::from_millis(200)).await;
+            assert_eq!(staging_files(&tmp), 0, "dropped writer left its file");
+            // A staged object dropped without a commit attempt, likewise.
+            let s = staged(&store, "k", b"hello").await;
+            assert_eq!(staging_files(&tmp), 1);
+            drop(s);
+            glommio::timer::sleep(std::time::Duration::from_millis(200)).await;
+            assert_eq!(
+                staging_files(&tmp),
+                0,
+                "dropped staged object left its file"
+            );
+            // A failed commit removes the file before the error is returned.
+            let s = staged(&store, "k", b"hello").await;
+            let err = store
+                .put_object("no-bucket", "k", s, WriteCondition::Always)
+                .await
+                .unwrap_err();
+            assert!(matches!(err, StorageError::NoSuchBucket { .. }), "{err}");
+            assert_eq!(staging_files(&tmp), 0, "failed commit left its file");
+        });
+    }
+
+    #[test]
+    fn committed_object_reads_back_and_conditions_hold() {
+        with_store(|store, tmp| async move {
+            store.create_bucket("bkt").await.unwrap();
+            let s = staged(&store, "k", b"hello").await;
+            store
+                .put_object("bkt", "k", s, WriteCondition::IfAbsent)
+                .await
+                .unwrap();
+            assert_eq!(staging_files(&tmp), 0);
+            let obj = store.open_object("bkt", "k").await.unwrap();
+            assert_eq!(obj.size(), 5);
+            let mut stream = obj.stream(1, 3).await.unwrap();
+            let chunk = stream.next_chunk().await.unwrap().expect("a chunk");
+            assert_eq!(&chunk[..], b"ell");
+            // If-None-Match: * on an existing key fails and stores nothing.
+            let s = staged(&store, "k", b"other").await;
+            let err = store
+                .put_object("bkt", "k", s, WriteCondition::IfAbsent)
+                .await
+                .unwrap_err();
+            assert!(matches!(
+                err,
+                StorageError::ConditionFailed {
+                    condition: "If-None-Match"
+                }
+            ));
+            assert_eq!(store.open_object("bkt", "k").await.unwrap().size(), 5);
+            assert_eq!(staging_files(&tmp), 0);
+            let missing = store.open_object("bkt", "nope").await;
+            assert!(matches!(missing, Err(StorageError::NoSuchKey { .. })));
+            let page = store
+                .list_objects(
+                    "bkt",
+                    ListParams {
+                        prefix: String::new(),
+                        delimiter: None,
+                        start_after: None,
+                        max_keys: 10,
+                    },
+                )
+                .await
+                .unwrap();
+            assert_eq!(page.contents.len(), 1);
+            assert!(matches!(
+                store.delete_bucket("bkt").await.unwrap_err(),
+                StorageError::BucketNotEmpty { .. }
+            ));
+        });
+    }
+}
