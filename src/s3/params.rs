@@ -32,7 +32,7 @@ pub(crate) const MAX_KEYS_LIMIT: usize = 1000;
 const INVALID_TOKEN_MESSAGE: &str = "The continuation token provided is incorrect";
 
 /// The greater of two optional markers (a key sorts after `None`); combines a v2 `start-after`
-/// with a decoded continuation token, or anything else into [`ListParams::start_after`].
+/// with a decoded continuation token, or anything else into [`ListParams::start_after`](crate::storage::ListParams::start_after).
 pub(crate) fn later_marker(a: Option<String>, b: Option<String>) -> Option<String> {
     match (a, b) {
         (Some(a), Some(b)) => Some(if a >= b { a } else { b }),

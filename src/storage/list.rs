@@ -18,7 +18,7 @@ use std::ops::Bound;
 use crate::storage::index::{BucketIndex, ObjectSummary};
 
 /// What to list. `start_after` is the exclusive lower bound: the v1 marker, the v2 start-after, or
-/// the decoded v2 continuation token, whichever is greater (see [`later_marker`]).
+/// the decoded v2 continuation token, whichever is greater (see `s3::params::later_marker`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListParams {
     pub prefix: String,
