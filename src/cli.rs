@@ -3,7 +3,7 @@
 //! own arguments from [`crate::bench`].
 
 use crate::auth::{Credentials, DEV_ACCESS_KEY, DEV_SECRET_KEY};
-use crate::runtime::{FsyncPolicy, ServerConfig, CORES_MAX, MAX_CONNECTIONS_DEFAULT};
+use crate::runtime::{cpus, FsyncPolicy, ServerConfig, CORES_MAX, MAX_CONNECTIONS_DEFAULT};
 use clap::{Parser, Subcommand};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
@@ -35,9 +35,14 @@ pub struct ServeArgs {
     /// Data directory; created if missing. Must be on a filesystem with O_DIRECT (not tmpfs).
     #[arg(long, default_value = "./data")]
     pub(crate) data: PathBuf,
-    /// Number of cores (one pinned executor each). Default: every online core.
+    /// Number of cores (one pinned executor each). Default: one per CPU of --cpus.
     #[arg(long)]
     pub(crate) cores: Option<usize>,
+    /// CPUs to pin the executors to, as a list like 0-3 or 2,4,6 (executor i runs on the i-th
+    /// CPU, round robin when --cores is larger). Default: the CPUs this process may run on (its
+    /// affinity, as set by taskset or a cgroup cpuset); CPUs outside it are refused.
+    #[arg(long, value_name = "LIST")]
+    pub(crate) cpus: Option<String>,
     /// Access key clients sign with. Without keys the development keys ringstoreadmin/ringstoresecret are used, on loopback addresses only.
     #[arg(long, env = "RINGSTORE_ACCESS_KEY", hide_env_values = true)]
     pub(crate) access_key: Option<String>,
@@ -64,39 +69,8 @@ impl ServeArgs {
             .map_err(|e| format!("--address {}: {e}", self.address))?
             .next()
             .ok_or_else(|| format!("--address {}: resolves to no address", self.address))?;
-        let online = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1);
-        let cores = self.cores.unwrap_or(online);
-        if cores == 0 || cores > CORES_MAX {
-            return Err(format!(
-                "--cores {cores}: must be between 1 and {CORES_MAX}"
-            ));
-        }
-        let credentials = match (self.access_key, self.secret_key) {
-            (Some(a), Some(s)) if !a.is_empty() && !s.is_empty() => Credentials {
-                access_key: a,
-                secret_key: s,
-            },
-            (None, None) => {
-                if !address.ip().is_loopback() {
-                    return Err(format!(
-                        "refusing to listen on non-loopback address {address} with the built-in development keys; \
-                         set RINGSTORE_ACCESS_KEY and RINGSTORE_SECRET_KEY (or --access-key/--secret-key)"
-                    ));
-                }
-                Credentials {
-                    access_key: DEV_ACCESS_KEY.to_string(),
-                    secret_key: DEV_SECRET_KEY.to_string(),
-                }
-            }
-            _ => {
-                return Err(
-                    "set both the access key and the secret key (or neither, on loopback)"
-                        .to_string(),
-                )
-            }
-        };
+        let (cpus, cores) = cpus_and_cores(self.cpus.as_deref(), self.cores)?;
+        let credentials = credentials(self.access_key, self.secret_key, address)?;
         if self.max_connections == 0 {
             return Err("--max-connections must be at least 1".to_string());
         }
@@ -111,6 +85,68 @@ impl ServeArgs {
                 .domain
                 .map(|d| d.trim_end_matches('.').to_ascii_lowercase())
                 .filter(|d| !d.is_empty()),
+            cpus,
         })
+    }
+}
+
+/// The CPUs to pin executors to and the number of executors: `--cpus` (which must lie within
+/// the process's affinity) or the affinity itself; `--cores` or one executor per CPU.
+fn cpus_and_cores(
+    cpus_flag: Option<&str>,
+    cores_flag: Option<usize>,
+) -> Result<(Vec<usize>, usize), String> {
+    let allowed = cpus::allowed_cpus();
+    let cpus = match cpus_flag {
+        None => allowed.unwrap_or_default(),
+        Some(list) => {
+            let cpus = cpus::parse_cpu_list(list).map_err(|e| format!("--cpus {list}: {e}"))?;
+            if let Some(outside) = allowed
+                .as_ref()
+                .and_then(|a| cpus.iter().find(|c| !a.contains(c)))
+            {
+                return Err(format!(
+                    "--cpus {list}: CPU {outside} is outside this process's CPU affinity ({})",
+                    allowed.as_ref().map_or(String::new(), |a| format!("{a:?}"))
+                ));
+            }
+            cpus
+        }
+    };
+    let per_cpu = if cpus.is_empty() {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        cpus.len()
+    };
+    let cores = cores_flag.unwrap_or(per_cpu);
+    if cores == 0 || cores > CORES_MAX {
+        return Err(format!(
+            "--cores {cores}: must be between 1 and {CORES_MAX}"
+        ));
+    }
+    Ok((cpus, cores))
+}
+
+/// The key pair clients sign with: both flags, or neither (the development keys, on loopback
+/// only).
+fn credentials(
+    access_key: Option<String>,
+    secret_key: Option<String>,
+    address: SocketAddr,
+) -> Result<Credentials, String> {
+    match (access_key, secret_key) {
+        (Some(a), Some(s)) if !a.is_empty() && !s.is_empty() => Ok(Credentials {
+            access_key: a,
+            secret_key: s,
+        }),
+        (None, None) if address.ip().is_loopback() => Ok(Credentials {
+            access_key: DEV_ACCESS_KEY.to_string(),
+            secret_key: DEV_SECRET_KEY.to_string(),
+        }),
+        (None, None) => Err(format!(
+            "refusing to listen on non-loopback address {address} with the built-in development keys; \
+             set RINGSTORE_ACCESS_KEY and RINGSTORE_SECRET_KEY (or --access-key/--secret-key)"
+        )),
+        _ => Err("set both the access key and the secret key (or neither, on loopback)".to_string()),
     }
 }

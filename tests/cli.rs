@@ -80,6 +80,7 @@ fn help_explains_every_flag() {
         "--fsync",
         "--max-connections",
         "--domain",
+        "--cpus",
         "RINGSTORE_ACCESS_KEY",
         "RINGSTORE_SECRET_KEY",
         "127.0.0.1:9000",
@@ -90,4 +91,27 @@ fn help_explains_every_flag() {
             "--help does not mention {flag}:\n{help}"
         );
     }
+}
+
+#[test]
+fn bad_cpu_lists_are_refused() {
+    let data = data_arg();
+    for (list, says) in [("3-1", "low-high"), ("x", "not a CPU"), ("100000", "below")] {
+        let out = serve(&["--address", "127.0.0.1:0", "--data", &data, "--cpus", list]);
+        assert_eq!(out.status.code(), Some(2), "--cpus {list}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("--cpus") && err.contains(says), "{err}");
+    }
+    // A CPU outside the process's affinity (here: the affinity is one CPU, set by taskset).
+    let Ok(out) = Command::new("taskset")
+        .args(["-c", "0", env!("CARGO_BIN_EXE_ringstore"), "serve"])
+        .args(["--address", "127.0.0.1:0", "--data", &data, "--cpus", "0-1"])
+        .output()
+    else {
+        eprintln!("taskset is not installed: affinity part skipped");
+        return;
+    };
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("outside this process's CPU affinity"), "{err}");
 }

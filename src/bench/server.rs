@@ -70,6 +70,7 @@ impl InProcess {
             fsync,
             max_connections: MAX_CONNECTIONS_DEFAULT.max(connections + SPARE_CONNECTIONS),
             domain: None,
+            cpus: runtime::cpus::allowed_cpus().unwrap_or_default(),
         };
         let started = match runtime::start(config) {
             Ok(s) => s,

@@ -8,6 +8,8 @@
 //! readiness line only after every core is listening; the open-connection count is one atomic
 //! for the whole process, so `--max-connections` holds however connections are spread.
 
+pub mod cpus;
+
 use crate::auth::{Credentials, Verifier};
 use crate::http::error::{HttpError, HttpErrorCode};
 use crate::http::server::Server;
@@ -52,6 +54,9 @@ pub struct ServerConfig {
     pub(crate) max_connections: usize,
     /// Base domain for virtual-host style addressing (`bucket.DOMAIN`), if enabled.
     pub(crate) domain: Option<String>,
+    /// CPUs the executors are pinned to, in order (executor `i` on `cpus[i % len]`); empty
+    /// leaves them unpinned.
+    pub(crate) cpus: Vec<usize>,
 }
 
 /// What starting the server found and where it listens.
@@ -100,9 +105,7 @@ pub fn start(config: ServerConfig) -> std::io::Result<Started> {
     let prepared = crate::storage::prepare_data_dir(&config.data_dir)?;
     raise_open_files_limit();
     let (address, reservation) = reserve_address(config.address)?;
-    let cpus: Vec<usize> = glommio::CpuSet::online()
-        .map(|s| s.iter().map(|l| l.cpu).collect())
-        .unwrap_or_default();
+    let cpus = config.cpus.clone();
     let cores = config.cores;
     let shared = Arc::new(Shared {
         config,
