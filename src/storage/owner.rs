@@ -343,8 +343,13 @@ pub(crate) fn no_such_bucket(name: &str) -> StorageError {
 }
 
 /// Creates the bucket's directories, then its meta file (whose presence makes the bucket exist).
+///
+/// `objects/` and `uploads/` exist before `bucket.meta`, whose durable write syncs the bucket
+/// directory: so both directory entries are durable once the bucket exists (an upload's
+/// directory created later under a never-synced `uploads/` could vanish in a power cut).
 fn create_bucket_dirs(layout: &Layout, name: &str, now_ms: u64, fsync: bool) -> io::Result<()> {
     std::fs::create_dir_all(layout.objects_dir(name))?;
+    std::fs::create_dir_all(layout.uploads_dir(name))?;
     write_durably(
         &layout.bucket_meta(name),
         format!("{now_ms}\n").as_bytes(),

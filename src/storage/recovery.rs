@@ -7,7 +7,7 @@
 //! hash of the key inside it, is ignored and counted, never served; an upload directory that an
 //! object record refers to is that object's data, not an upload in progress.
 
-use crate::storage::disk::{prune_completed_upload, read_record_blocking};
+use crate::storage::disk::{prune_completed_upload, read_record_blocking, sync_dir};
 use crate::storage::index::BucketIndex;
 use crate::storage::layout::{
     is_path_safe_bucket_name, is_valid_upload_id, object_file_name, parse_part_file_name, Layout,
@@ -135,7 +135,11 @@ fn load_uploads(
     referenced: &HashSet<&String>,
 ) -> io::Result<HashMap<String, Rc<UploadState>>> {
     let dir = layout.uploads_dir(name);
-    std::fs::create_dir_all(&dir)?;
+    if !dir.exists() {
+        // A bucket made by a build that created `uploads/` lazily: create it durably now.
+        std::fs::create_dir_all(&dir)?;
+        sync_dir(&layout.bucket_dir(name))?;
+    }
     let mut uploads = HashMap::new();
     for entry in std::fs::read_dir(&dir)? {
         let entry = entry?;

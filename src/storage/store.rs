@@ -561,6 +561,10 @@ mod tests {
     fn committed_object_reads_back_and_conditions_hold() {
         with_store(|store, tmp| async move {
             store.create_bucket("bkt").await.unwrap();
+            let root = tmp.parent().expect("data dir").to_path_buf();
+            // Both directories exist (and are durable) as soon as the bucket does.
+            assert!(Layout::new(root.clone()).objects_dir("bkt").is_dir());
+            assert!(Layout::new(root).uploads_dir("bkt").is_dir());
             let s = staged(&store, "k", b"hello").await;
             store
                 .put_object("bkt", "k", s, WriteCondition::IfAbsent)
