@@ -57,6 +57,8 @@ fn bad_flag_values_are_refused() {
         vec!["--max-connections", "0"],
         vec!["--fsync", "sometimes"],
         vec!["--address", "not-an-address"],
+        vec!["--spin-before-park-us", "1000001"],
+        vec!["--spin-before-park-us", "-5"],
     ] {
         let mut all = vec!["--data", data.as_str()];
         all.extend(args.iter().copied());
@@ -81,6 +83,7 @@ fn help_explains_every_flag() {
         "--max-connections",
         "--domain",
         "--cpus",
+        "--spin-before-park-us",
         "RINGSTORE_ACCESS_KEY",
         "RINGSTORE_SECRET_KEY",
         "127.0.0.1:9000",

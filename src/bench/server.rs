@@ -71,6 +71,9 @@ impl InProcess {
             max_connections: MAX_CONNECTIONS_DEFAULT.max(connections + SPARE_CONNECTIONS),
             domain: None,
             cpus: runtime::cpus::allowed_cpus().unwrap_or_default(),
+            spin_before_park: std::time::Duration::from_micros(
+                runtime::SPIN_BEFORE_PARK_DEFAULT_US,
+            ),
         };
         let started = match runtime::start(config) {
             Ok(s) => s,

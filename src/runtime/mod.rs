@@ -25,6 +25,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
+/// Default `--spin-before-park-us`: 0, parking at once (measured: see the flag's help).
+pub const SPIN_BEFORE_PARK_DEFAULT_US: u64 = 0;
+/// Largest `--spin-before-park-us` accepted.
+pub const SPIN_BEFORE_PARK_MAX_US: u64 = 1_000_000;
 /// Default cap on simultaneous client connections.
 pub(crate) const MAX_CONNECTIONS_DEFAULT: usize = 4096;
 /// Most cores (executors) one server runs.
@@ -57,6 +61,8 @@ pub struct ServerConfig {
     /// CPUs the executors are pinned to, in order (executor `i` on `cpus[i % len]`); empty
     /// leaves them unpinned.
     pub(crate) cpus: Vec<usize>,
+    /// How long an idle executor polls for work before it parks (sleeps in the kernel).
+    pub(crate) spin_before_park: Duration,
 }
 
 /// What starting the server found and where it listens.
@@ -106,6 +112,7 @@ pub fn start(config: ServerConfig) -> std::io::Result<Started> {
     raise_open_files_limit();
     let (address, reservation) = reserve_address(config.address)?;
     let cpus = config.cpus.clone();
+    let spin_before_park = config.spin_before_park;
     let cores = config.cores;
     let shared = Arc::new(Shared {
         config,
@@ -126,7 +133,7 @@ pub fn start(config: ServerConfig) -> std::io::Result<Started> {
         let (mesh, ready_tx, shared) = (mesh.clone(), ready_tx.clone(), shared.clone());
         let handle = LocalExecutorBuilder::new(placement)
             .name(&format!("ringstore-core-{core}"))
-            .spin_before_park(Duration::from_micros(0))
+            .spin_before_park(spin_before_park)
             .spawn(move || async move { run_core(core, shared, mesh, ready_tx).await })
             .map_err(|e| std::io::Error::other(format!("starting core {core}: {e}")))?;
         handles.push(handle);
