@@ -19,6 +19,8 @@ pub(crate) const FORMAT_LINE: &str = "ringstore 1\n";
 pub(crate) const BUCKET_META_FILE: &str = "bucket.meta";
 pub(crate) const UPLOAD_META_FILE: &str = "upload.meta";
 const PART_FILE_PREFIX: &str = "part-";
+/// The staging directory under the data directory.
+const TMP_DIR_NAME: &str = "tmp";
 
 /// Whether `id` has the form of an upload id this server generates (so it is safe in a path).
 pub(crate) fn is_valid_upload_id(id: &str) -> bool {
@@ -59,7 +61,7 @@ impl Layout {
     }
 
     pub(crate) fn tmp_dir(&self) -> PathBuf {
-        self.root.join("tmp")
+        self.root.join(TMP_DIR_NAME)
     }
 
     pub(crate) fn buckets_dir(&self) -> PathBuf {
@@ -100,6 +102,14 @@ impl Layout {
 
     pub(crate) fn part_file(&self, bucket: &str, upload_id: &str, part: u32) -> PathBuf {
         part_path(&self.upload_dir(bucket, upload_id), part)
+    }
+
+    /// Whether `path` is a file directly in the staging directory (checked without allocating:
+    /// it runs on every commit).
+    pub(crate) fn is_staging_file(&self, path: &Path) -> bool {
+        path.parent().is_some_and(|dir| {
+            dir.file_name().is_some_and(|n| n == TMP_DIR_NAME) && dir.parent() == Some(&self.root)
+        })
     }
 
     /// A fresh staging path for core `core`, unique within this process run.
@@ -156,6 +166,15 @@ mod tests {
         ] {
             assert!(!is_path_safe_bucket_name(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn staging_files_are_recognised() {
+        let l = Layout::new("/d");
+        assert!(l.is_staging_file(&l.staging_file(0, 1)));
+        assert!(!l.is_staging_file(Path::new("/d/buckets/b/objects/x")));
+        assert!(!l.is_staging_file(Path::new("/e/tmp/x")));
+        assert!(!l.is_staging_file(Path::new("/d/tmp")));
     }
 
     #[test]

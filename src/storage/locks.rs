@@ -42,7 +42,11 @@ impl<K: Eq + Hash + Clone> KeyedLocks<K> {
     }
 
     /// Whether someone holds (or waits for) `key`'s lock.
-    pub(crate) fn is_locked(&self, key: &K) -> bool {
+    pub(crate) fn is_locked<Q>(&self, key: &Q) -> bool
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Eq + Hash + ?Sized,
+    {
         self.held.borrow().contains_key(key)
     }
 }

@@ -40,8 +40,6 @@ pub(crate) use shard::CoreMesh;
 pub(crate) use store::{ObjectWriter, StagedObject, Store, StoreConfig};
 pub(crate) use uploads::{CompletePart, CompleteRequest, PartInfo, UploadInfo};
 
-pub(crate) use crate::clock::now_ms;
-
 use std::path::{Path, PathBuf};
 
 /// What preparing the data directory found.

@@ -183,7 +183,7 @@ impl Owner {
     ) -> StorageResult<()> {
         // Only staged files (already synced by their writer) are ever renamed into a bucket.
         assert!(
-            staging.starts_with(self.layout.tmp_dir()),
+            self.layout.is_staging_file(staging),
             "commit of a file that was not staged"
         );
         let _inflight = InFlight::new(b);
@@ -291,7 +291,7 @@ impl BucketState {
             "publish outside a commit or delete"
         );
         assert!(
-            self.key_locks.is_locked(&key.to_string()),
+            self.key_locks.is_locked(key),
             "publish without the key's lock"
         );
         match summary {

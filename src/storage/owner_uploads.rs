@@ -98,7 +98,7 @@ impl Owner {
     ) -> StorageResult<()> {
         assert!((1..=PARTS_MAX).contains(&(number as usize)));
         assert!(
-            staging.starts_with(self.layout.tmp_dir()),
+            self.layout.is_staging_file(staging),
             "commit of a part that was not staged"
         );
         let b = self.bucket(bucket)?;

@@ -87,7 +87,8 @@ pub(crate) enum OwnerOp {
 #[derive(Debug)]
 pub(crate) enum OwnerReply {
     Done,
-    Created { created_ms: u64 },
+    /// The bucket's creation time, ms since the epoch.
+    Created(u64),
     Buckets(Vec<(String, u64)>),
     Page(ListPage),
     Upload(UploadInfo),
@@ -216,9 +217,7 @@ async fn handle(owner: &Owner, op: OwnerOp) -> OwnerResult {
     match op {
         Op::CreateBucket { name, now_ms } => owner.create_bucket(&name, now_ms).await.map(done),
         Op::DeleteBucket { name } => owner.delete_bucket(&name).await.map(done),
-        Op::HeadBucket { name } => Ok(OwnerReply::Created {
-            created_ms: owner.head_bucket(&name)?,
-        }),
+        Op::HeadBucket { name } => owner.head_bucket(&name).map(OwnerReply::Created),
         Op::ListBuckets => Ok(OwnerReply::Buckets(owner.list_buckets())),
         Op::Commit {
             bucket,

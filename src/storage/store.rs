@@ -80,7 +80,7 @@ impl Store {
             layout,
             fsync: config.fsync,
             seq: Cell::new(0),
-            run_salt: crate::storage::now_ms(),
+            run_salt: crate::clock::now_ms(),
         };
         Ok((store, report))
     }
@@ -118,7 +118,7 @@ impl Store {
     pub(crate) async fn create_bucket(&self, name: &str) -> StorageResult<()> {
         let op = OwnerOp::CreateBucket {
             name: name.to_string(),
-            now_ms: crate::storage::now_ms(),
+            now_ms: crate::clock::now_ms(),
         };
         expect_reply!(self.shards.call_owner(name, op).await?, Done);
         Ok(())
@@ -137,10 +137,10 @@ impl Store {
         let op = OwnerOp::HeadBucket {
             name: name.to_string(),
         };
-        match self.shards.call_owner(name, op).await? {
-            crate::storage::shard::OwnerReply::Created { created_ms } => Ok(created_ms),
-            other => unreachable!("owner answered {other:?} to HeadBucket"),
-        }
+        Ok(expect_reply!(
+            self.shards.call_owner(name, op).await?,
+            Created(c)
+        ))
     }
 
     /// Every bucket of every core, sorted by name.
