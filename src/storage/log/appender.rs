@@ -1,0 +1,347 @@
+//! Group commit: one core's log appender. Records appended while a write is in flight gather
+//! in the open batch; when the write completes, the next write takes all of them at once. One
+//! write on an `O_DSYNC` file (so the write is the flush) makes every record of the batch
+//! durable, and only then are their appends answered.
+//!
+//! Invariants: batches are written one at a time, each at the sector after the previous one, so
+//! a sector holding acknowledged records is never written again; an append returns Ok only
+//! after the write holding its record completed (with `fsync` on, durably); after a failed
+//! write the appender moves to a fresh segment, so no batch number or position is ever reused
+//! over bytes in an unknown state; the open batch never exceeds [`BATCH_PAYLOAD_MAX_BYTES`].
+
+use crate::storage::log::format::{
+    align_up, frame_record, record_len, seal_records, BatchHeader, SegmentHeader,
+    BATCH_HEADER_BYTES, BLOCK_MAX_BYTES, SECTOR_BYTES, SEGMENT_HEADER_BYTES,
+};
+use crate::storage::log::scan::ScanEnd;
+use crate::storage::log::segment::{create_segment, segment_path};
+use crate::storage::log::RecordLocation;
+use futures_channel::oneshot;
+use glommio::io::{DmaFile, OpenOptions};
+use std::cell::{Cell, RefCell};
+use std::io;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Most record bytes one batch (one write) carries.
+pub(crate) const BATCH_PAYLOAD_MAX_BYTES: usize = 1024 * 1024;
+
+/// Record bytes one batch may carry in segments of `segment_size_bytes`.
+fn batch_payload_max_bytes(segment_size_bytes: u64) -> usize {
+    let data_area = segment_size_bytes - SEGMENT_HEADER_BYTES;
+    let room = data_area - BATCH_HEADER_BYTES as u64 - BLOCK_MAX_BYTES;
+    (room as usize).min(BATCH_PAYLOAD_MAX_BYTES)
+}
+
+/// How a core's log is written.
+#[derive(Debug, Clone)]
+pub(crate) struct LogConfig {
+    /// The log directory (shared by every core's log).
+    pub(crate) dir: PathBuf,
+    pub(crate) segment_size_bytes: u64,
+    /// Open segments `O_DSYNC` and sync new ones (`--fsync always`).
+    pub(crate) fsync: bool,
+}
+
+/// Process-wide counters every core's appender shares: segment ids and record sequence numbers
+/// (taken when a record is sealed into a batch, so later appends get higher numbers).
+#[derive(Debug, Clone)]
+pub(crate) struct LogCounters {
+    next_segment: Arc<AtomicU64>,
+    next_seq: Arc<AtomicU64>,
+}
+
+impl LogCounters {
+    /// Counters continuing after the highest segment id and sequence found on disk.
+    pub(crate) fn new(next_segment: u64, next_seq: u64) -> LogCounters {
+        LogCounters {
+            next_segment: Arc::new(AtomicU64::new(next_segment)),
+            next_seq: Arc::new(AtomicU64::new(next_seq)),
+        }
+    }
+
+    fn segment_id(&self) -> u64 {
+        self.next_segment.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// A fresh sequence number, higher than every one taken before it anywhere in the process.
+    pub(crate) fn seq(&self) -> u64 {
+        self.next_seq.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// A durable record: its sequence number and where it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Appended {
+    pub(crate) seq: u64,
+    pub(crate) location: RecordLocation,
+}
+
+/// Batches and records written so far (commits per flush = records / batches).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct LogStats {
+    pub(crate) batches: u64,
+    pub(crate) records: u64,
+    pub(crate) segments_created: u64,
+}
+
+/// Where a batch's records landed.
+#[derive(Debug, Clone, Copy)]
+struct BatchPlace {
+    segment: u64,
+    payload_start: u64,
+}
+
+type BatchOutcome = Result<BatchPlace, (io::ErrorKind, String)>;
+
+struct Active {
+    file: DmaFile,
+    header: SegmentHeader,
+    /// Where the next batch goes.
+    pos: u64,
+    next_batch: u64,
+}
+
+#[derive(Default)]
+struct OpenBatch {
+    records: Vec<u8>,
+    waiters: Vec<oneshot::Sender<BatchOutcome>>,
+}
+
+struct Inner {
+    config: LogConfig,
+    /// The device's O_DIRECT block: every batch starts on one.
+    block_bytes: u32,
+    /// Largest open batch (and so largest record).
+    payload_max_bytes: usize,
+    counters: LogCounters,
+    active: RefCell<Option<Active>>,
+    open: RefCell<OpenBatch>,
+    flushing: Cell<bool>,
+    /// Appends waiting for room in the open batch.
+    room: RefCell<Vec<oneshot::Sender<()>>>,
+    stats: Cell<LogStats>,
+}
+
+/// One core's log writer.
+#[derive(Clone)]
+pub(crate) struct Appender(Rc<Inner>);
+
+impl Appender {
+    /// An appender continuing the segment `resume` describes, or starting a new segment.
+    pub(crate) async fn open(
+        config: LogConfig,
+        counters: LogCounters,
+        resume: Option<ScanEnd>,
+    ) -> io::Result<Appender> {
+        let block_bytes = match &resume {
+            Some(end) => end.header.block_bytes,
+            None => device_block_bytes(&config.dir).await?,
+        };
+        let inner = Rc::new(Inner {
+            payload_max_bytes: batch_payload_max_bytes(config.segment_size_bytes),
+            block_bytes,
+            config,
+            counters,
+            active: RefCell::new(None),
+            open: RefCell::new(OpenBatch::default()),
+            flushing: Cell::new(false),
+            room: RefCell::new(Vec::new()),
+            stats: Cell::new(LogStats::default()),
+        });
+        let active = match resume {
+            Some(end) => open_active(&inner.config, end.header, end.end, end.next_batch).await?,
+            None => new_segment(&inner).await?,
+        };
+        *inner.active.borrow_mut() = Some(active);
+        Ok(Appender(inner))
+    }
+
+    pub(crate) fn stats(&self) -> LogStats {
+        self.0.stats.get()
+    }
+
+    /// Appends a record of `kind` whose payload is the concatenation of `parts`; returns once
+    /// it is durable (with `fsync` on), with its sequence number and location.
+    pub(crate) async fn append(&self, kind: u8, parts: &[&[u8]]) -> io::Result<Appended> {
+        let len = record_len(parts.iter().map(|p| p.len()).sum());
+        let max = self.0.payload_max_bytes;
+        assert!(
+            len <= max,
+            "record of {len} bytes exceeds the maximum {max}"
+        );
+        loop {
+            let full = {
+                let open = self.0.open.borrow();
+                !open.records.is_empty() && open.records.len() + len > max
+            };
+            if !full {
+                break;
+            }
+            let (tx, rx) = oneshot::channel();
+            self.0.room.borrow_mut().push(tx);
+            let _ = rx.await;
+        }
+        let (seq, offset, rx) = {
+            let mut open = self.0.open.borrow_mut();
+            let offset = open.records.len();
+            let seq = self.0.counters.seq();
+            open.records.resize(offset + len, 0);
+            frame_record(&mut open.records[offset..], seq, kind, parts);
+            let (tx, rx) = oneshot::channel();
+            open.waiters.push(tx);
+            (seq, offset, rx)
+        };
+        if !self.0.flushing.replace(true) {
+            glommio::spawn_local(flush_loop(self.0.clone())).detach();
+        }
+        let place = rx
+            .await
+            .map_err(|_| io::Error::other("log flusher stopped"))?
+            .map_err(|(kind, msg)| io::Error::new(kind, msg))?;
+        let location = RecordLocation {
+            segment: place.segment,
+            offset: place.payload_start + offset as u64,
+            len: u32::try_from(len).expect("record length fits u32"),
+        };
+        Ok(Appended { seq, location })
+    }
+}
+
+/// Writes open batches until none is left.
+async fn flush_loop(inner: Rc<Inner>) {
+    loop {
+        let batch = std::mem::take(&mut *inner.open.borrow_mut());
+        for tx in inner.room.borrow_mut().drain(..) {
+            let _ = tx.send(());
+        }
+        if batch.records.is_empty() {
+            inner.flushing.set(false);
+            return;
+        }
+        let outcome = write_batch(&inner, batch.records)
+            .await
+            .map_err(|e| (e.kind(), e.to_string()));
+        for tx in batch.waiters {
+            let _ = tx.send(outcome.clone());
+        }
+    }
+}
+
+/// Writes one batch after the active segment's last one (rolling to a new segment when it does
+/// not fit); on failure, the next batch goes to a new segment.
+async fn write_batch(inner: &Rc<Inner>, mut records: Vec<u8>) -> io::Result<BatchPlace> {
+    let span = align_up(
+        (BATCH_HEADER_BYTES + records.len()) as u64,
+        u64::from(inner.block_bytes),
+    );
+    let fits = {
+        let active = inner.active.borrow();
+        active
+            .as_ref()
+            .is_some_and(|a| a.pos + span <= a.header.size_bytes)
+    };
+    if !fits {
+        let next = new_segment(inner).await?;
+        assert!(
+            next.pos + span <= next.header.size_bytes,
+            "batch fits a segment"
+        );
+        *inner.active.borrow_mut() = Some(next);
+    }
+    let active = inner.active.borrow_mut().take().expect("an active segment");
+    let h = active.header;
+    seal_records(&mut records, h.generation, h.nonce);
+    let batch = BatchHeader::for_payload(h.generation, active.next_batch, h.nonce, &records);
+    let mut buf = active.file.alloc_dma_buffer(span as usize);
+    let bytes = buf.as_bytes_mut();
+    bytes[..BATCH_HEADER_BYTES].copy_from_slice(&batch.encode(h.nonce));
+    bytes[BATCH_HEADER_BYTES..BATCH_HEADER_BYTES + records.len()].copy_from_slice(&records);
+    bytes[BATCH_HEADER_BYTES + records.len()..].fill(0);
+    let written = active.file.write_at(buf, active.pos).await;
+    let place = BatchPlace {
+        segment: h.id,
+        payload_start: active.pos + BATCH_HEADER_BYTES as u64,
+    };
+    match written {
+        Ok(n) if n as u64 == span => {
+            let mut s = inner.stats.get();
+            s.batches += 1;
+            s.records += u64::from(batch.record_count);
+            inner.stats.set(s);
+            *inner.active.borrow_mut() = Some(Active {
+                pos: active.pos + span,
+                next_batch: active.next_batch + 1,
+                ..active
+            });
+            Ok(place)
+        }
+        // The active segment is dropped: the next batch starts a new one.
+        Ok(n) => Err(io::Error::other(format!(
+            "short log write: {n} of {span} bytes"
+        ))),
+        Err(e) => Err(io::Error::from(e)),
+    }
+}
+
+/// Creates, syncs and opens a fresh segment.
+async fn new_segment(inner: &Rc<Inner>) -> io::Result<Active> {
+    let config = inner.config.clone();
+    let id = inner.counters.segment_id();
+    let block = inner.block_bytes;
+    let header = glommio::executor()
+        .spawn_blocking(move || {
+            create_segment(
+                &config.dir,
+                id,
+                config.segment_size_bytes,
+                block,
+                config.fsync,
+            )
+        })
+        .await?;
+    let mut s = inner.stats.get();
+    s.segments_created += 1;
+    inner.stats.set(s);
+    open_active(&inner.config, header, SEGMENT_HEADER_BYTES, 1).await
+}
+
+async fn open_active(
+    config: &LogConfig,
+    header: SegmentHeader,
+    pos: u64,
+    next_batch: u64,
+) -> io::Result<Active> {
+    let path = segment_path(&config.dir, header.id);
+    let flags = if config.fsync { libc::O_DSYNC } else { 0 };
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(flags)
+        .dma_open(&path)
+        .await?;
+    let block = u64::from(header.block_bytes);
+    assert!(
+        block.is_multiple_of(file.alignment()) && pos.is_multiple_of(block),
+        "batches start on device blocks"
+    );
+    Ok(Active {
+        file,
+        header,
+        pos,
+        next_batch,
+    })
+}
+
+/// The O_DIRECT block of the device holding `dir` (a probe file, opened and removed).
+async fn device_block_bytes(dir: &std::path::Path) -> io::Result<u32> {
+    let probe = dir.join("block-probe.tmp");
+    let file = DmaFile::create(&probe).await?;
+    let block = file.alignment().max(SECTOR_BYTES);
+    file.close().await?;
+    glommio::io::remove(&probe).await?;
+    assert!(block <= BLOCK_MAX_BYTES, "device block of {block} bytes");
+    Ok(block as u32)
+}
