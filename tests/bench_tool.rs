@@ -454,3 +454,17 @@ fn new_flags_are_checked_before_anything_starts() {
     let out = bench(&["--null", "--endpoint", "http://127.0.0.1:1"]);
     assert_eq!(out.status.code(), Some(2));
 }
+#[test]
+fn tuning_scripts_answer_help() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    for script in ["tuning/ab-engine.py", "tuning/startup.py"] {
+        let out = Command::new("python3")
+            .arg(format!("{root}/{script}"))
+            .arg("--help")
+            .output()
+            .expect("run python3");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{script} --help: {out:?}");
+        assert!(stdout.contains("usage:"), "{script}: {stdout}");
+    }
+}
