@@ -103,7 +103,7 @@ pub(crate) enum KeysArg {
 #[derive(clap::Args, Debug)]
 #[command(
     after_help = "Sizes take a binary suffix: 4096, 4K, 4KiB, 8MiB, 1GiB (K/M/G and KiB/MiB/GiB are powers of 1024; KB/MB/GB are powers of 1000).\n\
-                  Without --endpoint the bench starts its own server on 127.0.0.1 (never another address).\n\
+                  Without --endpoint the bench starts its own server (with --null its trivial responder) on 127.0.0.1 (never another address).\n\
                   Exit status: 0 when every request succeeded, 1 when any failed, 2 for bad flags or setup errors, 130 after Ctrl-C (a second Ctrl-C stops at once, without cleanup)."
 )]
 pub struct BenchArgs {
@@ -167,7 +167,7 @@ pub struct BenchArgs {
     /// list: number of pages requested in the timed phase.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_PAGES)]
     pub(crate) pages: u64,
-    /// Use this bucket instead of a fresh one: created if missing, never deleted, and what the bench writes in it is kept (as with --keep-data). For filling a bucket once and listing or reading it in later runs.
+    /// Use this bucket instead of a fresh one: created if missing and never deleted; on --endpoint what the bench writes in it is kept (as with --keep-data). For filling a bucket once and listing it in later runs. (The in-process server's data directory is still removed unless --keep-data.)
     #[arg(long, value_name = "NAME")]
     pub(crate) bucket: Option<String>,
     /// Run the workload against a trivial responder in this process instead of a server: it reads each request fully and answers a fixed success (no auth, no storage), to measure the client's own ceiling. Its list pages come from --count synthetic keys named as by fill.

@@ -1,5 +1,6 @@
-//! The workloads: small PUTs and GETs on a pool of connections, one large PUT, and a multipart
-//! upload whose parts go out on parallel connections.
+//! The workloads: small PUTs (new keys, or a working set overwritten) and GETs on a pool of
+//! connections, one large PUT, and a multipart upload whose parts go out on parallel
+//! connections; and the connection pool the fill and list scenarios share.
 //!
 //! Invariants: every loop stops at its count or at the time cap (or on Ctrl-C), whichever comes
 //! first; bodies are slices of one shared pre-generated buffer (nothing is allocated per
