@@ -1,8 +1,69 @@
 //! `ringstore bench` end to end: the real binary runs every scenario against its own in-process
-//! server and must report each one with no failed request. No timing is asserted.
+//! server, a started `ringstore serve`, or its null responder, and must report each one with no
+//! failed request; the tuning scripts answer `--help`. No timing is asserted.
 
-use std::process::Command;
+mod common;
+
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
+
+/// `ringstore bench ARGS` with the development keys (no key variables inherited).
+fn bench(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ringstore"))
+        .arg("bench")
+        .args(args)
+        .env_remove("RINGSTORE_ACCESS_KEY")
+        .env_remove("RINGSTORE_SECRET_KEY")
+        .output()
+        .expect("run ringstore bench")
+}
+
+/// `ringstore bench ARGS` against `server`, signing with its keys.
+fn bench_against(server: &common::Server, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ringstore"))
+        .arg("bench")
+        .arg("--endpoint")
+        .arg(format!("http://{}", server.host()))
+        .args(args)
+        .env("RINGSTORE_ACCESS_KEY", common::ACCESS_KEY)
+        .env("RINGSTORE_SECRET_KEY", common::SECRET_KEY)
+        .output()
+        .expect("run ringstore bench")
+}
+
+/// stdout and stderr of a run that must have succeeded.
+fn succeeded(out: &Output) -> (String, String) {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        out.status
+    );
+    (stdout, stderr)
+}
+
+/// The number after `"name":` in a JSON document (the first occurrence).
+fn json_u64(json: &str, name: &str) -> u64 {
+    let at = json
+        .find(&format!("\"{name}\":"))
+        .unwrap_or_else(|| panic!("no {name} in {json}"));
+    let rest = &json[at + name.len() + 3..];
+    let end = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
+    rest[..end]
+        .parse()
+        .unwrap_or_else(|_| panic!("{name} is not a number in {json}"))
+}
+
+/// The key and body of fill's object `i` (the format the bench documents).
+fn fill_object(i: u64, size: usize) -> (String, Vec<u8>) {
+    let key = format!("fill/{i:010}");
+    let unit = format!("{key} ");
+    let body: Vec<u8> = unit.bytes().cycle().take(size).collect();
+    (key, body)
+}
 
 #[test]
 fn bench_all_scenarios_small() {
@@ -184,4 +245,226 @@ fn bench_reports_failures_with_exit_status_1() {
     assert_eq!(out.status.code(), Some(1), "stderr:\n{stderr}");
     assert!(stderr.contains("CreateBucket"), "{stderr}");
     assert!(stderr.contains("InternalError"), "{stderr}");
+}
+
+#[test]
+fn null_responder_answers_exactly_what_was_sent() {
+    // put-small, get-small (which writes its objects first), put-large and a 2-part multipart
+    // upload: 1 CreateBucket + 100 + 100 + 100 + 1 + (1 + 2 + 1) requests.
+    let out = bench(&[
+        "--null",
+        "--scenario",
+        "all",
+        "--count",
+        "100",
+        "--size",
+        "8MiB",
+        "--part-size",
+        "5MiB",
+        "--concurrency",
+        "4",
+        "--json",
+    ]);
+    let (stdout, stderr) = succeeded(&out);
+    let json = stdout.trim();
+    assert!(json.contains("\"null\":true"), "{json}");
+    assert!(
+        json.contains("\"null_responder\":{\"sent\":206,\"answered\":206}"),
+        "{json}\n{stderr}"
+    );
+    assert!(
+        stderr.contains("client ceiling (null responder): put-small "),
+        "{stderr}"
+    );
+
+    // list: a 3-page full listing of the 2500 synthetic keys, then 40 pages, all checked.
+    let out = bench(&[
+        "--null",
+        "--scenario",
+        "list",
+        "--count",
+        "2500",
+        "--pages",
+        "40",
+        "--concurrency",
+        "3",
+        "--json",
+    ]);
+    let (stdout, stderr) = succeeded(&out);
+    let json = stdout.trim();
+    assert!(
+        json.contains("\"name\":\"list\",\"ops\":40,\"unit\":\"pages\","),
+        "{json}"
+    );
+    assert!(
+        json.contains("\"null_responder\":{\"sent\":44,\"answered\":44}"),
+        "{json}\n{stderr}"
+    );
+    assert!(stderr.contains("list: bucket has 2500 keys"), "{stderr}");
+}
+
+#[test]
+fn put_small_overwrites_a_working_set() {
+    let data = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("bench-overwrite-{}", std::process::id()));
+    let data_arg = data.to_string_lossy().into_owned();
+    let out = bench(&[
+        "--scenario",
+        "put-small",
+        "--keys",
+        "overwrite",
+        "--working-set",
+        "8",
+        "--count",
+        "120",
+        "--concurrency",
+        "4",
+        "--json",
+        "--data",
+        &data_arg,
+    ]);
+    let (stdout, _) = succeeded(&out);
+    let json = stdout.trim();
+    assert!(
+        json.contains("\"name\":\"put-small\",\"ops\":120,"),
+        "{json}"
+    );
+    assert!(
+        json.contains("\"keys\":\"overwrite\",\"working_set\":8,"),
+        "{json}"
+    );
+    assert_eq!(json_u64(json, "errors"), 0, "{json}");
+    assert!(!data.exists(), "{} left behind", data.display());
+}
+
+#[test]
+fn fill_then_list_a_kept_bucket_on_a_server() {
+    let server = common::Server::start();
+    let out = bench_against(
+        &server,
+        &[
+            "--scenario",
+            "fill",
+            "--bucket",
+            "filled",
+            "--count",
+            "1250",
+            "--object-size",
+            "1000",
+            "--concurrency",
+            "8",
+        ],
+    );
+    let (stdout, _) = succeeded(&out);
+    assert!(stdout.contains("fill: 1250 ops in "), "{stdout}");
+
+    // Exactly the 1250 keys, in order, each body derived from its key.
+    let keys = server.list_keys("filled");
+    let want: Vec<String> = (0..1250).map(|i| fill_object(i, 0).0).collect();
+    assert_eq!(keys, want);
+    for i in [0u64, 1, 617, 1249] {
+        let (key, body) = fill_object(i, 1000);
+        let r = server.get("filled", &key);
+        assert_eq!(r.status, 200, "{}", r.describe());
+        assert!(r.body == body, "body of {key} is not derived from its key");
+    }
+
+    // list on the kept bucket: no fill (the bucket has keys), 30 checked pages of 100 keys.
+    let out = bench_against(
+        &server,
+        &[
+            "--scenario",
+            "list",
+            "--bucket",
+            "filled",
+            "--pages",
+            "30",
+            "--page-size",
+            "100",
+            "--concurrency",
+            "2",
+            "--json",
+        ],
+    );
+    let (stdout, stderr) = succeeded(&out);
+    assert!(stderr.contains("list: bucket has 1250 keys"), "{stderr}");
+    assert!(!stderr.contains("wrote"), "{stderr}");
+    let json = stdout.trim();
+    assert!(
+        json.contains("\"name\":\"list\",\"ops\":30,\"unit\":\"pages\","),
+        "{json}"
+    );
+    assert_eq!(json_u64(json, "errors"), 0, "{json}");
+    assert_eq!(server.list_keys("filled").len(), 1250, "--bucket is kept");
+}
+
+#[test]
+fn list_fills_an_empty_bucket_first_in_process() {
+    let data = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("bench-list-{}", std::process::id()));
+    let data_arg = data.to_string_lossy().into_owned();
+    let out = bench(&[
+        "--scenario",
+        "list",
+        "--count",
+        "600",
+        "--object-size",
+        "100",
+        "--pages",
+        "25",
+        "--page-size",
+        "250",
+        "--concurrency",
+        "2",
+        "--data",
+        &data_arg,
+    ]);
+    let (stdout, stderr) = succeeded(&out);
+    assert!(
+        stderr.contains("list: wrote 600 objects of 100 B first"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("list: bucket has 600 keys"), "{stderr}");
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("list: "))
+        .unwrap_or_else(|| panic!("no list line in {stdout}"));
+    assert!(line.starts_with("list: 25 pages in "), "{line}");
+    assert!(
+        line.contains(" pages/s, ") && line.contains(", p90 "),
+        "{line}"
+    );
+    assert!(line.contains("errors 0"), "{line}");
+    assert!(!data.exists(), "{} left behind", data.display());
+}
+
+#[test]
+fn new_flags_are_checked_before_anything_starts() {
+    for bad in [
+        &["--scenario", "list", "--page-size", "1001"][..],
+        &["--scenario", "list", "--pages", "0"],
+        &["--scenario", "put-small", "--working-set", "0"],
+        &["--scenario", "fill", "--bucket", "Bad_Name"],
+        &["--scenario", "fill", "--count", "0"],
+    ] {
+        let out = bench(bad);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+    }
+    // --null never goes to an endpoint.
+    let out = bench(&["--null", "--endpoint", "http://127.0.0.1:1"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+#[test]
+fn tuning_scripts_answer_help() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    for script in ["tuning/ab-engine.py", "tuning/startup.py"] {
+        let out = Command::new("python3")
+            .arg(format!("{root}/{script}"))
+            .arg("--help")
+            .output()
+            .expect("run python3");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{script} --help: {out:?}");
+        assert!(stdout.contains("usage:"), "{script}: {stdout}");
+    }
 }

@@ -6,16 +6,24 @@ under target/ab/, builds the working tree's binary, then for each round and each
 `ringstore serve` on a fresh data directory on 127.0.0.1, drives it with the *working tree's*
 `ringstore bench --endpoint` (the same client for both), and reads the server's CPU time from
 /proc/PID/stat around the timed phase. Prints ops/s and server CPU-us per operation side by side,
-with the new/base ratio of medians over the rounds.
+with the new/base ratio of medians over the rounds, and the client's median latency.
+
+Rows (`--rows` picks some): PUT 4 KiB new keys, PUT 4 KiB overwriting 128 keys, GET 4 KiB, a
+1000-key ListObjectsV2 page at random start keys on one connection from a bucket filled to
+`--list-objects` (untimed), PUT and GET 16 MiB on 8 connections, and the client's own ceiling
+against the bench's `--null` responder (no server; the same client, so the server numbers can be
+read against it).
 
 Absolute numbers on a shared 2-core VM mean little; the ratios from one run are the result.
 This is a measurement tool, never a pass/fail test.
 
     tuning/ab-engine.py                      # 1e5529b vs the working tree, 3 rounds
     tuning/ab-engine.py --rounds 5 --count 50000 --base HEAD~3
+    tuning/ab-engine.py --rows put-new,list,null --list-objects 1000000 --rounds 1
 """
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -38,7 +46,8 @@ def log(msg):
 
 def run(cmd, **kw):
     log(" ".join(cmd))
-    subprocess.run(cmd, check=True, cwd=kw.pop("cwd", REPO), **kw)
+    # Their output goes to stderr: stdout carries only the table.
+    subprocess.run(cmd, check=True, cwd=kw.pop("cwd", REPO), stdout=sys.stderr, **kw)
 
 
 def build_base(commit):
@@ -102,38 +111,102 @@ class Server:
         shutil.rmtree(self.data, ignore_errors=True)
 
 
-def measure(bench, server, scenario_args, timed_from):
-    """Runs one bench scenario against `server`; returns (ops/s, server CPU-us per op).
+def run_bench(bench, endpoint, args, on_line=None):
+    """Runs `ringstore bench` with `args` (against `endpoint` unless None); returns its JSON.
 
-    Server CPU is sampled when the bench prints a line starting with `timed_from` (the timed
-    phase begins; None = at launch) and when the bench exits.
+    `on_line` sees every stderr line as it arrives (to sample the server's CPU time).
     """
     # --keep-data: the bench would otherwise delete every object it wrote before exiting, and
     # that work would count as the workload's (the server's directory is removed anyway).
-    cmd = [bench, "bench", "--endpoint", server.endpoint, "--json", "--keep-data", *scenario_args]
+    cmd = [bench, "bench", "--json", "--keep-data", *(["--endpoint", endpoint] if endpoint else []), *args]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    start = cpu_secs(server.proc.pid) if timed_from is None else None
+    tail = []
     for line in proc.stderr:
-        if start is None and line.startswith(timed_from):
-            start = cpu_secs(server.proc.pid)
+        tail = (tail + [line])[-10:]
+        if on_line:
+            on_line(line)
     out = proc.stdout.read()
     proc.wait()
-    end = cpu_secs(server.proc.pid)
-    if proc.returncode != 0 or start is None:
-        raise RuntimeError(f"bench failed ({proc.returncode}): {' '.join(cmd)}")
-    scenarios = re.findall(r'"name":"([^"]+)","ops":(\d+),.*?"ops_per_sec":([\d.]+)', out)
-    name, ops, rate = scenarios[-1]
-    return float(rate), (end - start) * 1e6 / max(int(ops), 1)
+    if proc.returncode != 0:
+        raise RuntimeError(f"bench failed ({proc.returncode}): {' '.join(cmd)}\n{''.join(tail)}")
+    return json.loads(out)
 
 
-WORKLOADS = [
-    # (label, bench arguments, line that starts the timed phase)
-    ("PUT 4 KiB, new keys", ["--scenario", "put-small", "--object-size", "4KiB"], None),
-    ("GET 4 KiB", ["--scenario", "get-small", "--object-size", "4KiB"], "ringstore bench: get-small: wrote"),
+def measure(bench, server, row, args):
+    """Runs `row` against `server` (None: the bench's null responder); returns (ops/s, p50 ms,
+    server CPU-us per op or None).
+
+    Server CPU is sampled when the bench prints a line starting with the row's `timed_from` (the
+    timed phase begins; None = at launch) and when the bench exits.
+    """
+    endpoint = server.endpoint if server else None
+    for setup in row.setup(args):
+        run_bench(bench, endpoint, setup)
+    start = []
+    if server and row.timed_from is None:
+        start.append(cpu_secs(server.proc.pid))
+
+    def on_line(line):
+        if server and not start and row.timed_from and line.startswith(row.timed_from):
+            start.append(cpu_secs(server.proc.pid))
+
+    summary = run_bench(bench, endpoint, row.bench_args(args), on_line)
+    result = summary["scenarios"][-1]
+    if not server:
+        return result["ops_per_sec"], result["p50_ms"], None
+    if not start:
+        raise RuntimeError(f"{row.label}: the bench never printed {row.timed_from!r}")
+    cpu = (cpu_secs(server.proc.pid) - start[0]) * 1e6 / max(result["ops"], 1)
+    return result["ops_per_sec"], result["p50_ms"], cpu
+
+
+class Row:
+    """One line of the table: a bench workload, the setup runs before it, where timing starts."""
+
+    def __init__(self, key, label, bench_args, timed_from=None, setup=None, null=False):
+        self.key, self.label, self.timed_from, self.null = key, label, timed_from, null
+        self.bench_args = bench_args
+        self.setup = setup or (lambda a: [])
+
+
+def small(a, *extra):
+    return ["--object-size", "4KiB", "--count", str(a.count), "--concurrency", str(a.concurrency), *extra]
+
+
+def large(a, *extra):
+    return ["--object-size", "16MiB", "--count", str(a.large_count), "--concurrency", str(a.large_concurrency),
+            *extra]
+
+
+LIST_BUCKET = "ab-list"
+ROWS = [
+    Row("put-new", "PUT 4 KiB, new keys", lambda a: ["--scenario", "put-small", *small(a)]),
+    Row("put-overwrite", "PUT 4 KiB, overwrite 128 keys",
+        lambda a: ["--scenario", "put-small", "--keys", "overwrite", "--working-set", "128", *small(a)]),
+    Row("get", "GET 4 KiB", lambda a: ["--scenario", "get-small", *small(a)], "ringstore bench: get-small: wrote"),
+    Row("list", "LIST 1000-key page, 1 connection",
+        lambda a: ["--scenario", "list", "--bucket", LIST_BUCKET, "--pages", str(a.list_pages),
+                   "--page-size", "1000", "--concurrency", "1"],
+        "ringstore bench: list: bucket has",
+        setup=lambda a: [["--scenario", "fill", "--bucket", LIST_BUCKET, "--count", str(a.list_objects),
+                          "--object-size", "1KiB", "--concurrency", str(a.concurrency)]]),
+    Row("put-16m", "PUT 16 MiB", lambda a: ["--scenario", "put-small", *large(a)]),
+    Row("get-16m", "GET 16 MiB", lambda a: ["--scenario", "get-small", *large(a)], "ringstore bench: get-small: wrote"),
+    Row("null", "client ceiling: PUT 4 KiB to the null responder",
+        lambda a: ["--null", "--scenario", "put-small", *small(a)], null=True),
 ]
 
 
-def main():
+def describe(row, a):
+    """The row's label with its connection count and size."""
+    if row.key == "list":
+        return f"{row.label} ({a.list_objects} objects, {a.list_pages} pages)"
+    if row.key.endswith("16m"):
+        return f"{row.label} ({a.large_concurrency} connections)"
+    return row.label
+
+
+def parse_args():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--base", default="1e5529b", help="commit to compare against (default 1e5529b)")
     ap.add_argument("--rounds", type=int, default=3, help="rounds per binary, alternating (default 3)")
@@ -142,32 +215,61 @@ def main():
     ap.add_argument("--fsync", choices=["always", "never"], default="always", help="server --fsync (default always)")
     ap.add_argument("--data", default=os.path.join(REPO, "bench-data", "ab"),
                     help="parent of the servers' data directories (a disk filesystem, not tmpfs)")
+    ap.add_argument("--rows", default=",".join(r.key for r in ROWS),
+                    help="comma-separated rows to run, of: " + ", ".join(r.key for r in ROWS) + " (default: all)")
+    ap.add_argument("--list-objects", type=int, default=10000,
+                    help="objects (1 KiB) filled before the list row, untimed (default 10000; the engine "
+                         "issue's figure is 1000000)")
+    ap.add_argument("--list-pages", type=int, default=100, help="pages the list row requests (default 100)")
+    ap.add_argument("--large-count", type=int, default=32, help="operations per 16 MiB run (default 32)")
+    ap.add_argument("--large-concurrency", type=int, default=8, help="connections of the 16 MiB rows (default 8)")
     args = ap.parse_args()
+    keys = [k for k in args.rows.split(",") if k]
+    unknown = [k for k in keys if k not in {r.key for r in ROWS}]
+    if unknown or not keys:
+        ap.error(f"--rows: unknown {unknown}; choose from {', '.join(r.key for r in ROWS)}")
+    args.selected = [r for r in ROWS if r.key in keys]
+    return args
+
+
+def print_table(args, base_sha, results):
+    print(f"| workload ({args.concurrency} connections unless said, fsync {args.fsync}) | {base_sha} ops/s | new ops/s "
+          f"| new/base | {base_sha} p50 ms | new p50 ms | {base_sha} CPU-us/op | new CPU-us/op |")
+    print("|---|---|---|---|---|---|---|---|")
+    med = statistics.median
+    for row in args.selected:
+        n = results[(row.key, "new")]
+        n_rate, n_p50 = med(r for r, _, _ in n), med(p for _, p, _ in n)
+        if row.null:
+            print(f"| {describe(row, args)} | - | {n_rate:.0f} | - | - | {n_p50:.2f} | - | - |")
+            continue
+        b = results[(row.key, base_sha)]
+        b_rate, b_p50 = med(r for r, _, _ in b), med(p for _, p, _ in b)
+        b_cpu, n_cpu = med(c for _, _, c in b), med(c for _, _, c in n)
+        print(f"| {describe(row, args)} | {b_rate:.0f} | {n_rate:.0f} | {n_rate / b_rate:.2f} | {b_p50:.2f} | "
+              f"{n_p50:.2f} | {b_cpu:.1f} | {n_cpu:.1f} |")
+
+
+def main():
+    args = parse_args()
     os.makedirs(args.data, exist_ok=True)
     base_sha, base_bin = build_base(args.base)
     new_bin = build_new()
     binaries = [(base_sha, base_bin), ("new", new_bin)]
     results = {}
     for rnd in range(args.rounds):
-        for label, wl_args, timed_from in WORKLOADS:
-            for name, binary in binaries:
-                server = Server(binary, args.data, args.fsync)
+        for row in args.selected:
+            for name, binary in ([("new", None)] if row.null else binaries):
+                server = Server(binary, args.data, args.fsync) if binary else None
                 try:
-                    scenario = [*wl_args, "--count", str(args.count), "--concurrency", str(args.concurrency)]
-                    rate, cpu = measure(new_bin, server, scenario, timed_from)
+                    rate, p50, cpu = measure(new_bin, server, row, args)
                 finally:
-                    server.stop()
-                results.setdefault((label, name), []).append((rate, cpu))
-                log(f"round {rnd + 1} {label} {name}: {rate:.0f} ops/s, {cpu:.1f} server CPU-us/op")
-    print(f"| workload ({args.concurrency} connections, fsync {args.fsync}) | {base_sha} ops/s | new ops/s | new/base | "
-          f"{base_sha} CPU-us/op | new CPU-us/op |")
-    print("|---|---|---|---|---|---|")
-    for label, _, _ in WORKLOADS:
-        b = results[(label, base_sha)]
-        n = results[(label, "new")]
-        b_rate, n_rate = statistics.median(r for r, _ in b), statistics.median(r for r, _ in n)
-        b_cpu, n_cpu = statistics.median(c for _, c in b), statistics.median(c for _, c in n)
-        print(f"| {label} | {b_rate:.0f} | {n_rate:.0f} | {n_rate / b_rate:.2f} | {b_cpu:.1f} | {n_cpu:.1f} |")
+                    if server:
+                        server.stop()
+                results.setdefault((row.key, name), []).append((rate, p50, cpu))
+                cpu_text = f", {cpu:.1f} server CPU-us/op" if cpu is not None else ""
+                log(f"round {rnd + 1} {row.label} {name}: {rate:.0f} ops/s, p50 {p50:.2f} ms{cpu_text}")
+    print_table(args, base_sha, results)
 
 
 if __name__ == "__main__":

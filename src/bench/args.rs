@@ -31,6 +31,18 @@ const DEFAULT_COUNT: u64 = 10_000;
 const DEFAULT_CONCURRENCY: usize = 16;
 /// Default `--duration-secs` (time cap of each scenario).
 const DEFAULT_DURATION_SECS: u64 = 30;
+/// Default `--working-set` (keys cycled by put-small with `--keys overwrite`).
+const DEFAULT_WORKING_SET_KEYS: u64 = 128;
+/// Default `--page-size` (max-keys of each page of the list scenario).
+const DEFAULT_PAGE_SIZE_KEYS: usize = 1000;
+/// S3's largest ListObjectsV2 page.
+pub(crate) const MAX_PAGE_SIZE_KEYS: usize = 1000;
+/// Default `--pages` (pages the list scenario requests).
+const DEFAULT_PAGES: u64 = 100;
+/// Longest bucket name S3 allows.
+const MAX_BUCKET_NAME_BYTES: usize = 63;
+/// Shortest bucket name S3 allows.
+const MIN_BUCKET_NAME_BYTES: usize = 3;
 
 /// The workload `--scenario` selects.
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +59,10 @@ pub(crate) enum Scenario {
     LargeVsMultipart,
     /// put-small, get-small, then large-vs-multipart.
     All,
+    /// `--pages` ListObjectsV2 pages of `--page-size` keys at random start keys (start-after) among the bucket's keys, on `--concurrency` connections; each page is checked against a full listing taken first (untimed). An empty bucket is filled first (untimed) with `--count` objects as by fill.
+    List,
+    /// `--count` PutObjects of new keys fill/0000000000, fill/0000000001, ... of `--object-size`, whose body is the key and a space repeated (so any reader can check a GET without a copy), on `--concurrency` connections.
+    Fill,
 }
 
 impl Scenario {
@@ -59,6 +75,8 @@ impl Scenario {
             Scenario::Multipart => "multipart",
             Scenario::LargeVsMultipart => "large-vs-multipart",
             Scenario::All => "all",
+            Scenario::List => "list",
+            Scenario::Fill => "fill",
         }
     }
 }
@@ -72,11 +90,20 @@ pub(crate) enum PayloadArg {
     Signed,
 }
 
+/// Which keys put-small writes (`--keys`).
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeysArg {
+    /// Operation i writes key small/i: every PUT creates a new object.
+    New,
+    /// Operation i writes key small/(i mod --working-set): PUTs replace existing objects.
+    Overwrite,
+}
+
 /// `ringstore bench`: a client-side load generator (std threads, keep-alive TCP connections).
 #[derive(clap::Args, Debug)]
 #[command(
     after_help = "Sizes take a binary suffix: 4096, 4K, 4KiB, 8MiB, 1GiB (K/M/G and KiB/MiB/GiB are powers of 1024; KB/MB/GB are powers of 1000).\n\
-                  Without --endpoint the bench starts its own server on 127.0.0.1 (never another address).\n\
+                  Without --endpoint the bench starts its own server (with --null its trivial responder) on 127.0.0.1 (never another address).\n\
                   Exit status: 0 when every request succeeded, 1 when any failed, 2 for bad flags or setup errors, 130 after Ctrl-C (a second Ctrl-C stops at once, without cleanup)."
 )]
 pub struct BenchArgs {
@@ -89,13 +116,13 @@ pub struct BenchArgs {
     /// Object size of put-large and multipart (and large-vs-multipart).
     #[arg(long, value_name = "BYTES", default_value = DEFAULT_SIZE, value_parser = parse_size)]
     pub(crate) size: u64,
-    /// Object size of put-small and get-small.
+    /// Object size of put-small, get-small and fill.
     #[arg(long, value_name = "BYTES", default_value = DEFAULT_OBJECT_SIZE, value_parser = parse_size)]
     pub(crate) object_size: u64,
-    /// Number of operations of put-small and get-small.
+    /// Number of operations of put-small and get-small; objects fill writes (and list writes into an empty bucket first).
     #[arg(long, default_value_t = DEFAULT_COUNT)]
     pub(crate) count: u64,
-    /// Client connections used in parallel (one thread each) by put-small, get-small and multipart.
+    /// Client connections used in parallel (one thread each) by put-small, get-small, fill, list and multipart.
     #[arg(long, default_value_t = DEFAULT_CONCURRENCY)]
     pub(crate) concurrency: usize,
     /// Part size of multipart uploads (S3 limits: 5 MiB to 5 GiB, at most 10,000 parts).
@@ -128,6 +155,24 @@ pub struct BenchArgs {
     /// Print a JSON summary on stdout (the human-readable lines then go to stderr).
     #[arg(long)]
     pub(crate) json: bool,
+    /// put-small: write new keys, or overwrite a fixed working set of --working-set keys.
+    #[arg(long, value_enum, default_value_t = KeysArg::New)]
+    pub(crate) keys: KeysArg,
+    /// put-small with --keys overwrite: number of keys the PUTs cycle through.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_WORKING_SET_KEYS)]
+    pub(crate) working_set: u64,
+    /// list: keys per page (max-keys), at most 1000.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_PAGE_SIZE_KEYS)]
+    pub(crate) page_size: usize,
+    /// list: number of pages requested in the timed phase.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_PAGES)]
+    pub(crate) pages: u64,
+    /// Use this bucket instead of a fresh one: created if missing and never deleted; on --endpoint what the bench writes in it is kept (as with --keep-data). For filling a bucket once and listing it in later runs. (The in-process server's data directory is still removed unless --keep-data.)
+    #[arg(long, value_name = "NAME")]
+    pub(crate) bucket: Option<String>,
+    /// Run the workload against a trivial responder in this process instead of a server: it reads each request fully and answers a fixed success (no auth, no storage), to measure the client's own ceiling. Its list pages come from --count synthetic keys named as by fill.
+    #[arg(long, conflicts_with = "endpoint")]
+    pub(crate) null: bool,
 }
 
 /// Parses a byte count: digits, optional spaces, optional unit (case-insensitive).
@@ -197,6 +242,8 @@ pub(crate) struct Plan {
     pub(crate) multipart: bool,
     /// Print the put-large vs multipart comparison line.
     pub(crate) compare: bool,
+    pub(crate) list: bool,
+    pub(crate) fill: bool,
 }
 
 impl Plan {
@@ -220,15 +267,23 @@ impl Plan {
                     put_large: true,
                     multipart: true,
                     compare: true,
+                    ..Plan::default()
                 }
             }
+            Scenario::List => p.list = true,
+            Scenario::Fill => p.fill = true,
         }
         p
     }
 
-    /// Whether put-small or get-small runs.
+    /// Whether put-small or get-small runs (they slice bodies from the shared buffer).
     pub(crate) fn small(&self) -> bool {
         self.put_small || self.get_small
+    }
+
+    /// Whether a scenario writes `--count` objects of `--object-size`.
+    fn counted(&self) -> bool {
+        self.small() || self.fill || self.list
     }
 
     /// Whether put-large or multipart runs.
@@ -250,7 +305,7 @@ impl BenchArgs {
         if self.duration_secs == 0 {
             return Err("--duration-secs must be at least 1".to_string());
         }
-        if plan.small() {
+        if plan.counted() {
             if self.count == 0 {
                 return Err("--count must be at least 1".to_string());
             }
@@ -280,12 +335,40 @@ impl BenchArgs {
         if plan.multipart {
             self.validate_parts()?;
         }
+        self.validate_new_flags()?;
         if let Some(c) = self.cores {
             if c == 0 || c > MAX_CORES {
                 return Err(format!("--cores {c}: must be between 1 and {MAX_CORES}"));
             }
         }
         Ok(plan)
+    }
+
+    /// Checks the flags of put-small's key mode, the list scenario and `--bucket`.
+    fn validate_new_flags(&self) -> Result<(), String> {
+        if self.working_set == 0 {
+            return Err("--working-set must be at least 1".to_string());
+        }
+        if self.page_size == 0 || self.page_size > MAX_PAGE_SIZE_KEYS {
+            return Err(format!(
+                "--page-size {}: must be between 1 and {MAX_PAGE_SIZE_KEYS}",
+                self.page_size
+            ));
+        }
+        if self.pages == 0 {
+            return Err("--pages must be at least 1".to_string());
+        }
+        if let Some(b) = &self.bucket {
+            let ok_chars = b
+                .bytes()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'.');
+            if !ok_chars || !(MIN_BUCKET_NAME_BYTES..=MAX_BUCKET_NAME_BYTES).contains(&b.len()) {
+                return Err(format!(
+                    "--bucket {b:?}: {MIN_BUCKET_NAME_BYTES} to {MAX_BUCKET_NAME_BYTES} lowercase letters, digits, '-' or '.'"
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Checks `--part-size` against S3's part limits for an upload of `--size`.

@@ -11,6 +11,8 @@ use crate::auth::{sign_headers, Credentials};
 use sha2::{Digest, Sha256};
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 /// Region the bench signs for (the server accepts any).
@@ -324,6 +326,8 @@ pub(crate) struct Client {
     conn: Option<Conn>,
     head: Vec<u8>,
     headers: Vec<(String, String)>,
+    /// Counts requests written in full, when set.
+    sent: Option<Arc<AtomicU64>>,
 }
 
 impl Client {
@@ -335,7 +339,14 @@ impl Client {
             conn: None,
             head: Vec::with_capacity(HEAD_BUF_INITIAL_BYTES),
             headers: Vec::with_capacity(SIGNED_HEADERS_INITIAL),
+            sent: None,
         }
+    }
+
+    /// This client, adding one to `sent` for every request it writes in full.
+    pub(crate) fn counting(mut self, sent: Arc<AtomicU64>) -> Client {
+        self.sent = Some(sent);
+        self
     }
 
     /// Opens the connection now (instead of on the first request), so it is not timed.
@@ -415,6 +426,9 @@ impl Client {
             conn.stream
                 .write_all(body)
                 .map_err(|e| format!("write body: {e}"))?;
+        }
+        if let Some(sent) = &self.sent {
+            sent.fetch_add(1, Ordering::Relaxed);
         }
         conn.read_response()
     }

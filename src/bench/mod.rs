@@ -2,18 +2,26 @@
 //! ringstore server it starts in-process on 127.0.0.1.
 //!
 //! Role: measure what a client sees (operations per second, MiB/s, latency percentiles) for
-//! small PUT/GET, one large PUT and a parallel multipart upload, with std threads and blocking
-//! keep-alive TCP connections, so the client stays simple and cheap next to the server.
+//! small PUT/GET (new keys or a working set overwritten), one large PUT, a parallel multipart
+//! upload, ListObjectsV2 pages and bulk fills, with std threads and blocking keep-alive TCP
+//! connections, so the client stays simple and cheap next to the server; and, with `--null`,
+//! the client's own ceiling against a trivial responder.
 //!
 //! Invariants: the bench never picks a non-loopback target by itself (without `--endpoint` it
-//! starts its own server on 127.0.0.1); it writes only into a bucket it creates (removed at the
-//! end unless `--keep-data`); exit status 0 means every request succeeded.
+//! starts its own server, or with `--null` its responder, on 127.0.0.1); it writes only into a
+//! bucket it creates (removed at the end unless `--keep-data`) or the one `--bucket` names
+//! (never removed); exit status 0 means every request succeeded and, with `--null`, that the
+//! responder answered exactly the requests the client sent.
 //!
 //! Layout: `args` (flags, sizes), `client` (HTTP/1.1 + SigV4 client, response parsing),
-//! `workload` (the scenarios), `report` (results, text and JSON), `server` (in-process server).
+//! `workload` (small/large/multipart scenarios), `fill` and `list` (those scenarios), `report`
+//! (results, text and JSON), `server` (in-process server), `null` (the trivial responder).
 
 mod args;
 mod client;
+mod fill;
+mod list;
+mod null;
 mod report;
 mod server;
 mod workload;
@@ -28,10 +36,10 @@ use client::{Client, Endpoint, Payload};
 use report::{json_str, Comparison, ScenarioResult, Tally};
 use std::io::Write;
 use std::process::ExitCode;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use workload::Ctx;
+use workload::{Ctx, KeyMode};
 
 /// Room beyond `--object-size` in the shared buffer, so small objects start at varied offsets.
 const SMALL_BODY_WINDOW_BYTES: u64 = 1024 * 1024;
@@ -64,6 +72,8 @@ struct Summary {
     written: Vec<String>,
     /// The bench's bucket exists (so there is something to clean up).
     bucket_created: bool,
+    /// With `--null`: requests the responder answered.
+    null_answered: Option<u64>,
 }
 
 impl Summary {
@@ -71,6 +81,26 @@ impl Summary {
     fn errors(&self) -> u64 {
         self.results.iter().map(|r| r.tally.errors).sum::<u64>() + self.other_errors
     }
+
+    /// Records what the null responder `r` answered, after the scenarios.
+    fn record_null(&mut self, ctx: &Ctx, r: &null::NullResponder) {
+        let (sent, answered) = (ctx.sent.load(Ordering::Relaxed), r.answered());
+        self.null_answered = Some(answered);
+        eprintln!(
+            "ringstore bench: null responder answered {answered} requests, the client sent {sent}"
+        );
+        if sent != answered {
+            eprintln!("ringstore bench: null responder answered {answered} requests but the client sent {sent}");
+            self.other_errors += 1;
+        }
+    }
+}
+
+/// What the bench loads: a remote endpoint, its own server, or its null responder.
+enum Target {
+    Remote,
+    Server(server::InProcess),
+    Null(null::NullResponder),
 }
 
 /// The keys to sign with: both flags (or environment variables), or the development keys.
@@ -101,7 +131,7 @@ fn run_checked(args: BenchArgs) -> Result<Outcome, String> {
     let creds = credentials(&args)?;
     let interrupted = install_signal_handlers()?;
     let buffer_len = body_buffer_len(&args, plan)?;
-    let (endpoint, server) = start_target(&args, &creds)?;
+    let (endpoint, target) = start_target(&args, &creds)?;
 
     let t0 = Instant::now();
     let data = workload::random_data(buffer_len);
@@ -111,17 +141,24 @@ fn run_checked(args: BenchArgs) -> Result<Outcome, String> {
         endpoint,
         creds,
         payload: payload_of(args.payload),
-        bucket: bucket_name(),
+        bucket: args.bucket.clone().unwrap_or_else(bucket_name),
         data,
         duration: Duration::from_secs(args.duration_secs),
         interrupted,
+        sent: Arc::new(AtomicU64::new(0)),
     };
-    print_banner(&args, &ctx, server.as_ref(), buffer_len, gen_secs);
+    print_banner(&args, &ctx, &target, buffer_len, gen_secs);
 
     let emit = |line: &str| emit_line(args.json, line);
-    let summary = run_scenarios(&ctx, &args, plan, &emit);
+    let mut summary = run_scenarios(&ctx, &args, plan, &emit);
+    if let Target::Null(r) = &target {
+        summary.record_null(&ctx, r);
+        for res in &summary.results {
+            emit(&res.ceiling_line());
+        }
+    }
 
-    if let Err(w) = cleanup(&ctx, &args, server, &summary) {
+    if let Err(w) = cleanup(&ctx, &args, target, &summary) {
         eprintln!("ringstore bench: cleanup: {w}");
     }
     print_error_samples(&summary);
@@ -157,13 +194,14 @@ fn body_buffer_len(args: &BenchArgs, plan: Plan) -> Result<usize, String> {
         .map_err(|_| "the body buffer does not fit in memory on this platform".to_string())
 }
 
-/// The endpoint to load: `--endpoint`, or an in-process server started here.
-fn start_target(
-    args: &BenchArgs,
-    creds: &Credentials,
-) -> Result<(Endpoint, Option<server::InProcess>), String> {
+/// The endpoint to load: `--endpoint`, the null responder, or an in-process server started here.
+fn start_target(args: &BenchArgs, creds: &Credentials) -> Result<(Endpoint, Target), String> {
     match &args.endpoint {
-        Some(url) => Ok((Endpoint::parse(url)?, None)),
+        Some(url) => Ok((Endpoint::parse(url)?, Target::Remote)),
+        None if args.null => {
+            let r = null::NullResponder::start(args.object_size, args.count)?;
+            Ok((Endpoint::of(r.address), Target::Null(r)))
+        }
         None => {
             let s = server::InProcess::start(
                 &args.data,
@@ -172,7 +210,7 @@ fn start_target(
                 args.fsync,
                 args.concurrency,
             )?;
-            Ok((Endpoint::of(s.address), Some(s)))
+            Ok((Endpoint::of(s.address), Target::Server(s)))
         }
     }
 }
@@ -199,15 +237,9 @@ fn payload_of(arg: PayloadArg) -> Payload {
 }
 
 /// Prints the two setup lines on stderr: the target, then the scenario and the body buffer.
-fn print_banner(
-    args: &BenchArgs,
-    ctx: &Ctx,
-    server: Option<&server::InProcess>,
-    buffer_len: usize,
-    gen_secs: f64,
-) {
-    match server {
-        Some(s) => eprintln!(
+fn print_banner(args: &BenchArgs, ctx: &Ctx, target: &Target, buffer_len: usize, gen_secs: f64) {
+    match target {
+        Target::Server(s) => eprintln!(
             "ringstore bench: in-process server {} ({} cores, fsync {}, data {})",
             ctx.endpoint.url(),
             s.cores,
@@ -217,7 +249,11 @@ fn print_banner(
             },
             s.run_dir.display()
         ),
-        None => eprintln!("ringstore bench: endpoint {}", ctx.endpoint.url()),
+        Target::Null(_) => eprintln!(
+            "ringstore bench: null responder {} (no auth, no storage: the client's own ceiling)",
+            ctx.endpoint.url()
+        ),
+        Target::Remote => eprintln!("ringstore bench: endpoint {}", ctx.endpoint.url()),
     }
     eprintln!(
         "ringstore bench: scenario {}, payload {}, bucket {}, {} body buffer in {gen_secs:.2} s, time cap {} s per scenario",
@@ -240,16 +276,17 @@ fn emit_line(json: bool, line: &str) {
 }
 
 /// Removes what the bench wrote (unless `--keep-data`) and stops the in-process server.
-fn cleanup(
-    ctx: &Ctx,
-    args: &BenchArgs,
-    server: Option<server::InProcess>,
-    summary: &Summary,
-) -> Result<(), String> {
-    match server {
-        None if !summary.bucket_created => Ok(()),
-        None if !args.keep_data => remove_remote(ctx, &summary.written, args.concurrency),
-        None => {
+fn cleanup(ctx: &Ctx, args: &BenchArgs, target: Target, summary: &Summary) -> Result<(), String> {
+    match target {
+        Target::Null(r) => {
+            r.stop();
+            Ok(())
+        }
+        Target::Remote if !summary.bucket_created => Ok(()),
+        Target::Remote if !args.keep_data && args.bucket.is_none() => {
+            remove_remote(ctx, &summary.written, args.concurrency)
+        }
+        Target::Remote => {
             eprintln!(
                 "ringstore bench: kept bucket {} on {}",
                 ctx.bucket,
@@ -257,7 +294,7 @@ fn cleanup(
             );
             Ok(())
         }
-        Some(s) => stop_server(s, args.keep_data),
+        Target::Server(s) => stop_server(s, args.keep_data),
     }
 }
 
@@ -329,7 +366,7 @@ fn remove_remote(ctx: &Ctx, keys: &[String], concurrency: usize) -> Result<(), S
 /// Creates the bench's bucket, then runs the planned steps in order until done or interrupted.
 fn run_scenarios(ctx: &Ctx, args: &BenchArgs, plan: Plan, emit: &dyn Fn(&str)) -> Summary {
     let mut summary = Summary::default();
-    if let Err(msg) = create_bucket(ctx) {
+    if let Err(msg) = create_bucket(ctx, args.bucket.is_some()) {
         eprintln!("ringstore bench: {msg}");
         summary.other_errors += 1;
         return summary;
@@ -359,17 +396,25 @@ fn run_scenarios(ctx: &Ctx, args: &BenchArgs, plan: Plan, emit: &dyn Fn(&str)) -
         let single = single.take().filter(|_| plan.compare);
         multipart_step(ctx, args, single, &mut summary, emit);
     }
+    if plan.fill && !ctx.is_interrupted() {
+        fill::step(ctx, args, &mut summary, emit);
+    }
+    if plan.list && !ctx.is_interrupted() {
+        list::step(ctx, args, &mut summary, emit);
+    }
     if ctx.is_interrupted() {
         eprintln!("ringstore bench: interrupted");
     }
     summary
 }
 
-/// CreateBucket for the bench's bucket; `Err` says what went wrong.
-fn create_bucket(ctx: &Ctx) -> Result<(), String> {
+/// CreateBucket for the bench's bucket (when `existing_ok`, one the caller already owns will
+/// do); `Err` says what went wrong.
+fn create_bucket(ctx: &Ctx, existing_ok: bool) -> Result<(), String> {
     let mut c: Client = ctx.client();
     match c.request("PUT", &format!("/{}", ctx.bucket), "", &[]) {
         Ok(r) if r.ok() => Ok(()),
+        Ok(r) if existing_ok && r.describe().contains("BucketAlreadyOwnedByYou") => Ok(()),
         Ok(r) => Err(format!("CreateBucket {}: {}", ctx.bucket, r.describe())),
         Err(e) => Err(format!("CreateBucket {}: {e}", ctx.bucket)),
     }
@@ -388,6 +433,7 @@ fn put_small_step(
         args.count,
         args.object_size,
         args.concurrency,
+        key_mode(args),
     );
     emit(&r.line());
     summary.results.push(r);
@@ -395,6 +441,14 @@ fn put_small_step(
         .written
         .extend((0..keys.attempted).map(workload::small_key));
     keys.ok
+}
+
+/// Which objects put-small writes, from `--keys` and `--working-set`.
+fn key_mode(args: &BenchArgs) -> KeyMode {
+    match args.keys {
+        args::KeysArg::New => KeyMode::New,
+        args::KeysArg::Overwrite => KeyMode::Overwrite(args.working_set),
+    }
 }
 
 /// The small objects get-small reads.
@@ -413,6 +467,7 @@ fn populate_small(ctx: &Ctx, args: &BenchArgs, summary: &mut Summary) -> SmallOb
         args.count,
         args.object_size,
         args.concurrency,
+        key_mode(args),
     );
     eprintln!(
         "ringstore bench: get-small: wrote {} objects of {} first ({:.2} s, not measured)",
@@ -499,9 +554,10 @@ fn multipart_step(
 fn summary_json(args: &BenchArgs, ctx: &Ctx, s: &Summary) -> String {
     let scenarios: Vec<String> = s.results.iter().map(|r| r.json()).collect();
     format!(
-        "{{\"endpoint\":{},\"in_process\":{},\"scenario\":{},\"payload\":{},\"bucket\":{},\"object_size\":{},\"count\":{},\"size\":{},\"part_size\":{},\"concurrency\":{},\"duration_secs\":{},\"scenarios\":[{}],\"comparison\":{},\"errors\":{},\"ok\":{}}}",
+        "{{\"endpoint\":{},\"in_process\":{},\"null\":{},\"scenario\":{},\"payload\":{},\"bucket\":{},\"object_size\":{},\"count\":{},\"keys\":{},\"working_set\":{},\"page_size\":{},\"pages\":{},\"size\":{},\"part_size\":{},\"concurrency\":{},\"duration_secs\":{},\"scenarios\":[{}],\"comparison\":{},\"null_responder\":{},\"errors\":{},\"ok\":{}}}",
         json_str(&ctx.endpoint.url()),
-        args.endpoint.is_none(),
+        args.endpoint.is_none() && !args.null,
+        args.null,
         json_str(args.scenario.name()),
         json_str(match ctx.payload {
             Payload::Unsigned => "unsigned",
@@ -510,12 +566,23 @@ fn summary_json(args: &BenchArgs, ctx: &Ctx, s: &Summary) -> String {
         json_str(&ctx.bucket),
         args.object_size,
         args.count,
+        json_str(match args.keys {
+            args::KeysArg::New => "new",
+            args::KeysArg::Overwrite => "overwrite",
+        }),
+        args.working_set,
+        args.page_size,
+        args.pages,
         args.size,
         args.part_size,
         args.concurrency,
         args.duration_secs,
         scenarios.join(","),
         s.comparison.as_ref().map_or("null".to_string(), |c| c.json()),
+        s.null_answered.map_or("null".to_string(), |a| format!(
+            "{{\"sent\":{},\"answered\":{a}}}",
+            ctx.sent.load(Ordering::Relaxed)
+        )),
         s.errors(),
         s.errors() == 0
     )

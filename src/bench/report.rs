@@ -61,6 +61,8 @@ impl Tally {
 #[derive(Debug, Clone)]
 pub(crate) struct ScenarioResult {
     pub(crate) name: &'static str,
+    /// What one operation is, for the human line: `ops`, or `pages` for list.
+    pub(crate) unit: &'static str,
     pub(crate) tally: Tally,
     /// Wall time of the measured phase.
     pub(crate) elapsed: Duration,
@@ -131,19 +133,23 @@ impl ScenarioResult {
         v
     }
 
-    /// `put-small: 10000 ops in 2.31 s = 4329 ops/s, 16.9 MiB/s, p50 3.1 ms, p99 9.8 ms, errors 0`
+    /// `put-small: 10000 ops in 2.31 s = 4329 ops/s, 16.9 MiB/s, p50 3.1 ms, p90 5.0 ms,
+    /// p99 9.8 ms, max 12.0 ms, errors 0`
     pub(crate) fn line(&self) -> String {
         let s = self.sorted();
         let mut line = format!(
-            "{}: {} ops in {:.2} s = {} ops/s, {} MiB/s, p50 {}, p99 {}, errors {}",
+            "{}: {} {unit} in {:.2} s = {} {unit}/s, {} MiB/s, p50 {}, p90 {}, p99 {}, max {}, errors {}",
             self.name,
             self.tally.ops,
             self.secs(),
             fmt_rate(self.ops_per_sec()),
             fmt_rate(self.mib_per_sec()),
             fmt_ms(percentile_ms(&s, 50.0)),
+            fmt_ms(percentile_ms(&s, 90.0)),
             fmt_ms(percentile_ms(&s, 99.0)),
-            self.tally.errors
+            fmt_ms(percentile_ms(&s, 100.0)),
+            self.tally.errors,
+            unit = self.unit,
         );
         if let Some(d) = &self.detail {
             let _ = write!(line, " ({d})");
@@ -154,13 +160,26 @@ impl ScenarioResult {
         line
     }
 
+    /// `client ceiling (null responder): put-small 52000 ops/s, p50 0.30 ms`
+    pub(crate) fn ceiling_line(&self) -> String {
+        let s = self.sorted();
+        format!(
+            "client ceiling (null responder): {} {} {}/s, p50 {}",
+            self.name,
+            fmt_rate(self.ops_per_sec()),
+            self.unit,
+            fmt_ms(percentile_ms(&s, 50.0))
+        )
+    }
+
     /// The result as a JSON object.
     pub(crate) fn json(&self) -> String {
         let s = self.sorted();
         format!(
-            "{{\"name\":{},\"ops\":{},\"bytes\":{},\"seconds\":{:.6},\"ops_per_sec\":{:.3},\"mib_per_sec\":{:.3},\"p50_ms\":{:.3},\"p90_ms\":{:.3},\"p99_ms\":{:.3},\"max_ms\":{:.3},\"errors\":{},\"connections\":{},\"stopped_early\":{},\"error_samples\":[{}]}}",
+            "{{\"name\":{},\"ops\":{},\"unit\":{},\"bytes\":{},\"seconds\":{:.6},\"ops_per_sec\":{:.3},\"mib_per_sec\":{:.3},\"p50_ms\":{:.3},\"p90_ms\":{:.3},\"p99_ms\":{:.3},\"max_ms\":{:.3},\"errors\":{},\"connections\":{},\"stopped_early\":{},\"error_samples\":[{}]}}",
             json_str(self.name),
             self.tally.ops,
+            json_str(self.unit),
             self.tally.bytes,
             self.secs(),
             self.ops_per_sec(),
@@ -279,6 +298,7 @@ mod tests {
         }
         ScenarioResult {
             name,
+            unit: "ops",
             tally: t,
             elapsed: Duration::from_millis(ms),
             connections: 16,
@@ -306,9 +326,12 @@ mod tests {
             line.starts_with("put-small: 10000 ops in 2.31 s = 4329 ops/s, 16.9 MiB/s, p50 "),
             "{line}"
         );
+        assert!(line.contains(", p90 ") && line.contains(", max "), "{line}");
         assert!(line.ends_with(", errors 0"), "{line}");
         let json = r.json();
-        assert!(json.starts_with("{\"name\":\"put-small\",\"ops\":10000,\"bytes\":40960000,"));
+        assert!(json.starts_with(
+            "{\"name\":\"put-small\",\"ops\":10000,\"unit\":\"ops\",\"bytes\":40960000,"
+        ));
         assert!(json.contains("\"errors\":0,"));
     }
 

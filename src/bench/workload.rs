@@ -1,5 +1,6 @@
-//! The workloads: small PUTs and GETs on a pool of connections, one large PUT, and a multipart
-//! upload whose parts go out on parallel connections.
+//! The workloads: small PUTs (new keys, or a working set overwritten) and GETs on a pool of
+//! connections, one large PUT, and a multipart upload whose parts go out on parallel
+//! connections; and the connection pool the fill and list scenarios share.
 //!
 //! Invariants: every loop stops at its count or at the time cap (or on Ctrl-C), whichever comes
 //! first; bodies are slices of one shared pre-generated buffer (nothing is allocated per
@@ -29,12 +30,15 @@ pub(crate) struct Ctx {
     pub(crate) duration: Duration,
     /// Set on Ctrl-C: every loop stops at its next request.
     pub(crate) interrupted: Arc<AtomicBool>,
+    /// Requests written in full by every client of this context.
+    pub(crate) sent: Arc<AtomicU64>,
 }
 
 impl Ctx {
     /// A new client (no connection yet) for the endpoint, keys and payload mode.
     pub(crate) fn client(&self) -> Client {
         Client::new(self.endpoint.clone(), self.creds.clone(), self.payload)
+            .counting(self.sent.clone())
     }
 
     /// Whether Ctrl-C (or SIGTERM) was received.
@@ -43,12 +47,12 @@ impl Ctx {
     }
 
     /// Whether a loop must stop: interrupted, or past `deadline`.
-    fn out_of_time(&self, deadline: Instant) -> bool {
+    pub(super) fn out_of_time(&self, deadline: Instant) -> bool {
         self.is_interrupted() || Instant::now() >= deadline
     }
 
     /// Why a loop that `stopped` early did so.
-    fn stop_reason(&self, stopped: bool) -> Option<&'static str> {
+    pub(super) fn stop_reason(&self, stopped: bool) -> Option<&'static str> {
         match (stopped, self.is_interrupted()) {
             (false, _) => None,
             (true, true) => Some("interrupted"),
@@ -57,7 +61,7 @@ impl Ctx {
     }
 
     /// The request path of object `key` in the bench's bucket.
-    fn object_path(&self, key: &str) -> String {
+    pub(super) fn object_path(&self, key: &str) -> String {
         format!("/{}/{}", self.bucket, key)
     }
 
@@ -102,7 +106,7 @@ pub(crate) fn random_data(len: usize) -> Arc<[u8]> {
 
 /// Runs `work` on `workers` threads, each with its own client whose connection is opened
 /// before the clock starts. Returns the merged tally and the wall time of the work.
-fn pool<F>(ctx: &Ctx, workers: usize, work: F) -> (Tally, Duration)
+pub(super) fn pool<F>(ctx: &Ctx, workers: usize, work: F) -> (Tally, Duration)
 where
     F: Fn(&mut Client, &mut Tally) + Sync,
 {
@@ -137,19 +141,40 @@ where
 
 /// Small objects a [`put_small`] run wrote.
 pub(crate) struct Written {
-    /// Indices written successfully, ascending.
+    /// Indices written successfully, ascending, each once.
     pub(crate) ok: Vec<u64>,
     /// Requests went out for indices `0..attempted` (some may have failed).
     pub(crate) attempted: u64,
 }
 
-/// PUTs small objects `0..count` of `size` bytes on `concurrency` connections.
+/// Which small object operation `i` of put-small writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeyMode {
+    /// Object `i`: every PUT creates an object.
+    New,
+    /// Object `i mod n`: PUTs cycle through a working set of `n` objects.
+    Overwrite(u64),
+}
+
+impl KeyMode {
+    /// The object index operation `i` writes.
+    pub(crate) fn index(self, i: u64) -> u64 {
+        match self {
+            KeyMode::New => i,
+            KeyMode::Overwrite(n) => i % n.max(1),
+        }
+    }
+}
+
+/// PUTs `count` small objects of `size` bytes on `concurrency` connections, operation `i` to
+/// the object `keys.index(i)`.
 pub(crate) fn put_small(
     ctx: &Ctx,
     name: &'static str,
     count: u64,
     size: u64,
     concurrency: usize,
+    keys: KeyMode,
 ) -> (ScenarioResult, Written) {
     let workers = concurrency.min(count as usize).max(1);
     let next = AtomicU64::new(0);
@@ -168,14 +193,15 @@ pub(crate) fn put_small(
                 early.store(true, Ordering::Relaxed);
                 break;
             }
-            attempted.fetch_max(i + 1, Ordering::Relaxed);
-            let path = ctx.object_path(&small_key(i));
+            let k = keys.index(i);
+            attempted.fetch_max(k + 1, Ordering::Relaxed);
+            let path = ctx.object_path(&small_key(k));
             let body = ctx.small_body(i, size);
             let t0 = Instant::now();
             match client.request("PUT", &path, "", body) {
                 Ok(r) if r.ok() && r.etag.is_some() => {
                     tally.success(size, t0.elapsed());
-                    mine.push(i);
+                    mine.push(k);
                 }
                 Ok(r) if r.ok() => {
                     tally.error(format!("PUT {path}: HTTP {} without ETag", r.status))
@@ -191,9 +217,11 @@ pub(crate) fn put_small(
     });
     let mut ok = written.into_inner().unwrap_or_else(|e| e.into_inner());
     ok.sort_unstable();
+    ok.dedup();
     (
         ScenarioResult {
             name,
+            unit: "ops",
             tally,
             elapsed,
             connections: workers,
@@ -222,6 +250,7 @@ pub(crate) fn get_small(
         tally.error("no objects were written, nothing to read".to_string());
         return ScenarioResult {
             name: "get-small",
+            unit: "ops",
             tally,
             elapsed: Duration::ZERO,
             connections: 0,
@@ -262,6 +291,7 @@ pub(crate) fn get_small(
     });
     ScenarioResult {
         name: "get-small",
+        unit: "ops",
         tally,
         elapsed,
         connections: workers,
@@ -286,6 +316,7 @@ pub(crate) fn put_large(ctx: &Ctx, size: u64) -> ScenarioResult {
     }
     ScenarioResult {
         name: "put-large",
+        unit: "ops",
         tally,
         elapsed: t0.elapsed(),
         connections: 1,
@@ -490,6 +521,7 @@ fn multipart_result(
 ) -> ScenarioResult {
     ScenarioResult {
         name: "multipart",
+        unit: "ops",
         tally,
         elapsed,
         connections: workers,
@@ -561,6 +593,7 @@ mod tests {
             data: random_data(10_000),
             duration: Duration::from_secs(1),
             interrupted: Arc::new(AtomicBool::new(false)),
+            sent: Arc::new(AtomicU64::new(0)),
         };
         for i in 0..1000 {
             assert_eq!(ctx.small_body(i, 4096).len(), 4096);
@@ -569,5 +602,12 @@ mod tests {
         }
         assert_ne!(ctx.small_body(0, 64), ctx.small_body(1, 64));
         assert_eq!(ctx.object_path(&small_key(7)), "/b/small/00000007");
+    }
+
+    #[test]
+    fn key_modes() {
+        assert_eq!(KeyMode::New.index(1000), 1000);
+        assert_eq!(KeyMode::Overwrite(128).index(1000), 1000 % 128);
+        assert_eq!(KeyMode::Overwrite(1).index(7), 0);
     }
 }
