@@ -43,7 +43,7 @@ fn serve(args: ringstore::cli::ServeArgs) -> ExitCode {
     };
     let r = started.report;
     eprintln!(
-        "ringstore: recovery: {} buckets, {} objects loaded; {} staging files, {} partial buckets removed; {} corrupt object files ignored",
+        "ringstore: recovery: {} buckets, {} objects loaded; {} staging files, {} partial buckets removed; {} unreferenced object files removed",
         r.buckets, r.objects, started.removed_staging_files, r.removed_partial_buckets, r.corrupt_files
     );
     println!(
@@ -57,7 +57,10 @@ fn serve(args: ringstore::cli::ServeArgs) -> ExitCode {
         eprintln!("ringstore: signal {sig}: finishing in-flight requests, then stopping");
     }
     ringstore::http::shutdown::request_shutdown();
-    started.join();
-    eprintln!("ringstore: stopped");
+    let (records, flushes) = started.join();
+    eprintln!(
+        "ringstore: stopped; log: {records} records in {flushes} flushes ({:.2} per flush)",
+        records as f64 / flushes.max(1) as f64
+    );
     ExitCode::SUCCESS
 }

@@ -136,11 +136,15 @@ fn assert_data_layout(s: &Server) {
             .collect();
         let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
         let is_hex32 = |s: &str| s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit());
+        let is_hex16 = |s: &str| s.len() == 16 && s.bytes().all(|b| b.is_ascii_hexdigit());
         let ok = match parts.as_slice() {
             ["ringstore.format"] => true,
             ["tmp", _] => true,
             ["buckets", b, "bucket.meta"] => validate_bucket_name(b).is_ok(),
-            ["buckets", b, "objects", h] => validate_bucket_name(b).is_ok() && is_hex32(h),
+            ["buckets", b, "objects", o] => {
+                validate_bucket_name(b).is_ok() && o.strip_prefix("o-").is_some_and(is_hex16)
+            }
+            ["log", seg] => seg.strip_prefix("seg-").is_some_and(is_hex16),
             ["buckets", b, "uploads", u, f] => {
                 validate_bucket_name(b).is_ok()
                     && is_hex32(u)

@@ -535,7 +535,7 @@ fn empty_format_marker_from_a_cut_first_start_is_repaired() {
     assert!(get.body == body);
     assert_eq!(
         std::fs::read_to_string(&marker).expect("marker"),
-        "ringstore 1\n"
+        "ringstore 2\n"
     );
     assert!(s.log_text().contains("is empty"), "{}", s.log_text());
 }

@@ -71,14 +71,17 @@ pub struct Started {
     pub report: LoadReport,
     pub removed_staging_files: usize,
     handles: Vec<glommio::ExecutorJoinHandle<()>>,
+    engine: Arc<crate::storage::EngineStart>,
 }
 
 impl Started {
-    /// Blocks until every core has stopped.
-    pub fn join(self) {
+    /// Blocks until every core has stopped; returns the log records and flushes written
+    /// (records per flush is the group commit's batching).
+    pub fn join(self) -> (u64, u64) {
         for h in self.handles {
             let _ = h.join();
         }
+        self.engine.catalog.counters.flushes()
     }
 }
 
@@ -108,7 +111,7 @@ fn reserve_address(addr: SocketAddr) -> std::io::Result<(SocketAddr, socket2::So
 /// Starts every core; returns once all of them listen (or the first error).
 pub fn start(config: ServerConfig) -> std::io::Result<Started> {
     assert!((1..=CORES_MAX).contains(&config.cores));
-    let prepared = crate::storage::prepare_data_dir(&config.data_dir)?;
+    let prepared = crate::storage::prepare_data_dir(&config.data_dir, config.cores)?;
     raise_open_files_limit();
     let (address, reservation) = reserve_address(config.address)?;
     let cpus = config.cpus.clone();
@@ -118,6 +121,7 @@ pub fn start(config: ServerConfig) -> std::io::Result<Started> {
         config,
         address,
         root: prepared.root,
+        engine: prepared.engine.clone(),
         epoch_s: crate::clock::now_ms() / 1000,
         open_connections: AtomicUsize::new(0),
         cores_drained: AtomicUsize::new(0),
@@ -146,6 +150,7 @@ pub fn start(config: ServerConfig) -> std::io::Result<Started> {
         report,
         removed_staging_files: prepared.removed_staging_files,
         handles,
+        engine: prepared.engine,
     })
 }
 
@@ -154,6 +159,8 @@ struct Shared {
     config: ServerConfig,
     address: SocketAddr,
     root: PathBuf,
+    /// The replayed storage every core's store starts from.
+    engine: Arc<crate::storage::EngineStart>,
     epoch_s: u64,
     /// Open client connections on all cores together.
     open_connections: AtomicUsize,
@@ -198,6 +205,7 @@ async fn run_core(
     let store_config = StoreConfig {
         root: shared.root.clone(),
         fsync: config.fsync == FsyncPolicy::Always,
+        engine: shared.engine.clone(),
     };
     let (store, report) = match Store::open(core, mesh, store_config).await {
         Ok(x) => x,

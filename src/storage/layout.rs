@@ -15,7 +15,9 @@ use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
 pub(crate) const FORMAT_FILE: &str = "ringstore.format";
-pub(crate) const FORMAT_LINE: &str = "ringstore 1\n";
+pub(crate) const FORMAT_LINE: &str = "ringstore 2\n";
+/// The marker of the first format (one file per object), migrated at startup.
+pub(crate) const FORMAT_LINE_V1: &str = "ringstore 1\n";
 pub(crate) const BUCKET_META_FILE: &str = "bucket.meta";
 pub(crate) const UPLOAD_META_FILE: &str = "upload.meta";
 const PART_FILE_PREFIX: &str = "part-";
@@ -64,6 +66,11 @@ impl Layout {
         self.root.join(TMP_DIR_NAME)
     }
 
+    /// The log segments of every core.
+    pub(crate) fn log_dir(&self) -> PathBuf {
+        self.root.join("log")
+    }
+
     pub(crate) fn buckets_dir(&self) -> PathBuf {
         self.root.join("buckets")
     }
@@ -82,10 +89,6 @@ impl Layout {
 
     pub(crate) fn objects_dir(&self, bucket: &str) -> PathBuf {
         self.bucket_dir(bucket).join("objects")
-    }
-
-    pub(crate) fn object_file(&self, bucket: &str, key: &str) -> PathBuf {
-        self.objects_dir(bucket).join(object_file_name(key))
     }
 
     pub(crate) fn uploads_dir(&self, bucket: &str) -> PathBuf {

@@ -2,7 +2,7 @@
 //! v1/v2 and ListObjectVersions render).
 //!
 //! Invariants (S3 semantics):
-//! - Keys are visited in UTF-8 byte order (the `BTreeMap<String, _>` order), strictly after
+//! - Keys are visited in UTF-8 byte order (`String` order), strictly after
 //!   `start_after`, and only those starting with `prefix`.
 //! - With a non-empty delimiter, a key whose remainder after `prefix` contains the delimiter is
 //!   rolled up into the common prefix `prefix + remainder[..=first delimiter]`; each common prefix
@@ -11,11 +11,11 @@
 //!   `next_marker` returns each common prefix exactly once across pages.
 //! - `is_truncated` is exact (a look-ahead decides it) and `next_marker` is set whenever it is true.
 //! - Work is proportional to the page, not to the number of keys under a rolled-up prefix: a
-//!   rolled-up prefix is skipped with one `BTreeMap::range` seek to its successor.
+//!   rolled-up prefix is skipped with one range seek to its successor.
 
 use std::ops::Bound;
 
-use crate::storage::index::{BucketIndex, ObjectSummary};
+use crate::storage::index::{BucketIndex, ObjectSummary, SharedIndex};
 
 /// What to list. `start_after` is the exclusive lower bound: the v1 marker, the v2 start-after, or
 /// the decoded v2 continuation token, whichever is greater (see `s3::params::later_marker`).
@@ -52,8 +52,34 @@ impl ListPage {
     }
 }
 
+/// An ordered key -> summary source that listing walks.
+pub trait ListSource {
+    /// Calls `f(key, summary)` for each key from `lower` on, in order, while `f` returns true.
+    fn scan_from(&self, lower: Bound<&str>, f: &mut dyn FnMut(&str, &ObjectSummary) -> bool);
+}
+
+impl ListSource for BucketIndex {
+    fn scan_from(&self, lower: Bound<&str>, f: &mut dyn FnMut(&str, &ObjectSummary) -> bool) {
+        for (key, summary) in self.range::<str, _>((lower, Bound::Unbounded)) {
+            if !f(key, summary) {
+                return;
+            }
+        }
+    }
+}
+
+impl ListSource for SharedIndex {
+    fn scan_from(&self, lower: Bound<&str>, f: &mut dyn FnMut(&str, &ObjectSummary) -> bool) {
+        for entry in self.range::<str, _>((lower, Bound::Unbounded)) {
+            if !f(entry.key(), &entry.value().summary) {
+                return;
+            }
+        }
+    }
+}
+
 /// Lists one page of `index` according to `params`.
-pub fn list_page(index: &BucketIndex, params: &ListParams) -> ListPage {
+pub fn list_page(index: &(impl ListSource + ?Sized), params: &ListParams) -> ListPage {
     let mut page = ListPage::default();
     if params.max_keys == 0 {
         // S3 answers max-keys=0 with an empty, non-truncated page.
@@ -67,47 +93,49 @@ pub fn list_page(index: &BucketIndex, params: &ListParams) -> ListPage {
         return page;
     };
     let mut returned = 0usize;
-    let mut last_returned: Option<&str> = None;
-
-    'seek: loop {
+    // Whether the last item returned was a common prefix (else a key).
+    let mut last_was_prefix = false;
+    loop {
         let mut resume_at: Option<String> = None;
-        let range = index.range::<str, _>((lower.as_ref().map(String::as_str), Bound::Unbounded));
-        for (key, summary) in range {
+        let mut done = false;
+        index.scan_from(lower.as_ref().map(String::as_str), &mut |key, summary| {
             // Keys at or above `prefix` that do not start with it come after every key that does.
             if !key.starts_with(prefix) {
-                break 'seek;
+                done = true;
+                return false;
             }
             if returned == params.max_keys {
                 page.is_truncated = true;
-                page.next_marker = last_returned.map(str::to_owned);
-                break 'seek;
+                page.next_marker = match last_was_prefix {
+                    true => page.common_prefixes.last().cloned(),
+                    false => page.contents.last().map(|e| e.key.clone()),
+                };
+                done = true;
+                return false;
             }
             returned += 1;
             match rolled_up_prefix(key, prefix, delimiter) {
                 Some(common) => {
                     page.common_prefixes.push(common.to_owned());
-                    last_returned = Some(common);
+                    last_was_prefix = true;
                     // Seek past every key under this common prefix instead of walking them.
-                    match prefix_successor(common) {
-                        Some(next) => {
-                            resume_at = Some(next);
-                            break;
-                        }
-                        None => break 'seek,
-                    }
+                    resume_at = prefix_successor(common);
+                    done = resume_at.is_none();
+                    false
                 }
                 None => {
                     page.contents.push(ListEntry {
-                        key: key.clone(),
+                        key: key.to_owned(),
                         summary: summary.clone(),
                     });
-                    last_returned = Some(key);
+                    last_was_prefix = false;
+                    true
                 }
             }
-        }
+        });
         match resume_at {
-            Some(next) => lower = Bound::Included(next),
-            None => break,
+            Some(next) if !done => lower = Bound::Included(next),
+            _ => break,
         }
     }
     page

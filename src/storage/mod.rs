@@ -6,24 +6,31 @@
 //! layout, and the cross-core calls that carry metadata operations to a bucket's owner core.
 //! Only [`Store`] and the value types it takes and returns are visible above this module.
 //!
-//! Invariants: only a bucket's owner core changes it; a commit renames a staging file only after
-//! it was synced, and publishes it in the index only after the rename (and directory sync) —
-//! so an acknowledged write is durable and a listed key is readable.
+//! On disk (format 2): per-core append-only logs ([`log`]) hold every object change as a record
+//! (small objects inline, larger ones and multipart objects as a reference to their own file);
+//! the bucket indexes are rebuilt from them at startup ([`replay`]) and shared by every core.
+//!
+//! Invariants: only a bucket's owner core changes its index; an index entry appears only after
+//! its log record is durable (and a file it names was synced and renamed, with its directory
+//! synced, before that record was written) — so an acknowledged write is durable and a listed
+//! key is readable.
 
+mod catalog;
 mod disk;
+mod entry;
 mod error;
 mod group_sync;
 mod index;
 mod layout;
 mod list;
 mod locks;
-#[allow(dead_code)] // wired into the engine by the next commits of the engine issue
 mod log;
 mod owner;
 mod owner_uploads;
 mod reader;
 pub mod record;
 mod recovery;
+mod replay;
 mod shard;
 mod store;
 mod uploads;
@@ -33,77 +40,114 @@ pub(crate) use error::StorageError;
 pub use index::BucketIndex;
 pub use index::{ObjectSummary, WriteCondition};
 pub(crate) use layout::is_valid_upload_id;
-pub use list::{list_page, ListEntry, ListPage, ListParams};
+pub use list::{list_page, ListEntry, ListPage, ListParams, ListSource};
 pub(crate) use reader::{ObjectStream, OpenObject};
 pub(crate) use record::{ObjectRecord, StoredChecksum};
 pub(crate) use recovery::LoadReport;
 pub use shard::owner_of;
 pub(crate) use shard::CoreMesh;
-pub(crate) use store::{ObjectWriter, StagedObject, Store, StoreConfig};
+pub(crate) use store::{EngineStart, ObjectWriter, StagedObject, Store, StoreConfig};
 pub(crate) use uploads::{CompletePart, CompleteRequest, PartInfo, UploadInfo};
 
 use std::path::{Path, PathBuf};
 
+/// Log segment size of new segments.
+pub(crate) const LOG_SEGMENT_SIZE_BYTES: u64 = log::segment::SEGMENT_SIZE_DEFAULT_BYTES;
+
 /// What preparing the data directory found.
-#[derive(Debug)]
 pub(crate) struct Prepared {
     /// The absolute data directory every core opens its [`Store`] on.
     pub(crate) root: PathBuf,
     /// Staging files of an earlier run that were removed (writes never acknowledged).
     pub(crate) removed_staging_files: usize,
+    /// The replayed catalogue and logs every core's [`Store`] starts from.
+    pub(crate) engine: std::sync::Arc<EngineStart>,
 }
 
-/// Creates the data directory if missing, checks its format marker, and removes staging
-/// leftovers of an earlier run. Call once, before any [`Store::open`].
+/// Creates the data directory if missing, checks its format marker (migrating a format-1
+/// directory), removes staging leftovers of an earlier run and replays the logs. Call once,
+/// before any [`Store::open`], with the number of cores that will serve.
 ///
 /// Every directory and the marker are durable before they are relied on (synced whatever
 /// `--fsync` says: this happens once per start).
-pub(crate) fn prepare_data_dir(dir: &Path) -> std::io::Result<Prepared> {
+pub(crate) fn prepare_data_dir(dir: &Path, cores: usize) -> std::io::Result<Prepared> {
     std::fs::create_dir_all(dir)?;
     // Absolute, so directory handles never depend on the working directory.
     let root = std::fs::canonicalize(dir)?;
     let layout = layout::Layout::new(root.clone());
     std::fs::create_dir_all(layout.buckets_dir())?;
     std::fs::create_dir_all(layout.tmp_dir())?;
+    std::fs::create_dir_all(layout.log_dir())?;
     disk::sync_dir(&root)?;
-    check_format_marker(&layout.format_marker())?;
+    check_format_marker(&layout)?;
     let mut removed_staging_files = 0;
     for entry in std::fs::read_dir(layout.tmp_dir())? {
         std::fs::remove_file(entry?.path())?;
         removed_staging_files += 1;
     }
+    let started = std::time::Instant::now();
+    let (engine, r) = replay::replay(&layout, cores, LOG_SEGMENT_SIZE_BYTES)?;
+    eprintln!(
+        "ringstore: log replay: {} segments, {} records ({} torn tails) in {} ms; {} partial buckets removed",
+        r.segments,
+        r.records,
+        r.torn_tails,
+        started.elapsed().as_millis(),
+        r.removed_partial_buckets
+    );
     Ok(Prepared {
         root,
         removed_staging_files,
+        engine: std::sync::Arc::new(engine),
     })
 }
 
-/// Checks the format marker, writing it (durably) in a new data directory. An empty marker is
-/// what a power cut leaves when the very first start wrote it but it never reached the disk
-/// (before markers were synced): that start created the directory, so the marker is rewritten,
-/// with a log line. Any other content is a format this build does not understand: refused.
-fn check_format_marker(marker: &Path) -> std::io::Result<()> {
-    use layout::FORMAT_LINE;
-    match std::fs::read_to_string(marker) {
-        Ok(s) if s == FORMAT_LINE => Ok(()),
-        Ok(s) if s.is_empty() => {
+/// Checks the format marker, writing it (durably) in a new data directory and migrating a
+/// format-1 directory. An empty marker is what a power cut leaves when the very first start
+/// wrote it but it never reached the disk (before markers were synced): a directory with buckets
+/// but no log is then format 1, otherwise it is new. Anything else is refused.
+fn check_format_marker(layout: &layout::Layout) -> std::io::Result<()> {
+    use layout::{FORMAT_LINE, FORMAT_LINE_V1};
+    let marker = layout.format_marker();
+    let found = match std::fs::read_to_string(&marker) {
+        Ok(s) => Some(s),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e),
+    };
+    let is_v1 = match found.as_deref() {
+        Some(s) if s == FORMAT_LINE => return Ok(()),
+        Some(s) if s == FORMAT_LINE_V1 => true,
+        Some("") => {
             eprintln!(
                 "ringstore: {} is empty (a first start cut off before it reached the disk); rewriting it",
                 marker.display()
             );
-            disk::write_durably(marker, FORMAT_LINE.as_bytes(), true)
+            looks_like_v1(layout)?
         }
-        Ok(s) => Err(std::io::Error::other(format!(
-            "{} says {:?}; this ringstore understands {:?}",
-            marker.display(),
-            s.trim(),
-            FORMAT_LINE.trim()
-        ))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            disk::write_durably(marker, FORMAT_LINE.as_bytes(), true)
+        None => false,
+        Some(s) => {
+            return Err(std::io::Error::other(format!(
+                "{} says {:?}; this ringstore understands {:?} (and migrates {:?})",
+                marker.display(),
+                s.trim(),
+                FORMAT_LINE.trim(),
+                FORMAT_LINE_V1.trim()
+            )))
         }
-        Err(e) => Err(e),
+    };
+    if is_v1 {
+        eprintln!("ringstore: migrating the data directory from format 1 to format 2");
+        let n = replay::migrate_v1(layout, LOG_SEGMENT_SIZE_BYTES)?;
+        eprintln!("ringstore: migrated {n} objects to format 2");
     }
+    disk::write_durably(&marker, FORMAT_LINE.as_bytes(), true)
+}
+
+/// A directory with buckets and no log segments was written by format 1.
+fn looks_like_v1(layout: &layout::Layout) -> std::io::Result<bool> {
+    let no_log = log::segment::list_segments(&layout.log_dir())?.is_empty();
+    let buckets = std::fs::read_dir(layout.buckets_dir())?.next().is_some();
+    Ok(no_log && buckets)
 }
 
 #[cfg(test)]
@@ -119,7 +163,7 @@ mod tests {
     #[test]
     fn new_directory_gets_a_durable_marker_and_no_leftovers() {
         let dir = temp_dir();
-        let p = prepare_data_dir(&dir.path().join("data")).unwrap();
+        let p = prepare_data_dir(&dir.path().join("data"), 1).unwrap();
         let marker = p.root.join(layout::FORMAT_FILE);
         assert_eq!(
             std::fs::read_to_string(&marker).unwrap(),
@@ -129,24 +173,30 @@ mod tests {
         assert_eq!(p.removed_staging_files, 0);
         // Staging leftovers of a crashed run are removed on the next start.
         std::fs::write(p.root.join("tmp").join("0-1-1.tmp"), b"x").unwrap();
-        assert_eq!(prepare_data_dir(&p.root).unwrap().removed_staging_files, 1);
+        assert_eq!(
+            prepare_data_dir(&p.root, 1).unwrap().removed_staging_files,
+            1
+        );
     }
 
     #[test]
     fn empty_marker_is_repaired_and_foreign_marker_refused() {
         let dir = temp_dir();
-        let root = prepare_data_dir(dir.path()).unwrap().root;
+        let root = prepare_data_dir(dir.path(), 1).unwrap().root;
         let marker = root.join(layout::FORMAT_FILE);
         std::fs::write(&marker, b"").unwrap();
-        prepare_data_dir(&root).expect("an empty marker is repaired");
+        prepare_data_dir(&root, 1).expect("an empty marker is repaired");
         assert_eq!(
             std::fs::read_to_string(&marker).unwrap(),
             layout::FORMAT_LINE
         );
         std::fs::write(&marker, b"ringstore 9\n").unwrap();
-        let err = prepare_data_dir(&root).unwrap_err().to_string();
+        let err = prepare_data_dir(&root, 1)
+            .err()
+            .expect("refused")
+            .to_string();
         assert!(
-            err.contains("ringstore 9") && err.contains("ringstore 1"),
+            err.contains("ringstore 9") && err.contains("ringstore 2"),
             "{err}"
         );
         assert_eq!(std::fs::read_to_string(&marker).unwrap(), "ringstore 9\n");

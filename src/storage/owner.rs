@@ -1,18 +1,28 @@
-//! Owner state: the buckets one core owns, their indexes, and every metadata change to them.
+//! Owner state: the buckets one core owns, and every change to their indexes.
 //!
-//! Invariants: only the owner core of a bucket (`owner = hash(bucket) % cores`) creates, deletes
-//! or commits into it, so its changes are ordered without cross-core locks; changes to one key
-//! are applied strictly in arrival order (a per-key FIFO permit), and the index is updated only
-//! after the change is durable (rename + directory fsync) — so an acknowledged write is on disk
-//! and a listed key is readable.
+//! Two ways a change reaches the index, both ending in [`BucketState::install`] under the key's
+//! lock:
+//! - *apply*: a small unconditional PUT sealed its record into the accepting core's log, and
+//!   that core sends the owner the resulting index entry (bytes never cross cores);
+//! - *owner writes*: file-backed PUTs, conditional PUTs, deletes and multipart completions,
+//!   whose conditions are checked and whose record is appended to this core's log while the
+//!   owner holds the key's lock.
+//!
+//! Invariants: only the owner core of a bucket (`owner = hash(bucket) % cores`) changes its
+//! index; an entry is installed only after its log record is durable (the [`Durable`] proof);
+//! between two changes of a key the higher sequence number wins — the rule replay applies — and
+//! tombstones are kept in memory while an older change could still arrive (the catalogue's
+//! floor); a file or upload directory is removed only once no index entry names it.
 
+use crate::storage::catalog::{Catalog, SharedBucket};
 use crate::storage::disk::{sync_dir, write_durably};
+use crate::storage::entry;
 use crate::storage::error::{StorageError, StorageResult};
 use crate::storage::group_sync::GroupSync;
-use crate::storage::index::{BucketIndex, ObjectSummary, WriteCondition};
+use crate::storage::index::{Body, IndexEntry, ObjectSummary, SharedIndex, WriteCondition};
 use crate::storage::layout::Layout;
-use crate::storage::list::{list_page, ListPage, ListParams};
 use crate::storage::locks::KeyedLocks;
+use crate::storage::log::appender::{Appended, Appender};
 use crate::storage::recovery::{self, LoadReport};
 use crate::storage::uploads::UploadState;
 use glommio::io::Directory;
@@ -21,73 +31,84 @@ use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::path::Path;
 use std::rc::Rc;
+use std::sync::Arc;
+
+/// Tombstones a bucket keeps before it first prunes those no older write can overtake.
+const TOMBSTONES_PRUNE_MIN: usize = 1024;
 
 /// One bucket owned by this core.
 pub(crate) struct BucketState {
-    pub(crate) name: String,
-    pub(crate) created_ms: u64,
-    pub(crate) index: RefCell<BucketIndex>,
+    pub(crate) shared: Arc<SharedBucket>,
     dir: GroupSync,
     /// One FIFO lock per key: changes to a key apply in arrival order.
     key_locks: Rc<KeyedLocks<String>>,
-    /// Commits and deletes in progress (a bucket with any is not empty).
+    /// Changes in progress (a bucket with any is not empty).
     in_flight: Cell<usize>,
     /// Multipart uploads in progress, by upload id.
     pub(crate) uploads: RefCell<HashMap<String, Rc<UploadState>>>,
-    /// Keys whose current object is multipart -> the upload directory holding its parts.
-    pub(crate) multipart_data: RefCell<HashMap<String, String>>,
+    /// Sequence numbers of recent deletes, by key (see the module invariants).
+    tombstones: RefCell<HashMap<String, u64>>,
+    prune_tombstones_at: Cell<usize>,
 }
 
 /// The buckets owned by one core.
 pub(crate) struct Owner {
     pub(crate) layout: Layout,
     pub(crate) fsync: bool,
+    pub(crate) catalog: Arc<Catalog>,
+    pub(crate) log: Appender,
     buckets: RefCell<BTreeMap<String, Rc<BucketState>>>,
 }
 
+/// Proof that a change's log record is durable; made only from an [`Appended`] record.
+pub(crate) struct Durable(u64);
+
+impl Durable {
+    pub(crate) fn of(appended: &Appended) -> Durable {
+        Durable(appended.seq)
+    }
+}
+
 impl Owner {
-    pub(crate) fn new(layout: Layout, fsync: bool) -> Owner {
+    pub(crate) fn new(layout: Layout, fsync: bool, catalog: Arc<Catalog>, log: Appender) -> Owner {
         Owner {
             layout,
             fsync,
+            catalog,
+            log,
             buckets: RefCell::new(BTreeMap::new()),
         }
     }
 
-    /// Loads the buckets for which `is_mine(name)` holds from disk (startup only; blocking I/O).
+    /// Takes over the catalogue's buckets for which `is_mine(name)` holds: their uploads in
+    /// progress, and cleanup of what no index entry names (startup only; blocking I/O).
     pub(crate) async fn load(&self, is_mine: impl Fn(&str) -> bool) -> io::Result<LoadReport> {
         let mut report = LoadReport::default();
-        for (name, created_ms) in recovery::my_buckets(&self.layout, is_mine, &mut report)? {
-            let loaded = recovery::load_bucket(&self.layout, name, created_ms, &mut report)?;
-            let state = self
-                .bucket_state(&loaded.name, loaded.created_ms, loaded.index)
-                .await?;
-            *state.multipart_data.borrow_mut() = loaded.multipart_data;
-            *state.uploads.borrow_mut() = loaded.uploads;
-            self.buckets.borrow_mut().insert(loaded.name, state);
+        for shared in self.catalog.all() {
+            if !is_mine(&shared.name) {
+                continue;
+            }
+            let uploads = recovery::load_bucket_files(&self.layout, &shared, &mut report)?;
+            let state = self.bucket_state(shared.clone()).await?;
+            *state.uploads.borrow_mut() = uploads;
+            self.buckets.borrow_mut().insert(shared.name.clone(), state);
         }
         Ok(report)
     }
 
-    async fn bucket_state(
-        &self,
-        name: &str,
-        created_ms: u64,
-        index: BucketIndex,
-    ) -> io::Result<Rc<BucketState>> {
-        let objects_dir = self.layout.objects_dir(name);
+    async fn bucket_state(&self, shared: Arc<SharedBucket>) -> io::Result<Rc<BucketState>> {
+        let objects_dir = self.layout.objects_dir(&shared.name);
         let dir = Directory::open(&objects_dir)
             .await
             .map_err(io::Error::from)?;
         Ok(Rc::new(BucketState {
-            name: name.to_string(),
-            created_ms,
-            index: RefCell::new(index),
+            shared,
             dir: GroupSync::new(Rc::new(dir)),
             key_locks: KeyedLocks::new(),
             in_flight: Cell::new(0),
             uploads: RefCell::new(HashMap::new()),
-            multipart_data: RefCell::new(HashMap::new()),
+            tombstones: RefCell::new(HashMap::new()),
+            prune_tombstones_at: Cell::new(TOMBSTONES_PRUNE_MIN),
         }))
     }
 
@@ -99,19 +120,6 @@ impl Owner {
             .ok_or_else(|| no_such_bucket(name))
     }
 
-    /// Creation time of a bucket, or NoSuchBucket.
-    pub(crate) fn head_bucket(&self, name: &str) -> StorageResult<u64> {
-        Ok(self.bucket(name)?.created_ms)
-    }
-
-    pub(crate) fn list_buckets(&self) -> Vec<(String, u64)> {
-        self.buckets
-            .borrow()
-            .iter()
-            .map(|(n, b)| (n.clone(), b.created_ms))
-            .collect()
-    }
-
     pub(crate) async fn create_bucket(&self, name: &str, now_ms: u64) -> StorageResult<()> {
         let exists = || StorageError::BucketExists {
             bucket: name.to_string(),
@@ -119,31 +127,45 @@ impl Owner {
         if self.buckets.borrow().contains_key(name) {
             return Err(exists());
         }
+        let incarnation = self.catalog.counters.seq();
         let (layout, owned_name, fsync) = (self.layout.clone(), name.to_string(), self.fsync);
         glommio::executor()
-            .spawn_blocking(move || create_bucket_dirs(&layout, &owned_name, now_ms, fsync))
+            .spawn_blocking(move || {
+                create_bucket_dirs(&layout, &owned_name, now_ms, incarnation, fsync)
+            })
             .await
             .map_err(|e| StorageError::write("creating the bucket", e))?;
         // Re-check: a concurrent create of the same name may have finished while we awaited.
         if self.buckets.borrow().contains_key(name) {
             return Err(exists());
         }
+        let shared = Arc::new(SharedBucket {
+            name: name.to_string(),
+            created_ms: now_ms,
+            incarnation,
+            objects: SharedIndex::new(),
+        });
         let state = self
-            .bucket_state(name, now_ms, BucketIndex::new())
+            .bucket_state(shared.clone())
             .await
             .map_err(|e| StorageError::io("opening the bucket", e))?;
         self.buckets.borrow_mut().insert(name.to_string(), state);
+        self.catalog.insert(shared);
         Ok(())
     }
 
     pub(crate) async fn delete_bucket(&self, name: &str) -> StorageResult<()> {
         let b = self.bucket(name)?;
-        if !b.index.borrow().is_empty() || b.in_flight.get() > 0 {
+        if !b.shared.objects.is_empty() || b.in_flight.get() > 0 {
             return Err(StorageError::BucketNotEmpty {
                 bucket: name.to_string(),
             });
         }
         self.buckets.borrow_mut().remove(name);
+        let shared = self
+            .catalog
+            .remove(name)
+            .expect("an owned bucket is catalogued");
         let (layout, owned_name, fsync) = (self.layout.clone(), name.to_string(), self.fsync);
         let result = glommio::executor()
             .spawn_blocking(move || remove_bucket_dirs(&layout, &owned_name, fsync))
@@ -151,30 +173,39 @@ impl Owner {
         if let Err(e) = result {
             // The bucket record may still be on disk: keep serving it rather than lose track.
             self.buckets.borrow_mut().insert(name.to_string(), b);
+            self.catalog.insert(shared);
             return Err(StorageError::io("deleting the bucket", e));
         }
         Ok(())
     }
 
-    /// Moves a durable staging file into place as `key` and publishes it in the index.
-    pub(crate) async fn commit(
+    /// Installs `entry` for `key`, whose record (of bucket incarnation `incarnation`) another
+    /// core made durable in its log.
+    pub(crate) async fn apply(
         &self,
         bucket: &str,
+        incarnation: u64,
         key: &str,
-        staging: &Path,
-        summary: ObjectSummary,
-        condition: &WriteCondition,
+        entry: IndexEntry,
     ) -> StorageResult<()> {
         let b = self.bucket(bucket)?;
-        self.commit_with(&b, key, staging, summary, None, condition)
-            .await
+        if b.shared.incarnation != incarnation {
+            // The bucket was deleted (and maybe recreated) while the write was in flight.
+            return Err(no_such_bucket(bucket));
+        }
+        let _inflight = InFlight::new(&b);
+        let _permit = b.key_locks.lock(key.to_string()).await;
+        let durable = Durable(entry.seq);
+        let displaced = b.install(key, Some(entry), durable, &self.catalog);
+        self.discard(&b, displaced).await;
+        Ok(())
     }
 
-    /// Commit of a single-part (`upload_id = None`) or multipart object record; removes the
-    /// replaced object's part files, if it had any, once the new record is durable.
-    pub(crate) async fn commit_with(
+    /// Moves a durable staging file into the bucket as `key`'s new version if `condition`
+    /// holds: renamed to a fresh name, the directory synced, then its record logged.
+    pub(crate) async fn commit_file(
         &self,
-        b: &Rc<BucketState>,
+        bucket: &str,
         key: &str,
         staging: &Path,
         summary: ObjectSummary,
@@ -186,56 +217,77 @@ impl Owner {
             self.layout.is_staging_file(staging),
             "commit of a file that was not staged"
         );
-        let _inflight = InFlight::new(b);
+        let b = self.bucket(bucket)?;
+        let _inflight = InFlight::new(&b);
         let _permit = b.key_locks.lock(key.to_string()).await;
-        check_write_condition(&b.index.borrow(), key, condition)?;
-        let target = self.layout.object_file(&b.name, key);
+        check_write_condition(&b.shared.objects, key, condition)?;
+        let name = format!("o-{:016x}", self.catalog.counters.seq());
+        let target = self.layout.objects_dir(bucket).join(&name);
         glommio::io::rename(staging, &target)
             .await
             .map_err(StorageError::glommio_write("committing the object"))?;
-        let synced = self.sync_bucket_dir(b).await?;
-        b.publish(key, Some(summary), synced);
-        let replaced = match upload_id {
-            Some(id) => b.multipart_data.borrow_mut().insert(key.to_string(), id),
-            None => b.multipart_data.borrow_mut().remove(key),
-        };
-        if let Some(old) = replaced {
-            self.remove_upload_dir(&b.name, &old).await?;
+        if self.fsync {
+            if let Err(e) = b.dir.sync().await {
+                let _ = glommio::io::remove(&target).await;
+                return Err(StorageError::write("syncing the bucket directory", e));
+            }
         }
+        let payload = entry::put_file(
+            bucket,
+            b.shared.incarnation,
+            key,
+            &summary,
+            &name,
+            upload_id.as_deref(),
+        );
+        let appended = match self.log.append(entry::KIND_PUT_FILE, &[&payload]).await {
+            Ok(a) => a,
+            Err(e) => {
+                let _ = glommio::io::remove(&target).await;
+                return Err(StorageError::write("logging the object", e));
+            }
+        };
+        let body = Body::File { name, upload_id };
+        let new = IndexEntry {
+            seq: appended.seq,
+            summary,
+            body,
+        };
+        let displaced = b.install(key, Some(new), Durable::of(&appended), &self.catalog);
+        self.discard(&b, displaced).await;
         Ok(())
     }
 
-    /// Removes `key` (no error when absent), durably, then drops it from the index.
+    /// Deletes `key` (no error when absent): a durable tombstone, then the index entry.
     pub(crate) async fn delete_object(&self, bucket: &str, key: &str) -> StorageResult<()> {
         let b = self.bucket(bucket)?;
         let _inflight = InFlight::new(&b);
         let _permit = b.key_locks.lock(key.to_string()).await;
-        if !b.index.borrow().contains_key(key) {
+        if !b.shared.objects.contains_key(key) {
             return Ok(());
         }
-        let target = self.layout.object_file(&b.name, key);
-        match glommio::io::remove(&target).await {
-            Ok(()) => {}
-            Err(e) => {
-                let e = io::Error::from(e);
-                if e.kind() != io::ErrorKind::NotFound {
-                    return Err(StorageError::io("deleting the object", e));
-                }
-            }
-        }
-        let synced = self.sync_bucket_dir(&b).await?;
-        b.publish(key, None, synced);
-        let old = b.multipart_data.borrow_mut().remove(key);
-        if let Some(old) = old {
-            self.remove_upload_dir(&b.name, &old).await?;
-        }
+        let payload = entry::delete(bucket, b.shared.incarnation, key);
+        let appended = self
+            .log
+            .append(entry::KIND_DELETE, &[&payload])
+            .await
+            .map_err(|e| StorageError::write("logging the delete", e))?;
+        let displaced = b.install(key, None, Durable::of(&appended), &self.catalog);
+        self.discard(&b, displaced).await;
         Ok(())
     }
 
-    pub(crate) fn list(&self, bucket: &str, params: &ListParams) -> StorageResult<ListPage> {
-        let b = self.bucket(bucket)?;
-        let index = b.index.borrow();
-        Ok(list_page(&index, params))
+    /// Removes what a displaced (or losing) version occupied: its file and its upload's parts.
+    /// Failures leave orphans that the next startup removes; they never fail the request.
+    async fn discard(&self, b: &BucketState, body: Option<Body>) {
+        let Some(Body::File { name, upload_id }) = body else {
+            return;
+        };
+        let path = self.layout.objects_dir(&b.shared.name).join(&name);
+        let _ = glommio::io::remove(&path).await;
+        if let Some(id) = upload_id {
+            let _ = self.remove_upload_dir(&b.shared.name, &id).await;
+        }
     }
 
     /// Removes an upload's directory (its parts), durably.
@@ -264,40 +316,60 @@ impl Owner {
     }
 }
 
-impl Owner {
-    /// Makes the bucket directory's entries durable (with `--fsync always`): the step between a
-    /// rename or removal and publishing it. The returned proof is what [`BucketState::publish`]
-    /// requires, so the index never shows a change that a crash could undo.
-    async fn sync_bucket_dir(&self, b: &BucketState) -> StorageResult<DirSynced> {
-        if self.fsync {
-            b.dir
-                .sync()
-                .await
-                .map_err(|e| StorageError::write("syncing the bucket directory", e))?;
-        }
-        Ok(DirSynced(()))
-    }
-}
-
-/// Proof that a bucket directory change is durable; made only by [`Owner::sync_bucket_dir`].
-struct DirSynced(());
-
 impl BucketState {
-    /// Publishes a durable change of `key` in the index: `Some` puts the object, `None` removes
-    /// it. The caller holds the key's lock and counts as in flight.
-    fn publish(&self, key: &str, summary: Option<ObjectSummary>, _durable: DirSynced) {
-        assert!(
-            self.in_flight.get() > 0,
-            "publish outside a commit or delete"
-        );
+    /// Makes a durable change of `key` current unless a newer one already is: `Some` puts the
+    /// entry, `None` deletes. Returns the body no entry names any more (the displaced version's,
+    /// or the change's own when it lost), for the caller to discard. The caller holds the key's
+    /// lock and counts as in flight.
+    pub(crate) fn install(
+        &self,
+        key: &str,
+        entry: Option<IndexEntry>,
+        durable: Durable,
+        catalog: &Catalog,
+    ) -> Option<Body> {
+        assert!(self.in_flight.get() > 0, "install outside a change");
         assert!(
             self.key_locks.is_locked(key),
-            "publish without the key's lock"
+            "install without the key's lock"
         );
-        match summary {
-            Some(s) => self.index.borrow_mut().insert(key.to_string(), s),
-            None => self.index.borrow_mut().remove(key),
-        };
+        let seq = durable.0;
+        assert!(
+            entry.as_ref().is_none_or(|e| e.seq == seq),
+            "entry is its record"
+        );
+        let current = self.shared.objects.get(key).map(|e| e.value().clone());
+        let newest = current
+            .as_ref()
+            .map(|c| c.seq)
+            .max(self.tombstones.borrow().get(key).copied())
+            .unwrap_or(0);
+        if seq < newest {
+            // A newer change was installed first: this one is already history.
+            return entry.map(|e| e.body);
+        }
+        match entry {
+            Some(e) => {
+                self.tombstones.borrow_mut().remove(key);
+                self.shared.objects.insert(key.to_string(), e);
+            }
+            None => {
+                self.shared.objects.remove(key);
+                self.remember_tombstone(key, seq, catalog);
+            }
+        }
+        current.map(|c| c.body)
+    }
+
+    fn remember_tombstone(&self, key: &str, seq: u64, catalog: &Catalog) {
+        let mut t = self.tombstones.borrow_mut();
+        t.insert(key.to_string(), seq);
+        if t.len() >= self.prune_tombstones_at.get() {
+            let floor = catalog.global_floor();
+            t.retain(|_, s| *s >= floor);
+            self.prune_tombstones_at
+                .set((t.len() * 2).max(TOMBSTONES_PRUNE_MIN));
+        }
     }
 }
 
@@ -318,20 +390,21 @@ impl Drop for InFlight {
 }
 
 /// Whether `condition` lets a write to `key` proceed given the bucket's current index.
-fn check_write_condition(
-    index: &BucketIndex,
+pub(crate) fn check_write_condition(
+    index: &SharedIndex,
     key: &str,
     condition: &WriteCondition,
 ) -> StorageResult<()> {
     let failed = |condition| Err(StorageError::ConditionFailed { condition });
-    match (condition, index.get(key)) {
+    let current = index.get(key);
+    match (condition, current) {
         (WriteCondition::Always, _) => Ok(()),
         (WriteCondition::IfAbsent, None) => Ok(()),
         (WriteCondition::IfAbsent, Some(_)) => failed("If-None-Match"),
         (WriteCondition::IfEtag(_), None) => Err(StorageError::NoSuchKey {
             key: key.to_string(),
         }),
-        (WriteCondition::IfEtag(want), Some(cur)) if &cur.etag == want => Ok(()),
+        (WriteCondition::IfEtag(want), Some(cur)) if &cur.value().summary.etag == want => Ok(()),
         (WriteCondition::IfEtag(_), Some(_)) => failed("If-Match"),
     }
 }
@@ -347,12 +420,18 @@ pub(crate) fn no_such_bucket(name: &str) -> StorageError {
 /// `objects/` and `uploads/` exist before `bucket.meta`, whose durable write syncs the bucket
 /// directory: so both directory entries are durable once the bucket exists (an upload's
 /// directory created later under a never-synced `uploads/` could vanish in a power cut).
-fn create_bucket_dirs(layout: &Layout, name: &str, now_ms: u64, fsync: bool) -> io::Result<()> {
+fn create_bucket_dirs(
+    layout: &Layout,
+    name: &str,
+    now_ms: u64,
+    incarnation: u64,
+    fsync: bool,
+) -> io::Result<()> {
     std::fs::create_dir_all(layout.objects_dir(name))?;
     std::fs::create_dir_all(layout.uploads_dir(name))?;
     write_durably(
         &layout.bucket_meta(name),
-        format!("{now_ms}\n").as_bytes(),
+        format!("{now_ms} {incarnation}\n").as_bytes(),
         fsync,
     )?;
     if fsync {

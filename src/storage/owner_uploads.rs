@@ -6,8 +6,8 @@
 //!   gate (a part commit holds one permit, complete/abort hold them all);
 //! - a part file is renamed into the upload only after it was synced, and recorded in the
 //!   part table only after the rename (and directory sync);
-//! - completion renames the object record into place (the atomic step) before the upload is
-//!   closed and its leftovers pruned.
+//! - completion logs the object's record (the atomic step) before the upload is closed and its
+//!   leftovers pruned.
 
 use crate::storage::disk::{prune_completed_upload, sync_dir, write_durably};
 use crate::storage::error::{StorageError, StorageResult};
@@ -150,8 +150,8 @@ impl Owner {
             .map_err(write_err("writing the object record"))?;
         let summary = record.summary();
         if let Err(e) = self
-            .commit_with(
-                &b,
+            .commit_file(
+                bucket,
                 key,
                 staging,
                 summary,

@@ -11,6 +11,7 @@
 
 use crate::storage::error::{StorageError, StorageResult};
 use crate::storage::layout::Layout;
+use crate::storage::log::reader::ReadRecord;
 use crate::storage::record::{ObjectRecord, BLOCK_BYTES, HEADER_MAX_BYTES};
 use glommio::io::{DmaFile, ReadResult};
 use glommio::task::JoinHandle;
@@ -32,9 +33,10 @@ fn to_io(e: glommio::GlommioError<()>) -> io::Error {
     io::Error::from(e)
 }
 
-/// An open object: its record and the file its bytes are in.
+/// An open object: its record and the file (or log record) its bytes are in.
 pub(crate) struct OpenObject {
-    file: Rc<DmaFile>,
+    /// `None` for an object stored inline in its log record: `first` then holds all its bytes.
+    file: Option<Rc<DmaFile>>,
     pub(crate) record: ObjectRecord,
     header_len: usize,
     first: ReadResult,
@@ -74,12 +76,31 @@ impl OpenObject {
             _ => None,
         };
         Ok(Some(OpenObject {
-            file: Rc::new(file),
+            file: Some(Rc::new(file)),
             record,
             header_len,
             first,
             parts_dir,
         }))
+    }
+
+    /// An object stored inline in the log record `rec` (verified by the log reader).
+    pub(crate) fn inline(rec: ReadRecord) -> io::Result<OpenObject> {
+        if rec.kind() != crate::storage::entry::KIND_PUT_INLINE {
+            return Err(corrupt("index names a record that is not an object".into()));
+        }
+        let (record, data_at) = crate::storage::entry::decode_inline(rec.payload())
+            .map_err(|m| corrupt(format!("inline record: {m}")))?;
+        let first = rec
+            .payload_slice(data_at, record.size as usize)
+            .ok_or_else(|| corrupt("inline record shorter than its object".into()))?;
+        Ok(OpenObject {
+            file: None,
+            record,
+            header_len: 0,
+            first,
+            parts_dir: None,
+        })
     }
 
     /// Streams `len` data bytes starting at data offset `start` (across part files if needed).
@@ -102,6 +123,18 @@ impl OpenObject {
     async fn stream_io(self, start: u64, len: u64) -> io::Result<ObjectStream> {
         assert!(start + len <= self.record.size);
         let mut pending = VecDeque::new();
+        if self.file.is_none() {
+            let bytes = ReadResult::slice(&self.first, start as usize, len as usize)
+                .ok_or_else(|| io::Error::other("slice"))?;
+            if len > 0 {
+                pending.push_back(Segment::Bytes(bytes));
+            }
+            return Ok(ObjectStream {
+                current: None,
+                pending,
+                remaining: len,
+            });
+        }
         let current = match (&self.record.parts, &self.parts_dir) {
             (Some(layout), Some(dir)) => {
                 let (mut offset, end) = (0u64, start + len);
@@ -128,7 +161,7 @@ impl OpenObject {
                 None
             }
             _ => Some(FileRange::new(
-                self.file,
+                self.file.expect("a file-backed object"),
                 Some(self.first),
                 self.header_len as u64,
                 start,
@@ -179,7 +212,7 @@ impl PartSegment {
             )));
         }
         Ok(FileRange::new(
-            part.file,
+            part.file.expect("a part is a file"),
             Some(part.first),
             part.header_len as u64,
             self.start,
@@ -188,10 +221,11 @@ impl PartSegment {
     }
 }
 
-/// A part of the range: already open (pinned) or to be opened when reached.
+/// A part of the range: already open (pinned), to be opened when reached, or bytes in memory.
 enum Segment {
     Open(FileRange),
     Lazy(PartSegment),
+    Bytes(ReadResult),
 }
 
 /// A byte range of an object, delivered as DMA buffer slices in order.
@@ -221,6 +255,10 @@ impl ObjectStream {
                 None => return Ok(None),
                 Some(Segment::Open(range)) => Some(range),
                 Some(Segment::Lazy(seg)) => Some(seg.open().await?),
+                Some(Segment::Bytes(bytes)) => {
+                    self.remaining -= bytes.len() as u64;
+                    return Ok(Some(bytes));
+                }
             };
         }
     }

@@ -136,10 +136,8 @@ impl ObjectRecord {
             })
     }
 
-    /// Writes the header block (exactly `header_len` bytes, zero padded) into `out`.
-    pub fn encode_header(&self, header_len: usize, out: &mut [u8]) {
-        assert!(header_len.is_multiple_of(BLOCK_BYTES) && header_len >= self.header_len());
-        assert!(out.len() >= header_len);
+    /// The record's compact encoding (what the header block and log records carry).
+    pub(crate) fn encode_compact(&self) -> Vec<u8> {
         let mut rec = Vec::with_capacity(self.encoded_len());
         put_str(&mut rec, &self.key);
         rec.extend_from_slice(&self.size.to_le_bytes());
@@ -169,6 +167,14 @@ impl ObjectRecord {
             }
         }
         debug_assert_eq!(rec.len(), self.encoded_len());
+        rec
+    }
+
+    /// Writes the header block (exactly `header_len` bytes, zero padded) into `out`.
+    pub fn encode_header(&self, header_len: usize, out: &mut [u8]) {
+        assert!(header_len.is_multiple_of(BLOCK_BYTES) && header_len >= self.header_len());
+        assert!(out.len() >= header_len);
+        let rec = self.encode_compact();
         let out = &mut out[..header_len];
         out.fill(0);
         out[0..8].copy_from_slice(MAGIC);
@@ -211,6 +217,11 @@ impl ObjectRecord {
         if header_crc(&block[8..20], rec) != crc {
             return Err("record checksum mismatch".into());
         }
+        Ok((Self::decode_compact(rec)?, header_len))
+    }
+
+    /// Decodes [`ObjectRecord::encode_compact`]'s output (all of `rec`).
+    pub(crate) fn decode_compact(rec: &[u8]) -> Result<ObjectRecord, String> {
         let mut r = Cursor { buf: rec, pos: 0 };
         let key = r.str()?;
         let size = r.u64()?;
@@ -244,19 +255,19 @@ impl ObjectRecord {
                 Some(PartsLayout { upload_id, parts })
             }
         };
-        Ok((
-            ObjectRecord {
-                key,
-                size,
-                md5,
-                last_modified_ms,
-                system_headers,
-                user_metadata,
-                checksum,
-                parts,
-            },
-            header_len,
-        ))
+        if r.pos != rec.len() {
+            return Err("trailing bytes after the record".into());
+        }
+        Ok(ObjectRecord {
+            key,
+            size,
+            md5,
+            last_modified_ms,
+            system_headers,
+            user_metadata,
+            checksum,
+            parts,
+        })
     }
 }
 
@@ -272,7 +283,8 @@ pub(crate) fn round_up(v: usize, align: usize) -> usize {
     (v + align - 1) & !(align - 1)
 }
 
-fn put_str(out: &mut Vec<u8>, s: &str) {
+/// Appends a length-prefixed string.
+pub(crate) fn put_str(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(&(s.len() as u32).to_le_bytes());
     out.extend_from_slice(s.as_bytes());
 }
@@ -285,31 +297,39 @@ fn put_pairs(out: &mut Vec<u8>, pairs: &[(String, String)]) {
     }
 }
 
-struct Cursor<'a> {
+/// Reads what [`put_str`] and little-endian integers wrote, failing on truncation.
+pub(crate) struct Cursor<'a> {
     buf: &'a [u8],
     pos: usize,
 }
 
 impl<'a> Cursor<'a> {
-    fn bytes(&mut self, n: usize) -> Result<&'a [u8], String> {
+    pub(crate) fn new(buf: &'a [u8]) -> Cursor<'a> {
+        Cursor { buf, pos: 0 }
+    }
+    /// Bytes not read yet.
+    pub(crate) fn rest(&self) -> &'a [u8] {
+        &self.buf[self.pos..]
+    }
+    pub(crate) fn bytes(&mut self, n: usize) -> Result<&'a [u8], String> {
         let end = self.pos.checked_add(n).filter(|&e| e <= self.buf.len());
         let end = end.ok_or_else(|| "truncated record".to_string())?;
         let s = &self.buf[self.pos..end];
         self.pos = end;
         Ok(s)
     }
-    fn u32(&mut self) -> Result<u32, String> {
+    pub(crate) fn u32(&mut self) -> Result<u32, String> {
         Ok(u32::from_le_bytes(self.bytes(4)?.try_into().unwrap()))
     }
-    fn u64(&mut self) -> Result<u64, String> {
+    pub(crate) fn u64(&mut self) -> Result<u64, String> {
         Ok(u64::from_le_bytes(self.bytes(8)?.try_into().unwrap()))
     }
-    fn str(&mut self) -> Result<String, String> {
+    pub(crate) fn str(&mut self) -> Result<String, String> {
         let n = self.u32()? as usize;
         String::from_utf8(self.bytes(n)?.to_vec())
             .map_err(|_| "record string not UTF-8".to_string())
     }
-    fn pairs(&mut self) -> Result<Vec<(String, String)>, String> {
+    pub(crate) fn pairs(&mut self) -> Result<Vec<(String, String)>, String> {
         let n = self.u32()? as usize;
         if n > 1024 {
             return Err("too many pairs in record".into());

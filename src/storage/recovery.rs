@@ -1,17 +1,17 @@
-//! Startup recovery of one core's buckets (blocking I/O, before the core serves anything): each
-//! bucket's index rebuilt from its object files' headers, completions interrupted before their
-//! cleanup finished, uploads in progress reloaded, leftovers removed.
+//! Startup recovery of the files beside the logs (blocking I/O, before a core serves anything):
+//! bucket meta files, each bucket's object files and upload directories.
 //!
 //! Invariants: a bucket without its `bucket.meta` never existed (its creation or deletion did
-//! not finish) and is removed; an object file whose record is corrupt, or whose name is not the
-//! hash of the key inside it, is ignored and counted, never served; an upload directory that an
-//! object record refers to is that object's data, not an upload in progress.
+//! not finish) and is removed; an object file that no index entry names (a commit cut off before
+//! its record was logged, or a replaced version whose removal did not finish) is removed; an
+//! upload directory that an index entry names is that object's data (pruned to its listed parts),
+//! not an upload in progress.
 
+use crate::storage::catalog::SharedBucket;
 use crate::storage::disk::{prune_completed_upload, read_record_blocking, sync_dir};
-use crate::storage::index::BucketIndex;
+use crate::storage::index::Body;
 use crate::storage::layout::{
-    is_path_safe_bucket_name, is_valid_upload_id, object_file_name, parse_part_file_name, Layout,
-    UPLOAD_META_FILE,
+    is_path_safe_bucket_name, is_valid_upload_id, parse_part_file_name, Layout, UPLOAD_META_FILE,
 };
 use crate::storage::uploads::{PartInfo, UploadState};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -24,29 +24,22 @@ use std::rc::Rc;
 pub struct LoadReport {
     pub buckets: usize,
     pub objects: usize,
+    /// Object files no index entry names, removed.
     pub corrupt_files: usize,
     pub removed_partial_buckets: usize,
     pub(crate) uploads: usize,
 }
 
-/// One bucket as found on disk.
-pub(crate) struct LoadedBucket {
+/// A bucket's meta file: creation time and incarnation (0 for buckets of format 1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct BucketMeta {
     pub(crate) name: String,
     pub(crate) created_ms: u64,
-    pub(crate) index: BucketIndex,
-    /// Keys whose object is multipart -> the upload directory holding its parts.
-    pub(crate) multipart_data: HashMap<String, String>,
-    /// Uploads in progress, by id.
-    pub(crate) uploads: HashMap<String, Rc<UploadState>>,
+    pub(crate) incarnation: u64,
 }
 
-/// The names of the buckets under `layout` for which `is_mine` holds; removes buckets whose
-/// creation or deletion did not finish.
-pub(crate) fn my_buckets(
-    layout: &Layout,
-    is_mine: impl Fn(&str) -> bool,
-    report: &mut LoadReport,
-) -> io::Result<Vec<(String, u64)>> {
+/// Every bucket under `layout`; removes buckets whose creation or deletion did not finish.
+pub(crate) fn read_buckets(layout: &Layout, removed: &mut usize) -> io::Result<Vec<BucketMeta>> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir(layout.buckets_dir())? {
         let entry = entry?;
@@ -58,73 +51,71 @@ pub(crate) fn my_buckets(
             );
             continue;
         }
-        if !is_mine(&name) {
-            continue;
-        }
         match std::fs::read_to_string(layout.bucket_meta(&name)) {
-            Ok(s) => found.push((name, s.trim().parse::<u64>().unwrap_or(0))),
+            Ok(s) => {
+                let mut fields = s.split_whitespace().map(|f| f.parse::<u64>().unwrap_or(0));
+                let created_ms = fields.next().unwrap_or(0);
+                let incarnation = fields.next().unwrap_or(0);
+                found.push(BucketMeta {
+                    name,
+                    created_ms,
+                    incarnation,
+                });
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 std::fs::remove_dir_all(entry.path())?;
-                report.removed_partial_buckets += 1;
+                *removed += 1;
             }
             Err(e) => return Err(e),
         }
     }
+    found.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(found)
 }
 
-/// Loads one bucket: its objects, then its uploads.
-pub(crate) fn load_bucket(
+/// Reconciles a bucket's files with its replayed index: completed uploads pruned to their
+/// parts, unreferenced object files removed; returns its uploads in progress.
+pub(crate) fn load_bucket_files(
     layout: &Layout,
-    name: String,
-    created_ms: u64,
+    bucket: &SharedBucket,
     report: &mut LoadReport,
-) -> io::Result<LoadedBucket> {
-    let (index, multipart_data) = load_objects(layout, &name, report)?;
-    let referenced: HashSet<&String> = multipart_data.values().collect();
-    let uploads = load_uploads(layout, &name, &referenced)?;
-    report.uploads += uploads.len();
-    report.objects += index.len();
-    report.buckets += 1;
-    Ok(LoadedBucket {
-        name,
-        created_ms,
-        index,
-        multipart_data,
-        uploads,
-    })
-}
-
-/// The bucket's index from its object files; finishes completions interrupted before their
-/// cleanup (prunes the upload directory to the listed parts).
-fn load_objects(
-    layout: &Layout,
-    name: &str,
-    report: &mut LoadReport,
-) -> io::Result<(BucketIndex, HashMap<String, String>)> {
-    let mut index = BucketIndex::new();
-    let mut multipart = HashMap::new();
+) -> io::Result<HashMap<String, Rc<UploadState>>> {
+    let name = &bucket.name;
+    let mut files = HashSet::new();
+    let mut completed = HashSet::new();
+    for e in bucket.objects.iter() {
+        if let Body::File {
+            name: file,
+            upload_id,
+        } = &e.value().body
+        {
+            files.insert(file.clone());
+            if let Some(id) = upload_id {
+                completed.insert(id.clone());
+                match read_record_blocking(&layout.objects_dir(name).join(file)) {
+                    Ok(rec) => {
+                        let parts = rec.parts.iter().flat_map(|p| &p.parts);
+                        let keep: Vec<u32> = parts.map(|r| r.number).collect();
+                        prune_completed_upload(&layout.upload_dir(name, id), &keep)?;
+                    }
+                    Err(e) => eprintln!("ringstore: {name}/{file}: {e}; its upload is kept whole"),
+                }
+            }
+        }
+    }
     for obj in std::fs::read_dir(layout.objects_dir(name))? {
         let obj = obj?;
-        let rec = match read_record_blocking(&obj.path()) {
-            Ok(rec) if object_file_name(&rec.key) == obj.file_name().to_string_lossy() => rec,
-            _ => {
-                eprintln!(
-                    "ringstore: ignoring corrupt object file {}",
-                    obj.path().display()
-                );
-                report.corrupt_files += 1;
-                continue;
-            }
-        };
-        if let Some(p) = &rec.parts {
-            let keep: Vec<u32> = p.parts.iter().map(|r| r.number).collect();
-            prune_completed_upload(&layout.upload_dir(name, &p.upload_id), &keep)?;
-            multipart.insert(rec.key.clone(), p.upload_id.clone());
+        if !files.contains(&*obj.file_name().to_string_lossy()) {
+            std::fs::remove_file(obj.path())?;
+            report.corrupt_files += 1;
         }
-        index.insert(rec.key.clone(), rec.summary());
     }
-    Ok((index, multipart))
+    let referenced: HashSet<&String> = completed.iter().collect();
+    let uploads = load_uploads(layout, name, &referenced)?;
+    report.uploads += uploads.len();
+    report.objects += bucket.objects.len();
+    report.buckets += 1;
+    Ok(uploads)
 }
 
 /// The uploads in progress of bucket `name`; directories that are not valid uploads are removed,

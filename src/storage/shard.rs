@@ -10,8 +10,7 @@
 //! answers every op with the reply variant documented on it (a mismatch is a bug and panics).
 
 use crate::storage::error::{StorageError, StorageResult};
-use crate::storage::index::{ObjectSummary, WriteCondition};
-use crate::storage::list::{ListPage, ListParams};
+use crate::storage::index::{IndexEntry, ObjectSummary, WriteCondition};
 use crate::storage::owner::Owner;
 use crate::storage::record::ObjectRecord;
 use crate::storage::uploads::{CompleteRequest, PartInfo, UploadInfo};
@@ -30,10 +29,13 @@ pub(crate) enum OwnerOp {
     CreateBucket { name: String, now_ms: u64 },
     /// -> `Done`
     DeleteBucket { name: String },
-    /// -> `Created`
-    HeadBucket { name: String },
-    /// -> `Buckets` (this core's buckets only)
-    ListBuckets,
+    /// -> `Done`: installs the entry of a record another core made durable.
+    Apply {
+        bucket: String,
+        incarnation: u64,
+        key: String,
+        entry: IndexEntry,
+    },
     /// -> `Done`
     Commit {
         bucket: String,
@@ -44,8 +46,6 @@ pub(crate) enum OwnerOp {
     },
     /// -> `Done`
     DeleteObject { bucket: String, key: String },
-    /// -> `Page`
-    List { bucket: String, params: ListParams },
     /// -> `Done`
     CreateUpload {
         bucket: String,
@@ -87,10 +87,6 @@ pub(crate) enum OwnerOp {
 #[derive(Debug)]
 pub(crate) enum OwnerReply {
     Done,
-    /// The bucket's creation time, ms since the epoch.
-    Created(u64),
-    Buckets(Vec<(String, u64)>),
-    Page(ListPage),
     Upload(UploadInfo),
     Uploads(Vec<UploadInfo>),
     Record(ObjectRecord),
@@ -169,10 +165,6 @@ impl Shards {
         self.me
     }
 
-    pub(crate) fn cores(&self) -> usize {
-        self.cores
-    }
-
     /// Runs `op` on the owner of `bucket`.
     pub(crate) async fn call_owner(&self, bucket: &str, op: OwnerOp) -> OwnerResult {
         self.call_core(owner_of(bucket, self.cores), op).await
@@ -217,8 +209,15 @@ async fn handle(owner: &Owner, op: OwnerOp) -> OwnerResult {
     match op {
         Op::CreateBucket { name, now_ms } => owner.create_bucket(&name, now_ms).await.map(done),
         Op::DeleteBucket { name } => owner.delete_bucket(&name).await.map(done),
-        Op::HeadBucket { name } => owner.head_bucket(&name).map(OwnerReply::Created),
-        Op::ListBuckets => Ok(OwnerReply::Buckets(owner.list_buckets())),
+        Op::Apply {
+            bucket,
+            incarnation,
+            key,
+            entry,
+        } => owner
+            .apply(&bucket, incarnation, &key, entry)
+            .await
+            .map(done),
         Op::Commit {
             bucket,
             key,
@@ -226,11 +225,10 @@ async fn handle(owner: &Owner, op: OwnerOp) -> OwnerResult {
             summary,
             condition,
         } => owner
-            .commit(&bucket, &key, &staging, summary, &condition)
+            .commit_file(&bucket, &key, &staging, summary, None, &condition)
             .await
             .map(done),
         Op::DeleteObject { bucket, key } => owner.delete_object(&bucket, &key).await.map(done),
-        Op::List { bucket, params } => owner.list(&bucket, &params).map(OwnerReply::Page),
         Op::CreateUpload {
             bucket,
             upload_id,

@@ -1,38 +1,61 @@
 //! The storage API: one [`Store`] per core, the only way the layers above reach stored data.
 //!
 //! It speaks buckets, keys, records, object writers and readers — no file paths, no staging
-//! files, no cross-core messages (those stay inside storage) and no S3 error codes
-//! ([`StorageError`] is typed).
+//! files, no log records, no cross-core messages (those stay inside storage) and no S3 error
+//! codes ([`StorageError`] is typed).
 //!
-//! Writing an object: [`Store::object_writer`] gives an [`ObjectWriter`] whose DMA buffer the
-//! caller fills ([`ObjectWriter::spare`] / [`ObjectWriter::advance`]);
-//! [`ObjectWriter::finish`] makes the bytes and their record durable as a [`StagedObject`],
-//! invisible until [`Store::put_object`] or [`Store::put_part`] commits it on the bucket's owner
-//! core. A writer or staged object dropped without commit removes its file (guards, not manual
-//! cleanup), so no failure path leaves an orphan behind.
+//! Writing an object: [`Store::object_writer`] gives an [`ObjectWriter`] whose buffer the caller
+//! fills ([`ObjectWriter::spare`] / [`ObjectWriter::advance`]); [`ObjectWriter::finish`] gives a
+//! [`StagedObject`], invisible until [`Store::put_object`] or [`Store::put_part`] commits it. A
+//! small object (declared size up to [`INLINE_MAX_BYTES`]) stays in memory and is committed as
+//! one record in this core's log (group commit), then installed by the bucket's owner; a larger
+//! one is streamed to a durable staging file that the owner moves into the bucket. A writer or
+//! staged object dropped without commit removes its file (guards, not manual cleanup).
+//!
+//! Reading (GET, HEAD, LIST, HeadBucket, ListBuckets) runs on the calling core from the shared
+//! catalogue, with no round trip to the owner.
 
+use crate::storage::catalog::Catalog;
+use crate::storage::entry::{self, INLINE_MAX_BYTES};
 use crate::storage::error::{StorageError, StorageResult};
-use crate::storage::index::WriteCondition;
+use crate::storage::index::{Body, IndexEntry, WriteCondition};
 use crate::storage::layout::Layout;
-use crate::storage::list::{ListPage, ListParams};
-use crate::storage::owner::Owner;
+use crate::storage::list::{list_page, ListPage, ListParams};
+use crate::storage::log::appender::{Appender, LogConfig};
+use crate::storage::log::reader::SegmentReaders;
+use crate::storage::log::scan::ScanEnd;
+use crate::storage::owner::{no_such_bucket, Owner};
 use crate::storage::reader::OpenObject;
 use crate::storage::record::{ObjectRecord, StoredChecksum};
 use crate::storage::recovery::LoadReport;
 use crate::storage::shard::{expect_reply, spawn_owner_service, CoreMesh, OwnerOp, Shards};
 use crate::storage::uploads::{CompleteRequest, PartInfo, UploadInfo};
 use crate::storage::writer::StagingWriter;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+
+/// Times a GET looks a key up again when the file it found was replaced before it was opened.
+const OPEN_ATTEMPTS_MAX: usize = 4;
+
+/// What every core's [`Store`] starts from: the catalogue replayed from the logs, and the log
+/// segments with room left, one to be continued by each core that takes one.
+pub(crate) struct EngineStart {
+    pub(crate) catalog: Arc<Catalog>,
+    pub(crate) resume: Mutex<Vec<ScanEnd>>,
+    pub(crate) segment_size_bytes: u64,
+}
 
 /// How a [`Store`] is opened.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct StoreConfig {
     /// Absolute data directory (see [`prepare_data_dir`](crate::storage::prepare_data_dir)).
     pub(crate) root: PathBuf,
-    /// fdatasync objects and fsync directories before a commit returns.
+    /// Make every commit durable before it returns.
     pub(crate) fsync: bool,
+    pub(crate) engine: Arc<EngineStart>,
 }
 
 /// This core's view of the storage: its own buckets directly, the others' over the core mesh.
@@ -40,6 +63,11 @@ pub(crate) struct Store {
     shards: Shards,
     layout: Layout,
     fsync: bool,
+    catalog: Arc<Catalog>,
+    log: Appender,
+    readers: SegmentReaders,
+    /// Floors of this core's small writes between log and index (floor -> count).
+    floors: RefCell<BTreeMap<u64, usize>>,
     /// Sequence for staging file names and upload ids, unique per core and run.
     seq: Cell<u64>,
     /// Distinguishes upload ids across process runs.
@@ -54,8 +82,8 @@ pub(crate) struct BucketEntry {
 }
 
 impl Store {
-    /// Joins the core mesh, loads the buckets this core owns from disk and starts serving other
-    /// cores. Startup only: loading uses blocking I/O.
+    /// Joins the core mesh, opens this core's log, takes over the buckets this core owns and
+    /// starts serving other cores. Startup only: loading uses blocking I/O.
     pub(crate) async fn open(
         core: usize,
         mesh: CoreMesh,
@@ -69,7 +97,22 @@ impl Store {
         assert_eq!(senders.peer_id(), core, "mesh peer id must equal the core");
         let cores = senders.nr_consumers();
         let layout = Layout::new(config.root);
-        let owner = Rc::new(Owner::new(layout.clone(), config.fsync));
+        let catalog = config.engine.catalog.clone();
+        let resume = config.engine.resume.lock().expect("resume list").pop();
+        let log_config = LogConfig {
+            dir: layout.log_dir(),
+            segment_size_bytes: config.engine.segment_size_bytes,
+            fsync: config.fsync,
+        };
+        let log = Appender::open(log_config, catalog.counters.clone(), resume)
+            .await
+            .map_err(|e| format!("core {core}: opening the log failed: {e}"))?;
+        let owner = Rc::new(Owner::new(
+            layout.clone(),
+            config.fsync,
+            catalog.clone(),
+            log.clone(),
+        ));
         let report = owner
             .load(|name| crate::storage::shard::owner_of(name, cores) == core)
             .await
@@ -77,8 +120,12 @@ impl Store {
         spawn_owner_service(owner.clone(), receivers);
         let store = Store {
             shards: Shards::new(core, senders, owner),
+            readers: SegmentReaders::new(layout.log_dir()),
             layout,
             fsync: config.fsync,
+            catalog,
+            log,
+            floors: RefCell::new(BTreeMap::new()),
             seq: Cell::new(0),
             run_salt: crate::clock::now_ms(),
         };
@@ -134,29 +181,22 @@ impl Store {
 
     /// The bucket's creation time (ms since the epoch), or `NoSuchBucket`.
     pub(crate) async fn bucket_created_ms(&self, name: &str) -> StorageResult<u64> {
-        let op = OwnerOp::HeadBucket {
-            name: name.to_string(),
-        };
-        Ok(expect_reply!(
-            self.shards.call_owner(name, op).await?,
-            Created(c)
-        ))
+        let b = self
+            .catalog
+            .bucket(name)
+            .ok_or_else(|| no_such_bucket(name))?;
+        Ok(b.created_ms)
     }
 
-    /// Every bucket of every core, sorted by name.
+    /// Every bucket, sorted by name.
     pub(crate) async fn list_buckets(&self) -> StorageResult<Vec<BucketEntry>> {
-        let mut all = Vec::new();
-        for core in 0..self.shards.cores() {
-            let reply = self.shards.call_core(core, OwnerOp::ListBuckets).await?;
-            let buckets = expect_reply!(reply, Buckets(b));
-            all.extend(
-                buckets
-                    .into_iter()
-                    .map(|(name, created_ms)| BucketEntry { name, created_ms }),
-            );
-        }
-        all.sort();
-        Ok(all)
+        let all = self.catalog.all().into_iter();
+        Ok(all
+            .map(|b| BucketEntry {
+                name: b.name.clone(),
+                created_ms: b.created_ms,
+            })
+            .collect())
     }
 
     // ---- objects ----
@@ -168,13 +208,24 @@ impl Store {
         record: &ObjectRecord,
         size_hint: Option<u64>,
     ) -> StorageResult<ObjectWriter> {
-        let path = self.next_staging_path();
         let header_len = reserved_header_len(record);
-        let writer = StagingWriter::create(&path, header_len, size_hint)
-            .await
-            .map_err(|e| StorageError::write("creating the staging file", e))?;
+        let spill_path = self.next_staging_path();
+        let mode = match size_hint {
+            // +1: a body of exactly the declared size never fills the buffer; more spills.
+            Some(n) if n <= INLINE_MAX_BYTES => Mode::Memory {
+                buf: vec![0; n as usize + 1],
+                fill: 0,
+            },
+            _ => Mode::File(
+                StagingWriter::create(&spill_path, header_len, size_hint)
+                    .await
+                    .map_err(|e| StorageError::write("creating the staging file", e))?,
+            ),
+        };
         Ok(ObjectWriter {
-            writer: Some(writer),
+            mode,
+            spill_path,
+            header_len,
             fsync: self.fsync,
         })
     }
@@ -191,10 +242,17 @@ impl Store {
             staged.record.key, key,
             "a staged object is committed under its key"
         );
+        if condition == WriteCondition::Always {
+            if let Held::Memory(data) = &staged.held {
+                return self.put_inline(bucket, &staged.record, data).await;
+            }
+        }
+        // Conditions are checked by the owner under the key's lock: through a file commit.
+        let staged = self.file_backed(staged).await?;
         let op = OwnerOp::Commit {
             bucket: bucket.to_string(),
             key: key.to_string(),
-            staging: staged.path.clone(),
+            staging: staged.path().to_path_buf(),
             summary: staged.record.summary(),
             condition,
         };
@@ -203,22 +261,121 @@ impl Store {
         Ok(())
     }
 
-    /// Opens `bucket/key` on this core (no owner round trip): the record inside the opened file
-    /// is the object, so a concurrent overwrite is seen whole or not at all.
+    /// A small object: one record in this core's log (durable by group commit), then its entry
+    /// installed by the owner. The floor keeps the owner from forgetting a tombstone this write
+    /// could be older than.
+    async fn put_inline(
+        &self,
+        bucket: &str,
+        record: &ObjectRecord,
+        data: &[u8],
+    ) -> StorageResult<()> {
+        let b = self
+            .catalog
+            .bucket(bucket)
+            .ok_or_else(|| no_such_bucket(bucket))?;
+        let head = entry::put_inline_head(bucket, b.incarnation, record);
+        let floor = self.enter_floor();
+        let appended = self
+            .log
+            .append(entry::KIND_PUT_INLINE, &[&head, data])
+            .await;
+        let result = match appended {
+            Ok(a) => {
+                let op = OwnerOp::Apply {
+                    bucket: bucket.to_string(),
+                    incarnation: b.incarnation,
+                    key: record.key.clone(),
+                    entry: IndexEntry {
+                        seq: a.seq,
+                        summary: record.summary(),
+                        body: Body::Inline(a.location),
+                    },
+                };
+                self.shards.call_owner(bucket, op).await.map(|_| ())
+            }
+            Err(e) => Err(StorageError::write("logging the object", e)),
+        };
+        self.leave_floor(floor);
+        result
+    }
+
+    fn enter_floor(&self) -> u64 {
+        let floor = self.catalog.counters.peek();
+        let mut floors = self.floors.borrow_mut();
+        *floors.entry(floor).or_insert(0) += 1;
+        let lowest = *floors.keys().next().expect("a floor");
+        self.catalog.set_floor(self.shards.me(), lowest);
+        floor
+    }
+
+    fn leave_floor(&self, floor: u64) {
+        let mut floors = self.floors.borrow_mut();
+        let n = floors.get_mut(&floor).expect("an entered floor");
+        *n -= 1;
+        if *n == 0 {
+            floors.remove(&floor);
+        }
+        let lowest = floors.keys().next().copied().unwrap_or(u64::MAX);
+        self.catalog.set_floor(self.shards.me(), lowest);
+    }
+
+    /// The staged object as a durable staging file (a small object held in memory is written).
+    async fn file_backed(&self, mut staged: StagedObject) -> StorageResult<StagedObject> {
+        if !matches!(staged.held, Held::Memory(_)) {
+            return Ok(staged);
+        }
+        let Held::Memory(data) = std::mem::replace(&mut staged.held, Held::Gone) else {
+            unreachable!("checked above");
+        };
+        let record = staged.record.clone();
+        let mut writer = self.object_writer(&record, None).await?;
+        let mut at = 0;
+        while at < data.len() {
+            let spare = writer.spare();
+            let n = spare.len().min(data.len() - at);
+            spare[..n].copy_from_slice(&data[at..at + n]);
+            writer.advance(n).await?;
+            at += n;
+        }
+        writer.finish(record).await
+    }
+
+    /// Opens `bucket/key` on this core (no owner round trip): the version the index names now.
     pub(crate) async fn open_object(&self, bucket: &str, key: &str) -> StorageResult<OpenObject> {
-        let path = self.layout.object_file(bucket, key);
-        let opened = OpenObject::open(&path, Some((&self.layout, bucket)))
-            .await
-            .map_err(|e| StorageError::io("reading the object", e))?;
-        match opened {
-            Some(obj) if obj.record.key == key => Ok(obj),
-            // Another key with the same file-name hash: not this object.
-            Some(_) => Err(no_such_key(key)),
-            None => {
-                self.bucket_created_ms(bucket).await?;
-                Err(no_such_key(key))
+        for _ in 0..OPEN_ATTEMPTS_MAX {
+            let b = self
+                .catalog
+                .bucket(bucket)
+                .ok_or_else(|| no_such_bucket(bucket))?;
+            let current = b.objects.get(key).map(|e| e.value().clone());
+            let entry = current.ok_or_else(|| no_such_key(key))?;
+            let read_err = |e| StorageError::io("reading the object", e);
+            match entry.body {
+                Body::Inline(at) => {
+                    let rec = self.readers.read(at, entry.seq).await.map_err(read_err)?;
+                    return OpenObject::inline(rec).map_err(read_err);
+                }
+                Body::File { name, .. } => {
+                    let path = self.layout.objects_dir(bucket).join(name);
+                    let opened = OpenObject::open(&path, Some((&self.layout, bucket)))
+                        .await
+                        .map_err(read_err)?;
+                    match opened {
+                        Some(obj) if obj.record.key == key => return Ok(obj),
+                        Some(_) => {
+                            return Err(read_err(std::io::Error::new(
+                                std::io::ErrorKind::InvalidData,
+                                format!("{} holds another key", path.display()),
+                            )))
+                        }
+                        // Replaced (and its file removed) since the lookup: look again.
+                        None => continue,
+                    }
+                }
             }
         }
+        Err(StorageError::ObjectChanged)
     }
 
     /// Removes `bucket/key` (no error when absent); durable when this returns.
@@ -231,20 +388,17 @@ impl Store {
         Ok(())
     }
 
-    /// One page of `bucket`'s keys, computed on its owner core from its index.
+    /// One page of `bucket`'s keys, read on this core from the shared index.
     pub(crate) async fn list_objects(
         &self,
         bucket: &str,
         params: ListParams,
     ) -> StorageResult<ListPage> {
-        let op = OwnerOp::List {
-            bucket: bucket.to_string(),
-            params,
-        };
-        Ok(expect_reply!(
-            self.shards.call_owner(bucket, op).await?,
-            Page(p)
-        ))
+        let b = self
+            .catalog
+            .bucket(bucket)
+            .ok_or_else(|| no_such_bucket(bucket))?;
+        Ok(list_page(&b.objects, &params))
     }
 
     // ---- multipart uploads ----
@@ -292,6 +446,7 @@ impl Store {
         number: u32,
         staged: StagedObject,
     ) -> StorageResult<()> {
+        let staged = self.file_backed(staged).await?;
         let r = &staged.record;
         assert!(r.parts.is_none(), "a part is a plain object file");
         let op = OwnerOp::CommitPart {
@@ -299,7 +454,7 @@ impl Store {
             key: r.key.clone(),
             upload_id: upload_id.to_string(),
             number,
-            staging: staged.path.clone(),
+            staging: staged.path().to_path_buf(),
             info: PartInfo {
                 size: r.size,
                 md5: r.md5,
@@ -372,97 +527,179 @@ fn reserved_header_len(record: &ObjectRecord) -> usize {
     probe.header_len()
 }
 
-/// A new object's bytes on their way to disk. Dropped unfinished, its file is removed.
+enum Mode {
+    /// A small object, in memory until it is logged.
+    Memory {
+        buf: Vec<u8>,
+        fill: usize,
+    },
+    File(StagingWriter),
+    Finished,
+}
+
+/// A new object's bytes on their way to storage. Dropped unfinished, its file is removed.
 pub(crate) struct ObjectWriter {
-    writer: Option<StagingWriter>,
+    mode: Mode,
+    /// Where the bytes go if they outgrow memory.
+    spill_path: PathBuf,
+    header_len: usize,
     fsync: bool,
 }
 
 impl ObjectWriter {
     /// Abandons the object: waits for writes in flight and removes its file.
     pub(crate) async fn abort(mut self) {
-        if let Some(w) = self.writer.take() {
+        if let Mode::File(w) = std::mem::replace(&mut self.mode, Mode::Finished) {
             w.abort().await;
         }
     }
 
-    fn inner(&mut self) -> &mut StagingWriter {
-        self.writer.as_mut().expect("writer used after finish")
-    }
-
     /// Bytes accepted so far.
     pub(crate) fn size(&self) -> u64 {
-        self.writer.as_ref().map_or(0, |w| w.size())
+        match &self.mode {
+            Mode::Memory { fill, .. } => *fill as u64,
+            Mode::File(w) => w.size(),
+            Mode::Finished => 0,
+        }
     }
 
-    /// The free tail of the current DMA buffer: read bytes straight into it, then [`Self::advance`].
+    /// The free tail of the current buffer: read bytes straight into it, then [`Self::advance`].
     pub(crate) fn spare(&mut self) -> &mut [u8] {
-        self.inner().spare()
+        match &mut self.mode {
+            Mode::Memory { buf, fill } => &mut buf[*fill..],
+            Mode::File(w) => w.spare(),
+            Mode::Finished => panic!("writer used after finish"),
+        }
     }
 
     /// Accepts `n` bytes just placed into [`Self::spare`].
     pub(crate) async fn advance(&mut self, n: usize) -> StorageResult<()> {
-        self.inner()
-            .advance(n)
-            .await
-            .map_err(|e| StorageError::write("writing the object", e))
+        let write_err = |e| StorageError::write("writing the object", e);
+        match &mut self.mode {
+            Mode::Memory { buf, fill } => {
+                assert!(*fill + n <= buf.len());
+                *fill += n;
+                if *fill == buf.len() {
+                    // More bytes than declared: continue in a staging file.
+                    let data = std::mem::take(buf);
+                    self.spill(&data).await.map_err(write_err)?;
+                }
+                Ok(())
+            }
+            Mode::File(w) => w.advance(n).await.map_err(write_err),
+            Mode::Finished => panic!("writer used after finish"),
+        }
     }
 
-    /// Writes `record` (whose `size` must equal the bytes accepted) and makes the object durable
-    /// but not yet visible.
-    pub(crate) async fn finish(mut self, record: ObjectRecord) -> StorageResult<StagedObject> {
-        let writer = self.writer.take().expect("finish once");
-        let path = writer.path().to_path_buf();
-        match writer.finish(&record, self.fsync).await {
-            Ok(path) => Ok(StagedObject {
-                record,
-                path,
-                settled: false,
-            }),
-            Err(e) => {
-                let _ = glommio::io::remove(&path).await;
-                Err(StorageError::write("writing the object", e))
+    async fn spill(&mut self, data: &[u8]) -> std::io::Result<()> {
+        let mut w = StagingWriter::create(&self.spill_path, self.header_len, None).await?;
+        self.mode = Mode::Finished;
+        let mut at = 0;
+        while at < data.len() {
+            let spare = w.spare();
+            let n = spare.len().min(data.len() - at);
+            spare[..n].copy_from_slice(&data[at..at + n]);
+            if let Err(e) = w.advance(n).await {
+                w.abort().await;
+                return Err(e);
             }
+            at += n;
+        }
+        self.mode = Mode::File(w);
+        Ok(())
+    }
+
+    /// Seals the object with `record` (whose `size` must equal the bytes accepted): a file is
+    /// made durable but not yet visible; a small object stays in memory until committed.
+    pub(crate) async fn finish(mut self, record: ObjectRecord) -> StorageResult<StagedObject> {
+        assert_eq!(record.size, self.size(), "the record sizes the object");
+        match std::mem::replace(&mut self.mode, Mode::Finished) {
+            Mode::Memory { mut buf, fill } => {
+                buf.truncate(fill);
+                Ok(StagedObject {
+                    record,
+                    held: Held::Memory(buf),
+                })
+            }
+            Mode::File(writer) => {
+                let path = writer.path().to_path_buf();
+                match writer.finish(&record, self.fsync).await {
+                    Ok(path) => Ok(StagedObject {
+                        record,
+                        held: Held::File {
+                            path,
+                            settled: false,
+                        },
+                    }),
+                    Err(e) => {
+                        let _ = glommio::io::remove(&path).await;
+                        Err(StorageError::write("writing the object", e))
+                    }
+                }
+            }
+            Mode::Finished => panic!("finish once"),
         }
     }
 }
 
 impl Drop for ObjectWriter {
     fn drop(&mut self) {
-        if let Some(w) = self.writer.take() {
+        if let Mode::File(w) = std::mem::replace(&mut self.mode, Mode::Finished) {
             glommio::spawn_local(w.abort()).detach();
         }
     }
 }
 
-/// A durable object not yet committed: its record and (privately) its staging file. Dropped
-/// without a successful commit, the staging file is removed.
+enum Held {
+    /// A small object's bytes.
+    Memory(Vec<u8>),
+    /// A durable staging file. `settled`: a commit was attempted and its outcome handled (the
+    /// file belongs to the object, or it was removed).
+    File {
+        path: PathBuf,
+        settled: bool,
+    },
+    Gone,
+}
+
+/// An object ready to commit: its record and (privately) its bytes or staging file. Dropped
+/// without a successful commit, a staging file is removed.
 pub(crate) struct StagedObject {
     pub(crate) record: ObjectRecord,
-    path: PathBuf,
-    /// A commit was attempted and its outcome handled: the file belongs to the object, or it
-    /// was removed.
-    settled: bool,
+    held: Held,
 }
 
 impl StagedObject {
+    fn path(&self) -> &std::path::Path {
+        match &self.held {
+            Held::File { path, .. } => path,
+            _ => unreachable!("only file-backed objects are committed by path"),
+        }
+    }
+
     /// After a commit attempt: on success the file now belongs to the object; on failure it is
     /// removed before the error is returned (so a client that sees the error sees no leftover).
     async fn settle<T>(mut self, reply: StorageResult<T>) -> StorageResult<T> {
-        if reply.is_err() {
-            let _ = glommio::io::remove(&self.path).await;
+        if let Held::File { path, settled } = &mut self.held {
+            if reply.is_err() {
+                let _ = glommio::io::remove(&*path).await;
+            }
+            *settled = true;
         }
-        self.settled = true;
         reply
     }
 }
 
 impl Drop for StagedObject {
-    /// A staged object dropped without a commit attempt (an error or a cancelled request
-    /// between staging and commit) removes its file.
+    /// A staged file dropped without a commit attempt (an error or a cancelled request between
+    /// staging and commit) is removed.
     fn drop(&mut self) {
-        if !self.settled {
-            remove_detached(std::mem::take(&mut self.path));
+        if let Held::File {
+            path,
+            settled: false,
+        } = &mut self.held
+        {
+            remove_detached(std::mem::take(path));
         }
     }
 }
@@ -492,13 +729,15 @@ mod tests {
         let parent = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/target/unit-tmp"));
         std::fs::create_dir_all(&parent).expect("test parent dir");
         let dir = tempfile::tempdir_in(&parent).expect("temp dir");
-        let prepared = crate::storage::prepare_data_dir(dir.path()).expect("prepare");
+        let prepared = crate::storage::prepare_data_dir(dir.path(), 1).expect("prepare");
         let root = prepared.root.clone();
+        let engine = prepared.engine.clone();
         glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
             .spawn(move || async move {
                 let config = StoreConfig {
                     root: root.clone(),
                     fsync: true,
+                    engine,
                 };
                 let (store, _) = Store::open(0, CoreMesh::new(1), config).await.unwrap();
                 f(store, Layout::new(root).tmp_dir()).await;
@@ -512,16 +751,19 @@ mod tests {
         std::fs::read_dir(tmp).map_or(0, |d| d.count())
     }
 
-    async fn staged(store: &Store, key: &str, body: &[u8]) -> StagedObject {
+    /// A staged object: held in memory (a declared small size) or in a staging file (no size).
+    async fn staged_as(store: &Store, key: &str, body: &[u8], in_memory: bool) -> StagedObject {
         let mut rec = ObjectRecord::new(key);
-        let mut w = store
-            .object_writer(&rec, Some(body.len() as u64))
-            .await
-            .unwrap();
+        let hint = in_memory.then_some(body.len() as u64);
+        let mut w = store.object_writer(&rec, hint).await.unwrap();
         w.spare()[..body.len()].copy_from_slice(body);
         w.advance(body.len()).await.unwrap();
         rec.size = body.len() as u64;
         w.finish(rec).await.unwrap()
+    }
+
+    async fn staged(store: &Store, key: &str, body: &[u8]) -> StagedObject {
+        staged_as(store, key, body, false).await
     }
 
     #[test]
@@ -554,6 +796,62 @@ mod tests {
                 .unwrap_err();
             assert!(matches!(err, StorageError::NoSuchBucket { .. }), "{err}");
             assert_eq!(staging_files(&tmp), 0, "failed commit left its file");
+            // A small object with a declared size stays in memory: no file at all.
+            let s = staged_as(&store, "k", b"hello", true).await;
+            assert_eq!(staging_files(&tmp), 0);
+            drop(s);
+        });
+    }
+
+    #[test]
+    fn small_objects_go_through_the_log_and_spill_when_they_outgrow_memory() {
+        with_store(|store, tmp| async move {
+            store.create_bucket("bkt").await.unwrap();
+            let s = staged_as(&store, "small", b"tiny body", true).await;
+            store
+                .put_object("bkt", "small", s, WriteCondition::Always)
+                .await
+                .unwrap();
+            let root = tmp.parent().expect("data dir").to_path_buf();
+            let objects = Layout::new(root).objects_dir("bkt");
+            assert_eq!(std::fs::read_dir(&objects).unwrap().count(), 0, "inline");
+            let obj = store.open_object("bkt", "small").await.unwrap();
+            let mut stream = obj.stream(5, 4).await.unwrap();
+            assert_eq!(&stream.next_chunk().await.unwrap().unwrap()[..], b"body");
+            // Declared 3 bytes, sent 5000: the writer spills to a staging file.
+            let mut rec = ObjectRecord::new("grown");
+            let mut w = store.object_writer(&rec, Some(3)).await.unwrap();
+            let mut sent = 0;
+            while sent < 5000 {
+                let spare = w.spare();
+                let n = spare.len().min(5000 - sent);
+                spare[..n].fill(b'x');
+                w.advance(n).await.unwrap();
+                sent += n;
+            }
+            assert_eq!(staging_files(&tmp), 1, "spilled to a file");
+            rec.size = 5000;
+            let s = w.finish(rec).await.unwrap();
+            store
+                .put_object("bkt", "grown", s, WriteCondition::Always)
+                .await
+                .unwrap();
+            assert_eq!(std::fs::read_dir(&objects).unwrap().count(), 1, "a file");
+            assert_eq!(
+                store.open_object("bkt", "grown").await.unwrap().size(),
+                5000
+            );
+            // Overwrite the file-backed key with a small object: its file goes.
+            let s = staged_as(&store, "grown", b"now small", true).await;
+            store
+                .put_object("bkt", "grown", s, WriteCondition::Always)
+                .await
+                .unwrap();
+            assert_eq!(std::fs::read_dir(&objects).unwrap().count(), 0, "replaced");
+            assert_eq!(store.open_object("bkt", "grown").await.unwrap().size(), 9);
+            store.delete_object("bkt", "grown").await.unwrap();
+            store.delete_object("bkt", "small").await.unwrap();
+            store.delete_bucket("bkt").await.unwrap();
         });
     }
 

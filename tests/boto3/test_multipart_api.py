@@ -106,10 +106,10 @@ def tree_files(path):
     return sorted(out)
 
 
-def object_file(server, bucket, key):
-    """DATA/buckets/NAME/objects/H with H = hex(SHA-256(key)[..16]) (see README, on-disk format)."""
-    name = hashlib.sha256(key.encode('utf-8')).digest()[:16].hex()
-    return bucket_dir(server, bucket) / 'objects' / name
+def objects_bytes(server, bucket):
+    """Bytes in DATA/buckets/NAME/objects: the files of file-backed objects (small objects live
+    in the log, see README, on-disk format)."""
+    return tree_size(bucket_dir(server, bucket) / 'objects')
 
 
 def uploads_entries(server, bucket):
@@ -845,7 +845,7 @@ def test_overwriting_a_multipart_object_removes_its_parts(server, s3, bucket, re
 
     assert uploads_entries(server, bucket) == keep
     assert not (d / 'uploads' / old_id).exists()
-    obj_size = object_file(server, bucket, 'obj').stat().st_size
+    obj_size = objects_bytes(server, bucket)
     extra = tree_size(d / 'uploads' / keep[0]) if keep else 0
     assert tree_size(d) == before + obj_size + extra
     if expected is not None:
@@ -882,7 +882,7 @@ def test_unlisted_parts_are_removed_on_complete(server, s3, bucket):
     done = complete(s3, bucket, 'sel', upload_id, [listed[0], listed[2]])  # parts 1 and 3
     assert done['ETag'] == multipart_etag([p1, p3])
     assert sorted(os.listdir(up)) == ['part-1', 'part-3']
-    assert tree_size(d) == (before + object_file(server, bucket, 'sel').stat().st_size
+    assert tree_size(d) == (before + objects_bytes(server, bucket)
                             + (up / 'part-1').stat().st_size + (up / 'part-3').stat().st_size)
     assert same_bytes(get_bytes(s3, bucket, 'sel'), p1 + p3)
     s3.delete_object(Bucket=bucket, Key='sel')

@@ -859,9 +859,16 @@ impl Conn {
     }
 }
 
-/// Hex of the first 16 bytes of SHA-256(key): the documented object file name of `key`.
-pub fn object_file_name_of(key: &str) -> String {
-    hex::encode(&Sha256::digest(key.as_bytes())[..16])
+/// The key recorded in the header of the object file at `path` (see README, on-disk format:
+/// magic, version, header length, record length, CRC, then the record, which starts with the
+/// length-prefixed key), or `None` if the file is not an object file.
+pub fn object_file_key(path: &Path) -> Option<String> {
+    let bytes = std::fs::read(path).ok()?;
+    if bytes.get(0..8)? != b"RINGOBJ\0" {
+        return None;
+    }
+    let len = u32::from_le_bytes(bytes.get(24..28)?.try_into().ok()?) as usize;
+    String::from_utf8(bytes.get(28..28 + len)?.to_vec()).ok()
 }
 
 /// Names of the entries of `dir` (empty when it does not exist).

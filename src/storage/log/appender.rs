@@ -51,6 +51,9 @@ pub(crate) struct LogConfig {
 pub(crate) struct LogCounters {
     next_segment: Arc<AtomicU64>,
     next_seq: Arc<AtomicU64>,
+    /// Records and batches (flushes) written by every core since the start.
+    records: Arc<AtomicU64>,
+    batches: Arc<AtomicU64>,
 }
 
 impl LogCounters {
@@ -59,7 +62,17 @@ impl LogCounters {
         LogCounters {
             next_segment: Arc::new(AtomicU64::new(next_segment)),
             next_seq: Arc::new(AtomicU64::new(next_seq)),
+            records: Arc::new(AtomicU64::new(0)),
+            batches: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// Records and flushes written by every core since the start (commits per flush).
+    pub(crate) fn flushes(&self) -> (u64, u64) {
+        (
+            self.records.load(Ordering::Relaxed),
+            self.batches.load(Ordering::Relaxed),
+        )
     }
 
     fn segment_id(&self) -> u64 {
@@ -68,7 +81,12 @@ impl LogCounters {
 
     /// A fresh sequence number, higher than every one taken before it anywhere in the process.
     pub(crate) fn seq(&self) -> u64 {
-        self.next_seq.fetch_add(1, Ordering::Relaxed)
+        self.next_seq.fetch_add(1, Ordering::SeqCst)
+    }
+
+    /// The sequence number the next [`LogCounters::seq`] returns at the earliest.
+    pub(crate) fn peek(&self) -> u64 {
+        self.next_seq.load(Ordering::SeqCst)
     }
 }
 
@@ -159,6 +177,7 @@ impl Appender {
         Ok(Appender(inner))
     }
 
+    #[cfg(test)]
     pub(crate) fn stats(&self) -> LogStats {
         self.0.stats.get()
     }
@@ -271,6 +290,10 @@ async fn write_batch(inner: &Rc<Inner>, mut records: Vec<u8>) -> io::Result<Batc
             s.batches += 1;
             s.records += u64::from(batch.record_count);
             inner.stats.set(s);
+            let c = &inner.counters;
+            c.batches.fetch_add(1, Ordering::Relaxed);
+            c.records
+                .fetch_add(u64::from(batch.record_count), Ordering::Relaxed);
             *inner.active.borrow_mut() = Some(Active {
                 pos: active.pos + span,
                 next_batch: active.next_batch + 1,
@@ -335,9 +358,11 @@ async fn open_active(
     })
 }
 
-/// The O_DIRECT block of the device holding `dir` (a probe file, opened and removed).
+/// The O_DIRECT block of the device holding `dir` (a probe file of a unique name, opened and
+/// removed; a leftover is removed at the next start like any `seg-*.tmp`).
 async fn device_block_bytes(dir: &std::path::Path) -> io::Result<u32> {
-    let probe = dir.join("block-probe.tmp");
+    let unique = crate::storage::log::segment::fresh_nonce(u64::from(std::process::id()));
+    let probe = dir.join(format!("seg-probe-{unique:016x}.tmp"));
     let file = DmaFile::create(&probe).await?;
     let block = file.alignment().max(SECTOR_BYTES);
     file.close().await?;

@@ -27,14 +27,23 @@ struct OpenSegment {
 /// A verified record read from a segment.
 pub(crate) struct ReadRecord {
     buf: ReadResult,
-    pub(crate) seq: u64,
-    pub(crate) kind: u8,
+    /// The record's kind (the engine's).
+    kind: u8,
     payload_start: usize,
 }
 
 impl ReadRecord {
+    pub(crate) fn kind(&self) -> u8 {
+        self.kind
+    }
+
     pub(crate) fn payload(&self) -> &[u8] {
         &self.buf[self.payload_start..]
+    }
+
+    /// `len` payload bytes from payload offset `start`, sharing the read buffer (no copy).
+    pub(crate) fn payload_slice(&self, start: usize, len: usize) -> Option<ReadResult> {
+        ReadResult::slice(&self.buf, self.payload_start + start, len)
     }
 }
 
@@ -69,11 +78,6 @@ impl SegmentReaders {
         Ok(seg)
     }
 
-    /// Forgets segment `id` (before it is reused or removed).
-    pub(crate) fn forget(&self, id: u64) {
-        self.open.borrow_mut().remove(&id);
-    }
-
     /// The record at `at`, verified, whose sequence number must be `seq`.
     pub(crate) async fn read(&self, at: RecordLocation, seq: u64) -> io::Result<ReadRecord> {
         let seg = self.segment(at.segment).await?;
@@ -98,7 +102,6 @@ impl SegmentReaders {
         Ok(ReadRecord {
             payload_start: buf.len() - payload_len,
             buf,
-            seq,
             kind,
         })
     }

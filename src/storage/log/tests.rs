@@ -91,7 +91,7 @@ fn concurrent_appends_share_flushes_and_read_back() {
             let (_, kind, p, at) = found.iter().find(|f| f.0 == a.seq).expect("scanned");
             assert_eq!((*kind, p, *at), (7, &payload(*i), a.location));
             let r = readers.read(a.location, a.seq).await.unwrap();
-            assert_eq!((r.kind, r.payload()), (7, &payload(*i)[..]));
+            assert_eq!((r.kind(), r.payload()), (7, &payload(*i)[..]));
             assert!(
                 readers.read(a.location, a.seq + 1).await.is_err(),
                 "seq checked"

@@ -1,0 +1,238 @@
+//! Startup: the catalogue rebuilt by replaying every log segment (blocking I/O, before any core
+//! serves), and the migration of a format-1 data directory (one file per object) into it.
+//!
+//! Invariants: replay applies each record of a known bucket incarnation and keeps, per key, the
+//! change with the highest sequence number — so the order in which segments and cores' logs
+//! are read does not matter, and a record of a deleted bucket never resurfaces; a segment that
+//! is corrupt (not merely torn at its tail) stops the start with its name and offset; the
+//! counters continue above every sequence number and segment id found, so none is reused.
+
+use crate::storage::catalog::{Catalog, SharedBucket};
+use crate::storage::disk::read_record_blocking;
+use crate::storage::entry::{self, Change};
+use crate::storage::index::{IndexEntry, SharedIndex};
+use crate::storage::layout::{object_file_name, Layout};
+use crate::storage::log::appender::LogCounters;
+use crate::storage::log::format::{
+    align_up, frame_record, record_len, seal_records, BatchHeader, BATCH_HEADER_BYTES,
+    SEGMENT_HEADER_BYTES,
+};
+use crate::storage::log::scan::{scan_segment, ScanEnd, SegmentScan};
+use crate::storage::log::segment::{create_segment, list_segments, segment_path};
+use crate::storage::recovery::{read_buckets, BucketMeta};
+use crate::storage::store::EngineStart;
+use std::collections::HashMap;
+use std::io;
+use std::sync::{Arc, Mutex};
+
+/// A segment is continued after a restart only if at least this fraction of it is free.
+const RESUME_FREE_FRACTION_MIN: u64 = 4;
+/// Block alignment of segments written by the migration (valid on every supported device).
+const MIGRATION_BLOCK_BYTES: u32 = 4096;
+/// Objects between two progress lines of the migration.
+const MIGRATION_PROGRESS_OBJECTS: usize = 10_000;
+
+/// What replay found.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct ReplayReport {
+    pub(crate) segments: usize,
+    pub(crate) records: u64,
+    /// Segments whose last flush was cut off (its records were never acknowledged).
+    pub(crate) torn_tails: usize,
+    pub(crate) removed_partial_buckets: usize,
+}
+
+/// Per bucket: its incarnation and, per key, the newest change seen so far.
+type Changes = HashMap<String, (u64, HashMap<String, (u64, Option<IndexEntry>)>)>;
+
+/// Replays the logs under `layout` into a catalogue for `cores` cores.
+pub(crate) fn replay(
+    layout: &Layout,
+    cores: usize,
+    segment_size_bytes: u64,
+) -> io::Result<(EngineStart, ReplayReport)> {
+    let mut report = ReplayReport::default();
+    let buckets = read_buckets(layout, &mut report.removed_partial_buckets)?;
+    let mut changes: Changes = buckets
+        .iter()
+        .map(|b| (b.name.clone(), (b.incarnation, HashMap::new())))
+        .collect();
+    let (mut max_seq, mut max_segment) = (0u64, 0u64);
+    let mut ends = Vec::new();
+    for (id, path) in list_segments(&layout.log_dir())? {
+        max_segment = max_segment.max(id);
+        let mut bad = None;
+        let scan = scan_segment(&path, |at, rec| {
+            max_seq = max_seq.max(rec.seq);
+            report.records += 1;
+            match entry::decode(rec.kind, rec.seq, at, rec.payload) {
+                Ok(change) => apply(&mut changes, change),
+                Err(why) => bad = bad.take().or(Some((at.offset, why))),
+            }
+        })?;
+        if let Some((offset, why)) = bad {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{}: record at offset {offset}: {why}", path.display()),
+            ));
+        }
+        match scan {
+            SegmentScan::Unused => std::fs::remove_file(&path)?,
+            SegmentScan::Live(end) => {
+                report.segments += 1;
+                report.torn_tails += usize::from(end.torn_tail);
+                ends.push(end);
+            }
+        }
+    }
+    let max_incarnation = buckets.iter().map(|b| b.incarnation).max().unwrap_or(0);
+    let counters = LogCounters::new(max_segment + 1, max_seq.max(max_incarnation) + 1);
+    let catalog = Arc::new(Catalog::new(counters, cores));
+    for b in buckets {
+        let (_, keys) = changes
+            .remove(&b.name)
+            .expect("every bucket has a change map");
+        catalog.insert(Arc::new(shared_bucket(b, keys)));
+    }
+    let engine = EngineStart {
+        catalog,
+        resume: Mutex::new(resumable(ends, cores, segment_size_bytes)),
+        segment_size_bytes,
+    };
+    Ok((engine, report))
+}
+
+fn apply(changes: &mut Changes, change: Change) {
+    let Some((incarnation, keys)) = changes.get_mut(&change.bucket) else {
+        return;
+    };
+    if *incarnation != change.incarnation {
+        return;
+    }
+    let seq = change.seq;
+    match keys.get(&change.key) {
+        Some((newer, _)) if *newer > seq => {}
+        _ => {
+            keys.insert(change.key, (seq, change.entry));
+        }
+    }
+}
+
+fn shared_bucket(b: BucketMeta, keys: HashMap<String, (u64, Option<IndexEntry>)>) -> SharedBucket {
+    let objects = SharedIndex::new();
+    for (key, (_, entry)) in keys {
+        if let Some(e) = entry {
+            objects.insert(key, e);
+        }
+    }
+    SharedBucket {
+        name: b.name,
+        created_ms: b.created_ms,
+        incarnation: b.incarnation,
+        objects,
+    }
+}
+
+/// The segments with room left, newest first, at most one per core.
+fn resumable(mut ends: Vec<ScanEnd>, cores: usize, segment_size_bytes: u64) -> Vec<ScanEnd> {
+    ends.retain(|e| {
+        let size = e.header.size_bytes;
+        size == segment_size_bytes && (size - e.end) * RESUME_FREE_FRACTION_MIN >= size
+    });
+    ends.sort_by_key(|e| std::cmp::Reverse(e.header.id));
+    ends.truncate(cores);
+    ends
+}
+
+/// Converts a format-1 data directory: every object file becomes a PUT_FILE record naming it
+/// (its bytes do not move), written to new segments and synced. Returns the objects migrated.
+/// Safe to repeat after a crash: a second run logs the same files again under newer numbers.
+pub(crate) fn migrate_v1(layout: &Layout, segment_size_bytes: u64) -> io::Result<usize> {
+    let mut ignored = 0;
+    let buckets = read_buckets(layout, &mut ignored)?;
+    let mut payloads = Vec::new();
+    for b in &buckets {
+        for obj in std::fs::read_dir(layout.objects_dir(&b.name))? {
+            let obj = obj?;
+            let name = obj.file_name().to_string_lossy().into_owned();
+            let rec = match read_record_blocking(&obj.path()) {
+                Ok(rec) if object_file_name(&rec.key) == name => rec,
+                _ => {
+                    eprintln!(
+                        "ringstore: migration skips unreadable {}",
+                        obj.path().display()
+                    );
+                    continue;
+                }
+            };
+            let upload = rec.parts.as_ref().map(|p| p.upload_id.as_str());
+            let summary = rec.summary();
+            let p = entry::put_file(&b.name, b.incarnation, &rec.key, &summary, &name, upload);
+            payloads.push(p);
+            if payloads.len() % MIGRATION_PROGRESS_OBJECTS == 0 {
+                eprintln!(
+                    "ringstore: migrating to format 2: {} objects",
+                    payloads.len()
+                );
+            }
+        }
+    }
+    let first_id = list_segments(&layout.log_dir())?
+        .last()
+        .map_or(1, |(id, _)| id + 1);
+    write_segments_blocking(layout, first_id, segment_size_bytes, &payloads)?;
+    Ok(payloads.len())
+}
+
+/// Most record bytes per batch the migration writes.
+const MIGRATION_BATCH_PAYLOAD_BYTES: usize = 512 * 1024;
+
+/// Writes PUT_FILE `payloads` as records (sequence numbers from 1) into new segments, many
+/// records per batch, each segment synced.
+fn write_segments_blocking(
+    layout: &Layout,
+    mut id: u64,
+    segment_size_bytes: u64,
+    payloads: &[Vec<u8>],
+) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let dir = layout.log_dir();
+    let block = u64::from(MIGRATION_BLOCK_BYTES);
+    let room = |pos: u64, len: usize| {
+        align_up((BATCH_HEADER_BYTES + len) as u64, block) + pos <= segment_size_bytes
+    };
+    let mut rest = payloads.iter().enumerate().peekable();
+    while rest.peek().is_some() {
+        let h = create_segment(&dir, id, segment_size_bytes, MIGRATION_BLOCK_BYTES, true)?;
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(segment_path(&dir, id))?;
+        let (mut pos, mut number) = (SEGMENT_HEADER_BYTES, 1u64);
+        loop {
+            let mut records = Vec::new();
+            while let Some((i, p)) = rest.next_if(|(_, p)| {
+                let len = records.len() + record_len(p.len());
+                len <= MIGRATION_BATCH_PAYLOAD_BYTES && room(pos, len)
+            }) {
+                let at = records.len();
+                records.resize(at + record_len(p.len()), 0);
+                frame_record(&mut records[at..], i as u64 + 1, entry::KIND_PUT_FILE, &[p]);
+            }
+            if records.is_empty() {
+                break;
+            }
+            seal_records(&mut records, h.generation, h.nonce);
+            let batch = BatchHeader::for_payload(h.generation, number, h.nonce, &records);
+            let span = align_up((BATCH_HEADER_BYTES + records.len()) as u64, block);
+            let mut buf = vec![0u8; span as usize];
+            buf[..BATCH_HEADER_BYTES].copy_from_slice(&batch.encode(h.nonce));
+            buf[BATCH_HEADER_BYTES..BATCH_HEADER_BYTES + records.len()].copy_from_slice(&records);
+            file.write_all_at(&buf, pos)?;
+            pos += span;
+            number += 1;
+        }
+        file.sync_data()?;
+        id += 1;
+    }
+    Ok(())
+}
