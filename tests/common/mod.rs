@@ -8,6 +8,8 @@
 
 #![allow(dead_code)]
 
+pub mod workload;
+
 use ringstore::auth::{sign_headers, Credentials};
 use sha2::{Digest as _, Sha256};
 use std::io::{self, BufRead, BufReader, Read, Write};
