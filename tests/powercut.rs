@@ -14,7 +14,9 @@
 //! lists exactly the readable keys, no leftovers.
 //!
 //! First a self-check of the rig: a file written and fsynced must survive a cut (and the fsync
-//! must reach the FUSE fsync handler), a file written without fsync must not.
+//! must reach the FUSE fsync handler); an `O_DIRECT` overwrite never flushed and a file written
+//! without fsync must not. Then a negative control: a server run with `--fsync never` must lose
+//! acknowledged PUTs at a cut, and the check must see it.
 //!
 //! Scenarios, each for a number of rounds:
 //! - `steady`: [`WRITERS`] threads on two buckets PUT small (1-8 KiB) and a few large (1-3 MiB)
@@ -26,7 +28,7 @@
 //!
 //! Needs root, `/dev/fuse`, loop devices, mkfs.ext4 and fsck.ext4; otherwise it prints why and
 //! passes without testing anything. Environment: `RINGSTORE_POWERCUT_SEED` (default: from the
-//! clock; printed), `RINGSTORE_POWERCUT_ROUNDS` (rounds per scenario, default 10),
+//! clock; printed), `RINGSTORE_POWERCUT_ROUNDS` (rounds per scenario, default 20),
 //! `RINGSTORE_POWERCUT_SCENARIOS` (comma-separated subset of `steady,burst,first-start`),
 //! `RINGSTORE_POWERCUT_SECONDS` (no new round after this, default 120),
 //! `RINGSTORE_POWERCUT_SERVER_ARGS` (extra `ringstore serve` flags, e.g. `--fsync never` to
@@ -51,7 +53,7 @@ const KIB: usize = 1024;
 const IMAGE_BYTES: u64 = 1024 * MIB as u64;
 const WRITERS: usize = 4;
 const SERVER_CORES: usize = 2;
-const DEFAULT_ROUNDS: usize = 10;
+const DEFAULT_ROUNDS: usize = 20;
 /// No new round starts after this long.
 const DEFAULT_TIME_BUDGET: Duration = Duration::from_secs(120);
 /// `steady`: the cut comes this long after the writers start.
@@ -68,6 +70,11 @@ const FIRST_START_CUT_MAX_MS: u64 = 1000;
 const FIRST_START_PUTS_MAX: usize = 10_000;
 /// Self-check: the bytes of each probe file.
 const PROBE_BYTES: usize = 256 * KIB;
+/// Negative control: PUTs of 4 KiB to this bucket with `--fsync never`, under a journal commit
+/// interval far longer than the control takes.
+const CONTROL_BUCKET: &str = "control";
+const CONTROL_PUTS: usize = 20;
+const CONTROL_COMMIT_INTERVAL_SECONDS: u32 = 600;
 /// Alignment of `O_DIRECT` buffers.
 const DIRECT_IO_ALIGN_BYTES: usize = 4096;
 /// Longest wait for a launched server's listening line in `first-start`.
@@ -250,6 +257,52 @@ fn self_check(rig: &mut Rig, totals: &mut CutTotals) {
     );
 }
 
+/// Negative control: a server run with `--fsync never` gets PUTs acknowledged, the cut comes,
+/// and the check must find them lost. The journal commit interval is raised meanwhile, so no
+/// timed commit makes them durable by chance.
+fn control_fsync_never(rig: &mut Rig, totals: &mut CutTotals) {
+    let args = ["--fsync", "never"];
+    rig.set_commit_interval(CONTROL_COMMIT_INTERVAL_SECONDS)
+        .expect("remount with a long commit interval");
+    let mut s = Server::on_data_dir(rig.mnt().join("control"), SERVER_CORES);
+    s.start_again_with_args(&args);
+    s.create_bucket(CONTROL_BUCKET);
+    let mut acked = Vec::new();
+    for i in 0..CONTROL_PUTS {
+        let key = format!("c{i}");
+        let body = random_bytes(4 * KIB, i as u64 + 10);
+        let r = s.put(CONTROL_BUCKET, &key, &body, &[]);
+        assert_eq!(r.status, 200, "control PUT {key}: {}", r.describe());
+        acked.push((key, sha256_hex(&body)));
+    }
+    let (dropped, io) = cut_and_kill(rig, &mut s);
+    let fsck = rig.recover().expect("recover after the control cut");
+    totals.note("control (--fsync never)", dropped, io, &fsck);
+    s.start_again_with_args(&args);
+    let lost = if s.call(&s.req("HEAD", &format!("/{CONTROL_BUCKET}"))).status == 404 {
+        acked.len()
+    } else {
+        acked
+            .iter()
+            .filter(|(key, sha)| {
+                let r = s.get(CONTROL_BUCKET, key);
+                r.status != 200 || sha256_hex(&r.body) != *sha
+            })
+            .count()
+    };
+    let _ = s.stop();
+    assert!(
+        lost > 0,
+        "negative control: a server with --fsync never lost none of {} acknowledged PUTs at the \
+         cut; the rig does not drop what was not flushed",
+        acked.len()
+    );
+    eprintln!(
+        "powercut: negative control passed: with --fsync never, {lost} of {} acknowledged PUTs (and the bucket, if all) were lost at the cut and the check saw it",
+        acked.len()
+    );
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Scenario {
     Steady,
@@ -360,6 +413,12 @@ fn write_rounds(
         let landed_before = rep.in_flight_landed;
         verify(&s, &mut writers, round, &mut rep);
         rep.rounds += 1;
+        // A lost bucket is reported; recreated so that later rounds test something.
+        for b in PROFILE.buckets {
+            if s.call(&s.req("HEAD", &format!("/{b}"))).status == 404 {
+                s.create_bucket(b);
+            }
+        }
         eprintln!(
             "{label}: round {round}: {when}; acked {} PUTs, {} DELETEs, {} completes; {} in flight at the cut, {} of them landed; violations so far {}",
             rep.stats.puts_acked - before.puts_acked,
@@ -646,6 +705,7 @@ fn acknowledged_writes_survive_power_cuts() {
         rig.mnt().display()
     );
     self_check(&mut rig, &mut totals);
+    control_fsync_never(&mut rig, &mut totals);
 
     let per_scenario = budget / scenarios.len().max(1) as u32;
     let mut lost = 0;

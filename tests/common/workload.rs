@@ -738,6 +738,18 @@ pub fn verify(s: &Server, writers: &mut [Writer], round: usize, rep: &mut Report
     for bucket in buckets {
         let bucket_dir = s.data_dir().join("buckets").join(bucket);
         let mine: Vec<&mut Writer> = writers.iter_mut().filter(|w| w.bucket == bucket).collect();
+        let head = s.call(&s.req("HEAD", &format!("/{bucket}")));
+        if head.status != 200 {
+            rep.violation(
+                round,
+                format!("acknowledged bucket {bucket} is gone: HEAD {}", head.status),
+            );
+            for w in mine {
+                w.pending.clear();
+                w.inflight_creates = 0;
+            }
+            continue;
+        }
 
         // ListObjectsV2 lists exactly the keys that read back.
         let listed = list_all(s, bucket);

@@ -204,6 +204,17 @@ impl Rig {
         Ok(report)
     }
 
+    /// Remounts ext4 with the journal committed only every `seconds` (or at an fsync), until
+    /// the next [`Rig::recover`] mounts it with the default again.
+    pub fn set_commit_interval(&self, seconds: u32) -> Result<(), String> {
+        run_ok(
+            Command::new("mount")
+                .args(["-o", &format!("remount,commit={seconds}")])
+                .arg(&self.mnt),
+        )
+        .map(drop)
+    }
+
     fn fsck(&self, dev: &str) -> Result<FsckReport, String> {
         let out = run(Command::new("fsck.ext4").args(["-f", "-y"]).arg(dev))?;
         let code = out.status.code().unwrap_or(-1);
