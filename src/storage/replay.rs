@@ -13,6 +13,7 @@ use crate::storage::entry::{self, Change};
 use crate::storage::index::{IndexEntry, SharedIndex};
 use crate::storage::layout::{object_file_name, Layout};
 use crate::storage::log::appender::LogCounters;
+use crate::storage::log::format::SegmentHeader;
 use crate::storage::log::format::{
     align_up, frame_record, record_len, seal_records, BatchHeader, BATCH_HEADER_BYTES,
     SEGMENT_HEADER_BYTES,
@@ -94,9 +95,11 @@ pub(crate) fn replay(
             .expect("every bucket has a change map");
         catalog.insert(Arc::new(shared_bucket(b, keys)));
     }
+    let (resume, spares) = resumable(layout, ends, cores, segment_size_bytes)?;
     let engine = EngineStart {
         catalog,
-        resume: Mutex::new(resumable(ends, cores, segment_size_bytes)),
+        resume: Mutex::new(resume),
+        spares: Mutex::new(spares),
         segment_size_bytes,
     };
     Ok((engine, report))
@@ -133,15 +136,33 @@ fn shared_bucket(b: BucketMeta, keys: HashMap<String, (u64, Option<IndexEntry>)>
     }
 }
 
-/// The segments with room left, newest first, at most one per core.
-fn resumable(mut ends: Vec<ScanEnd>, cores: usize, segment_size_bytes: u64) -> Vec<ScanEnd> {
-    ends.retain(|e| {
+/// The segments the cores continue: per core at most one with records and room left (the
+/// fullest first, so less space is stranded) and one empty spare. Empty segments beyond those
+/// hold nothing and are removed.
+fn resumable(
+    layout: &Layout,
+    ends: Vec<ScanEnd>,
+    cores: usize,
+    segment_size_bytes: u64,
+) -> io::Result<(Vec<ScanEnd>, Vec<SegmentHeader>)> {
+    let (empty, mut used): (Vec<ScanEnd>, Vec<ScanEnd>) =
+        ends.into_iter().partition(|e| e.next_batch == 1);
+    let mut spares = Vec::new();
+    for e in empty {
+        if spares.len() < cores && e.header.size_bytes == segment_size_bytes {
+            spares.push(e.header);
+        } else {
+            std::fs::remove_file(segment_path(&layout.log_dir(), e.header.id))?;
+        }
+    }
+    used.retain(|e| {
         let size = e.header.size_bytes;
         size == segment_size_bytes && (size - e.end) * RESUME_FREE_FRACTION_MIN >= size
     });
-    ends.sort_by_key(|e| std::cmp::Reverse(e.header.id));
-    ends.truncate(cores);
-    ends
+    used.sort_by_key(|e| std::cmp::Reverse(e.end));
+    used.truncate(cores);
+    used.reverse(); // cores pop from the end: the fullest first
+    Ok((used, spares))
 }
 
 /// Converts a format-1 data directory: every object file becomes a PUT_FILE record naming it

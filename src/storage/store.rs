@@ -22,6 +22,7 @@ use crate::storage::index::{Body, IndexEntry, WriteCondition};
 use crate::storage::layout::Layout;
 use crate::storage::list::{list_page, ListPage, ListParams};
 use crate::storage::log::appender::{Appender, LogConfig};
+use crate::storage::log::format::SegmentHeader;
 use crate::storage::log::reader::SegmentReaders;
 use crate::storage::log::scan::ScanEnd;
 use crate::storage::owner::{no_such_bucket, Owner};
@@ -45,6 +46,8 @@ const OPEN_ATTEMPTS_MAX: usize = 4;
 pub(crate) struct EngineStart {
     pub(crate) catalog: Arc<Catalog>,
     pub(crate) resume: Mutex<Vec<ScanEnd>>,
+    /// Empty segments, one to be taken by each core as its first roll-over target.
+    pub(crate) spares: Mutex<Vec<SegmentHeader>>,
     pub(crate) segment_size_bytes: u64,
 }
 
@@ -99,12 +102,13 @@ impl Store {
         let layout = Layout::new(config.root);
         let catalog = config.engine.catalog.clone();
         let resume = config.engine.resume.lock().expect("resume list").pop();
+        let spare = config.engine.spares.lock().expect("spare list").pop();
         let log_config = LogConfig {
             dir: layout.log_dir(),
             segment_size_bytes: config.engine.segment_size_bytes,
             fsync: config.fsync,
         };
-        let log = Appender::open(log_config, catalog.counters.clone(), resume)
+        let log = Appender::open(log_config, catalog.counters.clone(), resume, spare)
             .await
             .map_err(|e| format!("core {core}: opening the log failed: {e}"))?;
         let owner = Rc::new(Owner::new(

@@ -8,6 +8,8 @@
 
 #![allow(dead_code)]
 
+pub mod workload;
+
 use ringstore::auth::{sign_headers, Credentials};
 use sha2::{Digest as _, Sha256};
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -129,6 +131,25 @@ impl Server {
 
     /// Starts the binary on this data directory with extra flags after the standard ones.
     fn spawn_with_args(&mut self, extra_args: &[&str]) {
+        let rx = self.launch(extra_args);
+        let line = match rx.recv_timeout(START_TIMEOUT) {
+            Ok(l) => l,
+            Err(_) => {
+                let status = self.kill_now();
+                panic!(
+                    "server did not print its listening line within {START_TIMEOUT:?} (exit: {status:?}); log:\n{}",
+                    self.log_text()
+                );
+            }
+        };
+        self.port =
+            parse_port(&line).unwrap_or_else(|| panic!("cannot parse the port from {line:?}"));
+    }
+
+    /// Spawns the binary on this data directory with extra flags after the standard ones and
+    /// returns at once; the receiver gets the listening line when the server prints it (see
+    /// [`parse_port`]). The port is not recorded: for a server killed during its start.
+    pub fn launch(&mut self, extra_args: &[&str]) -> mpsc::Receiver<String> {
         assert!(self.child.is_none(), "server already running");
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -164,18 +185,7 @@ impl Server {
             }
         });
         self.child = Some(child);
-        let line = match rx.recv_timeout(START_TIMEOUT) {
-            Ok(l) => l,
-            Err(_) => {
-                let status = self.kill_now();
-                panic!(
-                    "server did not print its listening line within {START_TIMEOUT:?} (exit: {status:?}); log:\n{}",
-                    self.log_text()
-                );
-            }
-        };
-        self.port =
-            parse_port(&line).unwrap_or_else(|| panic!("cannot parse the port from {line:?}"));
+        rx
     }
 
     /// The port the server printed in its listening line.
@@ -331,7 +341,7 @@ impl Drop for Server {
 }
 
 /// Parses the port out of `ringstore listening on http://127.0.0.1:PORT (...)`.
-fn parse_port(line: &str) -> Option<u16> {
+pub fn parse_port(line: &str) -> Option<u16> {
     let rest = line.strip_prefix("ringstore listening on http://127.0.0.1:")?;
     let end = rest.find(|c: char| !c.is_ascii_digit())?;
     rest[..end].parse().ok()
@@ -907,7 +917,31 @@ impl Server {
         s
     }
 
-    /// The temporary directory holding the data directory and the server log.
+    /// A server (not started) on `data`, a directory anywhere (e.g. on a test filesystem); its
+    /// log goes to a temporary directory under `CARGO_TARGET_TMPDIR`. Start it with
+    /// [`Server::start_again`], [`Server::start_again_with_args`] or [`Server::launch`].
+    pub fn on_data_dir(data: PathBuf, cores: usize) -> Server {
+        let root = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+            .expect("create a temp dir under CARGO_TARGET_TMPDIR");
+        let log = root.path().join("server.log");
+        Server {
+            child: None,
+            port: 0,
+            root,
+            data,
+            log,
+            cores,
+        }
+    }
+
+    /// Starts a stopped server again on the same data directory with extra flags (this start
+    /// only), waiting for its listening line.
+    pub fn start_again_with_args(&mut self, extra_args: &[&str]) {
+        self.spawn_with_args(extra_args);
+    }
+
+    /// The temporary directory holding the server log (and the data directory, unless it was
+    /// given to [`Server::on_data_dir`]).
     pub fn root_dir(&self) -> &Path {
         self.root.path()
     }

@@ -140,6 +140,9 @@ struct Inner {
     flushing: Cell<bool>,
     /// Appends waiting for room in the open batch.
     room: RefCell<Vec<oneshot::Sender<()>>>,
+    /// A segment created ahead, so rolling over does not wait for its zero fill.
+    spare: RefCell<Option<SegmentHeader>>,
+    preparing_spare: Cell<bool>,
     stats: Cell<LogStats>,
 }
 
@@ -148,11 +151,13 @@ struct Inner {
 pub(crate) struct Appender(Rc<Inner>);
 
 impl Appender {
-    /// An appender continuing the segment `resume` describes, or starting a new segment.
+    /// An appender continuing the segment `resume` describes, or starting a new segment;
+    /// `spare` is an empty segment to roll over to.
     pub(crate) async fn open(
         config: LogConfig,
         counters: LogCounters,
         resume: Option<ScanEnd>,
+        spare: Option<SegmentHeader>,
     ) -> io::Result<Appender> {
         let block_bytes = match &resume {
             Some(end) => end.header.block_bytes,
@@ -167,6 +172,8 @@ impl Appender {
             open: RefCell::new(OpenBatch::default()),
             flushing: Cell::new(false),
             room: RefCell::new(Vec::new()),
+            spare: RefCell::new(spare),
+            preparing_spare: Cell::new(false),
             stats: Cell::new(LogStats::default()),
         });
         let active = match resume {
@@ -284,6 +291,9 @@ async fn write_batch(inner: &Rc<Inner>, mut records: Vec<u8>) -> io::Result<Batc
         segment: h.id,
         payload_start: active.pos + BATCH_HEADER_BYTES as u64,
     };
+    if (active.pos + span) * 2 > h.size_bytes {
+        prepare_spare(inner);
+    }
     match written {
         Ok(n) if n as u64 == span => {
             let mut s = inner.stats.get();
@@ -309,8 +319,36 @@ async fn write_batch(inner: &Rc<Inner>, mut records: Vec<u8>) -> io::Result<Batc
     }
 }
 
-/// Creates, syncs and opens a fresh segment.
+/// Opens the spare segment, or creates, syncs and opens a fresh one.
 async fn new_segment(inner: &Rc<Inner>) -> io::Result<Active> {
+    let spare = inner.spare.borrow_mut().take();
+    let header = match spare {
+        Some(h) => h,
+        None => create(inner).await?,
+    };
+    open_active(&inner.config, header, SEGMENT_HEADER_BYTES, 1).await
+}
+
+/// Creates the next segment in the background, unless one is ready or on its way.
+fn prepare_spare(inner: &Rc<Inner>) {
+    if inner.spare.borrow().is_some() || inner.preparing_spare.replace(true) {
+        return;
+    }
+    let inner = inner.clone();
+    glommio::spawn_local(async move {
+        // A failure here is retried by the roll itself, which then reports it.
+        if let Ok(h) = create(&inner).await {
+            let mut spare = inner.spare.borrow_mut();
+            assert!(spare.is_none(), "one spare at a time");
+            *spare = Some(h);
+        }
+        inner.preparing_spare.set(false);
+    })
+    .detach();
+}
+
+/// Creates and syncs a fresh segment (on a blocking thread).
+async fn create(inner: &Rc<Inner>) -> io::Result<SegmentHeader> {
     let config = inner.config.clone();
     let id = inner.counters.segment_id();
     let block = inner.block_bytes;
@@ -328,7 +366,7 @@ async fn new_segment(inner: &Rc<Inner>) -> io::Result<Active> {
     let mut s = inner.stats.get();
     s.segments_created += 1;
     inner.stats.set(s);
-    open_active(&inner.config, header, SEGMENT_HEADER_BYTES, 1).await
+    Ok(header)
 }
 
 async fn open_active(

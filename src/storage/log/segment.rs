@@ -12,7 +12,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 /// Default size of a segment file (header included).
-pub(crate) const SEGMENT_SIZE_DEFAULT_BYTES: u64 = 32 * 1024 * 1024;
+pub(crate) const SEGMENT_SIZE_DEFAULT_BYTES: u64 = 8 * 1024 * 1024;
 /// Smallest segment size accepted (tests use small segments to exercise rolling).
 pub(crate) const SEGMENT_SIZE_MIN_BYTES: u64 = 256 * 1024;
 /// Zeros written per call while creating a segment.

@@ -62,7 +62,7 @@ fn concurrent_appends_share_flushes_and_read_back() {
     let dir = temp_dir();
     let d = dir.path().to_path_buf();
     run(move || async move {
-        let log = Appender::open(config(&d, 4 << 20), LogCounters::new(1, 1), None)
+        let log = Appender::open(config(&d, 4 << 20), LogCounters::new(1, 1), None, None)
             .await
             .unwrap();
         let mut tasks = Vec::new();
@@ -114,6 +114,7 @@ fn segments_roll_and_a_restart_resumes_after_the_last_batch() {
             config(&d, SMALL_SEGMENT_BYTES),
             LogCounters::new(1, 1),
             None,
+            None,
         )
         .await
         .unwrap();
@@ -131,7 +132,7 @@ fn segments_roll_and_a_restart_resumes_after_the_last_batch() {
         };
         assert!(!end.torn_tail);
         let counters = LogCounters::new(last_id + 1, 1000);
-        let log = Appender::open(config(&d, SMALL_SEGMENT_BYTES), counters, Some(end))
+        let log = Appender::open(config(&d, SMALL_SEGMENT_BYTES), counters, Some(end), None)
             .await
             .unwrap();
         for i in 300..320 {
@@ -152,7 +153,7 @@ fn write_segment(dir: &Path, batches: u64) -> (PathBuf, Vec<(u64, u64, u64)>) {
     let d = dir.to_path_buf();
     let (tx, rx) = std::sync::mpsc::channel();
     run(move || async move {
-        let log = Appender::open(config(&d, 1 << 20), LogCounters::new(1, 1), None)
+        let log = Appender::open(config(&d, 1 << 20), LogCounters::new(1, 1), None, None)
             .await
             .unwrap();
         for i in 0..batches {
@@ -307,7 +308,7 @@ fn a_record_damaged_after_it_was_written_fails_its_read() {
     let dir = temp_dir();
     let d = dir.path().to_path_buf();
     run(move || async move {
-        let log = Appender::open(config(&d, 1 << 20), LogCounters::new(1, 1), None)
+        let log = Appender::open(config(&d, 1 << 20), LogCounters::new(1, 1), None, None)
             .await
             .unwrap();
         let a = log.append(3, &[b"hello"]).await.unwrap();
