@@ -539,3 +539,92 @@ fn empty_format_marker_from_a_cut_first_start_is_repaired() {
     );
     assert!(s.log_text().contains("is empty"), "{}", s.log_text());
 }
+
+/// Log and segment ids do not depend on core numbers: a directory written with 2 cores serves
+/// every object after restarts with 1 and with 3 cores (bucket owners move between cores, and
+/// each core continues or starts its own log), with small (log-inline) and large (file) objects,
+/// overwrites and deletes.
+#[test]
+fn a_directory_written_with_two_cores_restarts_with_one_and_three() {
+    const BUCKETS: [&str; 4] = ["cores-a", "cores-b", "cores-c", "cores-d"];
+    let mut expected: std::collections::BTreeMap<(String, String), Vec<u8>> = Default::default();
+    let write =
+        |s: &Server,
+         round: u64,
+         expected: &mut std::collections::BTreeMap<(String, String), Vec<u8>>| {
+            for (bi, b) in BUCKETS.iter().enumerate() {
+                for i in 0..12u64 {
+                    let key = format!("k{i}");
+                    let size = if i % 5 == 0 {
+                        100_000
+                    } else {
+                        100 + i as usize * 300
+                    };
+                    let body = random_bytes(size, round * 1000 + bi as u64 * 100 + i);
+                    assert_eq!(s.put(b, &key, &body, &[]).status, 200);
+                    expected.insert((b.to_string(), key), body);
+                }
+                let gone = format!("k{}", round % 12);
+                assert_eq!(
+                    s.call(&s.req("DELETE", &format!("/{b}/{gone}"))).status,
+                    204
+                );
+                expected.remove(&(b.to_string(), gone));
+            }
+        };
+    let check = |s: &Server, expected: &std::collections::BTreeMap<(String, String), Vec<u8>>| {
+        for b in BUCKETS {
+            let want: Vec<String> = expected
+                .keys()
+                .filter(|(eb, _)| eb == b)
+                .map(|(_, k)| k.clone())
+                .collect();
+            let mut listed = s.list_keys(b);
+            listed.sort();
+            let mut want_sorted = want.clone();
+            want_sorted.sort();
+            assert_eq!(listed, want_sorted, "{b} with {} cores", s.cores());
+            for k in want {
+                let r = s.get(b, &k);
+                assert_eq!(r.status, 200, "{b}/{k}: {}", r.describe());
+                assert!(
+                    r.body == expected[&(b.to_string(), k.clone())],
+                    "{b}/{k} bytes"
+                );
+            }
+        }
+    };
+    let mut s = Server::start_with_cores(2);
+    for b in BUCKETS {
+        s.create_bucket(b);
+    }
+    write(&s, 1, &mut expected);
+    check(&s, &expected);
+    assert!(s.stop().success());
+    for (round, cores) in [(2u64, 1usize), (3, 3), (4, 2)] {
+        let mut t = Server::on_data_dir(s.data_dir().to_path_buf(), cores);
+        t.start_again();
+        check(&t, &expected);
+        write(&t, round, &mut expected);
+        check(&t, &expected);
+        assert!(t.stop().success());
+    }
+}
+
+/// A bucket deleted and created again under the same name starts empty, also after a restart
+/// replays the log records of its earlier incarnation.
+#[test]
+fn a_recreated_bucket_does_not_bring_back_old_objects() {
+    let mut s = Server::start();
+    s.create_bucket("again");
+    assert_eq!(s.put("again", "old", b"first life", &[]).status, 200);
+    assert_eq!(s.call(&s.req("DELETE", "/again/old")).status, 204);
+    assert_eq!(s.call(&s.req("DELETE", "/again")).status, 204);
+    s.create_bucket("again");
+    assert_eq!(s.put("again", "new", b"second life", &[]).status, 200);
+    assert!(s.stop().success());
+    s.start_again();
+    assert_eq!(s.list_keys("again"), vec!["new".to_string()]);
+    assert_eq!(s.get("again", "old").status, 404);
+    assert_eq!(s.get("again", "new").body, b"second life".to_vec());
+}

@@ -257,3 +257,80 @@ fn write_segments_blocking(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::storage::index::Body;
+    use crate::storage::layout::{object_file_name, Layout, FORMAT_LINE};
+    use crate::storage::record::ObjectRecord;
+    use crate::storage::{prepare_data_dir, Prepared};
+    use std::path::{Path, PathBuf};
+
+    fn temp_dir() -> tempfile::TempDir {
+        let parent = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/target/unit-tmp"));
+        std::fs::create_dir_all(&parent).expect("test parent dir");
+        tempfile::tempdir_in(parent).expect("temp dir")
+    }
+
+    /// A data directory as format 1 left it: one file per object, named by the key's hash.
+    fn write_v1(root: &Path, objects: &[(&str, &[u8])]) {
+        let layout = Layout::new(root.to_path_buf());
+        std::fs::create_dir_all(layout.objects_dir("old")).unwrap();
+        std::fs::create_dir_all(layout.uploads_dir("old")).unwrap();
+        std::fs::write(layout.bucket_meta("old"), b"1700000000000\n").unwrap();
+        for (key, body) in objects {
+            let mut rec = ObjectRecord::new(key);
+            rec.size = body.len() as u64;
+            let mut file = vec![0u8; rec.header_len()];
+            let n = file.len();
+            rec.encode_header(n, &mut file);
+            file.extend_from_slice(body);
+            let path = layout.objects_dir("old").join(object_file_name(key));
+            std::fs::write(path, file).unwrap();
+        }
+        std::fs::write(layout.format_marker(), b"ringstore 1\n").unwrap();
+    }
+
+    fn indexed(p: &Prepared) -> Vec<(String, u64, Body)> {
+        let b = p.engine.catalog.bucket("old").expect("bucket kept");
+        assert_eq!((b.created_ms, b.incarnation), (1_700_000_000_000, 0));
+        let all = b.objects.iter();
+        all.map(|e| {
+            (
+                e.key().clone(),
+                e.value().summary.size,
+                e.value().body.clone(),
+            )
+        })
+        .collect()
+    }
+
+    #[test]
+    fn a_format_1_directory_is_migrated_once_and_its_objects_stay_in_place() {
+        let dir = temp_dir();
+        let root = dir.path().join("data");
+        std::fs::create_dir_all(&root).unwrap();
+        write_v1(&root, &[("a", b"hello"), ("dir/b", b"")]);
+        let p = prepare_data_dir(&root, 2).unwrap();
+        let marker = std::fs::read_to_string(root.join("ringstore.format")).unwrap();
+        assert_eq!(marker, FORMAT_LINE);
+        let file = |k: &str| Body::File {
+            name: object_file_name(k),
+            upload_id: None,
+        };
+        let want = vec![
+            ("a".to_string(), 5, file("a")),
+            ("dir/b".to_string(), 0, file("dir/b")),
+        ];
+        assert_eq!(indexed(&p), want);
+        drop(p);
+        // The next start replays; nothing is migrated twice.
+        let segments = std::fs::read_dir(root.join("log")).unwrap().count();
+        let p = prepare_data_dir(&root, 1).unwrap();
+        assert_eq!(indexed(&p), want);
+        assert_eq!(
+            std::fs::read_dir(root.join("log")).unwrap().count(),
+            segments
+        );
+    }
+}

@@ -198,6 +198,11 @@ impl Server {
     }
 
     /// The data directory (kept across restarts).
+    /// The `--cores` this server runs with.
+    pub fn cores(&self) -> usize {
+        self.cores
+    }
+
     pub fn data_dir(&self) -> &Path {
         &self.data
     }
