@@ -27,6 +27,11 @@ const BUCKET: &str = "full";
 const FILL_BYTES: usize = MIB;
 /// Upper bound of fill PUTs (the filesystems hold ~20-30 of them).
 const FILL_PUTS_MAX: usize = 200;
+/// Size and upper bound of the small (log-inline) PUTs that fill the log.
+const SMALL_FILL_BYTES: usize = 32 * 1024;
+const SMALL_FILL_PUTS_MAX: usize = 4000;
+/// Deletes that must succeed once the log is full.
+const SMALL_DELETES_ON_FULL_LOG: usize = 50;
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -475,6 +480,50 @@ fn disk_full_fails_cleanly_and_recovers() {
     let g = s.get("fill-000");
     assert!(g.status == 200 && g.body == stored[1].1, "fill-000 changed");
     assert!(s.staging_files().is_empty(), "{:?}", s.staging_files());
+
+    // Small objects live in the log: fill it until no new log segment fits on the disk. A
+    // DELETE still succeeds then (each segment keeps a reserve for tombstones), and what was
+    // stored still reads back.
+    let mut small = Vec::new();
+    let mut refused = None;
+    for i in 0..SMALL_FILL_PUTS_MAX {
+        let key = format!("small-{i:05}");
+        let r = s.put(&key, &random_bytes(SMALL_FILL_BYTES, 9000 + i as u64));
+        if r.status != 200 {
+            refused = Some(r);
+            break;
+        }
+        small.push(key);
+    }
+    let r = refused.unwrap_or_else(|| panic!("{SMALL_FILL_PUTS_MAX} small PUTs all fit"));
+    eprintln!(
+        "enospc: small PUT #{} failed: {}",
+        small.len(),
+        error_summary(&r)
+    );
+    assert!(
+        is_space_error(&r),
+        "small PUT on a full log: {}",
+        r.describe()
+    );
+    for key in small.iter().rev().take(SMALL_DELETES_ON_FULL_LOG) {
+        let r = s.call(&s.req("DELETE", &format!("/{BUCKET}/{key}")));
+        assert_eq!(
+            r.status,
+            204,
+            "DELETE {key} on a full disk: {}",
+            r.describe()
+        );
+        s.get(key).assert_error(404, "NoSuchKey");
+    }
+    for (key, body) in &stored {
+        let g = s.get(key);
+        assert!(
+            g.status == 200 && g.body == *body,
+            "GET {key}: {}",
+            g.describe()
+        );
+    }
 
     let status = s.stop();
     assert!(

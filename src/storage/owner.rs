@@ -269,7 +269,7 @@ impl Owner {
         let payload = entry::delete(bucket, b.shared.incarnation, key);
         let appended = self
             .log
-            .append(entry::KIND_DELETE, &[&payload])
+            .append_freeing(entry::KIND_DELETE, &[&payload])
             .await
             .map_err(|e| StorageError::write("logging the delete", e))?;
         let displaced = b.install(key, None, Durable::of(&appended), &self.catalog);

@@ -25,6 +25,9 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+/// The last bytes of every segment, kept for records that free space (deletes) when no next
+/// segment could be created: so DeleteObject still succeeds on a full disk.
+pub(crate) const SEGMENT_RESERVE_BYTES: u64 = 256 * 1024;
 /// Most record bytes one batch (one write) carries.
 pub(crate) const BATCH_PAYLOAD_MAX_BYTES: usize = 1024 * 1024;
 
@@ -143,6 +146,8 @@ struct Inner {
     /// A segment created ahead, so rolling over does not wait for its zero fill.
     spare: RefCell<Option<SegmentHeader>>,
     preparing_spare: Cell<bool>,
+    /// The last attempt to create a spare failed (disk full?): the reserve is for deletes.
+    spare_failed: Cell<bool>,
     stats: Cell<LogStats>,
 }
 
@@ -174,6 +179,7 @@ impl Appender {
             room: RefCell::new(Vec::new()),
             spare: RefCell::new(spare),
             preparing_spare: Cell::new(false),
+            spare_failed: Cell::new(false),
             stats: Cell::new(LogStats::default()),
         });
         let active = match resume {
@@ -192,7 +198,48 @@ impl Appender {
     /// Appends a record of `kind` whose payload is the concatenation of `parts`; returns once
     /// it is durable (with `fsync` on), with its sequence number and location.
     pub(crate) async fn append(&self, kind: u8, parts: &[&[u8]]) -> io::Result<Appended> {
+        self.append_with(kind, parts, false).await
+    }
+
+    /// [`Appender::append`] for a record that frees space (a delete): it may use the segment's
+    /// reserve, which other records may not once no next segment can be created.
+    pub(crate) async fn append_freeing(&self, kind: u8, parts: &[&[u8]]) -> io::Result<Appended> {
+        self.append_with(kind, parts, true).await
+    }
+
+    /// Whether a record of `len` bytes must be refused: it would enter the reserve while no
+    /// next segment could be created (the last attempt failed; this one retries it).
+    fn refused_for_space(&self, len: usize) -> bool {
+        let inner = &self.0;
+        if !inner.spare_failed.get() || inner.spare.borrow().is_some() {
+            return false;
+        }
+        let active = inner.active.borrow();
+        let Some(a) = active.as_ref() else {
+            return false;
+        };
+        let queued = (inner.open.borrow().records.len() + len + BATCH_HEADER_BYTES) as u64;
+        let end = a.pos + queued + u64::from(inner.block_bytes);
+        let refused = end + SEGMENT_RESERVE_BYTES > a.header.size_bytes;
+        if refused {
+            prepare_spare(inner);
+        }
+        refused
+    }
+
+    async fn append_with(
+        &self,
+        kind: u8,
+        parts: &[&[u8]],
+        may_use_reserve: bool,
+    ) -> io::Result<Appended> {
         let len = record_len(parts.iter().map(|p| p.len()).sum());
+        if !may_use_reserve && self.refused_for_space(len) {
+            return Err(io::Error::new(
+                io::ErrorKind::StorageFull,
+                "no space left on device for a new log segment",
+            ));
+        }
         let max = self.0.payload_max_bytes;
         assert!(
             len <= max,
@@ -324,7 +371,11 @@ async fn new_segment(inner: &Rc<Inner>) -> io::Result<Active> {
     let spare = inner.spare.borrow_mut().take();
     let header = match spare {
         Some(h) => h,
-        None => create(inner).await?,
+        None => {
+            let created = create(inner).await;
+            inner.spare_failed.set(created.is_err());
+            created?
+        }
     };
     open_active(&inner.config, header, SEGMENT_HEADER_BYTES, 1).await
 }
@@ -337,10 +388,14 @@ fn prepare_spare(inner: &Rc<Inner>) {
     let inner = inner.clone();
     glommio::spawn_local(async move {
         // A failure here is retried by the roll itself, which then reports it.
-        if let Ok(h) = create(&inner).await {
-            let mut spare = inner.spare.borrow_mut();
-            assert!(spare.is_none(), "one spare at a time");
-            *spare = Some(h);
+        match create(&inner).await {
+            Ok(h) => {
+                let mut spare = inner.spare.borrow_mut();
+                assert!(spare.is_none(), "one spare at a time");
+                *spare = Some(h);
+                inner.spare_failed.set(false);
+            }
+            Err(_) => inner.spare_failed.set(true),
         }
         inner.preparing_spare.set(false);
     })

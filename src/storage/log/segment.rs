@@ -68,10 +68,25 @@ pub(crate) fn create_segment(
     };
     let path = segment_path(dir, id);
     let tmp = path.with_extension(TMP_SUFFIX.trim_start_matches('.'));
-    let mut f = std::fs::File::create(&tmp)?;
+    let written = write_segment_file(&tmp, &header, sync);
+    if let Err(e) = written {
+        // A full disk must not keep the partial file's space.
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    std::fs::rename(&tmp, &path)?;
+    if sync {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(header)
+}
+
+/// Writes a whole segment file at `tmp`: header, then zeros up to its size.
+fn write_segment_file(tmp: &Path, header: &SegmentHeader, sync: bool) -> io::Result<()> {
+    let mut f = std::fs::File::create(tmp)?;
     f.write_all(&header.encode())?;
     let zeros = vec![0u8; ZERO_FILL_CHUNK_BYTES];
-    let mut left = size_bytes - header.encode().len() as u64;
+    let mut left = header.size_bytes - header.encode().len() as u64;
     while left > 0 {
         let n = left.min(ZERO_FILL_CHUNK_BYTES as u64) as usize;
         f.write_all(&zeros[..n])?;
@@ -80,12 +95,7 @@ pub(crate) fn create_segment(
     if sync {
         f.sync_all()?;
     }
-    drop(f);
-    std::fs::rename(&tmp, &path)?;
-    if sync {
-        std::fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(header)
+    Ok(())
 }
 
 /// The segments in `dir` by ascending id; removes `.tmp` leftovers of cut-off creations.
