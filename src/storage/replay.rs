@@ -43,8 +43,11 @@ pub(crate) struct ReplayReport {
     pub(crate) removed_partial_buckets: usize,
 }
 
-/// Per bucket: its incarnation and, per key, the newest change seen so far.
-type Changes = HashMap<String, (u64, HashMap<String, (u64, Option<IndexEntry>)>)>;
+/// One change of a key: (key, sequence number, the entry or `None` for a delete).
+type KeyChange = (String, u64, Option<IndexEntry>);
+/// Per bucket: its incarnation and every change of its incarnation found (sorted at the end:
+/// cheaper than hashing every key while scanning).
+type Changes = HashMap<String, (u64, Vec<KeyChange>)>;
 
 /// Replays the logs under `layout` into a catalogue for `cores` cores.
 pub(crate) fn replay(
@@ -56,7 +59,7 @@ pub(crate) fn replay(
     let buckets = read_buckets(layout, &mut report.removed_partial_buckets)?;
     let mut changes: Changes = buckets
         .iter()
-        .map(|b| (b.name.clone(), (b.incarnation, HashMap::new())))
+        .map(|b| (b.name.clone(), (b.incarnation, Vec::new())))
         .collect();
     let (mut max_seq, mut max_segment) = (0u64, 0u64);
     let mut ends = Vec::new();
@@ -112,19 +115,19 @@ fn apply(changes: &mut Changes, change: Change) {
     if *incarnation != change.incarnation {
         return;
     }
-    let seq = change.seq;
-    match keys.get(&change.key) {
-        Some((newer, _)) if *newer > seq => {}
-        _ => {
-            keys.insert(change.key, (seq, change.entry));
-        }
-    }
+    keys.push((change.key, change.seq, change.entry));
 }
 
-fn shared_bucket(b: BucketMeta, keys: HashMap<String, (u64, Option<IndexEntry>)>) -> SharedBucket {
+fn shared_bucket(b: BucketMeta, mut changes: Vec<KeyChange>) -> SharedBucket {
+    // By key, then sequence: the last change of each key is its current state. Inserting in key
+    // order also walks the nodes the last insertion just touched (cached), which builds a large
+    // index several times faster than inserting in hash order.
+    changes.sort_unstable_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
     let objects = SharedIndex::new();
-    for (key, (_, entry)) in keys {
-        if let Some(e) = entry {
+    let mut changes = changes.into_iter().peekable();
+    while let Some((key, _, entry)) = changes.next() {
+        let superseded = changes.peek().is_some_and(|next| next.0 == key);
+        if let (false, Some(e)) = (superseded, entry) {
             objects.insert(key, e);
         }
     }
