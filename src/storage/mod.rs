@@ -150,15 +150,19 @@ fn looks_like_v1(layout: &layout::Layout) -> std::io::Result<bool> {
     Ok(no_log && buckets)
 }
 
+/// A fresh directory for a unit test, on the disk (under `target/`), not tmpfs: O_DIRECT and
+/// fsync behave as in production there.
+#[cfg(test)]
+pub(crate) fn unit_temp_dir() -> tempfile::TempDir {
+    let parent = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/target/unit-tmp"));
+    std::fs::create_dir_all(&parent).expect("test parent dir");
+    tempfile::tempdir_in(parent).expect("temp dir")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn temp_dir() -> tempfile::TempDir {
-        let parent = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/target/unit-tmp"));
-        std::fs::create_dir_all(&parent).expect("test parent dir");
-        tempfile::tempdir_in(parent).expect("temp dir")
-    }
+    use unit_temp_dir as temp_dir;
 
     #[test]
     fn new_directory_gets_a_durable_marker_and_no_leftovers() {

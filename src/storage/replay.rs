@@ -266,14 +266,8 @@ mod tests {
     use crate::storage::index::Body;
     use crate::storage::layout::{object_file_name, Layout, FORMAT_LINE};
     use crate::storage::record::ObjectRecord;
-    use crate::storage::{prepare_data_dir, Prepared};
-    use std::path::{Path, PathBuf};
-
-    fn temp_dir() -> tempfile::TempDir {
-        let parent = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/target/unit-tmp"));
-        std::fs::create_dir_all(&parent).expect("test parent dir");
-        tempfile::tempdir_in(parent).expect("temp dir")
-    }
+    use crate::storage::{prepare_data_dir, unit_temp_dir as temp_dir, Prepared};
+    use std::path::Path;
 
     /// A data directory as format 1 left it: one file per object, named by the key's hash.
     fn write_v1(root: &Path, objects: &[(&str, &[u8])]) {

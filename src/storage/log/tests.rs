@@ -7,15 +7,10 @@ use super::reader::SegmentReaders;
 use super::scan::{scan_segment, SegmentScan};
 use super::segment::list_segments;
 use super::{LogError, RecordLocation};
+use crate::storage::unit_temp_dir as temp_dir;
 use std::path::{Path, PathBuf};
 
 const SMALL_SEGMENT_BYTES: u64 = 256 * 1024;
-
-fn temp_dir() -> tempfile::TempDir {
-    let parent = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/target/unit-tmp"));
-    std::fs::create_dir_all(&parent).expect("test parent dir");
-    tempfile::tempdir_in(parent).expect("temp dir")
-}
 
 fn run<F, Fut>(f: F)
 where
