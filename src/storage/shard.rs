@@ -1,11 +1,12 @@
 //! Shards: which core owns a bucket, and the cross-core calls that reach the owner.
 //!
-//! Every metadata operation on a bucket runs on its owner core ([`Owner`]). A core calls its own
+//! Every change to a bucket's index and uploads runs on its owner core ([`Owner`]); reads use
+//! the shared index and need no call. A core calls its own
 //! owner directly and other owners over glommio's channel mesh; the reply comes back on a oneshot
 //! channel (glommio wakes the waiting task across threads). This module is private to storage:
 //! callers see [`crate::storage::Store`] methods, never an [`OwnerOp`].
 //!
-//! Invariants: only metadata crosses cores (names, keys, summaries, staging file names) — never
+//! Invariants: only metadata crosses cores (names, keys, index entries, staging file names) — never
 //! body bytes; [`owner_of`] is a pure function of the bucket name and the core count; the owner
 //! answers every op with the reply variant documented on it (a mismatch is a bug and panics).
 
