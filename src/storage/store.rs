@@ -358,7 +358,15 @@ impl Store {
             match entry.body {
                 Body::Inline(at) => {
                     let rec = self.readers.read(at, entry.seq).await.map_err(read_err)?;
-                    return OpenObject::inline(rec).map_err(read_err);
+                    let obj = OpenObject::inline(rec).map_err(read_err)?;
+                    // The record verified its checksum and sequence; it must also be this key's.
+                    if obj.record.key != key {
+                        return Err(read_err(std::io::Error::new(
+                            std::io::ErrorKind::InvalidData,
+                            format!("log record at {at:?} holds another key"),
+                        )));
+                    }
+                    return Ok(obj);
                 }
                 Body::File { name, .. } => {
                     let path = self.layout.objects_dir(bucket).join(name);
