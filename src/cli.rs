@@ -7,7 +7,13 @@ use crate::runtime::{
     cpus, FsyncPolicy, ServerConfig, CORES_MAX, MAX_CONNECTIONS_DEFAULT,
     SPIN_BEFORE_PARK_DEFAULT_US, SPIN_BEFORE_PARK_MAX_US,
 };
+use crate::storage::{LOG_SEGMENT_SIZE_MIN_BYTES, LOG_SEGMENT_UNIT_BYTES};
 use clap::{Parser, Subcommand};
+
+/// Default `--log-segment-kib`: 8 MiB segments.
+const LOG_SEGMENT_SIZE_DEFAULT_KIB: u64 = 8 * 1024;
+/// Largest `--log-segment-kib`: 1 GiB segments.
+const LOG_SEGMENT_SIZE_MAX_KIB: u64 = 1024 * 1024;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 
@@ -65,6 +71,12 @@ pub struct ServeArgs {
     /// Most simultaneous client connections; further ones get 503 SlowDown and are closed.
     #[arg(long, default_value_t = MAX_CONNECTIONS_DEFAULT)]
     pub(crate) max_connections: usize,
+    /// Size of each log segment file in KiB (small objects and all metadata live in per-core
+    /// logs of such segments; compaction frees and reuses them one at a time). Larger segments
+    /// mean fewer files; smaller ones return space sooner after deletes. A multiple of 64,
+    /// at least 256.
+    #[arg(long, value_name = "KIB", default_value_t = LOG_SEGMENT_SIZE_DEFAULT_KIB)]
+    pub(crate) log_segment_kib: u64,
     /// Enable virtual-host style addressing: `Host: BUCKET.DOMAIN` names the bucket (path-style keeps working).
     #[arg(long)]
     pub(crate) domain: Option<String>,
@@ -90,7 +102,9 @@ impl ServeArgs {
                 self.spin_before_park_us
             ));
         }
+        let log_segment_size_bytes = log_segment_size_bytes(self.log_segment_kib)?;
         Ok(ServerConfig {
+            log_segment_size_bytes,
             address,
             data_dir: self.data,
             cores,
@@ -105,6 +119,19 @@ impl ServeArgs {
             spin_before_park: std::time::Duration::from_micros(self.spin_before_park_us),
         })
     }
+}
+
+/// `--log-segment-kib` in bytes, or why it is refused.
+fn log_segment_size_bytes(kib: u64) -> Result<u64, String> {
+    let min_kib = LOG_SEGMENT_SIZE_MIN_BYTES / 1024;
+    let unit_kib = LOG_SEGMENT_UNIT_BYTES / 1024;
+    if kib < min_kib || !kib.is_multiple_of(unit_kib) || kib > LOG_SEGMENT_SIZE_MAX_KIB {
+        return Err(format!(
+            "--log-segment-kib {kib}: must be a multiple of {unit_kib} from {min_kib} to \
+             {LOG_SEGMENT_SIZE_MAX_KIB}"
+        ));
+    }
+    Ok(kib * 1024)
 }
 
 /// The CPUs to pin executors to and the number of executors: `--cpus` (which must lie within

@@ -57,10 +57,12 @@ fn serve(args: ringstore::cli::ServeArgs) -> ExitCode {
         eprintln!("ringstore: signal {sig}: finishing in-flight requests, then stopping");
     }
     ringstore::http::shutdown::request_shutdown();
-    let (records, flushes) = started.join();
+    let [records, flushes, compactions, copied] = started.join();
     eprintln!(
-        "ringstore: stopped; log: {records} records in {flushes} flushes ({:.2} per flush)",
-        records as f64 / flushes.max(1) as f64
+        "ringstore: stopped; log: {records} records in {flushes} flushes ({:.2} per flush); \
+         compaction: {compactions} segments freed, {:.1} MiB copied",
+        records as f64 / flushes.max(1) as f64,
+        copied as f64 / (1024.0 * 1024.0)
     );
     ExitCode::SUCCESS
 }

@@ -74,6 +74,7 @@ impl InProcess {
             spin_before_park: std::time::Duration::from_micros(
                 runtime::SPIN_BEFORE_PARK_DEFAULT_US,
             ),
+            log_segment_size_bytes: crate::storage::LOG_SEGMENT_SIZE_BYTES,
         };
         let started = match runtime::start(config) {
             Ok(s) => s,

@@ -63,6 +63,8 @@ pub struct ServerConfig {
     pub(crate) cpus: Vec<usize>,
     /// How long an idle executor polls for work before it parks (sleeps in the kernel).
     pub(crate) spin_before_park: Duration,
+    /// Size of new log segments (the unit of compaction and reuse).
+    pub(crate) log_segment_size_bytes: u64,
 }
 
 /// What starting the server found and where it listens.
@@ -76,12 +78,16 @@ pub struct Started {
 
 impl Started {
     /// Blocks until every core has stopped; returns the log records and flushes written
-    /// (records per flush is the group commit's batching).
-    pub fn join(self) -> (u64, u64) {
+    /// (records per flush is the group commit's batching), then the segments compaction freed
+    /// and the record bytes it copied.
+    pub fn join(self) -> [u64; 4] {
         for h in self.handles {
             let _ = h.join();
         }
-        self.engine.catalog.counters.flushes()
+        let counters = &self.engine.catalog.counters;
+        let (records, flushes) = counters.flushes();
+        let (compactions, copied) = counters.segments.compaction_totals();
+        [records, flushes, compactions, copied]
     }
 }
 
@@ -111,7 +117,11 @@ fn reserve_address(addr: SocketAddr) -> std::io::Result<(SocketAddr, socket2::So
 /// Starts every core; returns once all of them listen (or the first error).
 pub fn start(config: ServerConfig) -> std::io::Result<Started> {
     assert!((1..=CORES_MAX).contains(&config.cores));
-    let prepared = crate::storage::prepare_data_dir(&config.data_dir, config.cores)?;
+    let prepared = crate::storage::prepare_data_dir(
+        &config.data_dir,
+        config.cores,
+        config.log_segment_size_bytes,
+    )?;
     raise_open_files_limit();
     let (address, reservation) = reserve_address(config.address)?;
     let cpus = config.cpus.clone();

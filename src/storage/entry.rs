@@ -101,8 +101,15 @@ pub(crate) fn decode(
                 return Err("inline object length differs from its record".into());
             }
             let summary = record.summary();
-            let body = Body::Inline(at);
-            (record.key, Some(IndexEntry { seq, summary, body }))
+            let body = Body::Inline;
+            let location = at;
+            let entry = IndexEntry {
+                seq,
+                location,
+                summary,
+                body,
+            };
+            (record.key, Some(entry))
         }
         KIND_PUT_FILE => {
             let key = c.str()?;
@@ -117,7 +124,14 @@ pub(crate) fn decode(
                 _ => Some(c.str()?),
             };
             let body = Body::File { name, upload_id };
-            (key, Some(IndexEntry { seq, summary, body }))
+            let location = at;
+            let entry = IndexEntry {
+                seq,
+                location,
+                summary,
+                body,
+            };
+            (key, Some(entry))
         }
         KIND_DELETE => (c.str()?, None),
         other => return Err(format!("unknown record kind {other}")),
@@ -171,7 +185,8 @@ mod tests {
             (ch.bucket.as_str(), ch.incarnation, ch.key.as_str()),
             ("b", 9, "k/é")
         );
-        assert_eq!(ch.entry.as_ref().unwrap().body, Body::Inline(at));
+        assert_eq!(ch.entry.as_ref().unwrap().body, Body::Inline);
+        assert_eq!(ch.entry.as_ref().unwrap().location, at);
         let (back, data_at) = decode_inline(&payload).unwrap();
         assert_eq!((back, &payload[data_at..]), (rec, &b"abc"[..]));
         assert!(decode(KIND_PUT_INLINE, 5, at, &payload[..payload.len() - 1]).is_err());

@@ -29,7 +29,7 @@ pub type BucketIndex = BTreeMap<String, ObjectSummary>;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Body {
     /// In its log record (small objects): record and bytes in one read.
-    Inline(RecordLocation),
+    Inline,
     /// In its own file in the bucket's `objects/` directory (a record header, then the bytes;
     /// for a multipart object, only the record, naming the parts of `upload_id`).
     File {
@@ -43,6 +43,8 @@ pub(crate) enum Body {
 pub(crate) struct IndexEntry {
     /// Sequence number of the log record that made this version.
     pub(crate) seq: u64,
+    /// Where that record is (compaction moves it; the sequence number stays).
+    pub(crate) location: RecordLocation,
     pub(crate) summary: ObjectSummary,
     pub(crate) body: Body,
 }

@@ -16,6 +16,7 @@
 //! key is readable.
 
 mod catalog;
+mod compact;
 mod disk;
 mod entry;
 mod error;
@@ -51,8 +52,12 @@ pub(crate) use uploads::{CompletePart, CompleteRequest, PartInfo, UploadInfo};
 
 use std::path::{Path, PathBuf};
 
-/// Log segment size of new segments.
+/// Default size of new log segments.
 pub(crate) const LOG_SEGMENT_SIZE_BYTES: u64 = log::segment::SEGMENT_SIZE_DEFAULT_BYTES;
+/// Smallest log segment size.
+pub(crate) const LOG_SEGMENT_SIZE_MIN_BYTES: u64 = log::segment::SEGMENT_SIZE_MIN_BYTES;
+/// Log segment sizes are whole multiples of this (the segment header area).
+pub(crate) const LOG_SEGMENT_UNIT_BYTES: u64 = log::format::SEGMENT_HEADER_BYTES;
 
 /// What preparing the data directory found.
 pub(crate) struct Prepared {
@@ -70,7 +75,11 @@ pub(crate) struct Prepared {
 ///
 /// Every directory and the marker are durable before they are relied on (synced whatever
 /// `--fsync` says: this happens once per start).
-pub(crate) fn prepare_data_dir(dir: &Path, cores: usize) -> std::io::Result<Prepared> {
+pub(crate) fn prepare_data_dir(
+    dir: &Path,
+    cores: usize,
+    segment_size_bytes: u64,
+) -> std::io::Result<Prepared> {
     std::fs::create_dir_all(dir)?;
     // Absolute, so directory handles never depend on the working directory.
     let root = std::fs::canonicalize(dir)?;
@@ -86,7 +95,7 @@ pub(crate) fn prepare_data_dir(dir: &Path, cores: usize) -> std::io::Result<Prep
         removed_staging_files += 1;
     }
     let started = std::time::Instant::now();
-    let (engine, r) = replay::replay(&layout, cores, LOG_SEGMENT_SIZE_BYTES)?;
+    let (engine, r) = replay::replay(&layout, cores, segment_size_bytes)?;
     eprintln!(
         "ringstore: log replay: {} segments, {} records ({} torn tails) in {} ms; {} partial buckets removed",
         r.segments,
@@ -167,7 +176,12 @@ mod tests {
     #[test]
     fn new_directory_gets_a_durable_marker_and_no_leftovers() {
         let dir = temp_dir();
-        let p = prepare_data_dir(&dir.path().join("data"), 1).unwrap();
+        let p = prepare_data_dir(
+            &dir.path().join("data"),
+            1,
+            crate::storage::LOG_SEGMENT_SIZE_BYTES,
+        )
+        .unwrap();
         let marker = p.root.join(layout::FORMAT_FILE);
         assert_eq!(
             std::fs::read_to_string(&marker).unwrap(),
@@ -178,7 +192,9 @@ mod tests {
         // Staging leftovers of a crashed run are removed on the next start.
         std::fs::write(p.root.join("tmp").join("0-1-1.tmp"), b"x").unwrap();
         assert_eq!(
-            prepare_data_dir(&p.root, 1).unwrap().removed_staging_files,
+            prepare_data_dir(&p.root, 1, crate::storage::LOG_SEGMENT_SIZE_BYTES)
+                .unwrap()
+                .removed_staging_files,
             1
         );
     }
@@ -186,16 +202,19 @@ mod tests {
     #[test]
     fn empty_marker_is_repaired_and_foreign_marker_refused() {
         let dir = temp_dir();
-        let root = prepare_data_dir(dir.path(), 1).unwrap().root;
+        let root = prepare_data_dir(dir.path(), 1, crate::storage::LOG_SEGMENT_SIZE_BYTES)
+            .unwrap()
+            .root;
         let marker = root.join(layout::FORMAT_FILE);
         std::fs::write(&marker, b"").unwrap();
-        prepare_data_dir(&root, 1).expect("an empty marker is repaired");
+        prepare_data_dir(&root, 1, crate::storage::LOG_SEGMENT_SIZE_BYTES)
+            .expect("an empty marker is repaired");
         assert_eq!(
             std::fs::read_to_string(&marker).unwrap(),
             layout::FORMAT_LINE
         );
         std::fs::write(&marker, b"ringstore 9\n").unwrap();
-        let err = prepare_data_dir(&root, 1)
+        let err = prepare_data_dir(&root, 1, crate::storage::LOG_SEGMENT_SIZE_BYTES)
             .err()
             .expect("refused")
             .to_string();

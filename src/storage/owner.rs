@@ -23,6 +23,8 @@ use crate::storage::index::{Body, IndexEntry, ObjectSummary, SharedIndex, WriteC
 use crate::storage::layout::Layout;
 use crate::storage::locks::KeyedLocks;
 use crate::storage::log::appender::{Appended, Appender};
+use crate::storage::log::table::key_hash;
+use crate::storage::log::RecordLocation;
 use crate::storage::recovery::{self, LoadReport};
 use crate::storage::uploads::UploadState;
 use glommio::io::Directory;
@@ -46,8 +48,8 @@ pub(crate) struct BucketState {
     in_flight: Cell<usize>,
     /// Multipart uploads in progress, by upload id.
     pub(crate) uploads: RefCell<HashMap<String, Rc<UploadState>>>,
-    /// Sequence numbers of recent deletes, by key (see the module invariants).
-    tombstones: RefCell<HashMap<String, u64>>,
+    /// Sequence numbers and records of recent deletes, by key (see the module invariants).
+    tombstones: RefCell<HashMap<String, (u64, RecordLocation)>>,
     prune_tombstones_at: Cell<usize>,
 }
 
@@ -60,13 +62,30 @@ pub(crate) struct Owner {
     buckets: RefCell<BTreeMap<String, Rc<BucketState>>>,
 }
 
-/// Proof that a change's log record is durable; made only from an [`Appended`] record.
-pub(crate) struct Durable(u64);
+/// Proof that a change's log record is durable (and where it is); made only from an
+/// [`Appended`] record or an entry another core made durable.
+pub(crate) struct Durable {
+    seq: u64,
+    location: RecordLocation,
+}
 
 impl Durable {
     pub(crate) fn of(appended: &Appended) -> Durable {
-        Durable(appended.seq)
+        Durable {
+            seq: appended.seq,
+            location: appended.location,
+        }
     }
+}
+
+/// A record compaction copied: the owner points the key's entry at `to` if it still names
+/// the record at `from`.
+#[derive(Debug)]
+pub(crate) struct Relocation {
+    pub(crate) key: String,
+    pub(crate) seq: u64,
+    pub(crate) from: RecordLocation,
+    pub(crate) to: RecordLocation,
 }
 
 impl Owner {
@@ -195,7 +214,10 @@ impl Owner {
         }
         let _inflight = InFlight::new(&b);
         let _permit = b.key_locks.lock(key.to_string()).await;
-        let durable = Durable(entry.seq);
+        let durable = Durable {
+            seq: entry.seq,
+            location: entry.location,
+        };
         let displaced = b.install(key, Some(entry), durable, &self.catalog);
         self.discard(&b, displaced).await;
         Ok(())
@@ -250,6 +272,7 @@ impl Owner {
         let body = Body::File { name, upload_id };
         let new = IndexEntry {
             seq: appended.seq,
+            location: appended.location,
             summary,
             body,
         };
@@ -275,6 +298,43 @@ impl Owner {
         let displaced = b.install(key, None, Durable::of(&appended), &self.catalog);
         self.discard(&b, displaced).await;
         Ok(())
+    }
+
+    /// Points entries at the copies compaction made of their records, where the entry still
+    /// names the copied record; returns, per relocation, whether it took. Synchronous, so no
+    /// install of this core interleaves.
+    pub(crate) fn relocate(
+        &self,
+        bucket: &str,
+        incarnation: u64,
+        moves: &[Relocation],
+    ) -> Vec<bool> {
+        let b = match self.bucket(bucket) {
+            Ok(b) if b.shared.incarnation == incarnation => b,
+            _ => return vec![false; moves.len()],
+        };
+        let table = &self.catalog.counters.segments;
+        let objects = &b.shared.objects;
+        moves
+            .iter()
+            .map(|m| {
+                let current = objects.get(&m.key).map(|e| e.value().clone());
+                match current {
+                    Some(e) if e.seq == m.seq && e.location == m.from => {
+                        objects.insert(
+                            m.key.clone(),
+                            IndexEntry {
+                                location: m.to,
+                                ..e
+                            },
+                        );
+                        table.mark_dead(m.from, Some(key_hash(bucket, &m.key)));
+                        true
+                    }
+                    _ => false,
+                }
+            })
+            .collect()
     }
 
     /// Removes what a displaced (or losing) version occupied: its file and its upload's parts.
@@ -333,40 +393,50 @@ impl BucketState {
             self.key_locks.is_locked(key),
             "install without the key's lock"
         );
-        let seq = durable.0;
+        let Durable { seq, location } = durable;
         assert!(
-            entry.as_ref().is_none_or(|e| e.seq == seq),
+            entry
+                .as_ref()
+                .is_none_or(|e| e.seq == seq && e.location == location),
             "entry is its record"
         );
+        let table = &catalog.counters.segments;
+        let hash = key_hash(&self.shared.name, key);
         let current = self.shared.objects.get(key).map(|e| e.value().clone());
         let newest = current
             .as_ref()
             .map(|c| c.seq)
-            .max(self.tombstones.borrow().get(key).copied())
+            .max(self.tombstones.borrow().get(key).map(|t| t.0))
             .unwrap_or(0);
         if seq < newest {
             // A newer change was installed first: this one is already history.
+            table.mark_dead(location, entry.is_some().then_some(hash));
             return entry.map(|e| e.body);
         }
         match entry {
             Some(e) => {
-                self.tombstones.borrow_mut().remove(key);
+                if let Some((_, at)) = self.tombstones.borrow_mut().remove(key) {
+                    table.mark_dead(at, None);
+                }
                 self.shared.objects.insert(key.to_string(), e);
             }
             None => {
                 self.shared.objects.remove(key);
-                self.remember_tombstone(key, seq, catalog);
+                self.remember_tombstone(key, seq, location, catalog);
             }
+        }
+        if let Some(c) = &current {
+            table.mark_dead(c.location, Some(hash));
         }
         current.map(|c| c.body)
     }
 
-    fn remember_tombstone(&self, key: &str, seq: u64, catalog: &Catalog) {
+    fn remember_tombstone(&self, key: &str, seq: u64, at: RecordLocation, catalog: &Catalog) {
         let mut t = self.tombstones.borrow_mut();
-        t.insert(key.to_string(), seq);
+        t.insert(key.to_string(), (seq, at));
         if t.len() >= self.prune_tombstones_at.get() {
             let floor = catalog.global_floor();
-            t.retain(|_, s| *s >= floor);
+            t.retain(|_, s| s.0 >= floor);
             self.prune_tombstones_at
                 .set((t.len() * 2).max(TOMBSTONES_PRUNE_MIN));
         }

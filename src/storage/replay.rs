@@ -20,6 +20,8 @@ use crate::storage::log::format::{
 };
 use crate::storage::log::scan::{scan_segment, ScanEnd, SegmentScan};
 use crate::storage::log::segment::{create_segment, list_segments, segment_path};
+use crate::storage::log::table::{key_hash, SegmentTable};
+use crate::storage::log::RecordLocation;
 use crate::storage::recovery::{read_buckets, BucketMeta};
 use crate::storage::store::EngineStart;
 use std::collections::HashMap;
@@ -43,8 +45,8 @@ pub(crate) struct ReplayReport {
     pub(crate) removed_partial_buckets: usize,
 }
 
-/// One change of a key: (key, sequence number, the entry or `None` for a delete).
-type KeyChange = (String, u64, Option<IndexEntry>);
+/// One change of a key: (key, sequence number, its record, the entry or `None` for a delete).
+type KeyChange = (String, u64, RecordLocation, Option<IndexEntry>);
 /// Per bucket: its incarnation and every change of its incarnation found (sorted at the end:
 /// cheaper than hashing every key while scanning).
 type Changes = HashMap<String, (u64, Vec<KeyChange>)>;
@@ -63,14 +65,22 @@ pub(crate) fn replay(
         .collect();
     let (mut max_seq, mut max_segment) = (0u64, 0u64);
     let mut ends = Vec::new();
+    // Per segment with records: (header, record bytes, bytes of records of no live bucket).
+    let mut used = Vec::new();
     for (id, path) in list_segments(&layout.log_dir())? {
         max_segment = max_segment.max(id);
         let mut bad = None;
+        let (mut bytes, mut dead) = (0u64, 0u64);
         let scan = scan_segment(&path, |at, rec| {
             max_seq = max_seq.max(rec.seq);
             report.records += 1;
+            bytes += u64::from(at.len);
             match entry::decode(rec.kind, rec.seq, at, rec.payload) {
-                Ok(change) => apply(&mut changes, change),
+                Ok(change) => {
+                    if !apply(&mut changes, change, at) {
+                        dead += u64::from(at.len);
+                    }
+                }
                 Err(why) => bad = bad.take().or(Some((at.offset, why))),
             }
         })?;
@@ -85,20 +95,29 @@ pub(crate) fn replay(
             SegmentScan::Live(end) => {
                 report.segments += 1;
                 report.torn_tails += usize::from(end.torn_tail);
+                if end.records > 0 {
+                    used.push((end.header, bytes, dead));
+                }
                 ends.push(end);
             }
         }
     }
+    let (resume, spares) = resumable(layout, ends, cores, segment_size_bytes)?;
+    let table = Arc::new(SegmentTable::default());
+    for (header, bytes, dead) in used {
+        let resumed = resume.iter().any(|e| e.header.id == header.id);
+        table.register_scanned(header, bytes, dead, resumed);
+    }
     let max_incarnation = buckets.iter().map(|b| b.incarnation).max().unwrap_or(0);
-    let counters = LogCounters::new(max_segment + 1, max_seq.max(max_incarnation) + 1);
+    let next_seq = max_seq.max(max_incarnation) + 1;
+    let counters = LogCounters::new(max_segment + 1, next_seq, table.clone());
     let catalog = Arc::new(Catalog::new(counters, cores));
     for b in buckets {
         let (_, keys) = changes
             .remove(&b.name)
             .expect("every bucket has a change map");
-        catalog.insert(Arc::new(shared_bucket(b, keys)));
+        catalog.insert(Arc::new(shared_bucket(b, keys, &table)));
     }
-    let (resume, spares) = resumable(layout, ends, cores, segment_size_bytes)?;
     let engine = EngineStart {
         catalog,
         resume: Mutex::new(resume),
@@ -108,28 +127,40 @@ pub(crate) fn replay(
     Ok((engine, report))
 }
 
-fn apply(changes: &mut Changes, change: Change) {
+/// Collects `change` (whose record is at `at`) if its bucket incarnation lives; false if not.
+fn apply(changes: &mut Changes, change: Change, at: RecordLocation) -> bool {
     let Some((incarnation, keys)) = changes.get_mut(&change.bucket) else {
-        return;
+        return false;
     };
     if *incarnation != change.incarnation {
-        return;
+        return false;
     }
-    keys.push((change.key, change.seq, change.entry));
+    keys.push((change.key, change.seq, at, change.entry));
+    true
 }
 
-fn shared_bucket(b: BucketMeta, mut changes: Vec<KeyChange>) -> SharedBucket {
+/// The bucket's index from its changes; every superseded record is counted dead in `table`.
+fn shared_bucket(b: BucketMeta, mut changes: Vec<KeyChange>, table: &SegmentTable) -> SharedBucket {
     // By key, then sequence: the last change of each key is its current state. Inserting in key
     // order also walks the nodes the last insertion just touched (cached), which builds a large
     // index several times faster than inserting in hash order.
     changes.sort_unstable_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
     let objects = SharedIndex::new();
     let mut changes = changes.into_iter().peekable();
-    while let Some((key, _, entry)) = changes.next() {
+    // Whether the change at hand has older ones of its key (which a tombstone must cover).
+    let mut has_older = false;
+    while let Some((key, _, at, entry)) = changes.next() {
         let superseded = changes.peek().is_some_and(|next| next.0 == key);
-        if let (false, Some(e)) = (superseded, entry) {
-            objects.insert(key, e);
+        match (superseded, entry) {
+            (false, Some(e)) => {
+                objects.insert(key, e);
+            }
+            // The key's tombstone: needed while older records of the key exist.
+            (false, None) if has_older => {}
+            (false, None) => table.mark_dead(at, None),
+            (true, e) => table.mark_dead(at, e.map(|_| key_hash(&b.name, &key))),
         }
+        has_older = superseded;
     }
     SharedBucket {
         name: b.name,
@@ -308,7 +339,7 @@ mod tests {
         let root = dir.path().join("data");
         std::fs::create_dir_all(&root).unwrap();
         write_v1(&root, &[("a", b"hello"), ("dir/b", b"")]);
-        let p = prepare_data_dir(&root, 2).unwrap();
+        let p = prepare_data_dir(&root, 2, crate::storage::LOG_SEGMENT_SIZE_BYTES).unwrap();
         let marker = std::fs::read_to_string(root.join("ringstore.format")).unwrap();
         assert_eq!(marker, FORMAT_LINE);
         let file = |k: &str| Body::File {
@@ -323,7 +354,7 @@ mod tests {
         drop(p);
         // The next start replays; nothing is migrated twice.
         let segments = std::fs::read_dir(root.join("log")).unwrap().count();
-        let p = prepare_data_dir(&root, 1).unwrap();
+        let p = prepare_data_dir(&root, 1, crate::storage::LOG_SEGMENT_SIZE_BYTES).unwrap();
         assert_eq!(indexed(&p), want);
         assert_eq!(
             std::fs::read_dir(root.join("log")).unwrap().count(),

@@ -12,7 +12,7 @@
 
 use crate::storage::error::{StorageError, StorageResult};
 use crate::storage::index::{IndexEntry, ObjectSummary, WriteCondition};
-use crate::storage::owner::Owner;
+use crate::storage::owner::{Owner, Relocation};
 use crate::storage::record::ObjectRecord;
 use crate::storage::uploads::{CompleteRequest, PartInfo, UploadInfo};
 use futures_channel::oneshot;
@@ -47,6 +47,12 @@ pub(crate) enum OwnerOp {
     },
     /// -> `Done`
     DeleteObject { bucket: String, key: String },
+    /// -> `Moved`: points entries at compaction's copies of their records.
+    Relocate {
+        bucket: String,
+        incarnation: u64,
+        moves: Vec<Relocation>,
+    },
     /// -> `Done`
     CreateUpload {
         bucket: String,
@@ -91,6 +97,8 @@ pub(crate) enum OwnerReply {
     Upload(UploadInfo),
     Uploads(Vec<UploadInfo>),
     Record(ObjectRecord),
+    /// Per relocation, whether the entry now names the copy.
+    Moved(Vec<bool>),
 }
 
 /// Unwraps the reply variant an op is documented to produce.
@@ -230,6 +238,15 @@ async fn handle(owner: &Owner, op: OwnerOp) -> OwnerResult {
             .await
             .map(done),
         Op::DeleteObject { bucket, key } => owner.delete_object(&bucket, &key).await.map(done),
+        Op::Relocate {
+            bucket,
+            incarnation,
+            moves,
+        } => Ok(OwnerReply::Moved(owner.relocate(
+            &bucket,
+            incarnation,
+            &moves,
+        ))),
         Op::CreateUpload {
             bucket,
             upload_id,

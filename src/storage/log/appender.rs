@@ -15,6 +15,7 @@ use crate::storage::log::format::{
 };
 use crate::storage::log::scan::ScanEnd;
 use crate::storage::log::segment::{create_segment, segment_path};
+use crate::storage::log::table::{SegmentInfo, SegmentTable, Settle};
 use crate::storage::log::RecordLocation;
 use futures_channel::oneshot;
 use glommio::io::{DmaFile, OpenOptions};
@@ -57,16 +58,23 @@ pub(crate) struct LogCounters {
     /// Records and batches (flushes) written by every core since the start.
     records: Arc<AtomicU64>,
     batches: Arc<AtomicU64>,
+    /// Every segment and what compaction needs of it.
+    pub(crate) segments: Arc<SegmentTable>,
 }
 
 impl LogCounters {
     /// Counters continuing after the highest segment id and sequence found on disk.
-    pub(crate) fn new(next_segment: u64, next_seq: u64) -> LogCounters {
+    pub(crate) fn new(
+        next_segment: u64,
+        next_seq: u64,
+        segments: Arc<SegmentTable>,
+    ) -> LogCounters {
         LogCounters {
             next_segment: Arc::new(AtomicU64::new(next_segment)),
             next_seq: Arc::new(AtomicU64::new(next_seq)),
             records: Arc::new(AtomicU64::new(0)),
             batches: Arc::new(AtomicU64::new(0)),
+            segments,
         }
     }
 
@@ -93,11 +101,14 @@ impl LogCounters {
     }
 }
 
-/// A durable record: its sequence number and where it is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A durable record: its sequence number and where it is. Keep it until the record is
+/// installed in the index (or given up): its segment is not compacted before it drops.
+#[derive(Debug)]
 pub(crate) struct Appended {
     pub(crate) seq: u64,
     pub(crate) location: RecordLocation,
+    /// Held for its drop (see [`Settle`]).
+    _settle: Settle,
 }
 
 /// Batches and records written so far (commits per flush = records / batches).
@@ -109,17 +120,19 @@ pub(crate) struct LogStats {
 }
 
 /// Where a batch's records landed.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone)]
 struct BatchPlace {
     segment: u64,
     payload_start: u64,
+    info: Arc<SegmentInfo>,
 }
 
-type BatchOutcome = Result<BatchPlace, (io::ErrorKind, String)>;
+type BatchOutcome = Result<(BatchPlace, Settle), (io::ErrorKind, String)>;
 
 struct Active {
     file: DmaFile,
     header: SegmentHeader,
+    info: Arc<SegmentInfo>,
     /// Where the next batch goes.
     pos: u64,
     next_batch: u64,
@@ -133,6 +146,8 @@ struct OpenBatch {
 
 struct Inner {
     config: LogConfig,
+    /// The core this log belongs to (the writer of its segments in the segment table).
+    core: usize,
     /// The device's O_DIRECT block: every batch starts on one.
     block_bytes: u32,
     /// Largest open batch (and so largest record).
@@ -160,6 +175,7 @@ impl Appender {
     /// `spare` is an empty segment to roll over to.
     pub(crate) async fn open(
         config: LogConfig,
+        core: usize,
         counters: LogCounters,
         resume: Option<ScanEnd>,
         spare: Option<SegmentHeader>,
@@ -172,6 +188,7 @@ impl Appender {
             payload_max_bytes: batch_payload_max_bytes(config.segment_size_bytes),
             block_bytes,
             config,
+            core,
             counters,
             active: RefCell::new(None),
             open: RefCell::new(OpenBatch::default()),
@@ -183,7 +200,7 @@ impl Appender {
             stats: Cell::new(LogStats::default()),
         });
         let active = match resume {
-            Some(end) => open_active(&inner.config, end.header, end.end, end.next_batch).await?,
+            Some(end) => open_active(&inner, end.header, end.end, end.next_batch).await?,
             None => new_segment(&inner).await?,
         };
         *inner.active.borrow_mut() = Some(active);
@@ -198,13 +215,34 @@ impl Appender {
     /// Appends a record of `kind` whose payload is the concatenation of `parts`; returns once
     /// it is durable (with `fsync` on), with its sequence number and location.
     pub(crate) async fn append(&self, kind: u8, parts: &[&[u8]]) -> io::Result<Appended> {
-        self.append_with(kind, parts, false).await
+        self.append_with(kind, parts, false, None).await
+    }
+
+    /// Appends a copy of a live record under its own sequence number `seq` (compaction); may
+    /// use the reserve, since copying is how space comes back.
+    pub(crate) async fn append_copy(
+        &self,
+        seq: u64,
+        kind: u8,
+        payload: &[u8],
+    ) -> io::Result<Appended> {
+        self.append_with(kind, &[payload], true, Some(seq)).await
+    }
+
+    /// The segment this log appends to now.
+    pub(crate) fn active_segment(&self) -> Option<u64> {
+        self.0.active.borrow().as_ref().map(|a| a.header.id)
+    }
+
+    /// Whether the last attempt to create a segment failed (the disk is full).
+    pub(crate) fn short_of_space(&self) -> bool {
+        self.0.spare_failed.get() && self.0.spare.borrow().is_none()
     }
 
     /// [`Appender::append`] for a record that frees space (a delete): it may use the segment's
     /// reserve, which other records may not once no next segment can be created.
     pub(crate) async fn append_freeing(&self, kind: u8, parts: &[&[u8]]) -> io::Result<Appended> {
-        self.append_with(kind, parts, true).await
+        self.append_with(kind, parts, true, None).await
     }
 
     /// Whether a record of `len` bytes must be refused: it would enter the reserve while no
@@ -232,6 +270,7 @@ impl Appender {
         kind: u8,
         parts: &[&[u8]],
         may_use_reserve: bool,
+        copy_of: Option<u64>,
     ) -> io::Result<Appended> {
         let len = record_len(parts.iter().map(|p| p.len()).sum());
         if !may_use_reserve && self.refused_for_space(len) {
@@ -260,7 +299,7 @@ impl Appender {
         let (seq, offset, rx) = {
             let mut open = self.0.open.borrow_mut();
             let offset = open.records.len();
-            let seq = self.0.counters.seq();
+            let seq = copy_of.unwrap_or_else(|| self.0.counters.seq());
             open.records.resize(offset + len, 0);
             frame_record(&mut open.records[offset..], seq, kind, parts);
             let (tx, rx) = oneshot::channel();
@@ -270,7 +309,7 @@ impl Appender {
         if !self.0.flushing.replace(true) {
             glommio::spawn_local(flush_loop(self.0.clone())).detach();
         }
-        let place = rx
+        let (place, settle) = rx
             .await
             .map_err(|_| io::Error::other("log flusher stopped"))?
             .map_err(|(kind, msg)| io::Error::new(kind, msg))?;
@@ -279,7 +318,11 @@ impl Appender {
             offset: place.payload_start + offset as u64,
             len: u32::try_from(len).expect("record length fits u32"),
         };
-        Ok(Appended { seq, location })
+        Ok(Appended {
+            seq,
+            location,
+            _settle: settle,
+        })
     }
 }
 
@@ -297,8 +340,15 @@ async fn flush_loop(inner: Rc<Inner>) {
         let outcome = write_batch(&inner, batch.records)
             .await
             .map_err(|e| (e.kind(), e.to_string()));
+        if let Ok(place) = &outcome {
+            place.info.unsettle(batch.waiters.len());
+        }
         for tx in batch.waiters {
-            let _ = tx.send(outcome.clone());
+            // A waiter that gave up drops its token with the failed send: settled.
+            let _ = tx.send(match &outcome {
+                Ok(place) => Ok((place.clone(), Settle::new(place.info.clone()))),
+                Err(e) => Err(e.clone()),
+            });
         }
     }
 }
@@ -322,7 +372,9 @@ async fn write_batch(inner: &Rc<Inner>, mut records: Vec<u8>) -> io::Result<Batc
             next.pos + span <= next.header.size_bytes,
             "batch fits a segment"
         );
-        *inner.active.borrow_mut() = Some(next);
+        if let Some(old) = inner.active.borrow_mut().replace(next) {
+            old.info.seal();
+        }
     }
     let active = inner.active.borrow_mut().take().expect("an active segment");
     let h = active.header;
@@ -337,6 +389,7 @@ async fn write_batch(inner: &Rc<Inner>, mut records: Vec<u8>) -> io::Result<Batc
     let place = BatchPlace {
         segment: h.id,
         payload_start: active.pos + BATCH_HEADER_BYTES as u64,
+        info: active.info.clone(),
     };
     if (active.pos + span) * 2 > h.size_bytes {
         prepare_spare(inner);
@@ -351,6 +404,7 @@ async fn write_batch(inner: &Rc<Inner>, mut records: Vec<u8>) -> io::Result<Batc
             c.batches.fetch_add(1, Ordering::Relaxed);
             c.records
                 .fetch_add(u64::from(batch.record_count), Ordering::Relaxed);
+            active.info.add_records(records.len() as u64);
             *inner.active.borrow_mut() = Some(Active {
                 pos: active.pos + span,
                 next_batch: active.next_batch + 1,
@@ -358,11 +412,17 @@ async fn write_batch(inner: &Rc<Inner>, mut records: Vec<u8>) -> io::Result<Batc
             });
             Ok(place)
         }
-        // The active segment is dropped: the next batch starts a new one.
-        Ok(n) => Err(io::Error::other(format!(
-            "short log write: {n} of {span} bytes"
-        ))),
-        Err(e) => Err(io::Error::from(e)),
+        // The active segment is dropped (sealed): the next batch starts a new one.
+        Ok(n) => {
+            active.info.seal();
+            Err(io::Error::other(format!(
+                "short log write: {n} of {span} bytes"
+            )))
+        }
+        Err(e) => {
+            active.info.seal();
+            Err(io::Error::from(e))
+        }
     }
 }
 
@@ -377,7 +437,7 @@ async fn new_segment(inner: &Rc<Inner>) -> io::Result<Active> {
             created?
         }
     };
-    open_active(&inner.config, header, SEGMENT_HEADER_BYTES, 1).await
+    open_active(inner, header, SEGMENT_HEADER_BYTES, 1).await
 }
 
 /// Creates the next segment in the background, unless one is ready or on its way.
@@ -402,8 +462,13 @@ fn prepare_spare(inner: &Rc<Inner>) {
     .detach();
 }
 
-/// Creates and syncs a fresh segment (on a blocking thread).
+/// A free segment to reuse (its header already names its next generation), or a fresh one
+/// created and synced on a blocking thread.
 async fn create(inner: &Rc<Inner>) -> io::Result<SegmentHeader> {
+    let table = &inner.counters.segments;
+    if let Some(h) = table.take_free(inner.config.segment_size_bytes, inner.block_bytes) {
+        return Ok(h);
+    }
     let config = inner.config.clone();
     let id = inner.counters.segment_id();
     let block = inner.block_bytes;
@@ -425,11 +490,12 @@ async fn create(inner: &Rc<Inner>) -> io::Result<SegmentHeader> {
 }
 
 async fn open_active(
-    config: &LogConfig,
+    inner: &Inner,
     header: SegmentHeader,
     pos: u64,
     next_batch: u64,
 ) -> io::Result<Active> {
+    let config = &inner.config;
     let path = segment_path(&config.dir, header.id);
     let flags = if config.fsync { libc::O_DSYNC } else { 0 };
     let file = OpenOptions::new()
@@ -443,9 +509,11 @@ async fn open_active(
         block.is_multiple_of(file.alignment()) && pos.is_multiple_of(block),
         "batches start on device blocks"
     );
+    let info = inner.counters.segments.register(header, Some(inner.core));
     Ok(Active {
         file,
         header,
+        info,
         pos,
         next_batch,
     })

@@ -24,9 +24,13 @@
 pub(crate) const SECTOR_BYTES: u64 = 512;
 /// The largest device block a segment may be aligned to.
 pub(crate) const BLOCK_MAX_BYTES: u64 = 64 * 1024;
-/// Bytes of the segment header area (a whole block on any device; the header itself is one
-/// sector, so it is written atomically).
+/// Bytes of the segment header area (a whole block on any device). It holds two header slots,
+/// each one sector written atomically: a reuse writes the new generation into the slot the
+/// current one is not in, so a torn header write leaves the previous header valid.
 pub(crate) const SEGMENT_HEADER_BYTES: u64 = BLOCK_MAX_BYTES;
+/// Distance between the two header slots (slot 1 starts here), aligned for any device block a
+/// reusable segment may have.
+pub(crate) const HEADER_SLOT_STRIDE_BYTES: u64 = SEGMENT_HEADER_BYTES / 2;
 /// Bytes of a batch header.
 pub(crate) const BATCH_HEADER_BYTES: usize = 64;
 /// Bytes of a record header before its payload.
@@ -133,6 +137,29 @@ impl SegmentHeader {
             created_ms: u64_at(b, 40),
             size_bytes: u64_at(b, 48),
         })
+    }
+
+    /// The file offset of the slot generation `generation` is written to (generation 1, the
+    /// creation, in slot 0; each reuse alternates).
+    pub(crate) fn slot_offset(generation: u64) -> u64 {
+        assert!(generation >= 1, "generations count from 1");
+        ((generation - 1) % 2) * HEADER_SLOT_STRIDE_BYTES
+    }
+
+    /// The current header of a segment whose header area is `area`: the valid slot with the
+    /// highest generation, or why neither slot is valid.
+    pub(crate) fn decode_area(area: &[u8]) -> Result<SegmentHeader, &'static str> {
+        let first = SegmentHeader::decode(area);
+        let stride = HEADER_SLOT_STRIDE_BYTES as usize;
+        let second = area
+            .get(stride..)
+            .map_or(Err("header area cut short"), SegmentHeader::decode);
+        match (first, second) {
+            (Ok(a), Ok(b)) => Ok(if b.generation > a.generation { b } else { a }),
+            (Ok(a), Err(_)) => Ok(a),
+            (Err(_), Ok(b)) => Ok(b),
+            (Err(why), Err(_)) => Err(why),
+        }
     }
 }
 

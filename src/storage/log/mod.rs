@@ -2,8 +2,9 @@
 //! group commit (one write makes every record waiting on a core durable).
 //!
 //! Layout and checksums are in [`format`]; the startup scan in [`scan`]; segment files
-//! (creation, listing) in [`segment`]; the group-commit writer in [`appender`]; reading one
-//! record back in [`reader`]. The log knows records only as `(seq, kind, payload)`: what a
+//! (creation, reuse, listing) in [`segment`]; the group-commit writer in [`appender`]; reading
+//! one record back in [`reader`]; the process-wide segment table (dead bytes, readers, free
+//! segments) in [`table`]. The log knows records only as `(seq, kind, payload)`: what a
 //! payload means belongs to the engine above it.
 //!
 //! Invariants: a record is acknowledged only after the write holding it completed on a file
@@ -17,6 +18,7 @@ pub(crate) mod format;
 pub(crate) mod reader;
 pub(crate) mod scan;
 pub(crate) mod segment;
+pub(crate) mod table;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

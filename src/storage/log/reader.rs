@@ -4,9 +4,10 @@
 //! Invariant: a record is returned only after its length, generation and checksum verified
 //! against the segment it was read from, and its sequence number against the one the caller
 //! expects — a location that went stale (a reused segment) reads as an error, never as another
-//! record's bytes.
+//! record's bytes. A record that does not verify against the cached header is read once more
+//! after the header is read again (the segment may have been reused since it was opened).
 
-use crate::storage::log::format::{decode_record, SegmentHeader, SECTOR_BYTES};
+use crate::storage::log::format::{decode_record, SegmentHeader, SEGMENT_HEADER_BYTES};
 use crate::storage::log::segment::segment_path;
 use crate::storage::log::RecordLocation;
 use glommio::io::{DmaFile, ReadResult};
@@ -61,13 +62,16 @@ impl SegmentReaders {
         }
     }
 
-    async fn segment(&self, id: u64) -> io::Result<Rc<OpenSegment>> {
-        if let Some(s) = self.open.borrow().get(&id) {
-            return Ok(s.clone());
+    async fn segment(&self, id: u64, fresh: bool) -> io::Result<Rc<OpenSegment>> {
+        let cached = self.open.borrow().get(&id).cloned();
+        if let (Some(s), false) = (cached, fresh) {
+            return Ok(s);
         }
         let file = DmaFile::open(segment_path(&self.dir, id)).await?;
-        let head = file.read_at_aligned(0, SECTOR_BYTES as usize).await?;
-        let header = SegmentHeader::decode(&head)
+        let head = file
+            .read_at_aligned(0, SEGMENT_HEADER_BYTES as usize)
+            .await?;
+        let header = SegmentHeader::decode_area(&head)
             .map_err(|why| io::Error::new(io::ErrorKind::InvalidData, why))?;
         let seg = Rc::new(OpenSegment { file, header });
         let mut open = self.open.borrow_mut();
@@ -80,7 +84,14 @@ impl SegmentReaders {
 
     /// The record at `at`, verified, whose sequence number must be `seq`.
     pub(crate) async fn read(&self, at: RecordLocation, seq: u64) -> io::Result<ReadRecord> {
-        let seg = self.segment(at.segment).await?;
+        match self.read_once(at, seq, false).await {
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => self.read_once(at, seq, true).await,
+            other => other,
+        }
+    }
+
+    async fn read_once(&self, at: RecordLocation, seq: u64, fresh: bool) -> io::Result<ReadRecord> {
+        let seg = self.segment(at.segment, fresh).await?;
         let buf = seg.file.read_at(at.offset, at.len as usize).await?;
         let bad = |why: &str| {
             io::Error::new(

@@ -44,7 +44,7 @@ pub(crate) fn scan_segment(
     mut f: impl FnMut(RecordLocation, RecordView<'_>),
 ) -> Result<SegmentScan, LogError> {
     let bytes = read_all(path)?;
-    let header = match SegmentHeader::decode(&bytes) {
+    let header = match SegmentHeader::decode_area(&bytes) {
         Ok(h) => h,
         Err(_) if is_zero(&bytes[SEGMENT_HEADER_BYTES.min(bytes.len() as u64) as usize..]) => {
             return Ok(SegmentScan::Unused);

@@ -81,6 +81,44 @@ pub(crate) fn create_segment(
     Ok(header)
 }
 
+/// Turns segment `old` (every live record of which was copied elsewhere, and which no reader
+/// holds) into an empty segment of the next generation with a fresh nonce: one header-slot
+/// write, durable before this returns when `sync`. The previous generation's records no longer
+/// verify. `None` when the device block does not fit a header slot (remove the file instead).
+pub(crate) async fn renew_segment(
+    dir: &Path,
+    old: SegmentHeader,
+    sync: bool,
+) -> io::Result<Option<SegmentHeader>> {
+    use crate::storage::log::format::HEADER_SLOT_STRIDE_BYTES;
+    let block = u64::from(old.block_bytes);
+    if block > HEADER_SLOT_STRIDE_BYTES {
+        return Ok(None);
+    }
+    let next = SegmentHeader {
+        generation: old.generation + 1,
+        nonce: fresh_nonce(old.id ^ old.generation),
+        ..old
+    };
+    let flags = if sync { libc::O_DSYNC } else { 0 };
+    let file = glommio::io::OpenOptions::new()
+        .write(true)
+        .custom_flags(flags)
+        .dma_open(segment_path(dir, old.id))
+        .await?;
+    let mut buf = file.alloc_dma_buffer(block as usize);
+    buf.as_bytes_mut().fill(0);
+    let sector = next.encode();
+    buf.as_bytes_mut()[..sector.len()].copy_from_slice(&sector);
+    let at = SegmentHeader::slot_offset(next.generation);
+    let written = file.write_at(buf, at).await?;
+    file.close().await?;
+    if written as u64 != block {
+        return Err(io::Error::other("short segment header write"));
+    }
+    Ok(Some(next))
+}
+
 /// Writes a whole segment file at `tmp`: header, then zeros up to its size.
 fn write_segment_file(tmp: &Path, header: &SegmentHeader, sync: bool) -> io::Result<()> {
     let mut f = std::fs::File::create(tmp)?;

@@ -57,9 +57,15 @@ fn concurrent_appends_share_flushes_and_read_back() {
     let dir = temp_dir();
     let d = dir.path().to_path_buf();
     run(move || async move {
-        let log = Appender::open(config(&d, 4 << 20), LogCounters::new(1, 1), None, None)
-            .await
-            .unwrap();
+        let log = Appender::open(
+            config(&d, 4 << 20),
+            0,
+            LogCounters::new(1, 1, Default::default()),
+            None,
+            None,
+        )
+        .await
+        .unwrap();
         let mut tasks = Vec::new();
         for i in 0..200u64 {
             let log = log.clone();
@@ -107,7 +113,8 @@ fn segments_roll_and_a_restart_resumes_after_the_last_batch() {
     run(move || async move {
         let log = Appender::open(
             config(&d, SMALL_SEGMENT_BYTES),
-            LogCounters::new(1, 1),
+            0,
+            LogCounters::new(1, 1, Default::default()),
             None,
             None,
         )
@@ -126,10 +133,16 @@ fn segments_roll_and_a_restart_resumes_after_the_last_batch() {
             SegmentScan::Unused => panic!("last segment unused"),
         };
         assert!(!end.torn_tail);
-        let counters = LogCounters::new(last_id + 1, 1000);
-        let log = Appender::open(config(&d, SMALL_SEGMENT_BYTES), counters, Some(end), None)
-            .await
-            .unwrap();
+        let counters = LogCounters::new(last_id + 1, 1000, Default::default());
+        let log = Appender::open(
+            config(&d, SMALL_SEGMENT_BYTES),
+            0,
+            counters,
+            Some(end),
+            None,
+        )
+        .await
+        .unwrap();
         for i in 300..320 {
             let a = log.append(1, &[&payload(i)]).await.unwrap();
             assert!(a.seq >= 1000);
@@ -148,9 +161,15 @@ fn write_segment(dir: &Path, batches: u64) -> (PathBuf, Vec<(u64, u64, u64)>) {
     let d = dir.to_path_buf();
     let (tx, rx) = std::sync::mpsc::channel();
     run(move || async move {
-        let log = Appender::open(config(&d, 1 << 20), LogCounters::new(1, 1), None, None)
-            .await
-            .unwrap();
+        let log = Appender::open(
+            config(&d, 1 << 20),
+            0,
+            LogCounters::new(1, 1, Default::default()),
+            None,
+            None,
+        )
+        .await
+        .unwrap();
         for i in 0..batches {
             let a = log.append(2, &[&payload(i)]).await.unwrap();
             let start = a.location.offset - super::format::BATCH_HEADER_BYTES as u64;
@@ -303,9 +322,15 @@ fn a_record_damaged_after_it_was_written_fails_its_read() {
     let dir = temp_dir();
     let d = dir.path().to_path_buf();
     run(move || async move {
-        let log = Appender::open(config(&d, 1 << 20), LogCounters::new(1, 1), None, None)
-            .await
-            .unwrap();
+        let log = Appender::open(
+            config(&d, 1 << 20),
+            0,
+            LogCounters::new(1, 1, Default::default()),
+            None,
+            None,
+        )
+        .await
+        .unwrap();
         let a = log.append(3, &[b"hello"]).await.unwrap();
         let path = list_segments(&d).unwrap().pop().unwrap().1;
         let mut image = std::fs::read(&path).unwrap();
