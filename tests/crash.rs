@@ -13,6 +13,9 @@
 //!   (those are aborted, and their directories must go);
 //! - the server logs its recovery line at every start.
 //!
+//! The server runs with 256 KiB log segments, so compaction and segment reuse run throughout
+//! (the test reports how many segments were reused, read from their headers).
+//!
 //! The writers and the model of acknowledged writes are in `tests/common/workload.rs` (shared
 //! with `tests/powercut.rs`).
 //!
@@ -29,6 +32,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const WRITERS: usize = 8;
+/// Small log segments, so the workload's overwrites and deletes keep compaction (and segment
+/// reuse) running while the kills land.
+const SERVER_ARGS: &[&str] = &["--log-segment-kib", "256"];
 const DEFAULT_ROUNDS: usize = 40;
 /// No new round starts after this long (the whole test stays within ~90 s on a slow host).
 const ROUNDS_TIME_BUDGET: Duration = Duration::from_secs(70);
@@ -90,7 +96,7 @@ fn acknowledged_writes_survive_kill_9() {
     if owners[0] == owners[1] {
         eprintln!("crash: note: both buckets are owned by core {}", owners[0]);
     }
-    let mut s = Server::start_with_cores(2);
+    let mut s = Server::start_with_args(2, SERVER_ARGS);
     rep.starts = 1;
     for b in PROFILE.buckets {
         s.create_bucket(b);
@@ -144,7 +150,7 @@ fn acknowledged_writes_survive_kill_9() {
         }
         rep.stats.add(&round_stats);
 
-        s.start_again();
+        s.start_again_with_args(SERVER_ARGS);
         rep.starts += 1;
         let landed_before = rep.in_flight_landed;
         verify(&s, &mut writers, round, &mut rep);
@@ -161,6 +167,15 @@ fn acknowledged_writes_survive_kill_9() {
         );
     }
 
+    let (reused, segments) = reused_segments(&s.data_dir().join("log"));
+    eprintln!("crash: {reused} of {segments} log segments were reused by compaction");
+    if rep.rounds >= 10 {
+        assert!(
+            reused > 0,
+            "compaction never reused a segment in {} rounds",
+            rep.rounds
+        );
+    }
     eprintln!(
         "crash summary: seed {seed}, rounds {}, kills {}, writes acked {}, deletes acked {}, multipart completes acked {} (uploads created {}, parts {}), requests in flight at kills {}, in-flight changes that landed {}, staging files removed at recovery {}, uploads aborted {}, key reads checked {}, lost {}, other violations {}, {:.1} s",
         rep.rounds,

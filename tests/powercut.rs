@@ -31,8 +31,9 @@
 //! clock; printed), `RINGSTORE_POWERCUT_ROUNDS` (rounds per scenario, default 20),
 //! `RINGSTORE_POWERCUT_SCENARIOS` (comma-separated subset of `steady,burst,first-start`),
 //! `RINGSTORE_POWERCUT_SECONDS` (no new round after this, default 120),
-//! `RINGSTORE_POWERCUT_SERVER_ARGS` (extra `ringstore serve` flags, e.g. `--fsync never` to
-//! see the test catch lost writes).
+//! `RINGSTORE_POWERCUT_SERVER_ARGS` (extra `ringstore serve` flags, default
+//! `--log-segment-kib 256` so compaction and segment reuse run during the cuts; e.g. add
+//! `--fsync never` to see the test catch lost writes).
 
 mod common;
 #[path = "powercut/cutdisk.rs"]
@@ -53,6 +54,9 @@ const KIB: usize = 1024;
 const IMAGE_BYTES: u64 = 1024 * MIB as u64;
 const WRITERS: usize = 4;
 const SERVER_CORES: usize = 2;
+/// Server flags unless `RINGSTORE_POWERCUT_SERVER_ARGS` says otherwise: small log segments, so
+/// compaction and segment reuse run while the cuts land.
+const DEFAULT_SERVER_ARGS: &str = "--log-segment-kib 256";
 const DEFAULT_ROUNDS: usize = 20;
 /// No new round starts after this long.
 const DEFAULT_TIME_BUDGET: Duration = Duration::from_secs(120);
@@ -430,6 +434,8 @@ fn write_rounds(
         );
     }
     let _ = s.stop();
+    let (reused, segments) = reused_segments(&s.data_dir().join("log"));
+    eprintln!("{label}: {reused} of {segments} log segments were reused by compaction");
     eprintln!(
         "{label} summary: rounds {}, cuts {}, PUTs acked {}, DELETEs acked {}, multipart completes acked {} (parts {}), in flight at cuts {}, in-flight changes that landed {}, staging files removed at recovery {}, key reads checked {}, lost {}, violations {}",
         rep.rounds,
@@ -680,7 +686,8 @@ fn acknowledged_writes_survive_power_cuts() {
             "RINGSTORE_POWERCUT_SCENARIOS: unknown scenario {s:?}"
         );
     }
-    let server_args_text = std::env::var("RINGSTORE_POWERCUT_SERVER_ARGS").unwrap_or_default();
+    let server_args_text = std::env::var("RINGSTORE_POWERCUT_SERVER_ARGS")
+        .unwrap_or_else(|_| DEFAULT_SERVER_ARGS.to_string());
     let server_args: Vec<&str> = server_args_text.split_whitespace().collect();
     eprintln!(
         "powercut: seed {seed} (RINGSTORE_POWERCUT_SEED={seed} repeats it), {rounds} rounds of {scenarios:?}, server flags {server_args:?}"

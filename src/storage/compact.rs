@@ -72,7 +72,8 @@ pub(crate) struct Compactor {
     pub(crate) catalog: Arc<Catalog>,
     pub(crate) dir: PathBuf,
     pub(crate) fsync: bool,
-    /// Cleared when the core's store goes away: the task ends.
+    /// Cleared when the core's store goes away (or a test wants only explicit passes): the
+    /// background task ends.
     pub(crate) running: Rc<Cell<bool>>,
     /// A pass is in progress (one at a time per core, so no segment is compacted twice).
     pub(crate) busy: Cell<bool>,
@@ -84,8 +85,11 @@ impl Compactor {
         let me = self.clone();
         glommio::spawn_local(async move {
             let this = &me;
-            while this.running.get() {
+            loop {
                 glommio::timer::sleep(COMPACTION_POLL_INTERVAL).await;
+                if !this.running.get() {
+                    return;
+                }
                 if let Err(e) = this.poll().await {
                     eprintln!("ringstore: core {}: compaction failed: {e}", this.core);
                 }
@@ -108,7 +112,7 @@ impl Compactor {
         let table = &self.catalog.counters.segments;
         let mut freed = 0;
         for info in table.candidates(self.core, self.cores) {
-            if freed == COMPACTIONS_PER_POLL_MAX || !self.running.get() {
+            if freed == COMPACTIONS_PER_POLL_MAX {
                 break;
             }
             if self.worth_compacting(&info) {

@@ -1009,3 +1009,18 @@ pub fn send_signal(pid: u32, sig: libc::c_int) {
     let signal = nix::sys::signal::Signal::try_from(sig).expect("a valid signal number");
     let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal);
 }
+
+/// (segments whose second header slot was ever written, i.e. reused at least once; segments).
+pub fn reused_segments(log_dir: &std::path::Path) -> (usize, usize) {
+    const SECOND_SLOT_OFFSET: usize = 32 * 1024;
+    let mut reused = 0;
+    let mut total = 0;
+    for entry in std::fs::read_dir(log_dir).expect("log dir") {
+        let bytes = std::fs::read(entry.expect("entry").path()).expect("segment");
+        total += 1;
+        if bytes.get(SECOND_SLOT_OFFSET..SECOND_SLOT_OFFSET + 8) == Some(&b"RSLOGSEG"[..]) {
+            reused += 1;
+        }
+    }
+    (reused, total)
+}

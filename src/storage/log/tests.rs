@@ -345,3 +345,65 @@ fn a_record_damaged_after_it_was_written_fails_its_read() {
         assert!(err.to_string().contains("checksum"), "{err}");
     });
 }
+
+#[test]
+fn a_renewed_segment_replays_nothing_old_and_a_torn_renewal_falls_back_to_the_old_header() {
+    use super::format::HEADER_SLOT_STRIDE_BYTES;
+    use super::segment::renew_segment;
+    let dir = temp_dir();
+    let (path, spans) = write_segment(dir.path(), 4);
+    let old_image = std::fs::read(&path).unwrap();
+    let old = SegmentHeader::decode_area(&old_image).unwrap();
+    let (d, p) = (dir.path().to_path_buf(), path.clone());
+    run(move || async move {
+        let next = renew_segment(&d, old, true)
+            .await
+            .unwrap()
+            .expect("renewed");
+        assert_eq!((next.id, next.generation), (old.id, old.generation + 1));
+        assert_ne!(next.nonce, old.nonce);
+        let image = std::fs::read(&p).unwrap();
+        assert_eq!(SegmentHeader::decode_area(&image).unwrap(), next);
+        // Generation 2 went into the second slot: the first still holds generation 1.
+        assert_eq!(SegmentHeader::decode(&image).unwrap(), old);
+        // A second renewal overwrites the first slot with generation 3.
+        let third = renew_segment(&d, next, true).await.unwrap().unwrap();
+        let image = std::fs::read(&p).unwrap();
+        assert_eq!(SegmentHeader::decode(&image).unwrap(), third);
+        assert_eq!(SegmentHeader::decode_area(&image).unwrap(), third);
+    });
+    // Renewed: live, empty, nothing of the old generation replays.
+    match scan_segment(&path, |_, r| panic!("stale record {} replayed", r.seq)).unwrap() {
+        SegmentScan::Live(end) => assert_eq!((end.records, end.next_batch), (0, 1)),
+        SegmentScan::Unused => panic!("a renewed segment is live"),
+    }
+    // A renewal torn mid-sector (power cut during the slot write): the old header and all
+    // its batches are still what the segment holds.
+    let stride = HEADER_SLOT_STRIDE_BYTES as usize;
+    let mut renewed = old;
+    renewed.generation += 1;
+    renewed.nonce ^= 0x5a5a;
+    let sector = renewed.encode();
+    let old_seqs: Vec<u64> = spans.iter().map(|s| s.2).collect();
+    for tear in [1usize, 13, 40, 63, 64, 300, 512] {
+        let mut torn = old_image.clone();
+        torn[stride..stride + tear].copy_from_slice(&sector[..tear]);
+        let seqs = scan_image(&path, &torn).unwrap();
+        // The header proper is its first 64 bytes (checksum last): shorter is torn.
+        let want = if tear < 64 {
+            old_seqs.clone()
+        } else {
+            Vec::new()
+        };
+        assert_eq!(seqs, want, "renewal torn after {tear} bytes");
+    }
+    // Both slots garbled over written batches: refused, not silently emptied.
+    let mut both = old_image.clone();
+    both[20] ^= 1;
+    both[stride..stride + 8].copy_from_slice(b"RSLOGSEG");
+    both[stride + 20] ^= 1;
+    assert!(matches!(
+        scan_image(&path, &both),
+        Err(LogError::Corrupt { offset: 0, .. })
+    ));
+}
