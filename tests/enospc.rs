@@ -33,6 +33,8 @@ const SMALL_FILL_PUTS_MAX: usize = 4000;
 /// Deletes that must succeed once the log is full.
 const SMALL_DELETES_ON_FULL_LOG: usize = 50;
 const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long compaction may take to free log space after the deletes.
+const COMPACTION_WAIT: Duration = Duration::from_secs(20);
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Clone, Copy, Debug)]
@@ -522,6 +524,39 @@ fn disk_full_fails_cleanly_and_recovers() {
             g.status == 200 && g.body == *body,
             "GET {key}: {}",
             g.describe()
+        );
+    }
+
+    // Space comes back without touching the large objects: deleting the small ones (oldest
+    // first, still on the full disk) leaves whole segments dead, compaction frees and reuses
+    // them, and small PUTs are accepted again.
+    let rest = small.len() - SMALL_DELETES_ON_FULL_LOG;
+    for key in &small[..rest] {
+        let r = s.call(&s.req("DELETE", &format!("/{BUCKET}/{key}")));
+        assert_eq!(r.status, 204, "DELETE {key}: {}", r.describe());
+    }
+    let deadline = Instant::now() + COMPACTION_WAIT;
+    let body = random_bytes(SMALL_FILL_BYTES, 77);
+    loop {
+        let r = s.put("small-again", &body);
+        if r.status == 200 {
+            break;
+        }
+        assert!(is_space_error(&r), "{}", r.describe());
+        assert!(
+            Instant::now() < deadline,
+            "no small PUT accepted {COMPACTION_WAIT:?} after deleting every small object: {}",
+            error_summary(&r)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let g = s.get("small-again");
+    assert!(g.status == 200 && g.body == body, "{}", g.describe());
+    for (key, body) in &stored {
+        let g = s.get(key);
+        assert!(
+            g.status == 200 && g.body == *body,
+            "GET {key} after compaction"
         );
     }
 
