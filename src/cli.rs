@@ -12,6 +12,10 @@ use clap::{Parser, Subcommand};
 
 /// Default `--log-segment-kib`: 8 MiB segments.
 const LOG_SEGMENT_SIZE_DEFAULT_KIB: u64 = 8 * 1024;
+/// Default `--checkpoint-interval`.
+const CHECKPOINT_INTERVAL_DEFAULT: &str = "256MiB";
+/// Default `--checkpoint-interval` in bytes (the in-process bench server's).
+pub(crate) const CHECKPOINT_INTERVAL_DEFAULT_BYTES: u64 = 256 << 20;
 /// Largest `--log-segment-kib`: 1 GiB segments.
 const LOG_SEGMENT_SIZE_MAX_KIB: u64 = 1024 * 1024;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -77,6 +81,12 @@ pub struct ServeArgs {
     /// at least 256.
     #[arg(long, value_name = "KIB", default_value_t = LOG_SEGMENT_SIZE_DEFAULT_KIB)]
     pub(crate) log_segment_kib: u64,
+    /// Log records written between two checkpoints of the index while serving, as a size
+    /// (e.g. 256MiB, 64KiB, 1GiB). A start reads the last checkpoint and replays only the log
+    /// written after it, so this bounds the replay; each checkpoint writes the whole index
+    /// (about 100 bytes per object). 0 writes checkpoints only at a clean stop.
+    #[arg(long, value_name = "SIZE", default_value = CHECKPOINT_INTERVAL_DEFAULT)]
+    pub(crate) checkpoint_interval: String,
     /// Enable virtual-host style addressing: `Host: BUCKET.DOMAIN` names the bucket (path-style keeps working).
     #[arg(long)]
     pub(crate) domain: Option<String>,
@@ -103,8 +113,11 @@ impl ServeArgs {
             ));
         }
         let log_segment_size_bytes = log_segment_size_bytes(self.log_segment_kib)?;
+        let checkpoint_interval_bytes = parse_size(&self.checkpoint_interval)
+            .map_err(|why| format!("--checkpoint-interval {}: {why}", self.checkpoint_interval))?;
         Ok(ServerConfig {
             log_segment_size_bytes,
+            checkpoint_interval_bytes,
             address,
             data_dir: self.data,
             cores,
@@ -119,6 +132,25 @@ impl ServeArgs {
             spin_before_park: std::time::Duration::from_micros(self.spin_before_park_us),
         })
     }
+}
+
+/// A size such as `256MiB`, `64KiB`, `1GiB` or `4096` (bytes) in bytes, or why not.
+fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(digits);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| "expected a number with an optional unit (KiB, MiB, GiB)".to_string())?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kib" | "kb" => 10,
+        "m" | "mib" | "mb" => 20,
+        "g" | "gib" | "gb" => 30,
+        other => return Err(format!("unknown unit {other:?} (use KiB, MiB or GiB)")),
+    };
+    n.checked_mul(1u64 << shift)
+        .ok_or_else(|| "too large".to_string())
 }
 
 /// `--log-segment-kib` in bytes, or why it is refused.
@@ -192,5 +224,23 @@ fn credentials(
              set RINGSTORE_ACCESS_KEY and RINGSTORE_SECRET_KEY (or --access-key/--secret-key)"
         )),
         _ => Err("set both the access key and the secret key (or neither, on loopback)".to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_parse_with_binary_units() {
+        assert_eq!(parse_size("0"), Ok(0));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("64KiB"), Ok(64 << 10));
+        assert_eq!(parse_size("256MiB"), Ok(256 << 20));
+        assert_eq!(parse_size("1 GiB"), Ok(1 << 30));
+        assert_eq!(parse_size("2m"), Ok(2 << 20));
+        assert!(parse_size("MiB").is_err());
+        assert!(parse_size("12 parsecs").is_err());
+        assert!(parse_size("99999999999999GiB").is_err());
     }
 }

@@ -6,6 +6,9 @@ use ringstore::runtime;
 use std::io::Write;
 use std::process::ExitCode;
 
+/// Bytes per MiB, for the stop line.
+const MIB: f64 = 1024.0 * 1024.0;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -57,12 +60,22 @@ fn serve(args: ringstore::cli::ServeArgs) -> ExitCode {
         eprintln!("ringstore: signal {sig}: finishing in-flight requests, then stopping");
     }
     ringstore::http::shutdown::request_shutdown();
-    let [records, flushes, compactions, copied] = started.join();
+    let s = started.join();
+    let checkpoint = match &s.checkpoint {
+        Ok((keys, bytes)) => format!(
+            "checkpoint of {keys} keys ({:.1} MiB) written",
+            *bytes as f64 / MIB
+        ),
+        Err(why) => format!("checkpoint failed ({why}): the next start replays the log"),
+    };
     eprintln!(
-        "ringstore: stopped; log: {records} records in {flushes} flushes ({:.2} per flush); \
-         compaction: {compactions} segments freed, {:.1} MiB copied",
-        records as f64 / flushes.max(1) as f64,
-        copied as f64 / (1024.0 * 1024.0)
+        "ringstore: stopped; log: {} records in {} flushes ({:.2} per flush); compaction: {} \
+         segments freed, {:.1} MiB copied; {checkpoint}",
+        s.records,
+        s.flushes,
+        s.records as f64 / s.flushes.max(1) as f64,
+        s.compactions,
+        s.copied_bytes as f64 / MIB
     );
     ExitCode::SUCCESS
 }

@@ -13,8 +13,9 @@
 //!   (those are aborted, and their directories must go);
 //! - the server logs its recovery line at every start.
 //!
-//! The server runs with 256 KiB log segments, so compaction and segment reuse run throughout
-//! (the test reports how many segments were reused, read from their headers).
+//! The server runs with 256 KiB log segments and a checkpoint every 64 KiB of log, so
+//! compaction, segment reuse and checkpoints run throughout (the test reports how many
+//! segments were reused, read from their headers, and how many starts read a checkpoint).
 //!
 //! The writers and the model of acknowledged writes are in `tests/common/workload.rs` (shared
 //! with `tests/powercut.rs`).
@@ -34,7 +35,7 @@ use std::time::{Duration, Instant};
 const WRITERS: usize = 8;
 /// Small log segments, so the workload's overwrites and deletes keep compaction (and segment
 /// reuse) running while the kills land.
-const SERVER_ARGS: &[&str] = &["--log-segment-kib", "256"];
+const SERVER_ARGS: &[&str] = &["--log-segment-kib", "256", "--checkpoint-interval", "64KiB"];
 const DEFAULT_ROUNDS: usize = 40;
 /// No new round starts after this long (the whole test stays within ~90 s on a slow host).
 const ROUNDS_TIME_BUDGET: Duration = Duration::from_secs(70);
@@ -169,10 +170,20 @@ fn acknowledged_writes_survive_kill_9() {
 
     let (reused, segments) = reused_segments(&s.data_dir().join("log"));
     eprintln!("crash: {reused} of {segments} log segments were reused by compaction");
+    let from_checkpoint = s.log_text().matches("log replay from checkpoint").count();
+    eprintln!(
+        "crash: {from_checkpoint} of {} starts read a checkpoint plus the log tail",
+        rep.starts
+    );
     if rep.rounds >= 10 {
         assert!(
             reused > 0,
             "compaction never reused a segment in {} rounds",
+            rep.rounds
+        );
+        assert!(
+            from_checkpoint > 0,
+            "no start read a checkpoint in {} rounds",
             rep.rounds
         );
     }

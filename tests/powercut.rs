@@ -32,8 +32,9 @@
 //! `RINGSTORE_POWERCUT_SCENARIOS` (comma-separated subset of `steady,burst,first-start`),
 //! `RINGSTORE_POWERCUT_SECONDS` (no new round after this, default 120),
 //! `RINGSTORE_POWERCUT_SERVER_ARGS` (extra `ringstore serve` flags, default
-//! `--log-segment-kib 256` so compaction and segment reuse run during the cuts; e.g. add
-//! `--fsync never` to see the test catch lost writes).
+//! `--log-segment-kib 256 --checkpoint-interval 64KiB` so compaction, segment reuse and
+//! checkpoints run during the cuts; e.g. add `--fsync never` to see the test catch lost
+//! writes).
 
 mod common;
 #[path = "powercut/cutdisk.rs"]
@@ -56,7 +57,7 @@ const WRITERS: usize = 4;
 const SERVER_CORES: usize = 2;
 /// Server flags unless `RINGSTORE_POWERCUT_SERVER_ARGS` says otherwise: small log segments, so
 /// compaction and segment reuse run while the cuts land.
-const DEFAULT_SERVER_ARGS: &str = "--log-segment-kib 256";
+const DEFAULT_SERVER_ARGS: &str = "--log-segment-kib 256 --checkpoint-interval 64KiB";
 const DEFAULT_ROUNDS: usize = 20;
 /// No new round starts after this long.
 const DEFAULT_TIME_BUDGET: Duration = Duration::from_secs(120);
@@ -436,6 +437,11 @@ fn write_rounds(
     let _ = s.stop();
     let (reused, segments) = reused_segments(&s.data_dir().join("log"));
     eprintln!("{label}: {reused} of {segments} log segments were reused by compaction");
+    let from_checkpoint = s.log_text().matches("log replay from checkpoint").count();
+    eprintln!(
+        "{label}: {from_checkpoint} of {} starts read a checkpoint plus the log tail",
+        rep.starts
+    );
     eprintln!(
         "{label} summary: rounds {}, cuts {}, PUTs acked {}, DELETEs acked {}, multipart completes acked {} (parts {}), in flight at cuts {}, in-flight changes that landed {}, staging files removed at recovery {}, key reads checked {}, lost {}, violations {}",
         rep.rounds,

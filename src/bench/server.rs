@@ -75,6 +75,7 @@ impl InProcess {
                 runtime::SPIN_BEFORE_PARK_DEFAULT_US,
             ),
             log_segment_size_bytes: crate::storage::LOG_SEGMENT_SIZE_BYTES,
+            checkpoint_interval_bytes: crate::cli::CHECKPOINT_INTERVAL_DEFAULT_BYTES,
         };
         let started = match runtime::start(config) {
             Ok(s) => s,

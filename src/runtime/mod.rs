@@ -65,6 +65,8 @@ pub struct ServerConfig {
     pub(crate) spin_before_park: Duration,
     /// Size of new log segments (the unit of compaction and reuse).
     pub(crate) log_segment_size_bytes: u64,
+    /// Log record bytes between checkpoints while serving (0: only at a clean stop).
+    pub(crate) checkpoint_interval_bytes: u64,
 }
 
 /// What starting the server found and where it listens.
@@ -74,20 +76,42 @@ pub struct Started {
     pub removed_staging_files: usize,
     handles: Vec<glommio::ExecutorJoinHandle<()>>,
     engine: Arc<crate::storage::EngineStart>,
+    root: PathBuf,
+    fsync: bool,
+}
+
+/// What a stopped server did.
+#[derive(Debug)]
+pub struct Stopped {
+    /// Log records and flushes written (records per flush is the group commit's batching).
+    pub records: u64,
+    pub flushes: u64,
+    /// Segments compaction freed and the record bytes it copied.
+    pub compactions: u64,
+    pub copied_bytes: u64,
+    /// The checkpoint written at the stop: (index entries, bytes), or why it failed.
+    pub checkpoint: Result<(u64, u64), String>,
 }
 
 impl Started {
-    /// Blocks until every core has stopped; returns the log records and flushes written
-    /// (records per flush is the group commit's batching), then the segments compaction freed
-    /// and the record bytes it copied.
-    pub fn join(self) -> [u64; 4] {
+    /// Blocks until every core has stopped, then writes a checkpoint (so the next start reads
+    /// it instead of the log).
+    pub fn join(self) -> Stopped {
         for h in self.handles {
             let _ = h.join();
         }
         let counters = &self.engine.catalog.counters;
         let (records, flushes) = counters.flushes();
-        let (compactions, copied) = counters.segments.compaction_totals();
-        [records, flushes, compactions, copied]
+        let (compactions, copied_bytes) = counters.segments.compaction_totals();
+        let checkpoint = crate::storage::checkpoint_at_stop(&self.engine, &self.root, self.fsync)
+            .map_err(|e| e.to_string());
+        Stopped {
+            records,
+            flushes,
+            compactions,
+            copied_bytes,
+            checkpoint,
+        }
     }
 }
 
@@ -161,6 +185,8 @@ pub fn start(config: ServerConfig) -> std::io::Result<Started> {
         removed_staging_files: prepared.removed_staging_files,
         handles,
         engine: prepared.engine,
+        root: shared.root.clone(),
+        fsync: shared.config.fsync == FsyncPolicy::Always,
     })
 }
 
@@ -216,6 +242,7 @@ async fn run_core(
         root: shared.root.clone(),
         fsync: config.fsync == FsyncPolicy::Always,
         engine: shared.engine.clone(),
+        checkpoint_interval_bytes: config.checkpoint_interval_bytes,
     };
     let (store, report) = match Store::open(core, mesh, store_config).await {
         Ok(x) => x,

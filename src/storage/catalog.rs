@@ -8,9 +8,16 @@
 
 use crate::storage::index::SharedIndex;
 use crate::storage::log::appender::LogCounters;
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use crate::storage::log::RecordLocation;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+/// Recent deletes of a bucket by key: (sequence number, record). Kept while an older write of
+/// the key could still arrive (see [`Catalog::global_floor`]), and while a checkpoint runs.
+pub(crate) type Tombstones = HashMap<String, (u64, RecordLocation)>;
 
 /// One bucket as every core sees it.
 pub(crate) struct SharedBucket {
@@ -19,6 +26,20 @@ pub(crate) struct SharedBucket {
     /// Unique per creation: the sequence number taken when the bucket was created.
     pub(crate) incarnation: u64,
     pub(crate) objects: SharedIndex,
+    /// Written by the owner only; read by checkpoints.
+    pub(crate) tombstones: Mutex<Tombstones>,
+}
+
+impl SharedBucket {
+    pub(crate) fn new(name: &str, created_ms: u64, incarnation: u64) -> SharedBucket {
+        SharedBucket {
+            name: name.to_string(),
+            created_ms,
+            incarnation,
+            objects: SharedIndex::new(),
+            tombstones: Mutex::new(Tombstones::new()),
+        }
+    }
 }
 
 /// Every bucket, by name.
@@ -28,6 +49,13 @@ pub(crate) struct Catalog {
     /// Per core: lowest sequence number any record it sealed but has not yet applied may have
     /// (`u64::MAX` when none is in flight).
     floors: Vec<AtomicU64>,
+    /// A checkpoint is being taken: tombstones are not pruned and compaction does not start.
+    pub(crate) checkpointing: AtomicBool,
+    /// Compactions between their first copy and their last relocation.
+    pub(crate) compactions_in_flight: AtomicUsize,
+    /// The floor of the checkpoint a start would read (`u64::MAX` without one): a tombstone at
+    /// or above it may cover an older entry in that checkpoint, so compaction keeps it.
+    pub(crate) checkpoint_floor: AtomicU64,
 }
 
 impl Catalog {
@@ -36,6 +64,9 @@ impl Catalog {
             buckets: RwLock::new(BTreeMap::new()),
             counters,
             floors: (0..cores).map(|_| AtomicU64::new(u64::MAX)).collect(),
+            checkpointing: AtomicBool::new(false),
+            compactions_in_flight: AtomicUsize::new(0),
+            checkpoint_floor: AtomicU64::new(u64::MAX),
         }
     }
 
@@ -73,5 +104,57 @@ impl Catalog {
     pub(crate) fn global_floor(&self) -> u64 {
         let lowest = self.floors.iter().map(|f| f.load(Ordering::SeqCst)).min();
         lowest.unwrap_or(u64::MAX).min(self.counters.peek())
+    }
+}
+
+/// One core's writes between log and index: each holds a floor (the sequence counter's value
+/// before its record was sealed, so at most its sequence number) from before it appends until
+/// it installed or gave up; the lowest is published as the core's floor.
+pub(crate) struct Floors {
+    core: usize,
+    catalog: Arc<Catalog>,
+    held: RefCell<BTreeMap<u64, usize>>,
+}
+
+/// A held floor; released on drop.
+pub(crate) struct FloorGuard {
+    floors: Rc<Floors>,
+    floor: u64,
+}
+
+impl Floors {
+    pub(crate) fn new(core: usize, catalog: Arc<Catalog>) -> Rc<Floors> {
+        Rc::new(Floors {
+            core,
+            catalog,
+            held: RefCell::new(BTreeMap::new()),
+        })
+    }
+
+    /// Holds a floor for a write about to seal its record.
+    pub(crate) fn enter(self: &Rc<Self>) -> FloorGuard {
+        let floor = self.catalog.counters.peek();
+        let mut held = self.held.borrow_mut();
+        *held.entry(floor).or_insert(0) += 1;
+        let lowest = *held.keys().next().expect("a floor");
+        self.catalog.set_floor(self.core, lowest);
+        FloorGuard {
+            floors: self.clone(),
+            floor,
+        }
+    }
+}
+
+impl Drop for FloorGuard {
+    fn drop(&mut self) {
+        let f = &self.floors;
+        let mut held = f.held.borrow_mut();
+        let n = held.get_mut(&self.floor).expect("an entered floor");
+        *n -= 1;
+        if *n == 0 {
+            held.remove(&self.floor);
+        }
+        let lowest = held.keys().next().copied().unwrap_or(u64::MAX);
+        f.catalog.set_floor(f.core, lowest);
     }
 }

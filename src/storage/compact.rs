@@ -32,6 +32,7 @@ use std::collections::BTreeMap;
 use std::io;
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -61,6 +62,28 @@ struct Copied {
     /// `None` for a tombstone (nothing in the index to move).
     is_object: bool,
     appended: Appended,
+}
+
+/// A compaction in progress (checkpoints wait until none is); none starts while a checkpoint
+/// is being taken.
+struct InFlight<'a>(&'a Catalog);
+
+impl<'a> InFlight<'a> {
+    fn enter(catalog: &'a Catalog) -> Option<InFlight<'a>> {
+        if catalog.checkpointing.load(Ordering::SeqCst) {
+            return None;
+        }
+        catalog.compactions_in_flight.fetch_add(1, Ordering::SeqCst);
+        let guard = InFlight(catalog);
+        // Re-checked after counting: a checkpoint that started meanwhile sees this count.
+        (!catalog.checkpointing.load(Ordering::SeqCst)).then_some(guard)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.compactions_in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// One core's compactor.
@@ -115,10 +138,14 @@ impl Compactor {
             if freed == COMPACTIONS_PER_POLL_MAX {
                 break;
             }
-            if self.worth_compacting(&info) {
-                self.compact(&info).await?;
-                freed += 1;
+            if !self.worth_compacting(&info) {
+                continue;
             }
+            let Some(_in_flight) = InFlight::enter(&self.catalog) else {
+                break; // a checkpoint is being taken: next poll
+            };
+            self.compact(&info).await?;
+            freed += 1;
         }
         Ok(freed)
     }
@@ -200,15 +227,19 @@ impl Compactor {
         let keep = match (&change.entry, current) {
             (Some(_), Some((seq, at))) => seq == f.seq && at == f.at,
             (Some(_), None) => false,
-            // A tombstone: needed while it is the key's newest change and an older object
-            // record of the key could still replay from another segment.
+            // A tombstone: needed while it is the key's newest change and an older version of
+            // the key could still replay: from another segment, or from the checkpoint (which
+            // may hold one unless the tombstone is older than the checkpoint's floor).
             (None, Some((seq, _))) => seq < f.seq,
             (None, None) => {
+                let floor = self.catalog.checkpoint_floor.load(Ordering::SeqCst);
                 let hash = key_hash(&change.bucket, &change.key);
-                self.catalog
-                    .counters
-                    .segments
-                    .dead_key_elsewhere(victim, hash)
+                f.seq >= floor
+                    || self
+                        .catalog
+                        .counters
+                        .segments
+                        .dead_key_elsewhere(victim, hash)
             }
         };
         let is_object = change.entry.is_some();

@@ -54,6 +54,11 @@ pub(crate) struct Layout {
 }
 
 impl Layout {
+    /// The data directory itself.
+    pub(crate) fn root(&self) -> &Path {
+        &self.root
+    }
+
     pub(crate) fn new(root: impl Into<PathBuf>) -> Layout {
         Layout { root: root.into() }
     }

@@ -16,6 +16,7 @@
 //! key is readable.
 
 mod catalog;
+mod checkpoint;
 mod compact;
 mod disk;
 mod entry;
@@ -59,6 +60,17 @@ pub(crate) const LOG_SEGMENT_SIZE_MIN_BYTES: u64 = log::segment::SEGMENT_SIZE_MI
 /// Log segment sizes are whole multiples of this (the segment header area).
 pub(crate) const LOG_SEGMENT_UNIT_BYTES: u64 = log::format::SEGMENT_HEADER_BYTES;
 
+/// Writes a checkpoint of `engine` into the data directory `root` once every core stopped;
+/// returns (index entries, bytes).
+pub(crate) fn checkpoint_at_stop(
+    engine: &EngineStart,
+    root: &Path,
+    fsync: bool,
+) -> std::io::Result<(u64, u64)> {
+    let w = checkpoint::take_quiescent(&engine.catalog, root, fsync)?;
+    Ok((w.keys, w.bytes))
+}
+
 /// What preparing the data directory found.
 pub(crate) struct Prepared {
     /// The absolute data directory every core opens its [`Store`] on.
@@ -67,6 +79,9 @@ pub(crate) struct Prepared {
     pub(crate) removed_staging_files: usize,
     /// The replayed catalogue and logs every core's [`Store`] starts from.
     pub(crate) engine: std::sync::Arc<EngineStart>,
+    /// What the replay read.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) replay: replay::ReplayReport,
 }
 
 /// Creates the data directory if missing, checks its format marker (migrating a format-1
@@ -94,10 +109,20 @@ pub(crate) fn prepare_data_dir(
         std::fs::remove_file(entry?.path())?;
         removed_staging_files += 1;
     }
+    // A checkpoint cut off before its rename: the previous one (if any) stands.
+    match std::fs::remove_file(checkpoint::checkpoint_path(&root).with_extension("tmp")) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
     let started = std::time::Instant::now();
     let (engine, r) = replay::replay(&layout, cores, segment_size_bytes)?;
+    let from = match r.checkpoint_keys {
+        Some(keys) => format!("checkpoint of {keys} keys + log tail"),
+        None => "log (no checkpoint)".to_string(),
+    };
     eprintln!(
-        "ringstore: log replay: {} segments, {} records ({} torn tails) in {} ms; {} partial buckets removed",
+        "ringstore: log replay from {from}: {} of {} segments scanned, {} records ({} torn tails) in {} ms; {} partial buckets removed",
+        r.tail_segments,
         r.segments,
         r.records,
         r.torn_tails,
@@ -108,6 +133,7 @@ pub(crate) fn prepare_data_dir(
         root,
         removed_staging_files,
         engine: std::sync::Arc::new(engine),
+        replay: r,
     })
 }
 

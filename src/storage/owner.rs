@@ -14,7 +14,7 @@
 //! tombstones are kept in memory while an older change could still arrive (the catalogue's
 //! floor); a file or upload directory is removed only once no index entry names it.
 
-use crate::storage::catalog::{Catalog, SharedBucket};
+use crate::storage::catalog::{Catalog, Floors, SharedBucket};
 use crate::storage::disk::{sync_dir, write_durably};
 use crate::storage::entry;
 use crate::storage::error::{StorageError, StorageResult};
@@ -48,8 +48,6 @@ pub(crate) struct BucketState {
     in_flight: Cell<usize>,
     /// Multipart uploads in progress, by upload id.
     pub(crate) uploads: RefCell<HashMap<String, Rc<UploadState>>>,
-    /// Sequence numbers and records of recent deletes, by key (see the module invariants).
-    tombstones: RefCell<HashMap<String, (u64, RecordLocation)>>,
     prune_tombstones_at: Cell<usize>,
 }
 
@@ -59,6 +57,10 @@ pub(crate) struct Owner {
     pub(crate) fsync: bool,
     pub(crate) catalog: Arc<Catalog>,
     pub(crate) log: Appender,
+    /// This core's writes between log and index (shared with its [`Store`]).
+    ///
+    /// [`Store`]: crate::storage::Store
+    pub(crate) floors: Rc<Floors>,
     buckets: RefCell<BTreeMap<String, Rc<BucketState>>>,
 }
 
@@ -89,12 +91,19 @@ pub(crate) struct Relocation {
 }
 
 impl Owner {
-    pub(crate) fn new(layout: Layout, fsync: bool, catalog: Arc<Catalog>, log: Appender) -> Owner {
+    pub(crate) fn new(
+        layout: Layout,
+        fsync: bool,
+        catalog: Arc<Catalog>,
+        log: Appender,
+        floors: Rc<Floors>,
+    ) -> Owner {
         Owner {
             layout,
             fsync,
             catalog,
             log,
+            floors,
             buckets: RefCell::new(BTreeMap::new()),
         }
     }
@@ -126,7 +135,6 @@ impl Owner {
             key_locks: KeyedLocks::new(),
             in_flight: Cell::new(0),
             uploads: RefCell::new(HashMap::new()),
-            tombstones: RefCell::new(HashMap::new()),
             prune_tombstones_at: Cell::new(TOMBSTONES_PRUNE_MIN),
         }))
     }
@@ -158,12 +166,7 @@ impl Owner {
         if self.buckets.borrow().contains_key(name) {
             return Err(exists());
         }
-        let shared = Arc::new(SharedBucket {
-            name: name.to_string(),
-            created_ms: now_ms,
-            incarnation,
-            objects: SharedIndex::new(),
-        });
+        let shared = Arc::new(SharedBucket::new(name, now_ms, incarnation));
         let state = self
             .bucket_state(shared.clone())
             .await
@@ -262,6 +265,7 @@ impl Owner {
             &name,
             upload_id.as_deref(),
         );
+        let _floor = self.floors.enter();
         let appended = match self.log.append(entry::KIND_PUT_FILE, &[&payload]).await {
             Ok(a) => a,
             Err(e) => {
@@ -290,6 +294,7 @@ impl Owner {
             return Ok(());
         }
         let payload = entry::delete(bucket, b.shared.incarnation, key);
+        let _floor = self.floors.enter();
         let appended = self
             .log
             .append_freeing(entry::KIND_DELETE, &[&payload])
@@ -406,7 +411,7 @@ impl BucketState {
         let newest = current
             .as_ref()
             .map(|c| c.seq)
-            .max(self.tombstones.borrow().get(key).map(|t| t.0))
+            .max(self.tombstones().get(key).map(|t| t.0))
             .unwrap_or(0);
         if seq < newest {
             // A newer change was installed first: this one is already history.
@@ -415,7 +420,8 @@ impl BucketState {
         }
         match entry {
             Some(e) => {
-                if let Some((_, at)) = self.tombstones.borrow_mut().remove(key) {
+                let displaced_tombstone = self.tombstones().remove(key);
+                if let Some((_, at)) = displaced_tombstone {
                     table.mark_dead(at, None);
                 }
                 self.shared.objects.insert(key.to_string(), e);
@@ -431,10 +437,17 @@ impl BucketState {
         current.map(|c| c.body)
     }
 
+    fn tombstones(&self) -> std::sync::MutexGuard<'_, crate::storage::catalog::Tombstones> {
+        self.shared.tombstones.lock().expect("tombstones")
+    }
+
     fn remember_tombstone(&self, key: &str, seq: u64, at: RecordLocation, catalog: &Catalog) {
-        let mut t = self.tombstones.borrow_mut();
+        let mut t = self.tombstones();
         t.insert(key.to_string(), (seq, at));
-        if t.len() >= self.prune_tombstones_at.get() {
+        let checkpointing = catalog
+            .checkpointing
+            .load(std::sync::atomic::Ordering::SeqCst);
+        if t.len() >= self.prune_tombstones_at.get() && !checkpointing {
             let floor = catalog.global_floor();
             t.retain(|_, s| s.0 >= floor);
             self.prune_tombstones_at

@@ -8,6 +8,7 @@
 //! counters continue above every sequence number and segment id found, so none is reused.
 
 use crate::storage::catalog::{Catalog, SharedBucket};
+use crate::storage::checkpoint::{self, Checkpoint, CheckpointSegment};
 use crate::storage::disk::read_record_blocking;
 use crate::storage::entry::{self, Change};
 use crate::storage::index::{IndexEntry, SharedIndex};
@@ -18,13 +19,13 @@ use crate::storage::log::format::{
     align_up, frame_record, record_len, seal_records, BatchHeader, BATCH_HEADER_BYTES,
     SEGMENT_HEADER_BYTES,
 };
-use crate::storage::log::scan::{scan_segment, ScanEnd, SegmentScan};
+use crate::storage::log::scan::{scan_segment_from, ScanEnd, ScanFrom, SegmentScan};
 use crate::storage::log::segment::{create_segment, list_segments, segment_path};
 use crate::storage::log::table::{key_hash, SegmentTable};
 use crate::storage::log::RecordLocation;
 use crate::storage::recovery::{read_buckets, BucketMeta};
 use crate::storage::store::EngineStart;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::sync::{Arc, Mutex};
 
@@ -43,15 +44,22 @@ pub(crate) struct ReplayReport {
     /// Segments whose last flush was cut off (its records were never acknowledged).
     pub(crate) torn_tails: usize,
     pub(crate) removed_partial_buckets: usize,
+    /// Index entries read from a checkpoint (`None`: no usable checkpoint).
+    pub(crate) checkpoint_keys: Option<u64>,
+    /// Segments scanned wholly, or with records after the checkpoint's position.
+    pub(crate) tail_segments: usize,
 }
 
 /// One change of a key: (key, sequence number, its record, the entry or `None` for a delete).
-type KeyChange = (String, u64, RecordLocation, Option<IndexEntry>);
+/// The last element says whether the change was read from the log (true) or the checkpoint:
+/// of two changes with one sequence number (a record and its compaction copy) the log's wins.
+type KeyChange = (String, u64, RecordLocation, Option<IndexEntry>, bool);
 /// Per bucket: its incarnation and every change of its incarnation found (sorted at the end:
 /// cheaper than hashing every key while scanning).
 type Changes = HashMap<String, (u64, Vec<KeyChange>)>;
 
-/// Replays the logs under `layout` into a catalogue for `cores` cores.
+/// Replays the logs under `layout` into a catalogue for `cores` cores: from the checkpoint and
+/// the log tail after it when there is a usable checkpoint, else from every record.
 pub(crate) fn replay(
     layout: &Layout,
     cores: usize,
@@ -59,25 +67,137 @@ pub(crate) fn replay(
 ) -> io::Result<(EngineStart, ReplayReport)> {
     let mut report = ReplayReport::default();
     let buckets = read_buckets(layout, &mut report.removed_partial_buckets)?;
+    let checkpoint = load_checkpoint(layout);
     let mut changes: Changes = buckets
         .iter()
         .map(|b| (b.name.clone(), (b.incarnation, Vec::new())))
         .collect();
-    let (mut max_seq, mut max_segment) = (0u64, 0u64);
-    let mut ends = Vec::new();
-    // Per segment with records: (header, record bytes, bytes of records of no live bucket).
-    let mut used = Vec::new();
+    let scan = scan_logs(layout, checkpoint.as_ref(), &mut changes, &mut report)?;
+    if let Some(c) = &checkpoint {
+        report.checkpoint_keys = Some(merge_checkpoint(c, &mut changes));
+    }
+    let (resume, spares) = resumable(layout, scan.ends, cores, segment_size_bytes)?;
+    let table = Arc::new(SegmentTable::default());
+    for u in scan.used {
+        let resumed = resume.iter().any(|e| e.header.id == u.header.id);
+        table.register_scanned(u.header, u.bytes, u.dead, resumed, u.position);
+        if let Some(keys) = u.dead_keys {
+            table.add_dead_keys(u.header.id, keys);
+        }
+    }
+    let max_incarnation = buckets.iter().map(|b| b.incarnation).max().unwrap_or(0);
+    let (ck_segment, ck_seq) = checkpoint
+        .as_ref()
+        .map_or((0, 0), |c| (c.next_segment, c.next_seq));
+    let next_seq = (scan.max_seq.max(max_incarnation) + 1).max(ck_seq);
+    let next_segment = (scan.max_segment + 1).max(ck_segment);
+    let counters = LogCounters::new(next_segment, next_seq, table.clone());
+    let catalog = Arc::new(Catalog::new(counters, cores));
+    if let Some(c) = &checkpoint {
+        catalog
+            .checkpoint_floor
+            .store(c.floor, std::sync::atomic::Ordering::SeqCst);
+    }
+    let marks = Marks {
+        table: &table,
+        stale: scan.stale,
+    };
+    for b in buckets {
+        let (_, keys) = changes
+            .remove(&b.name)
+            .expect("every bucket has a change map");
+        catalog.insert(Arc::new(shared_bucket(b, keys, &marks)));
+    }
+    apply_copies(&catalog, &marks, scan.copies);
+    let engine = EngineStart {
+        catalog,
+        resume: Mutex::new(resume),
+        spares: Mutex::new(spares),
+        segment_size_bytes,
+    };
+    Ok((engine, report))
+}
+
+/// The checkpoint, if one exists and verifies (a bad one is reported and ignored: the whole
+/// log is replayed instead).
+fn load_checkpoint(layout: &Layout) -> Option<Checkpoint> {
+    match checkpoint::read(layout.root()) {
+        Ok(c) => c,
+        Err(why) => {
+            eprintln!("ringstore: ignoring the checkpoint ({why}); replaying the whole log");
+            None
+        }
+    }
+}
+
+/// A segment with records, for the segment table.
+struct Used {
+    header: SegmentHeader,
+    position: (u64, u64),
+    bytes: u64,
+    dead: u64,
+    /// Dead key hashes of its part a checkpoint covered.
+    dead_keys: Option<Vec<u64>>,
+}
+
+/// A tail record below the checkpoint's floor: it only moves an entry of its sequence number.
+struct CopyFound {
+    bucket: String,
+    incarnation: u64,
+    key: String,
+    seq: u64,
+    at: RecordLocation,
+}
+
+/// What scanning the logs found.
+#[derive(Default)]
+struct LogScan {
+    ends: Vec<ScanEnd>,
+    used: Vec<Used>,
+    copies: Vec<CopyFound>,
+    /// Segments the checkpoint covered that were reused since (or are gone).
+    stale: HashSet<u64>,
+    max_seq: u64,
+    max_segment: u64,
+}
+
+/// Scans every segment (only the tail after the checkpoint's position where it still holds),
+/// collecting changes at or above the checkpoint's floor and copies below it.
+fn scan_logs(
+    layout: &Layout,
+    checkpoint: Option<&Checkpoint>,
+    changes: &mut Changes,
+    report: &mut ReplayReport,
+) -> io::Result<LogScan> {
+    let floor = checkpoint.map_or(0, |c| c.floor);
+    let covered: HashMap<u64, &CheckpointSegment> = checkpoint
+        .map(|c| c.segments.iter().map(|s| (s.id, s)).collect())
+        .unwrap_or_default();
+    let mut out = LogScan {
+        stale: covered.keys().copied().collect(),
+        ..LogScan::default()
+    };
     for (id, path) in list_segments(&layout.log_dir())? {
-        max_segment = max_segment.max(id);
+        out.max_segment = out.max_segment.max(id);
+        let from = covered.get(&id).map(|c| ScanFrom {
+            generation: c.generation,
+            end: c.end,
+            next_batch: c.next_batch,
+        });
         let mut bad = None;
         let (mut bytes, mut dead) = (0u64, 0u64);
-        let scan = scan_segment(&path, |at, rec| {
-            max_seq = max_seq.max(rec.seq);
+        let (scan, resumed) = scan_segment_from(&path, from, |at, rec| {
+            out.max_seq = out.max_seq.max(rec.seq);
             report.records += 1;
             bytes += u64::from(at.len);
             match entry::decode(rec.kind, rec.seq, at, rec.payload) {
+                Ok(change) if change.seq < floor => {
+                    if let Some(copy) = copy_found(changes, change, at) {
+                        out.copies.push(copy);
+                    }
+                }
                 Ok(change) => {
-                    if !apply(&mut changes, change, at) {
+                    if !apply(changes, change, at) {
                         dead += u64::from(at.len);
                     }
                 }
@@ -90,41 +210,107 @@ pub(crate) fn replay(
                 format!("{}: record at offset {offset}: {why}", path.display()),
             ));
         }
-        match scan {
-            SegmentScan::Unused => std::fs::remove_file(&path)?,
-            SegmentScan::Live(end) => {
-                report.segments += 1;
-                report.torn_tails += usize::from(end.torn_tail);
-                if end.records > 0 {
-                    used.push((end.header, bytes, dead));
-                }
-                ends.push(end);
+        let end = match scan {
+            SegmentScan::Unused => {
+                std::fs::remove_file(&path)?;
+                continue;
             }
+            SegmentScan::Live(end) => end,
+        };
+        report.segments += 1;
+        report.tail_segments += usize::from(!resumed || end.records > 0);
+        report.torn_tails += usize::from(end.torn_tail);
+        let ck = covered.get(&id).filter(|_| resumed);
+        if ck.is_some() {
+            out.stale.remove(&id);
+        }
+        if end.records > 0 || ck.is_some_and(|c| c.record_bytes > 0) {
+            out.used.push(Used {
+                header: end.header,
+                position: (end.end, end.next_batch),
+                bytes: bytes + ck.map_or(0, |c| c.record_bytes),
+                dead: dead + ck.map_or(0, |c| c.dead_bytes),
+                dead_keys: ck.map(|c| c.dead_keys.clone()),
+            });
+        }
+        out.ends.push(end);
+    }
+    Ok(out)
+}
+
+/// A tail object record below the floor, if its bucket incarnation lives.
+fn copy_found(changes: &Changes, change: Change, at: RecordLocation) -> Option<CopyFound> {
+    let (incarnation, _) = changes.get(&change.bucket)?;
+    (*incarnation == change.incarnation && change.entry.is_some()).then_some(CopyFound {
+        bucket: change.bucket,
+        incarnation: change.incarnation,
+        key: change.key,
+        seq: change.seq,
+        at,
+    })
+}
+
+/// Adds the checkpoint's entries and tombstones of live bucket incarnations to `changes`;
+/// returns the entries added.
+fn merge_checkpoint(c: &Checkpoint, changes: &mut Changes) -> u64 {
+    let mut keys = 0;
+    for b in &c.buckets {
+        let Some((incarnation, list)) = changes.get_mut(&b.name) else {
+            continue;
+        };
+        if *incarnation != b.incarnation {
+            continue;
+        }
+        for (key, e) in &b.entries {
+            list.push((key.clone(), e.seq, e.location, Some(e.clone()), false));
+            keys += 1;
+        }
+        for (key, seq, at) in &b.tombstones {
+            list.push((key.clone(), *seq, *at, None, false));
         }
     }
-    let (resume, spares) = resumable(layout, ends, cores, segment_size_bytes)?;
-    let table = Arc::new(SegmentTable::default());
-    for (header, bytes, dead) in used {
-        let resumed = resume.iter().any(|e| e.header.id == header.id);
-        table.register_scanned(header, bytes, dead, resumed);
+    keys
+}
+
+/// Counts dead records in the segment table, except at locations a checkpoint named in
+/// segments reused since (whose counters are the new generation's).
+struct Marks<'a> {
+    table: &'a SegmentTable,
+    stale: HashSet<u64>,
+}
+
+impl Marks<'_> {
+    fn dead(&self, at: RecordLocation, key: Option<u64>) {
+        if !self.stale.contains(&at.segment) {
+            self.table.mark_dead(at, key);
+        }
     }
-    let max_incarnation = buckets.iter().map(|b| b.incarnation).max().unwrap_or(0);
-    let next_seq = max_seq.max(max_incarnation) + 1;
-    let counters = LogCounters::new(max_segment + 1, next_seq, table.clone());
-    let catalog = Arc::new(Catalog::new(counters, cores));
-    for b in buckets {
-        let (_, keys) = changes
-            .remove(&b.name)
-            .expect("every bucket has a change map");
-        catalog.insert(Arc::new(shared_bucket(b, keys, &table)));
+}
+
+/// Points entries at the tail copies of their records (the originals may be gone).
+fn apply_copies(catalog: &Catalog, marks: &Marks, copies: Vec<CopyFound>) {
+    for c in copies {
+        let hash = key_hash(&c.bucket, &c.key);
+        let bucket = catalog
+            .bucket(&c.bucket)
+            .filter(|b| b.incarnation == c.incarnation);
+        let current = bucket
+            .as_ref()
+            .and_then(|b| b.objects.get(&c.key).map(|e| e.value().clone()));
+        match (bucket, current) {
+            (Some(b), Some(e)) if e.seq == c.seq => {
+                marks.dead(e.location, Some(hash));
+                b.objects.insert(
+                    c.key,
+                    IndexEntry {
+                        location: c.at,
+                        ..e
+                    },
+                );
+            }
+            _ => marks.dead(c.at, Some(hash)),
+        }
     }
-    let engine = EngineStart {
-        catalog,
-        resume: Mutex::new(resume),
-        spares: Mutex::new(spares),
-        segment_size_bytes,
-    };
-    Ok((engine, report))
 }
 
 /// Collects `change` (whose record is at `at`) if its bucket incarnation lives; false if not.
@@ -135,21 +321,21 @@ fn apply(changes: &mut Changes, change: Change, at: RecordLocation) -> bool {
     if *incarnation != change.incarnation {
         return false;
     }
-    keys.push((change.key, change.seq, at, change.entry));
+    keys.push((change.key, change.seq, at, change.entry, true));
     true
 }
 
 /// The bucket's index from its changes; every superseded record is counted dead in `table`.
-fn shared_bucket(b: BucketMeta, mut changes: Vec<KeyChange>, table: &SegmentTable) -> SharedBucket {
+fn shared_bucket(b: BucketMeta, mut changes: Vec<KeyChange>, marks: &Marks) -> SharedBucket {
     // By key, then sequence: the last change of each key is its current state. Inserting in key
     // order also walks the nodes the last insertion just touched (cached), which builds a large
     // index several times faster than inserting in hash order.
-    changes.sort_unstable_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+    changes.sort_unstable_by(|a, b| (&a.0, a.1, a.4).cmp(&(&b.0, b.1, b.4)));
     let objects = SharedIndex::new();
     let mut changes = changes.into_iter().peekable();
     // Whether the change at hand has older ones of its key (which a tombstone must cover).
     let mut has_older = false;
-    while let Some((key, _, at, entry)) = changes.next() {
+    while let Some((key, _, at, entry, _)) = changes.next() {
         let superseded = changes.peek().is_some_and(|next| next.0 == key);
         match (superseded, entry) {
             (false, Some(e)) => {
@@ -157,17 +343,14 @@ fn shared_bucket(b: BucketMeta, mut changes: Vec<KeyChange>, table: &SegmentTabl
             }
             // The key's tombstone: needed while older records of the key exist.
             (false, None) if has_older => {}
-            (false, None) => table.mark_dead(at, None),
-            (true, e) => table.mark_dead(at, e.map(|_| key_hash(&b.name, &key))),
+            (false, None) => marks.dead(at, None),
+            (true, e) => marks.dead(at, e.map(|_| key_hash(&b.name, &key))),
         }
         has_older = superseded;
     }
-    SharedBucket {
-        name: b.name,
-        created_ms: b.created_ms,
-        incarnation: b.incarnation,
-        objects,
-    }
+    let mut bucket = SharedBucket::new(&b.name, b.created_ms, b.incarnation);
+    bucket.objects = objects;
+    bucket
 }
 
 /// The segments the cores continue: per core at most one with records and room left (the

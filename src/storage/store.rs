@@ -15,7 +15,7 @@
 //! Reading (GET, HEAD, LIST, HeadBucket, ListBuckets) runs on the calling core from the shared
 //! catalogue, with no round trip to the owner.
 
-use crate::storage::catalog::Catalog;
+use crate::storage::catalog::{Catalog, Floors};
 use crate::storage::compact::Compactor;
 use crate::storage::entry::{self, INLINE_MAX_BYTES};
 use crate::storage::error::{StorageError, StorageResult};
@@ -33,8 +33,7 @@ use crate::storage::recovery::LoadReport;
 use crate::storage::shard::{expect_reply, spawn_owner_service, CoreMesh, OwnerOp, Shards};
 use crate::storage::uploads::{CompleteRequest, PartInfo, UploadInfo};
 use crate::storage::writer::StagingWriter;
-use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
+use std::cell::Cell;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
@@ -60,6 +59,8 @@ pub(crate) struct StoreConfig {
     /// Make every commit durable before it returns.
     pub(crate) fsync: bool,
     pub(crate) engine: Arc<EngineStart>,
+    /// Log record bytes between checkpoints taken while serving (0: only at a clean stop).
+    pub(crate) checkpoint_interval_bytes: u64,
 }
 
 /// This core's view of the storage: its own buckets directly, the others' over the core mesh.
@@ -72,8 +73,8 @@ pub(crate) struct Store {
     catalog: Arc<Catalog>,
     log: Appender,
     readers: SegmentReaders,
-    /// Floors of this core's small writes between log and index (floor -> count).
-    floors: RefCell<BTreeMap<u64, usize>>,
+    /// This core's writes between log and index (shared with its owner).
+    floors: Rc<Floors>,
     /// Sequence for staging file names and upload ids, unique per core and run.
     seq: Cell<u64>,
     /// Distinguishes upload ids across process runs.
@@ -114,11 +115,13 @@ impl Store {
         let log = Appender::open(log_config, core, catalog.counters.clone(), resume, spare)
             .await
             .map_err(|e| format!("core {core}: opening the log failed: {e}"))?;
+        let floors = Floors::new(core, catalog.clone());
         let owner = Rc::new(Owner::new(
             layout.clone(),
             config.fsync,
             catalog.clone(),
             log.clone(),
+            floors.clone(),
         ));
         let report = owner
             .load(|name| crate::storage::shard::owner_of(name, cores) == core)
@@ -138,6 +141,15 @@ impl Store {
             busy: Cell::new(false),
         });
         compactor.spawn();
+        if core == 0 && config.checkpoint_interval_bytes > 0 {
+            crate::storage::checkpoint::spawn_checkpointer(
+                catalog.clone(),
+                layout.root().to_path_buf(),
+                config.fsync,
+                config.checkpoint_interval_bytes,
+                compactor.running.clone(),
+            );
+        }
         let store = Store {
             shards,
             compactor,
@@ -146,7 +158,7 @@ impl Store {
             fsync: config.fsync,
             catalog,
             log,
-            floors: RefCell::new(BTreeMap::new()),
+            floors,
             seq: Cell::new(0),
             run_salt: crate::clock::now_ms(),
         };
@@ -157,6 +169,14 @@ impl Store {
     #[cfg(test)]
     pub(crate) async fn compact_now(&self) -> std::io::Result<usize> {
         self.compactor.poll().await
+    }
+
+    /// Takes a checkpoint now (tests; the checkpointer takes them by log volume).
+    #[cfg(test)]
+    pub(crate) async fn checkpoint_now(&self) -> std::io::Result<u64> {
+        let root = self.layout.root().to_path_buf();
+        let w = crate::storage::checkpoint::take(&self.catalog, &root, self.fsync).await?;
+        Ok(w.keys)
     }
 
     fn next_seq(&self) -> u64 {
@@ -302,7 +322,7 @@ impl Store {
             .bucket(bucket)
             .ok_or_else(|| no_such_bucket(bucket))?;
         let head = entry::put_inline_head(bucket, b.incarnation, record);
-        let floor = self.enter_floor();
+        let floor = self.floors.enter();
         let appended = self
             .log
             .append(entry::KIND_PUT_INLINE, &[&head, data])
@@ -324,28 +344,8 @@ impl Store {
             }
             Err(e) => Err(StorageError::write("logging the object", e)),
         };
-        self.leave_floor(floor);
+        drop(floor);
         result
-    }
-
-    fn enter_floor(&self) -> u64 {
-        let floor = self.catalog.counters.peek();
-        let mut floors = self.floors.borrow_mut();
-        *floors.entry(floor).or_insert(0) += 1;
-        let lowest = *floors.keys().next().expect("a floor");
-        self.catalog.set_floor(self.shards.me(), lowest);
-        floor
-    }
-
-    fn leave_floor(&self, floor: u64) {
-        let mut floors = self.floors.borrow_mut();
-        let n = floors.get_mut(&floor).expect("an entered floor");
-        *n -= 1;
-        if *n == 0 {
-            floors.remove(&floor);
-        }
-        let lowest = floors.keys().next().copied().unwrap_or(u64::MAX);
-        self.catalog.set_floor(self.shards.me(), lowest);
     }
 
     /// The staged object as a durable staging file (a small object held in memory is written).
@@ -775,8 +775,11 @@ fn remove_detached(path: PathBuf) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::index::ObjectSummary;
     use crate::storage::index::WriteCondition;
     use crate::storage::log::format::SEGMENT_HEADER_BYTES;
+    use crate::storage::replay::ReplayReport;
+    use std::collections::BTreeMap;
 
     /// Runs `f` on a one-core store over a fresh data directory on a disk filesystem.
     fn with_store<F, Fut>(f: F)
@@ -788,8 +791,21 @@ mod tests {
         run_store(dir.path(), crate::storage::LOG_SEGMENT_SIZE_BYTES, f);
     }
 
-    /// Runs `f` on a one-core store over the data directory `dir` with segments of `segment_size`.
-    fn run_store<F, Fut>(dir: &std::path::Path, segment_size: u64, f: F)
+    /// Every key's (seq, summary, body) in `bucket` (locations left out: copies move them).
+    fn index_dump(store: &Store, bucket: &str) -> Vec<(String, u64, ObjectSummary, Body)> {
+        let b = store.catalog.bucket(bucket).expect("bucket");
+        b.objects
+            .iter()
+            .map(|e| {
+                let v = e.value();
+                (e.key().clone(), v.seq, v.summary.clone(), v.body.clone())
+            })
+            .collect()
+    }
+
+    /// Runs `f` on a one-core store over the data directory `dir` with segments of `segment_size`
+    /// (no clean-stop checkpoint: as after a crash); returns what the replay read.
+    fn run_store<F, Fut>(dir: &std::path::Path, segment_size: u64, f: F) -> ReplayReport
     where
         F: FnOnce(Store, PathBuf) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = ()>,
@@ -797,12 +813,14 @@ mod tests {
         let prepared = crate::storage::prepare_data_dir(dir, 1, segment_size).expect("prepare");
         let root = prepared.root.clone();
         let engine = prepared.engine.clone();
+        let report = prepared.replay;
         glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
             .spawn(move || async move {
                 let config = StoreConfig {
                     root: root.clone(),
                     fsync: true,
                     engine,
+                    checkpoint_interval_bytes: 0,
                 };
                 let (store, _) = Store::open(0, CoreMesh::new(1), config).await.unwrap();
                 f(store, Layout::new(root).tmp_dir()).await;
@@ -810,6 +828,7 @@ mod tests {
             .expect("executor")
             .join()
             .expect("test body");
+        report
     }
 
     fn staging_files(tmp: &std::path::Path) -> usize {
@@ -1235,5 +1254,160 @@ mod tests {
                 }
             });
         }
+    }
+
+    /// Keys 0..16 after [`checkpoint_workload`]: key `k` holds version `v_k`, or is deleted.
+    fn after_workload(k: usize) -> Option<Vec<u8>> {
+        match k % 4 {
+            0 => None,
+            1 => Some(version_body(k, 9)),
+            _ => Some(version_body(k, 19)),
+        }
+    }
+
+    /// Writes with a checkpoint in the middle: before it, versions 0..10 of every key (and
+    /// deletes of keys 4n); after it, versions 10..20 of keys 4n+2 and 4n+3, a re-put and a
+    /// delete of key 0, and compaction (copies of covered records land in the tail).
+    async fn checkpoint_workload(store: &Store) -> u64 {
+        store.create_bucket("bkt").await.unwrap();
+        for v in 0..10 {
+            for k in 0..16 {
+                put_small(store, &format!("k{k}"), &version_body(k, v)).await;
+            }
+        }
+        for k in (0..16).step_by(4) {
+            store.delete_object("bkt", &format!("k{k}")).await.unwrap();
+        }
+        // A file-backed object, and one overwritten by a file after the checkpoint.
+        let s = staged(store, "file", b"in its own file").await;
+        store
+            .put_object("bkt", "file", s, WriteCondition::Always)
+            .await
+            .unwrap();
+        put_small(store, "doomed", b"in the checkpoint, deleted after it").await;
+        let keys = store.checkpoint_now().await.unwrap();
+        // Its tombstone lands in a segment that compaction empties: the checkpoint still holds
+        // the old version, so the tombstone must survive.
+        store.delete_object("bkt", "doomed").await.unwrap();
+        for v in 10..20 {
+            for k in (0..16).filter(|k| k % 4 >= 2) {
+                put_small(store, &format!("k{k}"), &version_body(k, v)).await;
+            }
+        }
+        put_small(store, "k0", b"back for a moment").await;
+        store.delete_object("bkt", "k0").await.unwrap();
+        let s = staged(store, "k1", &version_body(1, 9)).await;
+        store
+            .put_object("bkt", "k1", s, WriteCondition::Always)
+            .await
+            .unwrap();
+        compact_fully(store).await;
+        keys
+    }
+
+    async fn check_workload(store: &Store) {
+        for k in 0..16 {
+            let got = read_all(store, &format!("k{k}")).await;
+            assert_eq!(got, after_workload(k), "key {k}");
+        }
+        let file = read_all(store, "file").await;
+        assert_eq!(file.as_deref(), Some(&b"in its own file"[..]));
+        assert_eq!(
+            read_all(store, "doomed").await,
+            None,
+            "a deleted key came back"
+        );
+    }
+
+    #[test]
+    fn a_checkpoint_plus_the_log_tail_gives_the_same_index_as_the_whole_log() {
+        let dir = crate::storage::unit_temp_dir();
+        let root = dir.path().to_path_buf();
+        let first = run_store(&root, SMALL_SEGMENT_BYTES, |store, _| async move {
+            let keys = checkpoint_workload(&store).await;
+            assert_eq!(keys, 16 - 4 + 2, "live keys in the checkpoint");
+            check_workload(&store).await;
+        });
+        assert_eq!(first.checkpoint_keys, None);
+        // No clean stop: the checkpoint from the middle plus the tail.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let report = run_store(&root, SMALL_SEGMENT_BYTES, move |store, _| async move {
+            store.compactor.running.set(false);
+            check_workload(&store).await;
+            tx.send(index_dump(&store, "bkt")).unwrap();
+        });
+        assert_eq!(report.checkpoint_keys, Some(14), "{report:?}");
+        let from_checkpoint = rx.recv().unwrap();
+        // Without the checkpoint: the whole log, the same index.
+        let data = std::fs::canonicalize(&root).unwrap();
+        std::fs::remove_file(crate::storage::checkpoint::checkpoint_path(&data)).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let report = run_store(&root, SMALL_SEGMENT_BYTES, move |store, _| async move {
+            store.compactor.running.set(false);
+            check_workload(&store).await;
+            tx.send(index_dump(&store, "bkt")).unwrap();
+        });
+        assert_eq!(report.checkpoint_keys, None);
+        assert_eq!(rx.recv().unwrap(), from_checkpoint);
+    }
+
+    #[test]
+    fn a_damaged_checkpoint_is_ignored_and_the_whole_log_replayed() {
+        let dir = crate::storage::unit_temp_dir();
+        let root = dir.path().to_path_buf();
+        run_store(&root, SMALL_SEGMENT_BYTES, |store, _| async move {
+            checkpoint_workload(&store).await;
+        });
+        let data = std::fs::canonicalize(&root).unwrap();
+        let path = crate::storage::checkpoint::checkpoint_path(&data);
+        let good = std::fs::read(&path).unwrap();
+        let mut flipped = good.clone();
+        flipped[good.len() / 2] ^= 0x10;
+        let damaged = [
+            good[..good.len() - 1].to_vec(),
+            good[..good.len() / 3].to_vec(),
+            flipped,
+            Vec::new(),
+        ];
+        for bytes in damaged {
+            std::fs::write(&path, &bytes).unwrap();
+            let report = run_store(&root, SMALL_SEGMENT_BYTES, |store, _| async move {
+                check_workload(&store).await;
+            });
+            assert_eq!(
+                report.checkpoint_keys, None,
+                "a damaged checkpoint was used"
+            );
+        }
+        // A leftover temporary checkpoint (a cut before its rename) is removed, not used.
+        std::fs::write(&path, &good).unwrap();
+        std::fs::write(path.with_extension("tmp"), b"partial").unwrap();
+        let report = run_store(&root, SMALL_SEGMENT_BYTES, |store, _| async move {
+            check_workload(&store).await;
+        });
+        assert!(report.checkpoint_keys.is_some());
+        assert!(!path.with_extension("tmp").exists());
+    }
+
+    #[test]
+    fn after_a_clean_stop_checkpoint_the_start_scans_no_log() {
+        let dir = crate::storage::unit_temp_dir();
+        let root = dir.path().to_path_buf();
+        run_store(&root, SMALL_SEGMENT_BYTES, |store, _| async move {
+            checkpoint_workload(&store).await;
+        });
+        let data = std::fs::canonicalize(&root).unwrap();
+        let prepared =
+            crate::storage::prepare_data_dir(&data, 1, SMALL_SEGMENT_BYTES).expect("prepare");
+        crate::storage::checkpoint_at_stop(&prepared.engine, &data, true).unwrap();
+        drop(prepared);
+        let report = run_store(&root, SMALL_SEGMENT_BYTES, |store, _| async move {
+            check_workload(&store).await;
+        });
+        assert_eq!(report.checkpoint_keys, Some(13), "{report:?}");
+        assert_eq!(
+            report.records, 0,
+            "records replayed after a clean stop: {report:?}"
+        );
     }
 }

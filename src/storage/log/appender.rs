@@ -58,6 +58,8 @@ pub(crate) struct LogCounters {
     /// Records and batches (flushes) written by every core since the start.
     records: Arc<AtomicU64>,
     batches: Arc<AtomicU64>,
+    /// Record bytes written by every core since the start.
+    record_bytes: Arc<AtomicU64>,
     /// Every segment and what compaction needs of it.
     pub(crate) segments: Arc<SegmentTable>,
 }
@@ -74,6 +76,7 @@ impl LogCounters {
             next_seq: Arc::new(AtomicU64::new(next_seq)),
             records: Arc::new(AtomicU64::new(0)),
             batches: Arc::new(AtomicU64::new(0)),
+            record_bytes: Arc::new(AtomicU64::new(0)),
             segments,
         }
     }
@@ -84,6 +87,16 @@ impl LogCounters {
             self.records.load(Ordering::Relaxed),
             self.batches.load(Ordering::Relaxed),
         )
+    }
+
+    /// The id the next new segment gets.
+    pub(crate) fn peek_segment(&self) -> u64 {
+        self.next_segment.load(Ordering::SeqCst)
+    }
+
+    /// Record bytes written by every core since the start.
+    pub(crate) fn record_bytes(&self) -> u64 {
+        self.record_bytes.load(Ordering::Relaxed)
     }
 
     fn segment_id(&self) -> u64 {
@@ -405,6 +418,11 @@ async fn write_batch(inner: &Rc<Inner>, mut records: Vec<u8>) -> io::Result<Batc
             c.records
                 .fetch_add(u64::from(batch.record_count), Ordering::Relaxed);
             active.info.add_records(records.len() as u64);
+            c.record_bytes
+                .fetch_add(records.len() as u64, Ordering::Relaxed);
+            active
+                .info
+                .set_position(active.pos + span, active.next_batch + 1);
             *inner.active.borrow_mut() = Some(Active {
                 pos: active.pos + span,
                 next_batch: active.next_batch + 1,
@@ -510,6 +528,7 @@ async fn open_active(
         "batches start on device blocks"
     );
     let info = inner.counters.segments.register(header, Some(inner.core));
+    info.set_position(pos, next_batch);
     Ok(Active {
         file,
         header,

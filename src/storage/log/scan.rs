@@ -38,16 +38,35 @@ pub(crate) struct ScanEnd {
     pub(crate) torn_tail: bool,
 }
 
+/// Where a scan may start instead of the first batch: a checkpoint covered the segment's
+/// generation `generation` up to `end`, where batch `next_batch` goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ScanFrom {
+    pub(crate) generation: u64,
+    pub(crate) end: u64,
+    pub(crate) next_batch: u64,
+}
+
 /// Scans the segment at `path`, calling `f` for each record of each whole batch in order.
 pub(crate) fn scan_segment(
     path: &Path,
-    mut f: impl FnMut(RecordLocation, RecordView<'_>),
+    f: impl FnMut(RecordLocation, RecordView<'_>),
 ) -> Result<SegmentScan, LogError> {
-    let bytes = read_all(path)?;
+    scan_segment_from(path, None, f).map(|(scan, _)| scan)
+}
+
+/// [`scan_segment`] that reads and scans only what follows `from` when the segment is still
+/// in that generation (the header area is read either way); also returns whether it did.
+pub(crate) fn scan_segment_from(
+    path: &Path,
+    from: Option<ScanFrom>,
+    mut f: impl FnMut(RecordLocation, RecordView<'_>),
+) -> Result<(SegmentScan, bool), LogError> {
+    let (bytes, from) = read_image(path, from)?;
     let header = match SegmentHeader::decode_area(&bytes) {
         Ok(h) => h,
         Err(_) if is_zero(&bytes[SEGMENT_HEADER_BYTES.min(bytes.len() as u64) as usize..]) => {
-            return Ok(SegmentScan::Unused);
+            return Ok((SegmentScan::Unused, false));
         }
         Err(why) => return Err(LogError::corrupt(path, 0, why)),
     };
@@ -58,10 +77,18 @@ pub(crate) fn scan_segment(
             "segment file size differs from its header",
         ));
     }
+    let from = from.filter(|c| c.generation == header.generation);
+    if from.is_some_and(|c| c.end > header.size_bytes || c.end < SEGMENT_HEADER_BYTES) {
+        return Err(LogError::corrupt(
+            path,
+            0,
+            "checkpoint position outside the segment",
+        ));
+    }
     let mut end = ScanEnd {
         header,
-        end: SEGMENT_HEADER_BYTES,
-        next_batch: 1,
+        end: from.map_or(SEGMENT_HEADER_BYTES, |c| c.end),
+        next_batch: from.map_or(1, |c| c.next_batch),
         records: 0,
         torn_tail: false,
     };
@@ -82,7 +109,7 @@ pub(crate) fn scan_segment(
         end.next_batch += 1;
     }
     check_tail(path, &bytes, &mut end)?;
-    Ok(SegmentScan::Live(end))
+    Ok((SegmentScan::Live(end), from.is_some()))
 }
 
 /// The batch at `end.end` if it is the next one of this generation and whole.
@@ -107,7 +134,11 @@ fn check_tail(path: &Path, bytes: &[u8], end: &mut ScanEnd) -> Result<(), LogErr
         return Ok(());
     }
     let block = h.block_bytes as usize;
-    end.torn_tail = !is_zero(&bytes[tail_start..(tail_start + block).min(bytes.len())]);
+    // Bytes after the end of a reused segment may be an earlier generation's (not torn).
+    let written = !is_zero(&bytes[tail_start..(tail_start + block).min(bytes.len())]);
+    let ours = h.generation == 1
+        || BatchHeader::decode(&bytes[tail_start..], h.generation, h.nonce).is_some();
+    end.torn_tail = written && ours;
     let mut at = tail_start;
     while at < bytes.len() {
         if let Some(later) = BatchHeader::decode(&bytes[at..], h.generation, h.nonce) {
@@ -124,13 +155,36 @@ fn check_tail(path: &Path, bytes: &[u8], end: &mut ScanEnd) -> Result<(), LogErr
     Ok(())
 }
 
-fn read_all(path: &Path) -> Result<Vec<u8>, LogError> {
+/// The segment file as an image of its full size: all of it, or (when `from` matches its
+/// header's generation) the header area and the bytes from `from.end` on — the rest stays
+/// zero (a zeroed allocation of that size is not touched, so it costs no memory).
+fn read_image(
+    path: &Path,
+    from: Option<ScanFrom>,
+) -> Result<(Vec<u8>, Option<ScanFrom>), LogError> {
+    use std::io::{Seek, SeekFrom};
     let io = |e| LogError::io(path, e);
     let mut f = std::fs::File::open(path).map_err(io)?;
     let len = f.metadata().map_err(io)?.len();
-    let mut bytes = Vec::with_capacity(len as usize);
-    f.read_to_end(&mut bytes).map_err(io)?;
-    Ok(bytes)
+    let Some(from) = from.filter(|c| c.end <= len && c.end >= SEGMENT_HEADER_BYTES) else {
+        let mut bytes = Vec::with_capacity(len as usize);
+        f.read_to_end(&mut bytes).map_err(io)?;
+        return Ok((bytes, None));
+    };
+    let mut bytes = vec![0u8; len as usize];
+    let head = SEGMENT_HEADER_BYTES.min(len) as usize;
+    f.read_exact(&mut bytes[..head]).map_err(io)?;
+    match SegmentHeader::decode_area(&bytes[..head]) {
+        Ok(h) if h.generation == from.generation => {}
+        // Reused since (or unreadable): read it all.
+        _ => {
+            f.read_exact(&mut bytes[head..]).map_err(io)?;
+            return Ok((bytes, None));
+        }
+    }
+    f.seek(SeekFrom::Start(from.end)).map_err(io)?;
+    f.read_exact(&mut bytes[from.end as usize..]).map_err(io)?;
+    Ok((bytes, Some(from)))
 }
 
 fn is_zero(b: &[u8]) -> bool {

@@ -11,7 +11,7 @@
 //! record of that key, so a tombstone is dropped only while no other segment could replay an
 //! older version of its key.
 
-use crate::storage::log::format::SegmentHeader;
+use crate::storage::log::format::{SegmentHeader, SEGMENT_HEADER_BYTES};
 use crate::storage::log::RecordLocation;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -43,6 +43,8 @@ pub(crate) struct SegmentInfo {
     unsettled: AtomicUsize,
     readers: AtomicUsize,
     dead_keys: Mutex<HashSet<u64>>,
+    /// Where its next batch goes and that batch's number (what a checkpoint covers).
+    position: Mutex<(u64, u64)>,
 }
 
 impl SegmentInfo {
@@ -56,7 +58,28 @@ impl SegmentInfo {
             unsettled: AtomicUsize::new(0),
             readers: AtomicUsize::new(0),
             dead_keys: Mutex::new(HashSet::new()),
+            position: Mutex::new((SEGMENT_HEADER_BYTES, 1)),
         }
+    }
+
+    /// The next batch goes at `end` with number `next_batch` (after each write).
+    pub(crate) fn set_position(&self, end: u64, next_batch: u64) {
+        *self.position.lock().expect("segment position") = (end, next_batch);
+    }
+
+    /// (end, next batch number) now.
+    pub(crate) fn position(&self) -> (u64, u64) {
+        *self.position.lock().expect("segment position")
+    }
+
+    /// (record bytes, dead bytes, dead key hashes) now.
+    pub(crate) fn stats(&self) -> (u64, u64, Vec<u64>) {
+        let keys = self.dead_keys.lock().expect("dead keys");
+        (
+            self.record_bytes.load(Ordering::Relaxed),
+            self.dead_bytes.load(Ordering::Relaxed),
+            keys.iter().copied().collect(),
+        )
     }
 
     pub(crate) fn id(&self) -> u64 {
@@ -163,9 +186,11 @@ impl SegmentTable {
         record_bytes: u64,
         dead_bytes: u64,
         resumed: bool,
+        position: (u64, u64),
     ) {
         assert!(dead_bytes <= record_bytes, "more dead than written");
         let info = SegmentInfo::new(header, None);
+        info.set_position(position.0, position.1);
         info.record_bytes.store(record_bytes, Ordering::Relaxed);
         info.dead_bytes.store(dead_bytes, Ordering::Relaxed);
         info.sealed.store(!resumed, Ordering::SeqCst);
@@ -210,6 +235,13 @@ impl SegmentTable {
             .fetch_add(u64::from(at.len), Ordering::Relaxed);
         if let Some(hash) = key {
             info.dead_keys.lock().expect("dead keys").insert(hash);
+        }
+    }
+
+    /// Adds dead key hashes a checkpoint recorded for segment `id`.
+    pub(crate) fn add_dead_keys(&self, id: u64, keys: Vec<u64>) {
+        if let Some(info) = self.get(id) {
+            info.dead_keys.lock().expect("dead keys").extend(keys);
         }
     }
 
@@ -301,6 +333,18 @@ impl SegmentTable {
             self.compactions.load(Ordering::Relaxed),
             self.copied_bytes.load(Ordering::Relaxed),
         )
+    }
+
+    /// Every segment's (id, generation, end, next batch number) now, by id.
+    pub(crate) fn positions(&self) -> Vec<(u64, u64, u64, u64)> {
+        let all = self.segments.read().expect("segment table");
+        all.values()
+            .map(|info| {
+                let h = *info.header.lock().expect("segment header");
+                let (end, next_batch) = info.position();
+                (h.id, h.generation, end, next_batch)
+            })
+            .collect()
     }
 
     /// (segments in the table, free segments in the pool).
