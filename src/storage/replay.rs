@@ -14,6 +14,7 @@ use crate::storage::entry::{self, Change};
 use crate::storage::index::{IndexEntry, SharedIndex};
 use crate::storage::layout::{object_file_name, Layout};
 use crate::storage::log::appender::LogCounters;
+use crate::storage::log::format::RecordView;
 use crate::storage::log::format::SegmentHeader;
 use crate::storage::log::format::{
     align_up, frame_record, record_len, seal_records, BatchHeader, BATCH_HEADER_BYTES,
@@ -190,17 +191,9 @@ fn scan_logs(
             out.max_seq = out.max_seq.max(rec.seq);
             report.records += 1;
             bytes += u64::from(at.len);
-            match entry::decode(rec.kind, rec.seq, at, rec.payload) {
-                Ok(change) if change.seq < floor => {
-                    if let Some(copy) = copy_found(changes, change, at) {
-                        out.copies.push(copy);
-                    }
-                }
-                Ok(change) => {
-                    if !apply(changes, change, at) {
-                        dead += u64::from(at.len);
-                    }
-                }
+            match collect(changes, &mut out.copies, floor, at, rec) {
+                Ok(true) => {}
+                Ok(false) => dead += u64::from(at.len),
                 Err(why) => bad = bad.take().or(Some((at.offset, why))),
             }
         })?;
@@ -236,6 +229,25 @@ fn scan_logs(
         out.ends.push(end);
     }
     Ok(out)
+}
+
+/// Files one scanned record: a change at or above `floor`, a copy below it. Returns false when
+/// its bucket incarnation is gone, or why the record does not decode.
+fn collect(
+    changes: &mut Changes,
+    copies: &mut Vec<CopyFound>,
+    floor: u64,
+    at: RecordLocation,
+    rec: RecordView<'_>,
+) -> Result<bool, String> {
+    let change = entry::decode(rec.kind, rec.seq, at, rec.payload)?;
+    if change.seq >= floor {
+        return Ok(apply(changes, change, at));
+    }
+    if let Some(copy) = copy_found(changes, change, at) {
+        copies.push(copy);
+    }
+    Ok(true)
 }
 
 /// A tail object record below the floor, if its bucket incarnation lives.

@@ -247,6 +247,15 @@ async fn handle(owner: &Owner, op: OwnerOp) -> OwnerResult {
             incarnation,
             &moves,
         ))),
+        upload_op => handle_upload(owner, upload_op).await,
+    }
+}
+
+/// The multipart-upload ops of [`handle`].
+async fn handle_upload(owner: &Owner, op: OwnerOp) -> OwnerResult {
+    use OwnerOp as Op;
+    let done = |_| OwnerReply::Done;
+    match op {
         Op::CreateUpload {
             bucket,
             upload_id,
@@ -290,6 +299,7 @@ async fn handle(owner: &Owner, op: OwnerOp) -> OwnerResult {
             .await
             .map(done),
         Op::ListUploads { bucket } => owner.list_uploads(&bucket).map(OwnerReply::Uploads),
+        other => unreachable!("{other:?} is not an upload op"),
     }
 }
 

@@ -103,7 +103,7 @@ impl Store {
         // Executors are created in core order, so the mesh's peer ids are the core numbers.
         assert_eq!(senders.peer_id(), core, "mesh peer id must equal the core");
         let cores = senders.nr_consumers();
-        let layout = Layout::new(config.root);
+        let layout = Layout::new(config.root.clone());
         let catalog = config.engine.catalog.clone();
         let resume = config.engine.resume.lock().expect("resume list").pop();
         let spare = config.engine.spares.lock().expect("spare list").pop();
@@ -129,27 +129,7 @@ impl Store {
             .map_err(|e| format!("core {core}: loading buckets failed: {e}"))?;
         spawn_owner_service(owner.clone(), receivers);
         let shards = Rc::new(Shards::new(core, senders, owner));
-        let compactor = Rc::new(Compactor {
-            core,
-            cores,
-            log: log.clone(),
-            shards: shards.clone(),
-            catalog: catalog.clone(),
-            dir: layout.log_dir(),
-            fsync: config.fsync,
-            running: Rc::new(Cell::new(true)),
-            busy: Cell::new(false),
-        });
-        compactor.spawn();
-        if core == 0 && config.checkpoint_interval_bytes > 0 {
-            crate::storage::checkpoint::spawn_checkpointer(
-                catalog.clone(),
-                layout.root().to_path_buf(),
-                config.fsync,
-                config.checkpoint_interval_bytes,
-                compactor.running.clone(),
-            );
-        }
+        let compactor = start_background(&config, &layout, &log, &shards, cores);
         let store = Store {
             shards,
             compactor,
@@ -566,6 +546,39 @@ impl Drop for Store {
     fn drop(&mut self) {
         self.compactor.running.set(false);
     }
+}
+
+/// Starts this core's compactor and, on core 0, the checkpointer; both stop with the store.
+fn start_background(
+    config: &StoreConfig,
+    layout: &Layout,
+    log: &Appender,
+    shards: &Rc<Shards>,
+    cores: usize,
+) -> Rc<Compactor> {
+    let catalog = &config.engine.catalog;
+    let compactor = Rc::new(Compactor {
+        core: shards.me(),
+        cores,
+        log: log.clone(),
+        shards: shards.clone(),
+        catalog: catalog.clone(),
+        dir: layout.log_dir(),
+        fsync: config.fsync,
+        running: Rc::new(Cell::new(true)),
+        busy: Cell::new(false),
+    });
+    compactor.spawn();
+    if shards.me() == 0 && config.checkpoint_interval_bytes > 0 {
+        crate::storage::checkpoint::spawn_checkpointer(
+            catalog.clone(),
+            layout.root().to_path_buf(),
+            config.fsync,
+            config.checkpoint_interval_bytes,
+            compactor.running.clone(),
+        );
+    }
+    compactor
 }
 
 fn no_such_key(key: &str) -> StorageError {
