@@ -4,18 +4,16 @@
 
 use crate::auth::{Credentials, DEV_ACCESS_KEY, DEV_SECRET_KEY};
 use crate::runtime::{
-    cpus, FsyncPolicy, ServerConfig, CORES_MAX, MAX_CONNECTIONS_DEFAULT,
+    cpus, FsyncPolicy, ServerConfig, CORES_MAX, LOG_SEGMENT_SIZE_DEFAULT_BYTES,
+    LOG_SEGMENT_SIZE_MIN_BYTES, LOG_SEGMENT_UNIT_BYTES, MAX_CONNECTIONS_DEFAULT,
     SPIN_BEFORE_PARK_DEFAULT_US, SPIN_BEFORE_PARK_MAX_US,
 };
-use crate::storage::{LOG_SEGMENT_SIZE_MIN_BYTES, LOG_SEGMENT_UNIT_BYTES};
 use clap::{Parser, Subcommand};
 
 /// Default `--log-segment-kib`: 8 MiB segments.
-const LOG_SEGMENT_SIZE_DEFAULT_KIB: u64 = 8 * 1024;
-/// Default `--checkpoint-interval`.
+const LOG_SEGMENT_SIZE_DEFAULT_KIB: u64 = LOG_SEGMENT_SIZE_DEFAULT_BYTES / 1024;
+/// Default `--checkpoint-interval` (`runtime::CHECKPOINT_INTERVAL_DEFAULT_BYTES`, as text).
 const CHECKPOINT_INTERVAL_DEFAULT: &str = "256MiB";
-/// Default `--checkpoint-interval` in bytes (the in-process bench server's).
-pub(crate) const CHECKPOINT_INTERVAL_DEFAULT_BYTES: u64 = 256 << 20;
 /// Largest `--log-segment-kib`: 1 GiB segments.
 const LOG_SEGMENT_SIZE_MAX_KIB: u64 = 1024 * 1024;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -242,5 +240,9 @@ mod tests {
         assert!(parse_size("MiB").is_err());
         assert!(parse_size("12 parsecs").is_err());
         assert!(parse_size("99999999999999GiB").is_err());
+        assert_eq!(
+            parse_size(super::CHECKPOINT_INTERVAL_DEFAULT),
+            Ok(crate::runtime::CHECKPOINT_INTERVAL_DEFAULT_BYTES)
+        );
     }
 }

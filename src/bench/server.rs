@@ -74,8 +74,8 @@ impl InProcess {
             spin_before_park: std::time::Duration::from_micros(
                 runtime::SPIN_BEFORE_PARK_DEFAULT_US,
             ),
-            log_segment_size_bytes: crate::storage::LOG_SEGMENT_SIZE_BYTES,
-            checkpoint_interval_bytes: crate::cli::CHECKPOINT_INTERVAL_DEFAULT_BYTES,
+            log_segment_size_bytes: runtime::LOG_SEGMENT_SIZE_DEFAULT_BYTES,
+            checkpoint_interval_bytes: runtime::CHECKPOINT_INTERVAL_DEFAULT_BYTES,
         };
         let started = match runtime::start(config) {
             Ok(s) => s,

@@ -33,6 +33,13 @@ pub const SPIN_BEFORE_PARK_MAX_US: u64 = 1_000_000;
 pub(crate) const MAX_CONNECTIONS_DEFAULT: usize = 4096;
 /// Most cores (executors) one server runs.
 pub(crate) const CORES_MAX: usize = 1024;
+/// Log segment sizes: the default, the smallest, and the unit sizes are multiples of.
+pub(crate) use crate::storage::{
+    LOG_SEGMENT_SIZE_BYTES as LOG_SEGMENT_SIZE_DEFAULT_BYTES, LOG_SEGMENT_SIZE_MIN_BYTES,
+    LOG_SEGMENT_UNIT_BYTES,
+};
+/// Default log record bytes between two checkpoints taken while serving.
+pub(crate) const CHECKPOINT_INTERVAL_DEFAULT_BYTES: u64 = 256 << 20;
 /// In-flight requests get this long to finish after a shutdown signal.
 pub(crate) const SHUTDOWN_DRAIN_DEADLINE: Duration = Duration::from_secs(10);
 /// Pause after a failed accept (EMFILE and friends) instead of spinning.
