@@ -28,6 +28,7 @@ mod list;
 mod locks;
 mod log;
 mod owner;
+mod owner_reserve;
 mod owner_uploads;
 mod reader;
 pub mod record;

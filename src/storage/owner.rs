@@ -43,7 +43,7 @@ pub(crate) struct BucketState {
     pub(crate) shared: Arc<SharedBucket>,
     dir: GroupSync,
     /// One FIFO lock per key: changes to a key apply in arrival order.
-    key_locks: Rc<KeyedLocks<String>>,
+    pub(crate) key_locks: Rc<KeyedLocks<String>>,
     /// Changes in progress (a bucket with any is not empty).
     in_flight: Cell<usize>,
     /// Multipart uploads in progress, by upload id.
@@ -62,6 +62,9 @@ pub(crate) struct Owner {
     /// [`Store`]: crate::storage::Store
     pub(crate) floors: Rc<Floors>,
     buckets: RefCell<BTreeMap<String, Rc<BucketState>>>,
+    /// Keys reserved for conditional writes in progress on some core, by reservation id.
+    pub(crate) reservations: RefCell<HashMap<u64, crate::storage::owner_reserve::Reservation>>,
+    pub(crate) next_reservation: Cell<u64>,
 }
 
 /// Proof that a change's log record is durable (and where it is); made only from an
@@ -72,6 +75,14 @@ pub(crate) struct Durable {
 }
 
 impl Durable {
+    /// For an entry whose record another core made durable (an apply).
+    pub(crate) fn of_entry(entry: &IndexEntry) -> Durable {
+        Durable {
+            seq: entry.seq,
+            location: entry.location,
+        }
+    }
+
     pub(crate) fn of(appended: &Appended) -> Durable {
         Durable {
             seq: appended.seq,
@@ -105,6 +116,8 @@ impl Owner {
             log,
             floors,
             buckets: RefCell::new(BTreeMap::new()),
+            reservations: RefCell::new(HashMap::new()),
+            next_reservation: Cell::new(0),
         }
     }
 
@@ -217,10 +230,7 @@ impl Owner {
         }
         let _inflight = InFlight::new(&b);
         let _permit = b.key_locks.lock(key.to_string()).await;
-        let durable = Durable {
-            seq: entry.seq,
-            location: entry.location,
-        };
+        let durable = Durable::of_entry(&entry);
         let displaced = b.install(key, Some(entry), durable, &self.catalog);
         self.discard(&b, displaced).await;
         Ok(())
@@ -344,7 +354,7 @@ impl Owner {
 
     /// Removes what a displaced (or losing) version occupied: its file and its upload's parts.
     /// Failures leave orphans that the next startup removes; they never fail the request.
-    async fn discard(&self, b: &BucketState, body: Option<Body>) {
+    pub(crate) async fn discard(&self, b: &BucketState, body: Option<Body>) {
         let Some(Body::File { name, upload_id }) = body else {
             return;
         };
@@ -456,10 +466,10 @@ impl BucketState {
     }
 }
 
-struct InFlight(Rc<BucketState>);
+pub(crate) struct InFlight(Rc<BucketState>);
 
 impl InFlight {
-    fn new(b: &Rc<BucketState>) -> InFlight {
+    pub(crate) fn new(b: &Rc<BucketState>) -> InFlight {
         b.in_flight.set(b.in_flight.get() + 1);
         InFlight(b.clone())
     }

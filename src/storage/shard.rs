@@ -47,6 +47,21 @@ pub(crate) enum OwnerOp {
     },
     /// -> `Done`
     DeleteObject { bucket: String, key: String },
+    /// -> `Reserved`: checks the condition and holds the key for a conditional small write.
+    Reserve {
+        bucket: String,
+        key: String,
+        condition: WriteCondition,
+    },
+    /// -> `Done`: installs the entry of a reserved write (the reserving core logged it).
+    ApplyReserved {
+        reservation: u64,
+        incarnation: u64,
+        key: String,
+        entry: IndexEntry,
+    },
+    /// -> `Done`: ends a reservation without a write.
+    Release { reservation: u64 },
     /// -> `Moved`: points entries at compaction's copies of their records.
     Relocate {
         bucket: String,
@@ -99,6 +114,8 @@ pub(crate) enum OwnerReply {
     Record(ObjectRecord),
     /// Per relocation, whether the entry now names the copy.
     Moved(Vec<bool>),
+    /// A reservation id.
+    Reserved(u64),
 }
 
 /// Unwraps the reply variant an op is documented to produce.
@@ -176,7 +193,12 @@ impl Shards {
 
     /// Runs `op` on the owner of `bucket`.
     pub(crate) async fn call_owner(&self, bucket: &str, op: OwnerOp) -> OwnerResult {
-        self.call_core(owner_of(bucket, self.cores), op).await
+        self.call_core(self.owner_core(bucket), op).await
+    }
+
+    /// The core that owns `bucket`.
+    pub(crate) fn owner_core(&self, bucket: &str) -> usize {
+        owner_of(bucket, self.cores)
     }
 
     /// Runs `op` on core `core`.
@@ -247,6 +269,27 @@ async fn handle(owner: &Owner, op: OwnerOp) -> OwnerResult {
             incarnation,
             &moves,
         ))),
+        Op::Reserve {
+            bucket,
+            key,
+            condition,
+        } => owner
+            .reserve(&bucket, &key, &condition)
+            .await
+            .map(OwnerReply::Reserved),
+        Op::ApplyReserved {
+            reservation,
+            incarnation,
+            key,
+            entry,
+        } => owner
+            .apply_reserved(reservation, incarnation, &key, entry)
+            .await
+            .map(done),
+        Op::Release { reservation } => {
+            owner.release(reservation);
+            Ok(OwnerReply::Done)
+        }
         upload_op => handle_upload(owner, upload_op).await,
     }
 }

@@ -269,12 +269,17 @@ impl Store {
             staged.record.key, key,
             "a staged object is committed under its key"
         );
-        if condition == WriteCondition::Always {
-            if let Held::Memory(data) = &staged.held {
-                return self.put_inline(bucket, &staged.record, data).await;
-            }
+        if let Held::Memory(data) = &staged.held {
+            // A condition is checked by the owner, which holds the key until the write lands.
+            let reservation = match condition {
+                WriteCondition::Always => None,
+                _ => Some(self.reserve(bucket, key, condition).await?),
+            };
+            return self
+                .put_inline(bucket, &staged.record, data, reservation)
+                .await;
         }
-        // Conditions are checked by the owner under the key's lock: through a file commit.
+        // Conditions are checked by the owner under the key's lock.
         let staged = self.file_backed(staged).await?;
         let op = OwnerOp::Commit {
             bucket: bucket.to_string(),
@@ -288,14 +293,35 @@ impl Store {
         Ok(())
     }
 
+    /// Reserves `key` at its owner for a conditional write (see `owner_reserve`).
+    async fn reserve(
+        &self,
+        bucket: &str,
+        key: &str,
+        condition: WriteCondition,
+    ) -> StorageResult<Reserved> {
+        let op = OwnerOp::Reserve {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            condition,
+        };
+        let id = expect_reply!(self.shards.call_owner(bucket, op).await?, Reserved(id));
+        Ok(Reserved {
+            shards: self.shards.clone(),
+            core: self.shards.owner_core(bucket),
+            id: Some(id),
+        })
+    }
+
     /// A small object: one record in this core's log (durable by group commit), then its entry
-    /// installed by the owner. The floor keeps the owner from forgetting a tombstone this write
-    /// could be older than.
+    /// installed by the owner (under the key's `reservation`, for a conditional write). The
+    /// floor keeps the owner from forgetting a tombstone this write could be older than.
     async fn put_inline(
         &self,
         bucket: &str,
         record: &ObjectRecord,
         data: &[u8],
+        reservation: Option<Reserved>,
     ) -> StorageResult<()> {
         let b = self
             .catalog
@@ -309,15 +335,25 @@ impl Store {
             .await;
         let result = match appended {
             Ok(a) => {
-                let op = OwnerOp::Apply {
-                    bucket: bucket.to_string(),
-                    incarnation: b.incarnation,
-                    key: record.key.clone(),
-                    entry: IndexEntry {
-                        seq: a.seq,
-                        location: a.location,
-                        summary: record.summary(),
-                        body: Body::Inline,
+                let entry = IndexEntry {
+                    seq: a.seq,
+                    location: a.location,
+                    summary: record.summary(),
+                    body: Body::Inline,
+                };
+                let (incarnation, key) = (b.incarnation, record.key.clone());
+                let op = match reservation.and_then(|mut r| r.id.take()) {
+                    None => OwnerOp::Apply {
+                        bucket: bucket.to_string(),
+                        incarnation,
+                        key,
+                        entry,
+                    },
+                    Some(reservation) => OwnerOp::ApplyReserved {
+                        reservation,
+                        incarnation,
+                        key,
+                        entry,
                     },
                 };
                 self.shards.call_owner(bucket, op).await.map(|_| ())
@@ -539,6 +575,29 @@ impl Store {
             self.shards.call_owner(bucket, op).await?,
             Uploads(u)
         ))
+    }
+}
+
+/// A key reserved at its owner; released (by a message) when dropped unless applied.
+struct Reserved {
+    shards: Rc<Shards>,
+    core: usize,
+    /// Taken when the reservation is applied.
+    id: Option<u64>,
+}
+
+impl Drop for Reserved {
+    fn drop(&mut self) {
+        let Some(reservation) = self.id.take() else {
+            return;
+        };
+        let (shards, core) = (self.shards.clone(), self.core);
+        glommio::spawn_local(async move {
+            let _ = shards
+                .call_core(core, OwnerOp::Release { reservation })
+                .await;
+        })
+        .detach();
     }
 }
 
@@ -1422,5 +1481,58 @@ mod tests {
             report.records, 0,
             "records replayed after a clean stop: {report:?}"
         );
+    }
+
+    #[test]
+    fn conditional_small_writes_reserve_the_key_and_stay_inline() {
+        with_store(|store, tmp| async move {
+            let store = Rc::new(store);
+            store.create_bucket("bkt").await.unwrap();
+            let root = tmp.parent().expect("data dir").to_path_buf();
+            let objects = Layout::new(root).objects_dir("bkt");
+            let put = |key: &'static str, body: &'static [u8], c: WriteCondition| {
+                let store = store.clone();
+                async move {
+                    let s = staged_as(&store, key, body, true).await;
+                    store.put_object("bkt", key, s, c).await
+                }
+            };
+            put("k", b"first", WriteCondition::IfAbsent).await.unwrap();
+            assert_eq!(std::fs::read_dir(&objects).unwrap().count(), 0, "inline");
+            let err = put("k", b"second", WriteCondition::IfAbsent)
+                .await
+                .unwrap_err();
+            assert!(matches!(err, StorageError::ConditionFailed { .. }), "{err}");
+            let etag = store.open_object("bkt", "k").await.unwrap().record.etag();
+            let wrong = WriteCondition::IfEtag("f".repeat(32));
+            let err = put("k", b"third", wrong).await.unwrap_err();
+            assert!(matches!(err, StorageError::ConditionFailed { .. }), "{err}");
+            put("k", b"fourth", WriteCondition::IfEtag(etag))
+                .await
+                .unwrap();
+            assert_eq!(read_all(&store, "k").await.as_deref(), Some(&b"fourth"[..]));
+            let err = put("nope", b"x", WriteCondition::IfEtag("0".repeat(32)))
+                .await
+                .unwrap_err();
+            assert!(matches!(err, StorageError::NoSuchKey { .. }), "{err}");
+            // Racing creates of one key: exactly one wins.
+            let racers: Vec<_> = (0..8)
+                .map(|_| glommio::spawn_local(put("race", b"mine", WriteCondition::IfAbsent)))
+                .collect();
+            let mut won = 0;
+            for r in racers {
+                won += usize::from(r.await.is_ok());
+            }
+            assert_eq!(won, 1, "If-None-Match: * let {won} writers through");
+            // An abandoned reservation is released: the key stays writable.
+            let reserved = store.reserve("bkt", "k", WriteCondition::IfAbsent).await;
+            assert!(reserved.is_err(), "k exists");
+            let held = store.reserve("bkt", "free", WriteCondition::IfAbsent).await;
+            drop(held.unwrap());
+            let late = glommio::timer::timeout(std::time::Duration::from_secs(5), async {
+                Ok(put("free", b"after", WriteCondition::IfAbsent).await)
+            });
+            late.await.expect("the key's lock was released").unwrap();
+        });
     }
 }
