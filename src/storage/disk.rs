@@ -57,15 +57,22 @@ pub(crate) fn write_durably(path: &Path, bytes: &[u8], fsync: bool) -> io::Resul
     Ok(())
 }
 
-/// Removes `upload.meta` and every part not in `keep` from a completed upload's directory.
-pub(crate) fn prune_completed_upload(dir: &Path, keep: &[u32]) -> io::Result<()> {
+/// Removes `upload.meta` and every part not in `keep` from a completed upload's directory;
+/// with `sync`, durably (else a power cut can bring `upload.meta` back, and once the object is
+/// deleted the completed upload would reappear as one in progress).
+pub(crate) fn prune_completed_upload(dir: &Path, keep: &[u32], sync: bool) -> io::Result<()> {
+    let mut removed = false;
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
         let listed = parse_part_file_name(&name).is_some_and(|n| keep.contains(&n));
         if !listed {
             std::fs::remove_file(entry.path())?;
+            removed = true;
         }
+    }
+    if sync && removed {
+        sync_dir(dir)?;
     }
     Ok(())
 }

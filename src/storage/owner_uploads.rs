@@ -172,8 +172,9 @@ impl Owner {
             .as_ref()
             .map(|p| p.parts.iter().map(|r| r.number).collect())
             .unwrap_or_default();
+        let sync = self.fsync;
         let _ = glommio::executor()
-            .spawn_blocking(move || prune_completed_upload(&dir, &keep))
+            .spawn_blocking(move || prune_completed_upload(&dir, &keep, sync))
             .await;
         Ok(record)
     }

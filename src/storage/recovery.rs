@@ -96,7 +96,7 @@ pub(crate) fn load_bucket_files(
                     Ok(rec) => {
                         let parts = rec.parts.iter().flat_map(|p| &p.parts);
                         let keep: Vec<u32> = parts.map(|r| r.number).collect();
-                        prune_completed_upload(&layout.upload_dir(name, id), &keep)?;
+                        prune_completed_upload(&layout.upload_dir(name, id), &keep, true)?;
                     }
                     Err(e) => eprintln!("ringstore: {name}/{file}: {e}; its upload is kept whole"),
                 }
