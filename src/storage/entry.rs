@@ -94,22 +94,14 @@ pub(crate) fn decode(
     let mut c = Cursor::new(payload);
     let bucket = c.str()?;
     let incarnation = c.u64()?;
-    let (key, entry) = match kind {
+    let (key, version) = match kind {
         KIND_PUT_INLINE => {
             let record = decode_inline_record(&mut c)?;
             if c.rest().len() as u64 != record.size {
                 return Err("inline object length differs from its record".into());
             }
             let summary = record.summary();
-            let body = Body::Inline;
-            let location = at;
-            let entry = IndexEntry {
-                seq,
-                location,
-                summary,
-                body,
-            };
-            (record.key, Some(entry))
+            (record.key, Some((summary, Body::Inline)))
         }
         KIND_PUT_FILE => {
             let key = c.str()?;
@@ -123,15 +115,7 @@ pub(crate) fn decode(
                 0 => None,
                 _ => Some(c.str()?),
             };
-            let body = Body::File { name, upload_id };
-            let location = at;
-            let entry = IndexEntry {
-                seq,
-                location,
-                summary,
-                body,
-            };
-            (key, Some(entry))
+            (key, Some((summary, Body::File { name, upload_id })))
         }
         KIND_DELETE => (c.str()?, None),
         other => return Err(format!("unknown record kind {other}")),
@@ -139,6 +123,12 @@ pub(crate) fn decode(
     if kind != KIND_PUT_INLINE && !c.rest().is_empty() {
         return Err("trailing bytes after the record".into());
     }
+    let entry = version.map(|(summary, body)| IndexEntry {
+        seq,
+        location: at,
+        summary,
+        body,
+    });
     Ok(Change {
         seq,
         bucket,

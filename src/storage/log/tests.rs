@@ -32,6 +32,14 @@ fn config(dir: &Path, segment_size_bytes: u64) -> LogConfig {
     }
 }
 
+/// A log on a fresh directory `d` with segments of `segment_size_bytes`.
+async fn fresh_log(d: &Path, segment_size_bytes: u64) -> Appender {
+    let counters = LogCounters::new(1, 1, Default::default());
+    Appender::open(config(d, segment_size_bytes), 0, counters, None, None)
+        .await
+        .unwrap()
+}
+
 /// A payload that names its record, so a scan can be checked against what was written.
 fn payload(i: u64) -> Vec<u8> {
     let mut p = format!("record-{i}-").into_bytes();
@@ -57,15 +65,7 @@ fn concurrent_appends_share_flushes_and_read_back() {
     let dir = temp_dir();
     let d = dir.path().to_path_buf();
     run(move || async move {
-        let log = Appender::open(
-            config(&d, 4 << 20),
-            0,
-            LogCounters::new(1, 1, Default::default()),
-            None,
-            None,
-        )
-        .await
-        .unwrap();
+        let log = fresh_log(&d, 4 << 20).await;
         let mut tasks = Vec::new();
         for i in 0..200u64 {
             let log = log.clone();
@@ -111,15 +111,7 @@ fn segments_roll_and_a_restart_resumes_after_the_last_batch() {
     let dir = temp_dir();
     let d = dir.path().to_path_buf();
     run(move || async move {
-        let log = Appender::open(
-            config(&d, SMALL_SEGMENT_BYTES),
-            0,
-            LogCounters::new(1, 1, Default::default()),
-            None,
-            None,
-        )
-        .await
-        .unwrap();
+        let log = fresh_log(&d, SMALL_SEGMENT_BYTES).await;
         for i in 0..300 {
             log.append(1, &[&payload(i)]).await.unwrap();
         }
@@ -161,15 +153,7 @@ fn write_segment(dir: &Path, batches: u64) -> (PathBuf, Vec<(u64, u64, u64)>) {
     let d = dir.to_path_buf();
     let (tx, rx) = std::sync::mpsc::channel();
     run(move || async move {
-        let log = Appender::open(
-            config(&d, 1 << 20),
-            0,
-            LogCounters::new(1, 1, Default::default()),
-            None,
-            None,
-        )
-        .await
-        .unwrap();
+        let log = fresh_log(&d, 1 << 20).await;
         for i in 0..batches {
             let a = log.append(2, &[&payload(i)]).await.unwrap();
             let start = a.location.offset - super::format::BATCH_HEADER_BYTES as u64;
@@ -322,15 +306,7 @@ fn a_record_damaged_after_it_was_written_fails_its_read() {
     let dir = temp_dir();
     let d = dir.path().to_path_buf();
     run(move || async move {
-        let log = Appender::open(
-            config(&d, 1 << 20),
-            0,
-            LogCounters::new(1, 1, Default::default()),
-            None,
-            None,
-        )
-        .await
-        .unwrap();
+        let log = fresh_log(&d, 1 << 20).await;
         let a = log.append(3, &[b"hello"]).await.unwrap();
         let path = list_segments(&d).unwrap().pop().unwrap().1;
         let mut image = std::fs::read(&path).unwrap();
