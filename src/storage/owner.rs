@@ -38,6 +38,16 @@ use std::sync::Arc;
 /// Tombstones a bucket keeps before it first prunes those no older write can overtake.
 const TOMBSTONES_PRUNE_MIN: usize = 1024;
 
+/// A key reserved for a conditional write in progress (see `owner_reserve`): its lock and
+/// in-flight count are held until the write is applied or released.
+pub(crate) struct Reservation {
+    pub(crate) bucket: Rc<BucketState>,
+    pub(crate) key: String,
+    /// Held for their drops.
+    pub(crate) _permit: crate::storage::locks::KeyedPermit<String>,
+    pub(crate) _inflight: InFlight,
+}
+
 /// One bucket owned by this core.
 pub(crate) struct BucketState {
     pub(crate) shared: Arc<SharedBucket>,
@@ -63,7 +73,7 @@ pub(crate) struct Owner {
     pub(crate) floors: Rc<Floors>,
     buckets: RefCell<BTreeMap<String, Rc<BucketState>>>,
     /// Keys reserved for conditional writes in progress on some core, by reservation id.
-    pub(crate) reservations: RefCell<HashMap<u64, crate::storage::owner_reserve::Reservation>>,
+    pub(crate) reservations: RefCell<HashMap<u64, Reservation>>,
     pub(crate) next_reservation: Cell<u64>,
 }
 

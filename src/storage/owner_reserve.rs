@@ -14,17 +14,7 @@
 
 use crate::storage::error::StorageResult;
 use crate::storage::index::{IndexEntry, WriteCondition};
-use crate::storage::locks::KeyedPermit;
-use crate::storage::owner::{check_write_condition, no_such_bucket, BucketState, InFlight, Owner};
-use std::rc::Rc;
-
-/// A reserved key (see the module doc).
-pub(crate) struct Reservation {
-    bucket: Rc<BucketState>,
-    key: String,
-    _permit: KeyedPermit<String>,
-    _inflight: InFlight,
-}
+use crate::storage::owner::{check_write_condition, no_such_bucket, InFlight, Owner, Reservation};
 
 impl Owner {
     /// Takes `key`'s lock and checks `condition`; returns the reservation id holding the lock.
