@@ -87,7 +87,7 @@ def measure(label, binary, client, a):
                  "--scenario", "put-small", "--keys", "overwrite", "--working-set", str(a.working_set),
                  "--object-size", a.object_size, "--count", str(a.step_count),
                  "--concurrency", str(a.concurrency)]
-        run(bench, stdout=subprocess.DEVNULL)
+        run(bench, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(a.settle_secs)  # let compaction catch up
         log_dir = os.path.join(data, "log")
         puts = step * a.step_count
