@@ -8,7 +8,7 @@
 //! counters continue above every sequence number and segment id found, so none is reused.
 
 use crate::storage::catalog::{Catalog, SharedBucket};
-use crate::storage::checkpoint::{self, Checkpoint, CheckpointSegment};
+use crate::storage::checkpoint::{self, Checkpoint, CheckpointBucket, CheckpointSegment};
 use crate::storage::disk::read_record_blocking;
 use crate::storage::entry::{self, Change};
 use crate::storage::index::{IndexEntry, SharedIndex};
@@ -68,14 +68,15 @@ pub(crate) fn replay(
 ) -> io::Result<(EngineStart, ReplayReport)> {
     let mut report = ReplayReport::default();
     let buckets = read_buckets(layout, &mut report.removed_partial_buckets)?;
-    let checkpoint = load_checkpoint(layout);
+    let mut checkpoint = load_checkpoint(layout);
     let mut changes: Changes = buckets
         .iter()
         .map(|b| (b.name.clone(), (b.incarnation, Vec::new())))
         .collect();
     let scan = scan_logs(layout, checkpoint.as_ref(), &mut changes, &mut report)?;
-    if let Some(c) = &checkpoint {
-        report.checkpoint_keys = Some(merge_checkpoint(c, &mut changes));
+    if let Some(c) = &mut checkpoint {
+        let buckets = std::mem::take(&mut c.buckets);
+        report.checkpoint_keys = Some(merge_checkpoint(buckets, &mut changes));
     }
     let (resume, spares) = resumable(layout, scan.ends, cores, segment_size_bytes)?;
     let table = Arc::new(SegmentTable::default());
@@ -264,21 +265,22 @@ fn copy_found(changes: &Changes, change: Change, at: RecordLocation) -> Option<C
 
 /// Adds the checkpoint's entries and tombstones of live bucket incarnations to `changes`;
 /// returns the entries added.
-fn merge_checkpoint(c: &Checkpoint, changes: &mut Changes) -> u64 {
+fn merge_checkpoint(buckets: Vec<CheckpointBucket>, changes: &mut Changes) -> u64 {
     let mut keys = 0;
-    for b in &c.buckets {
+    for b in buckets {
         let Some((incarnation, list)) = changes.get_mut(&b.name) else {
             continue;
         };
         if *incarnation != b.incarnation {
             continue;
         }
-        for (key, e) in &b.entries {
-            list.push((key.clone(), e.seq, e.location, Some(e.clone()), false));
+        list.reserve(b.entries.len() + b.tombstones.len());
+        for (key, e) in b.entries {
+            list.push((key, e.seq, e.location, Some(e), false));
             keys += 1;
         }
-        for (key, seq, at) in &b.tombstones {
-            list.push((key.clone(), *seq, *at, None, false));
+        for (key, seq, at) in b.tombstones {
+            list.push((key, seq, at, None, false));
         }
     }
     keys
