@@ -276,9 +276,14 @@ async fn run_core(
     while server.active_requests() > 0 && std::time::Instant::now() < deadline {
         glommio::timer::sleep(shutdown::SHUTDOWN_POLL).await;
     }
-    // Stay up (serving other cores' owner calls) until every core has drained.
+    // Stay up (serving other cores' owner calls) until every core has drained, and until no
+    // checkpoint or compaction runs (their helper threads must not outlive the executors).
+    crate::storage::stop_background(&shared.engine);
     shared.cores_drained.fetch_add(1, Ordering::SeqCst);
-    while shared.cores_drained.load(Ordering::SeqCst) < config.cores {
+    while shared.cores_drained.load(Ordering::SeqCst) < config.cores
+        || (crate::storage::background_busy(&shared.engine)
+            && std::time::Instant::now() < deadline + SHUTDOWN_DRAIN_DEADLINE)
+    {
         glommio::timer::sleep(shutdown::SHUTDOWN_POLL).await;
     }
 }

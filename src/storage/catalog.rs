@@ -53,6 +53,10 @@ pub(crate) struct Catalog {
     pub(crate) checkpointing: AtomicBool,
     /// Compactions between their first copy and their last relocation.
     pub(crate) compactions_in_flight: AtomicUsize,
+    /// The server is stopping: no compaction or checkpoint starts.
+    pub(crate) stopping: AtomicBool,
+    /// Held while a checkpoint file is written (one writer of `checkpoint.tmp` at a time).
+    pub(crate) checkpoint_write: Mutex<()>,
     /// The floor of the checkpoint a start would read (`u64::MAX` without one): a tombstone at
     /// or above it may cover an older entry in that checkpoint, so compaction keeps it.
     pub(crate) checkpoint_floor: AtomicU64,
@@ -66,6 +70,8 @@ impl Catalog {
             floors: (0..cores).map(|_| AtomicU64::new(u64::MAX)).collect(),
             checkpointing: AtomicBool::new(false),
             compactions_in_flight: AtomicUsize::new(0),
+            stopping: AtomicBool::new(false),
+            checkpoint_write: Mutex::new(()),
             checkpoint_floor: AtomicU64::new(u64::MAX),
         }
     }

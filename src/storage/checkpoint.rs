@@ -100,6 +100,9 @@ impl Drop for Checkpointing<'_> {
 /// Takes a checkpoint while serving (steps 1-3 of the module doc on this executor, the
 /// writing on a blocking thread).
 pub(crate) async fn take(catalog: &Arc<Catalog>, root: &Path, fsync: bool) -> io::Result<Written> {
+    if catalog.stopping.load(Ordering::SeqCst) {
+        return Err(io::Error::other("the server is stopping"));
+    }
     if catalog.checkpointing.swap(true, Ordering::SeqCst) {
         return Err(io::Error::other("a checkpoint is already being taken"));
     }
@@ -143,7 +146,7 @@ pub(crate) fn spawn_checkpointer(
                 return;
             }
             let now = catalog.counters.record_bytes();
-            if now - last < interval_bytes {
+            if now - last < interval_bytes || catalog.stopping.load(Ordering::SeqCst) {
                 continue;
             }
             last = now;
@@ -190,6 +193,7 @@ fn write_file(
     positions: &[(u64, u64, u64, u64)],
     fsync: bool,
 ) -> io::Result<Written> {
+    let _one_writer = catalog.checkpoint_write.lock().expect("checkpoint writer");
     let tmp = path.with_extension("tmp");
     let file = std::fs::File::create(&tmp)?;
     let mut w = Summed {

@@ -70,7 +70,7 @@ struct InFlight<'a>(&'a Catalog);
 
 impl<'a> InFlight<'a> {
     fn enter(catalog: &'a Catalog) -> Option<InFlight<'a>> {
-        if catalog.checkpointing.load(Ordering::SeqCst) {
+        if catalog.checkpointing.load(Ordering::SeqCst) || catalog.stopping.load(Ordering::SeqCst) {
             return None;
         }
         catalog.compactions_in_flight.fetch_add(1, Ordering::SeqCst);

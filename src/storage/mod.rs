@@ -61,6 +61,20 @@ pub(crate) const LOG_SEGMENT_SIZE_MIN_BYTES: u64 = log::segment::SEGMENT_SIZE_MI
 /// Log segment sizes are whole multiples of this (the segment header area).
 pub(crate) const LOG_SEGMENT_UNIT_BYTES: u64 = log::format::SEGMENT_HEADER_BYTES;
 
+/// The server is stopping: no compaction or checkpoint starts from now on.
+pub(crate) fn stop_background(engine: &EngineStart) {
+    let c = &engine.catalog;
+    c.stopping.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Whether a checkpoint or a compaction is still running (a core waits for them before it
+/// stops, so no blocking helper outlives its executor).
+pub(crate) fn background_busy(engine: &EngineStart) -> bool {
+    use std::sync::atomic::Ordering;
+    let c = &engine.catalog;
+    c.checkpointing.load(Ordering::SeqCst) || c.compactions_in_flight.load(Ordering::SeqCst) > 0
+}
+
 /// Writes a checkpoint of `engine` into the data directory `root` once every core stopped;
 /// returns (index entries, bytes).
 pub(crate) fn checkpoint_at_stop(
