@@ -94,7 +94,7 @@ impl FullServer {
             }
         };
         let script = format!(
-            r#"{mount} || exit 97; exec "$2" serve --address 127.0.0.1:0 --data "$1/data" --cores 2"#
+            r#"{mount} || exit 97; exec "$2" serve --address 127.0.0.1:0 --data "$1/data" --cores 2 --log-segment-kib 1024"#
         );
         let log_file = std::fs::File::create(&log).map_err(|e| format!("log: {e}"))?;
         let mut cmd = Command::new("unshare");
@@ -528,8 +528,10 @@ fn disk_full_fails_cleanly_and_recovers() {
     }
 
     // Space comes back without touching the large objects: deleting the small ones (oldest
-    // first, still on the full disk) leaves whole segments dead, compaction frees and reuses
-    // them, and small PUTs are accepted again.
+    // first, still on the full disk) leaves whole sealed segments dead (1 MiB segments, so the
+    // small objects span several per core), compaction frees and reuses them, and small PUTs
+    // are accepted again. (Dead records in a core's active segment are reclaimed only once it
+    // rolls over.)
     let rest = small.len() - SMALL_DELETES_ON_FULL_LOG;
     for key in &small[..rest] {
         let r = s.call(&s.req("DELETE", &format!("/{BUCKET}/{key}")));
