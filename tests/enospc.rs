@@ -33,6 +33,8 @@ const SMALL_FILL_PUTS_MAX: usize = 4000;
 /// Deletes that must succeed once the log is full.
 const SMALL_DELETES_ON_FULL_LOG: usize = 50;
 const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// Share of the first small fill that must fit again once every small object is deleted.
+const SMALL_REFILL_PERCENT_MIN: usize = 90;
 /// How long compaction may take to free log space after the deletes.
 const COMPACTION_WAIT: Duration = Duration::from_secs(20);
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -527,33 +529,52 @@ fn disk_full_fails_cleanly_and_recovers() {
         );
     }
 
-    // Space comes back without touching the large objects: deleting the small ones (oldest
-    // first, still on the full disk) leaves whole sealed segments dead (1 MiB segments, so the
-    // small objects span several per core), compaction frees and reuses them, and small PUTs
-    // are accepted again. (Dead records in a core's active segment are reclaimed only once it
-    // rolls over.)
+    // Space comes back without touching the large objects: deleting every small object (still
+    // on the full disk) leaves whole segments dead. Compaction frees the sealed ones, and rolls
+    // each core's active segment into its reserve segment so that one is freed too: nearly as
+    // many small objects fit again as the first time.
     let rest = small.len() - SMALL_DELETES_ON_FULL_LOG;
     for key in &small[..rest] {
         let r = s.call(&s.req("DELETE", &format!("/{BUCKET}/{key}")));
         assert_eq!(r.status, 204, "DELETE {key}: {}", r.describe());
     }
+    let target = small.len() * SMALL_REFILL_PERCENT_MIN / 100;
     let deadline = Instant::now() + COMPACTION_WAIT;
-    let body = random_bytes(SMALL_FILL_BYTES, 77);
-    loop {
-        let r = s.put("small-again", &body);
+    let mut refilled = Vec::new();
+    while refilled.len() < target {
+        let key = format!("again-{:05}", refilled.len());
+        let body = random_bytes(SMALL_FILL_BYTES, 20_000 + refilled.len() as u64);
+        let r = s.put(&key, &body);
         if r.status == 200 {
-            break;
+            refilled.push((key, body));
+            continue;
         }
         assert!(is_space_error(&r), "{}", r.describe());
         assert!(
             Instant::now() < deadline,
-            "no small PUT accepted {COMPACTION_WAIT:?} after deleting every small object: {}",
-            error_summary(&r)
+            "only {} of {target} small PUTs accepted again {COMPACTION_WAIT:?} after deleting \
+             all {} small objects: {}; log:\n{}",
+            refilled.len(),
+            small.len(),
+            error_summary(&r),
+            s.log_text()
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let g = s.get("small-again");
-    assert!(g.status == 200 && g.body == body, "{}", g.describe());
+    eprintln!(
+        "enospc: {} of the first {} small PUTs fit again",
+        refilled.len(),
+        small.len()
+    );
+    assert!(
+        s.log_text().contains("rolled into the reserve"),
+        "no active segment was rolled into its reserve; log:\n{}",
+        s.log_text()
+    );
+    for (key, body) in &refilled {
+        let g = s.get(key);
+        assert!(g.status == 200 && g.body == *body, "{}", g.describe());
+    }
     for (key, body) in &stored {
         let g = s.get(key);
         assert!(

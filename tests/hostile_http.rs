@@ -144,7 +144,11 @@ fn assert_data_layout(s: &Server) {
             ["buckets", b, "objects", o] => {
                 validate_bucket_name(b).is_ok() && o.strip_prefix("o-").is_some_and(is_hex16)
             }
-            ["log", seg] => seg.strip_prefix("seg-").is_some_and(is_hex16),
+            // (A `.tmp` is a segment being created: the reserve is made in the background.)
+            ["log", seg] => seg
+                .strip_prefix("seg-")
+                .map(|s| s.strip_suffix(".tmp").unwrap_or(s))
+                .is_some_and(is_hex16),
             ["buckets", b, "uploads", u, f] => {
                 validate_bucket_name(b).is_ok()
                     && is_hex32(u)

@@ -3,10 +3,13 @@
 //! Each core compacts the segments it wrote (and a share of those left by an earlier run) in a
 //! background task: it picks a sealed, settled segment with at least half its data area dead
 //! (any dead record when the disk is full), copies its live records into its own log under
-//! their original sequence numbers (group-committed, using the segment reserve), asks each
+//! their original sequence numbers (group-committed; on a full disk only when they fit the
+//! active segment without its tombstone reserve, so deletes keep working), asks each
 //! bucket's owner to point the index at the copies (only where the entry still names the
 //! original record), waits for the segment's last reader, and rewrites its header to the next
-//! generation: the segment is then free, reused by the next roll-over of any core's log.
+//! generation: the segment is then free, reused by the next roll-over of any core's log (or
+//! kept as this core's reserve segment). On a full disk, a core whose active segment is at
+//! least half dead first rolls it into its reserve, so that segment can be compacted as well.
 //!
 //! Invariants: a copy keeps its record's sequence number, so replay resolves a key the same
 //! whichever of the two it finds, and a copy never beats a newer write; the victim is rewritten
@@ -44,6 +47,17 @@ const RETIRE_POLL_INTERVAL: Duration = Duration::from_millis(1);
 const COPY_CHUNK_BYTES: usize = 512 * 1024;
 /// Most segments one core compacts per poll (so a long backlog yields to the next poll).
 const COMPACTIONS_PER_POLL_MAX: usize = 4;
+
+/// Active-segment room that copying `live` record bytes needs: the records, and per batch
+/// (at most two per chunk: the first copy flushes alone, the rest of the chunk gathers behind
+/// it) a header and a device block of padding.
+fn copy_room_bytes(live: u64, batch_overhead_bytes: u64) -> u64 {
+    if live == 0 {
+        return 0;
+    }
+    let batches = 2 * (live / COPY_CHUNK_BYTES as u64 + 1);
+    live + batches * batch_overhead_bytes
+}
 
 /// One record of a victim segment, with what deciding about it needs.
 struct Found {
@@ -133,6 +147,7 @@ impl Compactor {
 
     async fn pass(&self) -> io::Result<usize> {
         let table = &self.catalog.counters.segments;
+        self.roll_if_active_mostly_dead().await?;
         let mut freed = 0;
         for info in table.candidates(self.core, self.cores) {
             if freed == COMPACTIONS_PER_POLL_MAX {
@@ -150,13 +165,46 @@ impl Compactor {
         Ok(freed)
     }
 
+    /// On a full disk, a core's active segment may hold most of the dead records (its small
+    /// objects all deleted): it is rolled into the log's reserve segment, so the next passes
+    /// can compact it once its records are settled.
+    async fn roll_if_active_mostly_dead(&self) -> io::Result<()> {
+        if !self.log.short_of_space() || !self.log.holds_reserve() {
+            return Ok(());
+        }
+        let table = &self.catalog.counters.segments;
+        let Some(info) = self.log.active_segment().and_then(|id| table.get(id)) else {
+            return Ok(());
+        };
+        let (dead, live) = (info.dead_bytes(), info.live_bytes());
+        let need = copy_room_bytes(live, self.log.batch_overhead_bytes());
+        let fits = need <= self.log.empty_segment_room_bytes();
+        if dead == 0 || dead < live || !fits {
+            return Ok(());
+        }
+        if let Some(sealed) = self.log.roll_into_reserve().await? {
+            eprintln!(
+                "ringstore: core {}: disk full: log segment {sealed} ({dead} dead bytes) rolled \
+                 into the reserve to be compacted",
+                self.core
+            );
+        }
+        Ok(())
+    }
+
     fn worth_compacting(&self, info: &SegmentInfo) -> bool {
         let header = *info.header.lock().expect("segment header");
         if self.log.active_segment() == Some(header.id) || info.dead_bytes() == 0 {
             return false;
         }
         let area = header.size_bytes - SEGMENT_HEADER_BYTES;
-        info.live_bytes() * 2 <= area || self.log.short_of_space()
+        if !self.log.short_of_space() {
+            return info.live_bytes() * 2 <= area;
+        }
+        // On a full disk every dead byte counts, but the copies must fit the active segment
+        // without its tombstone reserve (deletes must keep working).
+        let need = copy_room_bytes(info.live_bytes(), self.log.batch_overhead_bytes());
+        need <= self.log.room_bytes()
     }
 
     /// Copies the live records of `victim`, moves the index to the copies, frees the segment.
@@ -185,10 +233,18 @@ impl Compactor {
         table.count_compaction(copied_bytes);
         let path = segment_path(&self.dir, id);
         let keep_max = FREE_SEGMENTS_PER_CORE_MAX * self.cores;
-        match renew_segment(&self.dir, header, self.fsync).await? {
-            Some(next) if table.put_free(next, keep_max) => Ok(()),
-            _ => glommio::io::remove(&path).await.map_err(io::Error::from),
+        // A freed segment refills this log's reserve first, then the shared free pool.
+        let kept = match renew_segment(&self.dir, header, self.fsync).await? {
+            Some(next) => match self.log.offer_reserve(next) {
+                None => true,
+                Some(next) => table.put_free(next, keep_max),
+            },
+            None => false,
+        };
+        if !kept {
+            glommio::io::remove(&path).await?;
         }
+        Ok(())
     }
 
     /// Every record of segment `id` (read and checked on a blocking thread).

@@ -367,9 +367,12 @@ fn shared_bucket(b: BucketMeta, mut changes: Vec<KeyChange>, marks: &Marks) -> S
     bucket
 }
 
+/// Empty segments kept per core at startup: its spare and its reserve.
+const EMPTY_SEGMENTS_PER_CORE_KEPT: usize = 2;
+
 /// The segments the cores continue: per core at most one with records and room left (the
-/// fullest first, so less space is stranded) and one empty spare. Empty segments beyond those
-/// hold nothing and are removed.
+/// fullest first, so less space is stranded) and two empty ones (its spare and its reserve).
+/// Empty segments beyond those hold nothing and are removed.
 fn resumable(
     layout: &Layout,
     ends: Vec<ScanEnd>,
@@ -380,7 +383,8 @@ fn resumable(
         ends.into_iter().partition(|e| e.next_batch == 1);
     let mut spares = Vec::new();
     for e in empty {
-        if spares.len() < cores && e.header.size_bytes == segment_size_bytes {
+        let kept_max = cores * EMPTY_SEGMENTS_PER_CORE_KEPT;
+        if spares.len() < kept_max && e.header.size_bytes == segment_size_bytes {
             spares.push(e.header);
         } else {
             std::fs::remove_file(segment_path(&layout.log_dir(), e.header.id))?;

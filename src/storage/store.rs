@@ -22,7 +22,7 @@ use crate::storage::error::{StorageError, StorageResult};
 use crate::storage::index::{Body, IndexEntry, WriteCondition};
 use crate::storage::layout::Layout;
 use crate::storage::list::{list_page, ListPage, ListParams};
-use crate::storage::log::appender::{Appender, LogConfig};
+use crate::storage::log::appender::{Appender, EmptySegments, LogConfig};
 use crate::storage::log::format::SegmentHeader;
 use crate::storage::log::reader::SegmentReaders;
 use crate::storage::log::scan::ScanEnd;
@@ -106,13 +106,20 @@ impl Store {
         let layout = Layout::new(config.root.clone());
         let catalog = config.engine.catalog.clone();
         let resume = config.engine.resume.lock().expect("resume list").pop();
-        let spare = config.engine.spares.lock().expect("spare list").pop();
+        let empty = {
+            let mut spares = config.engine.spares.lock().expect("spare list");
+            EmptySegments {
+                spare: spares.pop(),
+                reserve: spares.pop(),
+            }
+        };
         let log_config = LogConfig {
             dir: layout.log_dir(),
             segment_size_bytes: config.engine.segment_size_bytes,
             fsync: config.fsync,
+            keep_reserve: true,
         };
-        let log = Appender::open(log_config, core, catalog.counters.clone(), resume, spare)
+        let log = Appender::open(log_config, core, catalog.counters.clone(), resume, empty)
             .await
             .map_err(|e| format!("core {core}: opening the log failed: {e}"))?;
         let floors = Floors::new(core, catalog.clone());
@@ -1152,8 +1159,9 @@ mod tests {
             // 12 keys x 40 versions x 3 KiB = 1.4 MiB of records: 6+ segments without reuse.
             let freed = compact_fully(&store).await;
             assert!(freed >= 3, "only {freed} segments compacted");
+            // (Active, first, spare, reserve and up to two free ones.)
             let files = segment_files(&root);
-            assert!(files <= 5, "{files} segment files after compaction");
+            assert!(files <= 6, "{files} segment files after compaction");
             for k in 1..KEYS {
                 let got = read_all(&store, &format!("k{k}")).await;
                 assert_eq!(got, Some(version_body(k, ROUNDS - 1)), "key {k}");
@@ -1166,7 +1174,7 @@ mod tests {
                 }
             }
             compact_fully(&store).await;
-            assert!(segment_files(&root) <= 5, "segments are reused, not added");
+            assert!(segment_files(&root) <= 6, "segments are reused, not added");
         });
         // Replay after compaction and reuse: the same state, nothing resurrected.
         run_store(&root, SMALL_SEGMENT_BYTES, |store, _| async move {
@@ -1251,6 +1259,111 @@ mod tests {
     /// Keys 0..12: key `k` holds its version 29 unless `k % 4 == 0` (deleted at the end).
     fn expected(k: usize) -> Option<Vec<u8>> {
         (!k.is_multiple_of(4)).then(|| version_body(k, 29))
+    }
+
+    /// Puts `key` as a small object; false when the disk is full.
+    async fn try_put_small(store: &Store, key: &str, body: &[u8]) -> bool {
+        let s = staged_as(store, key, body, true).await;
+        match store
+            .put_object("bkt", key, s, WriteCondition::Always)
+            .await
+        {
+            Ok(_) => true,
+            Err(StorageError::NoSpace { .. }) => false,
+            Err(e) => panic!("PUT {key}: {e}"),
+        }
+    }
+
+    /// Waits until `log` made its reserve segment (in the background at open).
+    async fn wait_for_reserve(log: &Appender) {
+        for _ in 0..500 {
+            if log.holds_reserve() {
+                return;
+            }
+            glommio::timer::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        panic!("no reserve segment created at open");
+    }
+
+    /// Runs compaction passes until segment `id` left the segment table (or gives up).
+    async fn compact_until_gone(store: &Store, id: u64) {
+        for _ in 0..100 {
+            store.compact_now().await.unwrap();
+            if store.catalog.counters.segments.get(id).is_none() {
+                return;
+            }
+            glommio::timer::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+
+    #[test]
+    fn on_a_full_disk_the_dead_active_segment_comes_back_through_the_reserve() {
+        const KEPT: usize = 3;
+        // Large enough that a segment's tombstone reserve leaves room for objects.
+        const FULL_DISK_SEGMENT_BYTES: u64 = 1024 * 1024;
+        let dir = crate::storage::unit_temp_dir();
+        let root = dir.path().to_path_buf();
+        run_store(&root, FULL_DISK_SEGMENT_BYTES, |store, _| async move {
+            store.compactor.running.set(false); // only explicit passes below
+            let log = store.compactor.log.clone();
+            wait_for_reserve(&log).await;
+            let first = log.active_segment().expect("active segment");
+            // The disk is full from now on: every small object lands in the first segment.
+            log.refuse_new_segments(true);
+            store.create_bucket("bkt").await.unwrap();
+            let mut stored = 0;
+            while try_put_small(&store, &format!("k{stored}"), &version_body(stored, 0)).await {
+                stored += 1;
+                assert!(stored < 1000, "the log never filled");
+            }
+            assert!(stored > 40, "only {stored} objects fit one segment");
+            assert_eq!(log.active_segment(), Some(first), "rolled over");
+            assert!(log.short_of_space());
+            // Deletes still succeed (the segment's own reserve); all but a few keys go.
+            for k in KEPT..stored {
+                store.delete_object("bkt", &format!("k{k}")).await.unwrap();
+            }
+            assert!(
+                !try_put_small(&store, "again", b"x").await,
+                "space from nowhere"
+            );
+            // Compaction rolls the dead active segment into the reserve, then frees it.
+            compact_until_gone(&store, first).await;
+            assert_ne!(
+                log.active_segment(),
+                Some(first),
+                "active segment not rolled"
+            );
+            let table = &store.catalog.counters.segments;
+            assert!(table.get(first).is_none(), "segment {first} not compacted");
+            assert!(log.holds_reserve(), "the freed segment is the next reserve");
+            // Space is back: most of a segment's worth of objects fits again.
+            let mut again = 0;
+            while again < stored / 2
+                && try_put_small(&store, &format!("n{again}"), &version_body(again, 1)).await
+            {
+                again += 1;
+            }
+            assert_eq!(again, stored / 2, "space did not come back");
+            for k in 0..KEPT {
+                let got = read_all(&store, &format!("k{k}")).await;
+                assert_eq!(got, Some(version_body(k, 0)), "kept key {k}");
+            }
+            assert_eq!(read_all(&store, &format!("k{KEPT}")).await, None);
+        });
+        // Replay: the kept keys, the new ones, none of the deleted.
+        run_store(&root, FULL_DISK_SEGMENT_BYTES, |store, _| async move {
+            for k in 0..KEPT {
+                let got = read_all(&store, &format!("k{k}")).await;
+                assert_eq!(got, Some(version_body(k, 0)), "kept key {k}");
+            }
+            assert_eq!(
+                read_all(&store, &format!("k{KEPT}")).await,
+                None,
+                "deleted key came back"
+            );
+            assert_eq!(read_all(&store, "n0").await, Some(version_body(0, 1)));
+        });
     }
 
     #[test]

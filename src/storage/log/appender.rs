@@ -8,6 +8,12 @@
 //! after the write holding its record completed (with `fsync` on, durably); after a failed
 //! write the appender moves to a fresh segment, so no batch number or position is ever reused
 //! over bytes in an unknown state; the open batch never exceeds [`BATCH_PAYLOAD_MAX_BYTES`].
+//!
+//! Besides the spare (the next segment, created ahead), each log holds a reserve segment that
+//! ordinary roll-overs never take: on a full disk, compaction rolls the active segment into it
+//! ([`Appender::roll_into_reserve`]) so the dead records of the segment that was active can be
+//! reclaimed too; that segment, once compacted, becomes the next reserve. A roll never happens
+//! while a batch is being written: the flusher applies a waiting roll before its next batch.
 
 use crate::storage::log::format::{
     align_up, frame_record, record_len, seal_records, BatchHeader, SegmentHeader,
@@ -47,6 +53,8 @@ pub(crate) struct LogConfig {
     pub(crate) segment_size_bytes: u64,
     /// Open segments `O_DSYNC` and sync new ones (`--fsync always`).
     pub(crate) fsync: bool,
+    /// Keep a reserve segment for compaction on a full disk (the store's logs do).
+    pub(crate) keep_reserve: bool,
 }
 
 /// Process-wide counters every core's appender shares: segment ids and record sequence numbers
@@ -124,6 +132,13 @@ pub(crate) struct Appended {
     _settle: Settle,
 }
 
+/// Empty segments a log starts with (left by an earlier run, or `None`).
+#[derive(Debug, Default)]
+pub(crate) struct EmptySegments {
+    pub(crate) spare: Option<SegmentHeader>,
+    pub(crate) reserve: Option<SegmentHeader>,
+}
+
 /// Batches and records written so far (commits per flush = records / batches).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct LogStats {
@@ -176,7 +191,15 @@ struct Inner {
     preparing_spare: Cell<bool>,
     /// The last attempt to create a spare failed (disk full?): the reserve is for deletes.
     spare_failed: Cell<bool>,
+    /// A free segment only [`Appender::roll_into_reserve`] takes (never an ordinary roll-over).
+    reserve: RefCell<Option<SegmentHeader>>,
+    preparing_reserve: Cell<bool>,
+    /// The reserve, opened, waiting for the flusher to be idle to become the active segment.
+    pending_roll: RefCell<Option<(SegmentHeader, DmaFile)>>,
     stats: Cell<LogStats>,
+    /// Test hook: creating a new segment file fails as on a full disk (reuse still works).
+    #[cfg(test)]
+    refuse_new_segments: Cell<bool>,
 }
 
 /// One core's log writer.
@@ -185,13 +208,14 @@ pub(crate) struct Appender(Rc<Inner>);
 
 impl Appender {
     /// An appender continuing the segment `resume` describes, or starting a new segment;
-    /// `spare` is an empty segment to roll over to.
+    /// `spare` is an empty segment to roll over to, `reserve` one kept for compaction on a full
+    /// disk (created in the background when not given).
     pub(crate) async fn open(
         config: LogConfig,
         core: usize,
         counters: LogCounters,
         resume: Option<ScanEnd>,
-        spare: Option<SegmentHeader>,
+        empty: EmptySegments,
     ) -> io::Result<Appender> {
         let block_bytes = match &resume {
             Some(end) => end.header.block_bytes,
@@ -207,17 +231,72 @@ impl Appender {
             open: RefCell::new(OpenBatch::default()),
             flushing: Cell::new(false),
             room: RefCell::new(Vec::new()),
-            spare: RefCell::new(spare),
+            spare: RefCell::new(empty.spare),
             preparing_spare: Cell::new(false),
             spare_failed: Cell::new(false),
+            reserve: RefCell::new(empty.reserve),
+            preparing_reserve: Cell::new(false),
+            pending_roll: RefCell::new(None),
             stats: Cell::new(LogStats::default()),
+            #[cfg(test)]
+            refuse_new_segments: Cell::new(false),
         });
         let active = match resume {
             Some(end) => open_active(&inner, end.header, end.end, end.next_batch).await?,
             None => new_segment(&inner).await?,
         };
         *inner.active.borrow_mut() = Some(active);
+        prepare_reserve(&inner);
         Ok(Appender(inner))
+    }
+
+    /// Whether a reserve segment is held.
+    pub(crate) fn holds_reserve(&self) -> bool {
+        self.0.reserve.borrow().is_some()
+    }
+
+    /// Test hook: new segment files fail to be created (as on a full disk) while `on`.
+    #[cfg(test)]
+    pub(crate) fn refuse_new_segments(&self, on: bool) {
+        self.0.refuse_new_segments.set(on);
+    }
+
+    /// Seals the active segment and continues in the reserve (compaction on a full disk, so the
+    /// sealed segment's dead records can be reclaimed). If a batch is being written, the roll
+    /// waits for the flusher, which applies it before its next batch. Returns the sealed
+    /// segment's id when the roll happened now; `None` when there is no reserve or it waits.
+    pub(crate) async fn roll_into_reserve(&self) -> io::Result<Option<u64>> {
+        let inner = &self.0;
+        if inner.pending_roll.borrow().is_none() {
+            let Some(header) = inner.reserve.borrow_mut().take() else {
+                return Ok(None);
+            };
+            match open_segment_file(&inner.config, header.id).await {
+                Ok(file) => *inner.pending_roll.borrow_mut() = Some((header, file)),
+                Err(e) => {
+                    *inner.reserve.borrow_mut() = Some(header);
+                    return Err(e);
+                }
+            }
+        }
+        if inner.flushing.get() {
+            return Ok(None);
+        }
+        Ok(swap_in_pending_roll(inner))
+    }
+
+    /// Offers a freed segment as the reserve; gives it back when one is held (or it does not
+    /// fit this log: another size or device block).
+    pub(crate) fn offer_reserve(&self, header: SegmentHeader) -> Option<SegmentHeader> {
+        let inner = &self.0;
+        let fits = header.size_bytes == inner.config.segment_size_bytes
+            && header.block_bytes == inner.block_bytes;
+        let mut reserve = inner.reserve.borrow_mut();
+        if !fits || reserve.is_some() || inner.pending_roll.borrow().is_some() {
+            return Some(header);
+        }
+        *reserve = Some(header);
+        None
     }
 
     #[cfg(test)]
@@ -231,15 +310,41 @@ impl Appender {
         self.append_with(kind, parts, false, None).await
     }
 
-    /// Appends a copy of a live record under its own sequence number `seq` (compaction); may
-    /// use the reserve, since copying is how space comes back.
+    /// Appends a copy of a live record under its own sequence number `seq` (compaction). Like
+    /// any record that frees nothing, it may not enter the segment's tombstone reserve when no
+    /// next segment can be created (the compactor checks [`Appender::room_bytes`] first).
     pub(crate) async fn append_copy(
         &self,
         seq: u64,
         kind: u8,
         payload: &[u8],
     ) -> io::Result<Appended> {
-        self.append_with(kind, &[payload], true, Some(seq)).await
+        self.append_with(kind, &[payload], false, Some(seq)).await
+    }
+
+    /// Record bytes the active segment still takes from records that free nothing, once no
+    /// next segment can be created (its tombstone reserve left out); 0 while a batch is being
+    /// written (ask again later).
+    pub(crate) fn room_bytes(&self) -> u64 {
+        let inner = &self.0;
+        let active = inner.active.borrow();
+        let Some(a) = active.as_ref() else {
+            return 0;
+        };
+        let queued = inner.open.borrow().records.len() as u64;
+        let used = a.pos + queued + SEGMENT_RESERVE_BYTES;
+        a.header.size_bytes.saturating_sub(used)
+    }
+
+    /// Most bytes a batch adds beyond its records: its header and a device block of padding.
+    pub(crate) fn batch_overhead_bytes(&self) -> u64 {
+        BATCH_HEADER_BYTES as u64 + u64::from(self.0.block_bytes)
+    }
+
+    /// [`Appender::room_bytes`] of an empty segment (what a roll into the reserve offers).
+    pub(crate) fn empty_segment_room_bytes(&self) -> u64 {
+        let size = self.0.config.segment_size_bytes;
+        size.saturating_sub(SEGMENT_HEADER_BYTES + SEGMENT_RESERVE_BYTES)
     }
 
     /// The segment this log appends to now.
@@ -369,6 +474,7 @@ async fn flush_loop(inner: Rc<Inner>) {
 /// Writes one batch after the active segment's last one (rolling to a new segment when it does
 /// not fit); on failure, the next batch goes to a new segment.
 async fn write_batch(inner: &Rc<Inner>, mut records: Vec<u8>) -> io::Result<BatchPlace> {
+    swap_in_pending_roll(inner);
     let span = align_up(
         (BATCH_HEADER_BYTES + records.len()) as u64,
         u64::from(inner.block_bytes),
@@ -406,20 +512,12 @@ async fn write_batch(inner: &Rc<Inner>, mut records: Vec<u8>) -> io::Result<Batc
     };
     if (active.pos + span) * 2 > h.size_bytes {
         prepare_spare(inner);
+        prepare_reserve(inner);
     }
     match written {
         Ok(n) if n as u64 == span => {
-            let mut s = inner.stats.get();
-            s.batches += 1;
-            s.records += u64::from(batch.record_count);
-            inner.stats.set(s);
-            let c = &inner.counters;
-            c.batches.fetch_add(1, Ordering::Relaxed);
-            c.records
-                .fetch_add(u64::from(batch.record_count), Ordering::Relaxed);
+            count_batch(inner, u64::from(batch.record_count), records.len() as u64);
             active.info.add_records(records.len() as u64);
-            c.record_bytes
-                .fetch_add(records.len() as u64, Ordering::Relaxed);
             active
                 .info
                 .set_position(active.pos + span, active.next_batch + 1);
@@ -458,6 +556,51 @@ async fn new_segment(inner: &Rc<Inner>) -> io::Result<Active> {
     open_active(inner, header, SEGMENT_HEADER_BYTES, 1).await
 }
 
+/// Counts a written batch of `records` records and `bytes` record bytes.
+fn count_batch(inner: &Inner, records: u64, bytes: u64) {
+    let mut s = inner.stats.get();
+    s.batches += 1;
+    s.records += records;
+    inner.stats.set(s);
+    let c = &inner.counters;
+    c.batches.fetch_add(1, Ordering::Relaxed);
+    c.records.fetch_add(records, Ordering::Relaxed);
+    c.record_bytes.fetch_add(bytes, Ordering::Relaxed);
+}
+
+/// Makes the waiting reserve the active segment and seals the one it replaces (whose id it
+/// returns). Only while no batch is being written (the caller makes sure).
+fn swap_in_pending_roll(inner: &Inner) -> Option<u64> {
+    let (header, file) = inner.pending_roll.borrow_mut().take()?;
+    let next = activate(inner, header, file, SEGMENT_HEADER_BYTES, 1);
+    let old = inner.active.borrow_mut().replace(next)?;
+    old.info.seal();
+    Some(old.header.id)
+}
+
+/// Creates a reserve segment in the background, unless one is held or on its way.
+fn prepare_reserve(inner: &Rc<Inner>) {
+    if !inner.config.keep_reserve
+        || inner.reserve.borrow().is_some()
+        || inner.pending_roll.borrow().is_some()
+        || inner.preparing_reserve.replace(true)
+    {
+        return;
+    }
+    let inner = inner.clone();
+    glommio::spawn_local(async move {
+        // Without one (disk full), the log works as before; a compaction refills it.
+        if let Ok(h) = create(&inner).await {
+            if let Some(extra) = inner.reserve.borrow_mut().replace(h) {
+                let keep_max = crate::storage::log::table::FREE_SEGMENTS_PER_CORE_MAX;
+                inner.counters.segments.put_free(extra, keep_max);
+            }
+        }
+        inner.preparing_reserve.set(false);
+    })
+    .detach();
+}
+
 /// Creates the next segment in the background, unless one is ready or on its way.
 fn prepare_spare(inner: &Rc<Inner>) {
     if inner.spare.borrow().is_some() || inner.preparing_spare.replace(true) {
@@ -487,6 +630,13 @@ async fn create(inner: &Rc<Inner>) -> io::Result<SegmentHeader> {
     if let Some(h) = table.take_free(inner.config.segment_size_bytes, inner.block_bytes) {
         return Ok(h);
     }
+    #[cfg(test)]
+    if inner.refuse_new_segments.get() {
+        return Err(io::Error::new(
+            io::ErrorKind::StorageFull,
+            "test: disk full",
+        ));
+    }
     let config = inner.config.clone();
     let id = inner.counters.segment_id();
     let block = inner.block_bytes;
@@ -513,8 +663,13 @@ async fn open_active(
     pos: u64,
     next_batch: u64,
 ) -> io::Result<Active> {
-    let config = &inner.config;
-    let path = segment_path(&config.dir, header.id);
+    let file = open_segment_file(&inner.config, header.id).await?;
+    Ok(activate(inner, header, file, pos, next_batch))
+}
+
+/// Opens segment `id` for appending (`O_DSYNC` with fsync on).
+async fn open_segment_file(config: &LogConfig, id: u64) -> io::Result<DmaFile> {
+    let path = segment_path(&config.dir, id);
     let flags = if config.fsync { libc::O_DSYNC } else { 0 };
     let file = OpenOptions::new()
         .read(true)
@@ -522,6 +677,17 @@ async fn open_active(
         .custom_flags(flags)
         .dma_open(&path)
         .await?;
+    Ok(file)
+}
+
+/// The active segment state for `file`, registered in the segment table as this core's.
+fn activate(
+    inner: &Inner,
+    header: SegmentHeader,
+    file: DmaFile,
+    pos: u64,
+    next_batch: u64,
+) -> Active {
     let block = u64::from(header.block_bytes);
     assert!(
         block.is_multiple_of(file.alignment()) && pos.is_multiple_of(block),
@@ -529,13 +695,13 @@ async fn open_active(
     );
     let info = inner.counters.segments.register(header, Some(inner.core));
     info.set_position(pos, next_batch);
-    Ok(Active {
+    Active {
         file,
         header,
         info,
         pos,
         next_batch,
-    })
+    }
 }
 
 /// The O_DIRECT block of the device holding `dir` (a probe file of a unique name, opened and

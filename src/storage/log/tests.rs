@@ -29,15 +29,22 @@ fn config(dir: &Path, segment_size_bytes: u64) -> LogConfig {
         dir: dir.to_path_buf(),
         segment_size_bytes,
         fsync: true,
+        keep_reserve: false,
     }
 }
 
 /// A log on a fresh directory `d` with segments of `segment_size_bytes`.
 async fn fresh_log(d: &Path, segment_size_bytes: u64) -> Appender {
     let counters = LogCounters::new(1, 1, Default::default());
-    Appender::open(config(d, segment_size_bytes), 0, counters, None, None)
-        .await
-        .unwrap()
+    Appender::open(
+        config(d, segment_size_bytes),
+        0,
+        counters,
+        None,
+        Default::default(),
+    )
+    .await
+    .unwrap()
 }
 
 /// A payload that names its record, so a scan can be checked against what was written.
@@ -131,7 +138,7 @@ fn segments_roll_and_a_restart_resumes_after_the_last_batch() {
             0,
             counters,
             Some(end),
-            None,
+            Default::default(),
         )
         .await
         .unwrap();
