@@ -14,6 +14,8 @@ use clap::{Parser, Subcommand};
 const LOG_SEGMENT_SIZE_DEFAULT_KIB: u64 = LOG_SEGMENT_SIZE_DEFAULT_BYTES / 1024;
 /// Default `--checkpoint-interval` (`runtime::CHECKPOINT_INTERVAL_DEFAULT_BYTES`, as text).
 const CHECKPOINT_INTERVAL_DEFAULT: &str = "256MiB";
+/// Default `--cache-size` (`runtime::CACHE_SIZE_DEFAULT_BYTES`, as text).
+const CACHE_SIZE_DEFAULT: &str = "1GiB";
 /// Largest `--log-segment-kib`: 1 GiB segments.
 const LOG_SEGMENT_SIZE_MAX_KIB: u64 = 1024 * 1024;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -85,6 +87,12 @@ pub struct ServeArgs {
     /// (about 100 bytes per object). 0 writes checkpoints only at a clean stop.
     #[arg(long, value_name = "SIZE", default_value = CHECKPOINT_INTERVAL_DEFAULT)]
     pub(crate) checkpoint_interval: String,
+    /// Memory for the read cache, total for the process, as a size (e.g. 1GiB, 256MiB; 0
+    /// turns it off). ringstore reads objects with O_DIRECT, so the kernel's page cache never
+    /// holds them: this cache keeps recently read bodies (small objects, and large ones up to
+    /// a 32nd of the cache each) for re-reads, shared by all cores.
+    #[arg(long, value_name = "SIZE", default_value = CACHE_SIZE_DEFAULT)]
+    pub(crate) cache_size: String,
     /// Enable virtual-host style addressing: `Host: BUCKET.DOMAIN` names the bucket (path-style keeps working).
     #[arg(long)]
     pub(crate) domain: Option<String>,
@@ -113,7 +121,10 @@ impl ServeArgs {
         let log_segment_size_bytes = log_segment_size_bytes(self.log_segment_kib)?;
         let checkpoint_interval_bytes = parse_size(&self.checkpoint_interval)
             .map_err(|why| format!("--checkpoint-interval {}: {why}", self.checkpoint_interval))?;
+        let cache_size_bytes = parse_size(&self.cache_size)
+            .map_err(|why| format!("--cache-size {}: {why}", self.cache_size))?;
         Ok(ServerConfig {
+            cache_size_bytes,
             log_segment_size_bytes,
             checkpoint_interval_bytes,
             address,
@@ -243,6 +254,10 @@ mod tests {
         assert_eq!(
             parse_size(super::CHECKPOINT_INTERVAL_DEFAULT),
             Ok(crate::runtime::CHECKPOINT_INTERVAL_DEFAULT_BYTES)
+        );
+        assert_eq!(
+            parse_size(super::CACHE_SIZE_DEFAULT),
+            Ok(crate::runtime::CACHE_SIZE_DEFAULT_BYTES)
         );
     }
 }

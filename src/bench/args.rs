@@ -161,6 +161,10 @@ pub struct BenchArgs {
     /// put-small with --keys overwrite: number of keys the PUTs cycle through.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_WORKING_SET_KEYS)]
     pub(crate) working_set: u64,
+    /// get-small: read every object once before the timed phase (not measured), so the timed
+    /// reads find what a server's cache holds (as a re-reading benchmark such as warp does).
+    #[arg(long)]
+    pub(crate) warm_up: bool,
     /// list: keys per page (max-keys), at most 1000.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_PAGE_SIZE_KEYS)]
     pub(crate) page_size: usize,

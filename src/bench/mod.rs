@@ -492,6 +492,17 @@ fn get_small_step(
     summary: &mut Summary,
     emit: &dyn Fn(&str),
 ) {
+    if args.warm_up && !objects.keys.is_empty() {
+        let n = objects.keys.len() as u64;
+        let w = workload::get_small(ctx, n, args.object_size, args.concurrency, &objects.keys);
+        eprintln!(
+            "ringstore bench: get-small: warmed up: read {} objects once ({:.2} s, {} errors, \
+             not measured)",
+            w.tally.ops,
+            w.secs(),
+            w.tally.errors
+        );
+    }
     let mut r = workload::get_small(
         ctx,
         args.count,

@@ -10,12 +10,30 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 
-/// A streamed response body: DMA buffer slices written to the socket as they are (no copy).
+/// A piece of a streamed body, written to the socket as it is (no copy): a DMA buffer slice,
+/// or a slice of shared memory (a cached body).
+pub(crate) enum BodyChunk {
+    Dma(ReadResult),
+    Shared(bytes::Bytes),
+}
+
+impl std::ops::Deref for BodyChunk {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            BodyChunk::Dma(r) => r,
+            BodyChunk::Shared(b) => b,
+        }
+    }
+}
+
+/// A streamed response body.
 pub(crate) trait ChunkStream {
     /// Bytes not yet handed out (the response's Content-Length before the first chunk).
     fn remaining(&self) -> u64;
     /// The next slice, or `None` at the end.
-    fn next_chunk(&mut self) -> Pin<Box<dyn Future<Output = io::Result<Option<ReadResult>>> + '_>>;
+    fn next_chunk(&mut self) -> Pin<Box<dyn Future<Output = io::Result<Option<BodyChunk>>> + '_>>;
 }
 
 pub(crate) enum ResponseBody {

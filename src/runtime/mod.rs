@@ -33,6 +33,8 @@ pub const SPIN_BEFORE_PARK_MAX_US: u64 = 1_000_000;
 pub(crate) const MAX_CONNECTIONS_DEFAULT: usize = 4096;
 /// Most cores (executors) one server runs.
 pub(crate) const CORES_MAX: usize = 1024;
+/// Default `--cache-size`: memory for the read cache (total for the process).
+pub(crate) use crate::storage::CACHE_SIZE_DEFAULT_BYTES;
 /// Log segment sizes: the default, the smallest, and the unit sizes are multiples of.
 pub(crate) use crate::storage::{
     LOG_SEGMENT_SIZE_BYTES as LOG_SEGMENT_SIZE_DEFAULT_BYTES, LOG_SEGMENT_SIZE_MIN_BYTES,
@@ -74,6 +76,8 @@ pub struct ServerConfig {
     pub(crate) log_segment_size_bytes: u64,
     /// Log record bytes between checkpoints while serving (0: only at a clean stop).
     pub(crate) checkpoint_interval_bytes: u64,
+    /// Memory for the read cache, total for the process (0: no cache).
+    pub(crate) cache_size_bytes: u64,
 }
 
 /// What starting the server found and where it listens.
@@ -85,6 +89,7 @@ pub struct Started {
     engine: Arc<crate::storage::EngineStart>,
     root: PathBuf,
     fsync: bool,
+    cache: Arc<crate::storage::ReadCache>,
 }
 
 /// What a stopped server did.
@@ -98,6 +103,9 @@ pub struct Stopped {
     pub copied_bytes: u64,
     /// The checkpoint written at the stop: (index entries, bytes), or why it failed.
     pub checkpoint: Result<(u64, u64), String>,
+    /// Read cache lookups that hit and missed.
+    pub cache_hits: u64,
+    pub cache_misses: u64,
 }
 
 impl Started {
@@ -112,12 +120,15 @@ impl Started {
         let (compactions, copied_bytes) = counters.segments.compaction_totals();
         let checkpoint = crate::storage::checkpoint_at_stop(&self.engine, &self.root, self.fsync)
             .map_err(|e| e.to_string());
+        let cache = self.cache.stats();
         Stopped {
             records,
             flushes,
             compactions,
             copied_bytes,
             checkpoint,
+            cache_hits: cache.hits,
+            cache_misses: cache.misses,
         }
     }
 }
@@ -158,11 +169,13 @@ pub fn start(config: ServerConfig) -> std::io::Result<Started> {
     let cpus = config.cpus.clone();
     let spin_before_park = config.spin_before_park;
     let cores = config.cores;
+    let cache_size_bytes = config.cache_size_bytes;
     let shared = Arc::new(Shared {
         config,
         address,
         root: prepared.root,
         engine: prepared.engine.clone(),
+        cache: Arc::new(crate::storage::ReadCache::new(cache_size_bytes)),
         epoch_s: crate::clock::now_ms() / 1000,
         open_connections: AtomicUsize::new(0),
         cores_drained: AtomicUsize::new(0),
@@ -194,6 +207,7 @@ pub fn start(config: ServerConfig) -> std::io::Result<Started> {
         engine: prepared.engine,
         root: shared.root.clone(),
         fsync: shared.config.fsync == FsyncPolicy::Always,
+        cache: shared.cache.clone(),
     })
 }
 
@@ -204,6 +218,7 @@ struct Shared {
     root: PathBuf,
     /// The replayed storage every core's store starts from.
     engine: Arc<crate::storage::EngineStart>,
+    cache: Arc<crate::storage::ReadCache>,
     epoch_s: u64,
     /// Open client connections on all cores together.
     open_connections: AtomicUsize,
@@ -250,6 +265,7 @@ async fn run_core(
         fsync: config.fsync == FsyncPolicy::Always,
         engine: shared.engine.clone(),
         checkpoint_interval_bytes: config.checkpoint_interval_bytes,
+        cache: shared.cache.clone(),
     };
     let (store, report) = match Store::open(core, mesh, store_config).await {
         Ok(x) => x,

@@ -15,6 +15,7 @@
 //! synced, before that record was written) — so an acknowledged write is durable and a listed
 //! key is readable.
 
+mod cache;
 mod catalog;
 mod checkpoint;
 mod compact;
@@ -39,12 +40,13 @@ mod store;
 mod uploads;
 mod writer;
 
+pub(crate) use cache::{ReadCache, CACHE_SIZE_DEFAULT_BYTES};
 pub(crate) use error::StorageError;
 pub use index::BucketIndex;
 pub use index::{ObjectSummary, WriteCondition};
 pub(crate) use layout::is_valid_upload_id;
 pub use list::{list_page, ListEntry, ListPage, ListParams, ListSource};
-pub(crate) use reader::{ObjectStream, OpenObject};
+pub(crate) use reader::{Chunk, ObjectStream, OpenObject};
 pub(crate) use record::{ObjectRecord, StoredChecksum};
 pub(crate) use recovery::LoadReport;
 pub use shard::owner_of;

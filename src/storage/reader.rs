@@ -1,6 +1,8 @@
 //! Object reader: opens an object file, decodes its header, and streams byte ranges of its data
 //! with O_DIRECT io_uring reads, several in flight, handing out slices of the DMA buffers
-//! themselves (no copy between disk buffer and socket write).
+//! themselves (no copy between disk buffer and socket write). Objects stored inline and
+//! objects from the read cache stream from memory; a whole-object stream of a cacheable object
+//! copies its bytes aside and fills the cache when it completes.
 //!
 //! Dropping an [`OpenObject`] or [`ObjectStream`] closes its files (glommio closes a dropped file
 //! asynchronously), so no early return needs a manual close.
@@ -9,16 +11,19 @@
 //! delete never mixes two objects (the open file is a consistent snapshot); reads never go past
 //! `header_len + size`.
 
+use crate::storage::cache::{CachedObject, ReadCache};
 use crate::storage::error::{StorageError, StorageResult};
 use crate::storage::layout::Layout;
 use crate::storage::log::reader::ReadRecord;
 use crate::storage::record::{ObjectRecord, BLOCK_BYTES, HEADER_MAX_BYTES};
+use bytes::Bytes;
 use glommio::io::{DmaFile, ReadResult};
 use glommio::task::JoinHandle;
 use std::collections::VecDeque;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::Arc;
 
 /// First read of an object: the header plus, for small objects, all of the data.
 pub(crate) const FIRST_READ_BYTES: usize = 64 * 1024;
@@ -33,15 +38,45 @@ fn to_io(e: glommio::GlommioError<()>) -> io::Error {
     io::Error::from(e)
 }
 
-/// An open object: its record and the file (or log record) its bytes are in.
+/// A piece of an object's bytes: a slice of a DMA read buffer, or of a cached body.
+pub(crate) enum Chunk {
+    Dma(ReadResult),
+    Shared(Bytes),
+}
+
+impl std::ops::Deref for Chunk {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Chunk::Dma(r) => r,
+            Chunk::Shared(b) => b,
+        }
+    }
+}
+
+/// Where an open object's bytes come from.
+enum Source {
+    /// A file: `first` is its first read (the header, and the start of the data).
+    File {
+        file: Rc<DmaFile>,
+        first: ReadResult,
+    },
+    /// Inline in a log record: all of the data.
+    Inline(ReadResult),
+    /// The read cache: all of the data.
+    Cached(Bytes),
+}
+
+/// An open object: its record and where its bytes are.
 pub(crate) struct OpenObject {
-    /// `None` for an object stored inline in its log record: `first` then holds all its bytes.
-    file: Option<Rc<DmaFile>>,
+    source: Source,
     pub(crate) record: ObjectRecord,
     header_len: usize,
-    first: ReadResult,
     /// Directory holding the part files of a multipart object's upload.
     parts_dir: Option<PathBuf>,
+    /// Streaming all of it fills the read cache under this version's sequence number.
+    fill: Option<(Arc<ReadCache>, u64)>,
 }
 
 impl OpenObject {
@@ -76,12 +111,41 @@ impl OpenObject {
             _ => None,
         };
         Ok(Some(OpenObject {
-            file: Some(Rc::new(file)),
+            source: Source::File {
+                file: Rc::new(file),
+                first,
+            },
             record,
             header_len,
-            first,
             parts_dir,
+            fill: None,
         }))
+    }
+
+    /// An object version served from the read cache.
+    pub(crate) fn cached(hit: &CachedObject) -> OpenObject {
+        OpenObject {
+            source: Source::Cached(hit.data.clone()),
+            record: hit.record.clone(),
+            header_len: 0,
+            parts_dir: None,
+            fill: None,
+        }
+    }
+
+    /// Streaming this object whole puts it into `cache` as version `seq`.
+    pub(crate) fn fill_cache(&mut self, cache: &Arc<ReadCache>, seq: u64) {
+        if cache.admits(self.record.size) {
+            self.fill = Some((cache.clone(), seq));
+        }
+    }
+
+    /// The bytes of an inline object (all of them).
+    pub(crate) fn inline_data(&self) -> Option<&[u8]> {
+        match &self.source {
+            Source::Inline(data) => Some(data),
+            _ => None,
+        }
     }
 
     /// An object stored inline in the log record `rec` (verified by the log reader).
@@ -95,11 +159,11 @@ impl OpenObject {
             .payload_slice(data_at, record.size as usize)
             .ok_or_else(|| corrupt("inline record shorter than its object".into()))?;
         Ok(OpenObject {
-            file: None,
+            source: Source::Inline(first),
             record,
             header_len: 0,
-            first,
             parts_dir: None,
+            fill: None,
         })
     }
 
@@ -122,19 +186,35 @@ impl OpenObject {
 
     async fn stream_io(self, start: u64, len: u64) -> io::Result<ObjectStream> {
         assert!(start + len <= self.record.size);
+        let whole = start == 0 && len == self.record.size && len > 0;
+        let fill = match self.fill {
+            Some((cache, seq)) if whole => Some(Filler {
+                cache,
+                seq,
+                record: self.record.clone(),
+                data: Vec::with_capacity(len as usize),
+            }),
+            _ => None,
+        };
         let mut pending = VecDeque::new();
-        if self.file.is_none() {
-            let bytes = ReadResult::slice(&self.first, start as usize, len as usize)
-                .ok_or_else(|| io::Error::other("slice"))?;
-            if len > 0 {
-                pending.push_back(Segment::Bytes(bytes));
+        let (file, first) = match self.source {
+            Source::File { file, first } => (file, first),
+            Source::Inline(data) => {
+                let bytes = ReadResult::slice(&data, start as usize, len as usize)
+                    .ok_or_else(|| io::Error::other("slice"))?;
+                if len > 0 {
+                    pending.push_back(Segment::Bytes(Chunk::Dma(bytes)));
+                }
+                return Ok(ObjectStream::new(None, pending, len, fill));
             }
-            return Ok(ObjectStream {
-                current: None,
-                pending,
-                remaining: len,
-            });
-        }
+            Source::Cached(data) => {
+                let (a, b) = (start as usize, (start + len) as usize);
+                if len > 0 {
+                    pending.push_back(Segment::Bytes(Chunk::Shared(data.slice(a..b))));
+                }
+                return Ok(ObjectStream::new(None, pending, len, fill));
+            }
+        };
         let current = match (&self.record.parts, &self.parts_dir) {
             (Some(layout), Some(dir)) => {
                 let (mut offset, end) = (0u64, start + len);
@@ -161,18 +241,14 @@ impl OpenObject {
                 None
             }
             _ => Some(FileRange::new(
-                self.file.expect("a file-backed object"),
-                Some(self.first),
+                file,
+                Some(first),
                 self.header_len as u64,
                 start,
                 len,
             )),
         };
-        Ok(ObjectStream {
-            current,
-            pending,
-            remaining: len,
-        })
+        Ok(ObjectStream::new(current, pending, len, fill))
     }
 
     /// The object's data size (`record.size`).
@@ -211,9 +287,12 @@ impl PartSegment {
                 self.path.display()
             )));
         }
+        let Source::File { file, first } = part.source else {
+            unreachable!("a part is opened from its file");
+        };
         Ok(FileRange::new(
-            part.file.expect("a part is a file"),
-            Some(part.first),
+            file,
+            Some(first),
             part.header_len as u64,
             self.start,
             self.len,
@@ -225,29 +304,65 @@ impl PartSegment {
 enum Segment {
     Open(FileRange),
     Lazy(PartSegment),
-    Bytes(ReadResult),
+    Bytes(Chunk),
 }
 
-/// A byte range of an object, delivered as DMA buffer slices in order.
+/// A whole object being streamed, copied aside to enter the read cache once complete.
+struct Filler {
+    cache: Arc<ReadCache>,
+    seq: u64,
+    record: ObjectRecord,
+    data: Vec<u8>,
+}
+
+/// A byte range of an object, delivered as buffer slices in order.
 pub(crate) struct ObjectStream {
     current: Option<FileRange>,
     pending: VecDeque<Segment>,
     remaining: u64,
+    fill: Option<Filler>,
 }
 
 impl ObjectStream {
+    fn new(
+        current: Option<FileRange>,
+        pending: VecDeque<Segment>,
+        remaining: u64,
+        fill: Option<Filler>,
+    ) -> ObjectStream {
+        ObjectStream {
+            current,
+            pending,
+            remaining,
+            fill,
+        }
+    }
+
     /// Bytes not yet handed out.
     pub(crate) fn remaining(&self) -> u64 {
         self.remaining
     }
 
     /// The next slice of the range, or `None` at the end.
-    pub(crate) async fn next_chunk(&mut self) -> io::Result<Option<ReadResult>> {
+    pub(crate) async fn next_chunk(&mut self) -> io::Result<Option<Chunk>> {
+        let chunk = self.next_chunk_inner().await?;
+        if let (Some(fill), Some(c)) = (&mut self.fill, &chunk) {
+            fill.data.extend_from_slice(c);
+            if self.remaining == 0 {
+                let f = self.fill.take().expect("filling");
+                let data = Bytes::from(f.data);
+                f.cache.insert(f.seq, f.record, data);
+            }
+        }
+        Ok(chunk)
+    }
+
+    async fn next_chunk_inner(&mut self) -> io::Result<Option<Chunk>> {
         loop {
             if let Some(cur) = &mut self.current {
                 if let Some(chunk) = cur.next_chunk().await? {
                     self.remaining -= chunk.len() as u64;
-                    return Ok(Some(chunk));
+                    return Ok(Some(Chunk::Dma(chunk)));
                 }
                 self.current = None;
             }

@@ -15,7 +15,8 @@
 //! Reading (GET, HEAD, LIST, HeadBucket, ListBuckets) runs on the calling core from the shared
 //! catalogue, with no round trip to the owner.
 
-use crate::storage::catalog::{Catalog, Floors};
+use crate::storage::cache::ReadCache;
+use crate::storage::catalog::{Catalog, Floors, SharedBucket};
 use crate::storage::compact::Compactor;
 use crate::storage::entry::{self, INLINE_MAX_BYTES};
 use crate::storage::error::{StorageError, StorageResult};
@@ -61,6 +62,8 @@ pub(crate) struct StoreConfig {
     pub(crate) engine: Arc<EngineStart>,
     /// Log record bytes between checkpoints taken while serving (0: only at a clean stop).
     pub(crate) checkpoint_interval_bytes: u64,
+    /// The read cache every core shares.
+    pub(crate) cache: Arc<ReadCache>,
 }
 
 /// This core's view of the storage: its own buckets directly, the others' over the core mesh.
@@ -79,6 +82,7 @@ pub(crate) struct Store {
     seq: Cell<u64>,
     /// Distinguishes upload ids across process runs.
     run_salt: u64,
+    cache: Arc<ReadCache>,
 }
 
 /// A bucket as ListBuckets sees it.
@@ -148,6 +152,7 @@ impl Store {
             floors,
             seq: Cell::new(0),
             run_salt: crate::clock::now_ms(),
+            cache: config.cache.clone(),
         };
         Ok((store, report))
     }
@@ -401,55 +406,69 @@ impl Store {
                 .ok_or_else(|| no_such_bucket(bucket))?;
             let current = b.objects.get(key).map(|e| e.value().clone());
             let entry = current.ok_or_else(|| no_such_key(key))?;
-            let read_err = |e| StorageError::io("reading the object", e);
-            match entry.body {
-                Body::Inline => {
-                    let at = entry.location;
-                    // Hold the segment, then check the index still names this record: either
-                    // compaction has not moved it yet (and waits for this read before reusing
-                    // the segment), or it has and the lookup starts again.
-                    let Some(segment) = self.catalog.counters.segments.get(at.segment) else {
-                        continue;
-                    };
-                    let _hold = segment.hold_reader();
-                    let still = b
-                        .objects
-                        .get(key)
-                        .is_some_and(|e| e.value().seq == entry.seq && e.value().location == at);
-                    if !still {
-                        continue;
-                    }
-                    let rec = self.readers.read(at, entry.seq).await.map_err(read_err)?;
-                    let obj = OpenObject::inline(rec).map_err(read_err)?;
-                    // The record verified its checksum and sequence; it must also be this key's.
-                    if obj.record.key != key {
-                        return Err(read_err(std::io::Error::new(
-                            std::io::ErrorKind::InvalidData,
-                            format!("log record at {at:?} holds another key"),
-                        )));
-                    }
-                    return Ok(obj);
-                }
+            // The version's sequence number names its bytes: a hit needs no other check.
+            if let Some(hit) = self.cache.get(entry.seq) {
+                assert_eq!(
+                    hit.record.key, key,
+                    "one sequence number, one object version"
+                );
+                return Ok(OpenObject::cached(&hit));
+            }
+            let opened = match &entry.body {
+                Body::Inline => self.open_inline(&b, key, &entry).await?,
                 Body::File { name, .. } => {
                     let path = self.layout.objects_dir(bucket).join(name);
                     let opened = OpenObject::open(&path, Some((&self.layout, bucket)))
                         .await
                         .map_err(read_err)?;
-                    match opened {
-                        Some(obj) if obj.record.key == key => return Ok(obj),
-                        Some(_) => {
-                            return Err(read_err(std::io::Error::new(
-                                std::io::ErrorKind::InvalidData,
-                                format!("{} holds another key", path.display()),
-                            )))
-                        }
-                        // Replaced (and its file removed) since the lookup: look again.
-                        None => continue,
+                    if let Some(mut obj) = opened {
+                        check_key(&obj, key, || path.display().to_string())?;
+                        obj.fill_cache(&self.cache, entry.seq);
+                        Some(obj)
+                    } else {
+                        None // replaced (and its file removed) since the lookup
                     }
                 }
+            };
+            if let Some(obj) = opened {
+                return Ok(obj);
             }
         }
         Err(StorageError::ObjectChanged)
+    }
+
+    /// Reads the inline object `entry` names (and caches it); `None` when the index moved on
+    /// meanwhile (look again).
+    async fn open_inline(
+        &self,
+        b: &SharedBucket,
+        key: &str,
+        entry: &IndexEntry,
+    ) -> StorageResult<Option<OpenObject>> {
+        let at = entry.location;
+        // Hold the segment, then check the index still names this record: either compaction
+        // has not moved it yet (and waits for this read before reusing the segment), or it has
+        // and the lookup starts again.
+        let Some(segment) = self.catalog.counters.segments.get(at.segment) else {
+            return Ok(None);
+        };
+        let _hold = segment.hold_reader();
+        let still = b
+            .objects
+            .get(key)
+            .is_some_and(|e| e.value().seq == entry.seq && e.value().location == at);
+        if !still {
+            return Ok(None);
+        }
+        let rec = self.readers.read(at, entry.seq).await.map_err(read_err)?;
+        let obj = OpenObject::inline(rec).map_err(read_err)?;
+        // The record verified its checksum and sequence; it must also be this key's.
+        check_key(&obj, key, || format!("log record at {at:?}"))?;
+        if let Some(data) = obj.inline_data().filter(|_| self.cache.admits(obj.size())) {
+            let data = bytes::Bytes::copy_from_slice(data);
+            self.cache.insert(entry.seq, obj.record.clone(), data);
+        }
+        Ok(Some(obj))
     }
 
     /// Removes `bucket/key` (no error when absent); durable when this returns.
@@ -645,6 +664,21 @@ fn start_background(
         );
     }
     compactor
+}
+
+fn read_err(e: std::io::Error) -> StorageError {
+    StorageError::io("reading the object", e)
+}
+
+/// The opened object must be `key`'s (`what` names where it was read, for the error).
+fn check_key(obj: &OpenObject, key: &str, what: impl FnOnce() -> String) -> StorageResult<()> {
+    if obj.record.key == key {
+        return Ok(());
+    }
+    Err(read_err(std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        format!("{} holds another key", what()),
+    )))
 }
 
 fn no_such_key(key: &str) -> StorageError {
@@ -884,7 +918,22 @@ mod tests {
 
     /// Runs `f` on a one-core store over the data directory `dir` with segments of `segment_size`
     /// (no clean-stop checkpoint: as after a crash); returns what the replay read.
+    /// The read cache is off, so every read goes to the log or the file.
     fn run_store<F, Fut>(dir: &std::path::Path, segment_size: u64, f: F) -> ReplayReport
+    where
+        F: FnOnce(Store, PathBuf) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()>,
+    {
+        run_store_cached(dir, segment_size, 0, f)
+    }
+
+    /// [`run_store`] with a read cache of `cache_bytes`.
+    fn run_store_cached<F, Fut>(
+        dir: &std::path::Path,
+        segment_size: u64,
+        cache_bytes: u64,
+        f: F,
+    ) -> ReplayReport
     where
         F: FnOnce(Store, PathBuf) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = ()>,
@@ -900,6 +949,7 @@ mod tests {
                     fsync: true,
                     engine,
                     checkpoint_interval_bytes: 0,
+                    cache: Arc::new(ReadCache::new(cache_bytes)),
                 };
                 let (store, _) = Store::open(0, CoreMesh::new(1), config).await.unwrap();
                 f(store, Layout::new(root).tmp_dir()).await;
@@ -1272,6 +1322,88 @@ mod tests {
             Err(StorageError::NoSpace { .. }) => false,
             Err(e) => panic!("PUT {key}: {e}"),
         }
+    }
+
+    /// Reads `key` whole, and bytes `a..b` of it.
+    async fn read_whole_and_range(store: &Store, key: &str, a: u64, b: u64) -> (Vec<u8>, Vec<u8>) {
+        let whole = read_all(store, key).await.expect("present");
+        let obj = store.open_object("bkt", key).await.unwrap();
+        let mut stream = obj.stream(a, b - a).await.unwrap();
+        let mut part = Vec::new();
+        while let Some(chunk) = stream.next_chunk().await.unwrap() {
+            part.extend_from_slice(&chunk);
+        }
+        (whole, part)
+    }
+
+    #[test]
+    fn the_read_cache_serves_re_reads_and_never_a_replaced_version() {
+        const CACHE_BYTES: u64 = 8 * 1024 * 1024;
+        let dir = crate::storage::unit_temp_dir();
+        run_store_cached(
+            dir.path(),
+            SMALL_SEGMENT_BYTES,
+            CACHE_BYTES,
+            |store, _| async move {
+                store.create_bucket("bkt").await.unwrap();
+                let big: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+                put_small(&store, "small", &version_body(1, 0)).await;
+                let s = staged(&store, "file", &big).await; // a file, not inline
+                store
+                    .put_object("bkt", "file", s, WriteCondition::Always)
+                    .await
+                    .unwrap();
+                let before = store.cache.stats();
+                for _ in 0..3 {
+                    let (whole, part) = read_whole_and_range(&store, "file", 5, 70_000).await;
+                    assert!(whole == big && part[..] == big[5..70_000], "file body");
+                    let (whole, part) = read_whole_and_range(&store, "small", 3, 9).await;
+                    assert_eq!(
+                        (whole, part),
+                        (version_body(1, 0), version_body(1, 0)[3..9].to_vec())
+                    );
+                }
+                let after = store.cache.stats();
+                assert_eq!(after.inserts - before.inserts, 2, "each body cached once");
+                assert!(after.hits - before.hits >= 10, "{before:?} -> {after:?}");
+                assert!(after.held_bytes >= big.len() as u64);
+                // Overwrites and deletes are seen at once, whatever the cache holds.
+                let big2: Vec<u8> = big.iter().map(|b| b ^ 0x5a).collect();
+                let s = staged(&store, "file", &big2).await;
+                store
+                    .put_object("bkt", "file", s, WriteCondition::Always)
+                    .await
+                    .unwrap();
+                assert_eq!(read_all(&store, "file").await, Some(big2.clone()));
+                assert_eq!(read_all(&store, "file").await, Some(big2), "from the cache");
+                store.delete_object("bkt", "small").await.unwrap();
+                assert_eq!(read_all(&store, "small").await, None, "deleted, yet cached");
+                // Reads racing overwrites: every read is one whole version, never older than the
+                // last one read, and the last write wins.
+                let store = Rc::new(store);
+                let writer = {
+                    let store = store.clone();
+                    glommio::spawn_local(async move {
+                        for v in 0..200 {
+                            put_small(&store, "hot", &version_body(7, v)).await;
+                        }
+                    })
+                };
+                let mut last = 0;
+                put_small(&store, "hot", &version_body(7, 0)).await;
+                for _ in 0..2000 {
+                    let got = read_all(&store, "hot").await.expect("present");
+                    let v = (0..200)
+                        .find(|v| got == version_body(7, *v))
+                        .expect("a whole version");
+                    assert!(v >= last, "version {v} read after {last}");
+                    last = v;
+                    glommio::yield_if_needed().await;
+                }
+                writer.await;
+                assert_eq!(read_all(&store, "hot").await, Some(version_body(7, 199)));
+            },
+        );
     }
 
     /// Waits until `log` made its reserve segment (in the background at open).

@@ -23,9 +23,8 @@ use crate::digest::{BodyDigests, ChecksumAlgorithm, Digests};
 use crate::http::body::BodyReader;
 use crate::s3::error::S3Error;
 use crate::s3::Request;
-use crate::storage::{ObjectRecord, ObjectStream, StagedObject, Store, StoredChecksum};
+use crate::storage::{Chunk, ObjectRecord, ObjectStream, StagedObject, Store, StoredChecksum};
 use aws_chunked::{AwsChunkedDecoder, ChunkMode};
-use glommio::io::ReadResult;
 
 /// Largest object a single PutObject may carry (S3's limit).
 pub(crate) const PUT_OBJECT_MAX_BYTES: u64 = 5 * 1024 * 1024 * 1024;
@@ -72,8 +71,8 @@ impl BodySource for AwsChunkedBody<'_, '_> {
 /// A byte range of a stored object (the source of a copy).
 pub(crate) struct ObjectSource {
     stream: ObjectStream,
-    /// The DMA slice being handed out and how much of it is gone.
-    pending: Option<(ReadResult, usize)>,
+    /// The slice being handed out and how much of it is gone.
+    pending: Option<(Chunk, usize)>,
 }
 
 impl ObjectSource {

@@ -8,13 +8,13 @@
 
 use crate::http::date::{http_date, parse_http_date};
 use crate::http::head::RequestHead;
-use crate::http::response::{ChunkStream, Response, ResponseBody};
+use crate::http::response::{BodyChunk, ChunkStream, Response, ResponseBody};
 use crate::s3::bucket_name::validate_object_key;
 use crate::s3::error::{S3Error, S3ErrorCode};
 use crate::s3::ops::quoted;
 use crate::s3::params::{parse_part_number, PART_NUMBER_MAX};
 use crate::s3::Request;
-use crate::storage::{ObjectRecord, ObjectStream, Store};
+use crate::storage::{Chunk, ObjectRecord, ObjectStream, Store};
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
@@ -116,10 +116,13 @@ impl ChunkStream for StreamBody {
         self.0.remaining()
     }
 
-    fn next_chunk(
-        &mut self,
-    ) -> Pin<Box<dyn Future<Output = io::Result<Option<glommio::io::ReadResult>>> + '_>> {
-        Box::pin(self.0.next_chunk())
+    fn next_chunk(&mut self) -> Pin<Box<dyn Future<Output = io::Result<Option<BodyChunk>>> + '_>> {
+        Box::pin(async move {
+            Ok(self.0.next_chunk().await?.map(|c| match c {
+                Chunk::Dma(r) => BodyChunk::Dma(r),
+                Chunk::Shared(b) => BodyChunk::Shared(b),
+            }))
+        })
     }
 }
 
