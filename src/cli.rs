@@ -16,6 +16,10 @@ const LOG_SEGMENT_SIZE_DEFAULT_KIB: u64 = LOG_SEGMENT_SIZE_DEFAULT_BYTES / 1024;
 const CHECKPOINT_INTERVAL_DEFAULT: &str = "256MiB";
 /// Default `--cache-size` (`runtime::CACHE_SIZE_DEFAULT_BYTES`, as text).
 const CACHE_SIZE_DEFAULT: &str = "1GiB";
+/// Default `--upload-memory` (`runtime::UPLOAD_MEMORY_DEFAULT_BYTES`, as text).
+const UPLOAD_MEMORY_DEFAULT: &str = "256MiB";
+/// Smallest `--upload-memory`.
+const UPLOAD_MEMORY_MIN_BYTES: u64 = 1024 * 1024;
 /// Largest `--log-segment-kib`: 1 GiB segments.
 const LOG_SEGMENT_SIZE_MAX_KIB: u64 = 1024 * 1024;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -93,6 +97,12 @@ pub struct ServeArgs {
     /// a 32nd of the cache each) for re-reads, shared by all cores.
     #[arg(long, value_name = "SIZE", default_value = CACHE_SIZE_DEFAULT)]
     pub(crate) cache_size: String,
+    /// Memory for the staging buffers of all uploads together, as a size (e.g. 256MiB, 1GiB).
+    /// Past a quarter of it, uploads get small buffers (128 KiB instead of 1 MiB); when it is all
+    /// in use, uploads wait for memory before reading more of their bodies (TCP pushes back on
+    /// the clients), so many slow or stalled uploads cannot exhaust memory. At least 1MiB.
+    #[arg(long, value_name = "SIZE", default_value = UPLOAD_MEMORY_DEFAULT)]
+    pub(crate) upload_memory: String,
     /// Enable virtual-host style addressing: `Host: BUCKET.DOMAIN` names the bucket (path-style keeps working).
     #[arg(long)]
     pub(crate) domain: Option<String>,
@@ -123,8 +133,17 @@ impl ServeArgs {
             .map_err(|why| format!("--checkpoint-interval {}: {why}", self.checkpoint_interval))?;
         let cache_size_bytes = parse_size(&self.cache_size)
             .map_err(|why| format!("--cache-size {}: {why}", self.cache_size))?;
+        let upload_memory_bytes = parse_size(&self.upload_memory)
+            .map_err(|why| format!("--upload-memory {}: {why}", self.upload_memory))?;
+        if upload_memory_bytes < UPLOAD_MEMORY_MIN_BYTES {
+            return Err(format!(
+                "--upload-memory {}: at least 1MiB",
+                self.upload_memory
+            ));
+        }
         Ok(ServerConfig {
             cache_size_bytes,
+            upload_memory_bytes,
             log_segment_size_bytes,
             checkpoint_interval_bytes,
             address,
@@ -258,6 +277,10 @@ mod tests {
         assert_eq!(
             parse_size(super::CACHE_SIZE_DEFAULT),
             Ok(crate::runtime::CACHE_SIZE_DEFAULT_BYTES)
+        );
+        assert_eq!(
+            parse_size(super::UPLOAD_MEMORY_DEFAULT),
+            Ok(crate::runtime::UPLOAD_MEMORY_DEFAULT_BYTES)
         );
     }
 }

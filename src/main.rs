@@ -70,14 +70,16 @@ fn serve(args: ringstore::cli::ServeArgs) -> ExitCode {
     };
     eprintln!(
         "ringstore: stopped; log: {} records in {} flushes ({:.2} per flush); compaction: {} \
-         segments freed, {:.1} MiB copied; read cache: {} hits, {} misses; {checkpoint}",
+         segments freed, {:.1} MiB copied; read cache: {} hits, {} misses; {} upload buffers waited for memory; \
+         {checkpoint}",
         s.records,
         s.flushes,
         s.records as f64 / s.flushes.max(1) as f64,
         s.compactions,
         s.copied_bytes as f64 / MIB,
         s.cache_hits,
-        s.cache_misses
+        s.cache_misses,
+        s.upload_memory_waits
     );
     ExitCode::SUCCESS
 }

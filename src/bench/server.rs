@@ -77,6 +77,7 @@ impl InProcess {
             log_segment_size_bytes: runtime::LOG_SEGMENT_SIZE_DEFAULT_BYTES,
             checkpoint_interval_bytes: runtime::CHECKPOINT_INTERVAL_DEFAULT_BYTES,
             cache_size_bytes: runtime::CACHE_SIZE_DEFAULT_BYTES,
+            upload_memory_bytes: runtime::UPLOAD_MEMORY_DEFAULT_BYTES,
         };
         let started = match runtime::start(config) {
             Ok(s) => s,

@@ -35,6 +35,8 @@ pub(crate) const MAX_CONNECTIONS_DEFAULT: usize = 4096;
 pub(crate) const CORES_MAX: usize = 1024;
 /// Default `--cache-size`: memory for the read cache (total for the process).
 pub(crate) use crate::storage::CACHE_SIZE_DEFAULT_BYTES;
+/// Default `--upload-memory`: staging buffers of all uploads together.
+pub(crate) use crate::storage::UPLOAD_MEMORY_DEFAULT_BYTES;
 /// Log segment sizes: the default, the smallest, and the unit sizes are multiples of.
 pub(crate) use crate::storage::{
     LOG_SEGMENT_SIZE_BYTES as LOG_SEGMENT_SIZE_DEFAULT_BYTES, LOG_SEGMENT_SIZE_MIN_BYTES,
@@ -78,6 +80,8 @@ pub struct ServerConfig {
     pub(crate) checkpoint_interval_bytes: u64,
     /// Memory for the read cache, total for the process (0: no cache).
     pub(crate) cache_size_bytes: u64,
+    /// Memory for upload staging buffers, total for the process.
+    pub(crate) upload_memory_bytes: u64,
 }
 
 /// What starting the server found and where it listens.
@@ -90,6 +94,7 @@ pub struct Started {
     root: PathBuf,
     fsync: bool,
     cache: Arc<crate::storage::ReadCache>,
+    budget: Arc<crate::storage::UploadBudget>,
 }
 
 /// What a stopped server did.
@@ -106,6 +111,8 @@ pub struct Stopped {
     /// Read cache lookups that hit and missed.
     pub cache_hits: u64,
     pub cache_misses: u64,
+    /// Upload buffers that waited for the upload memory budget (backpressure).
+    pub upload_memory_waits: u64,
 }
 
 impl Started {
@@ -129,6 +136,7 @@ impl Started {
             checkpoint,
             cache_hits: cache.hits,
             cache_misses: cache.misses,
+            upload_memory_waits: self.budget.stats().1,
         }
     }
 }
@@ -170,12 +178,14 @@ pub fn start(config: ServerConfig) -> std::io::Result<Started> {
     let spin_before_park = config.spin_before_park;
     let cores = config.cores;
     let cache_size_bytes = config.cache_size_bytes;
+    let upload_memory_bytes = config.upload_memory_bytes;
     let shared = Arc::new(Shared {
         config,
         address,
         root: prepared.root,
         engine: prepared.engine.clone(),
         cache: Arc::new(crate::storage::ReadCache::new(cache_size_bytes)),
+        budget: crate::storage::UploadBudget::new(upload_memory_bytes),
         epoch_s: crate::clock::now_ms() / 1000,
         open_connections: AtomicUsize::new(0),
         cores_drained: AtomicUsize::new(0),
@@ -208,6 +218,7 @@ pub fn start(config: ServerConfig) -> std::io::Result<Started> {
         root: shared.root.clone(),
         fsync: shared.config.fsync == FsyncPolicy::Always,
         cache: shared.cache.clone(),
+        budget: shared.budget.clone(),
     })
 }
 
@@ -219,6 +230,7 @@ struct Shared {
     /// The replayed storage every core's store starts from.
     engine: Arc<crate::storage::EngineStart>,
     cache: Arc<crate::storage::ReadCache>,
+    budget: Arc<crate::storage::UploadBudget>,
     epoch_s: u64,
     /// Open client connections on all cores together.
     open_connections: AtomicUsize,
@@ -266,6 +278,7 @@ async fn run_core(
         engine: shared.engine.clone(),
         checkpoint_interval_bytes: config.checkpoint_interval_bytes,
         cache: shared.cache.clone(),
+        budget: shared.budget.clone(),
     };
     let (store, report) = match Store::open(core, mesh, store_config).await {
         Ok(x) => x,

@@ -15,6 +15,7 @@
 //! synced, before that record was written) — so an acknowledged write is durable and a listed
 //! key is readable.
 
+mod budget;
 mod cache;
 mod catalog;
 mod checkpoint;
@@ -40,6 +41,7 @@ mod store;
 mod uploads;
 mod writer;
 
+pub(crate) use budget::{UploadBudget, UPLOAD_MEMORY_DEFAULT_BYTES};
 pub(crate) use cache::{ReadCache, CACHE_SIZE_DEFAULT_BYTES};
 pub(crate) use error::StorageError;
 pub use index::BucketIndex;

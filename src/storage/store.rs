@@ -15,6 +15,7 @@
 //! Reading (GET, HEAD, LIST, HeadBucket, ListBuckets) runs on the calling core from the shared
 //! catalogue, with no round trip to the owner.
 
+use crate::storage::budget::UploadBudget;
 use crate::storage::cache::ReadCache;
 use crate::storage::catalog::{Catalog, Floors, SharedBucket};
 use crate::storage::compact::Compactor;
@@ -64,6 +65,8 @@ pub(crate) struct StoreConfig {
     pub(crate) checkpoint_interval_bytes: u64,
     /// The read cache every core shares.
     pub(crate) cache: Arc<ReadCache>,
+    /// The upload memory budget every core shares.
+    pub(crate) budget: Arc<UploadBudget>,
 }
 
 /// This core's view of the storage: its own buckets directly, the others' over the core mesh.
@@ -83,6 +86,7 @@ pub(crate) struct Store {
     /// Distinguishes upload ids across process runs.
     run_salt: u64,
     cache: Arc<ReadCache>,
+    budget: Arc<UploadBudget>,
 }
 
 /// A bucket as ListBuckets sees it.
@@ -153,6 +157,7 @@ impl Store {
             seq: Cell::new(0),
             run_salt: crate::clock::now_ms(),
             cache: config.cache.clone(),
+            budget: config.budget.clone(),
         };
         Ok((store, report))
     }
@@ -256,7 +261,7 @@ impl Store {
                 fill: 0,
             },
             _ => Mode::File(
-                StagingWriter::create(&spill_path, header_len, size_hint)
+                StagingWriter::create(&spill_path, header_len, size_hint, &self.budget)
                     .await
                     .map_err(|e| StorageError::write("creating the staging file", e))?,
             ),
@@ -266,6 +271,7 @@ impl Store {
             spill_path,
             header_len,
             fsync: self.fsync,
+            budget: self.budget.clone(),
         })
     }
 
@@ -714,6 +720,7 @@ pub(crate) struct ObjectWriter {
     spill_path: PathBuf,
     header_len: usize,
     fsync: bool,
+    budget: Arc<UploadBudget>,
 }
 
 impl ObjectWriter {
@@ -762,7 +769,8 @@ impl ObjectWriter {
     }
 
     async fn spill(&mut self, data: &[u8]) -> std::io::Result<()> {
-        let mut w = StagingWriter::create(&self.spill_path, self.header_len, None).await?;
+        let mut w =
+            StagingWriter::create(&self.spill_path, self.header_len, None, &self.budget).await?;
         self.mode = Mode::Finished;
         let mut at = 0;
         while at < data.len() {
@@ -950,6 +958,7 @@ mod tests {
                     engine,
                     checkpoint_interval_bytes: 0,
                     cache: Arc::new(ReadCache::new(cache_bytes)),
+                    budget: UploadBudget::new(crate::storage::UPLOAD_MEMORY_DEFAULT_BYTES),
                 };
                 let (store, _) = Store::open(0, CoreMesh::new(1), config).await.unwrap();
                 f(store, Layout::new(root).tmp_dir()).await;

@@ -10,9 +10,14 @@
 //! small object) reaches the disk in one write, header included; larger objects write the header
 //! block last, over the zeros the first buffer carried.
 //!
+//! Every buffer is granted by the upload memory budget (`budget.rs`) and given back when its
+//! write completes or the writer goes away.
+//!
 //! Invariants: every write position and length is a multiple of [`BLOCK_BYTES`]; the final file
-//! length is exactly `header_len + size`; a writer that is not finished is aborted (file removed).
+//! length is exactly `header_len + size`; a writer that is not finished is aborted (file removed);
+//! a writer holds at most one buffer besides the [`WRITES_IN_FLIGHT_MAX`] being written.
 
+use crate::storage::budget::{Grant, UploadBudget};
 use crate::storage::record::{round_up, ObjectRecord, BLOCK_BYTES};
 use glommio::io::{DmaBuffer, DmaFile, OpenOptions};
 use glommio::task::JoinHandle;
@@ -20,6 +25,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::Arc;
 
 /// Size of one DMA write buffer.
 pub(crate) const WRITE_BUFFER_BYTES: usize = 1024 * 1024;
@@ -32,7 +38,9 @@ pub(crate) struct StagingWriter {
     header_len: usize,
     /// File offset where `buf` will be written.
     pos: u64,
-    buf: DmaBuffer,
+    /// The buffer being filled and its memory grant (`None` only inside `advance`/`finish`).
+    buf: Option<(DmaBuffer, Grant)>,
+    budget: Arc<UploadBudget>,
     /// Bytes at the front of `buf` reserved for the header (first buffer only, until written).
     skip: usize,
     /// Body bytes in `buf` after the reserved front.
@@ -53,21 +61,25 @@ impl StagingWriter {
         path: &Path,
         header_len: usize,
         size_hint: Option<u64>,
+        budget: &Arc<UploadBudget>,
     ) -> io::Result<StagingWriter> {
         assert!(header_len.is_multiple_of(BLOCK_BYTES));
-        let file = create_new_dma(path).await?;
-        let file = Rc::new(file);
         // The first buffer reserves the header block at its front: a small object then goes to
         // disk in a single write, header included, once its digests are known.
         // (+1: a body of exactly the hinted size must not fill it, or it would be written early.)
-        let mut buf = file.alloc_dma_buffer(header_len + buffer_len_for(size_hint.map(|h| h + 1)));
+        let len = header_len + budget.buffer_len(buffer_len_for(size_hint.map(|h| h + 1)));
+        let grant = budget.acquire(len).await;
+        let file = create_new_dma(path).await?;
+        let file = Rc::new(file);
+        let mut buf = file.alloc_dma_buffer(len);
         buf.as_bytes_mut()[..header_len].fill(0);
         Ok(StagingWriter {
             file,
             path: path.to_path_buf(),
             header_len,
             pos: 0,
-            buf,
+            buf: Some((buf, grant)),
+            budget: budget.clone(),
             skip: header_len,
             fill: 0,
             inflight: VecDeque::new(),
@@ -88,28 +100,34 @@ impl StagingWriter {
     /// The free tail of the current DMA buffer: read body bytes straight into it.
     pub(crate) fn spare(&mut self) -> &mut [u8] {
         let start = self.skip + self.fill;
-        &mut self.buf.as_bytes_mut()[start..]
+        let (buf, _) = self.buf.as_mut().expect("a buffer to fill");
+        &mut buf.as_bytes_mut()[start..]
     }
 
-    /// Accepts `n` bytes just placed into [`Self::spare`]; writes the buffer out when full.
+    /// Accepts `n` bytes just placed into [`Self::spare`]; writes the buffer out when full,
+    /// then waits for the upload memory budget to grant the next one (backpressure: no more of
+    /// the body is read meanwhile). The full buffer goes first, so waiting holds no buffer.
     pub(crate) async fn advance(&mut self, n: usize) -> io::Result<()> {
-        assert!(self.skip + self.fill + n <= self.buf.len());
+        let len = self.buf.as_ref().expect("a buffer").0.len();
+        assert!(self.skip + self.fill + n <= len);
         self.fill += n;
         self.size += n as u64;
-        if self.skip + self.fill == self.buf.len() {
-            let remaining = self.size_hint.map(|h| h.saturating_sub(self.size));
-            let next = self
-                .file
-                .alloc_dma_buffer(buffer_len_for(remaining.filter(|r| *r > 0)));
-            let full = std::mem::replace(&mut self.buf, next);
+        if self.skip + self.fill == len {
+            let full = self.buf.take().expect("a buffer");
             self.fill = 0;
             self.skip = 0;
             self.submit(full).await?;
+            let remaining = self.size_hint.map(|h| h.saturating_sub(self.size));
+            let len = self
+                .budget
+                .buffer_len(buffer_len_for(remaining.filter(|r| *r > 0)));
+            let grant = self.budget.acquire(len).await;
+            self.buf = Some((self.file.alloc_dma_buffer(len), grant));
         }
         Ok(())
     }
 
-    async fn submit(&mut self, buf: DmaBuffer) -> io::Result<()> {
+    async fn submit(&mut self, (buf, grant): (DmaBuffer, Grant)) -> io::Result<()> {
         while self.inflight.len() >= WRITES_IN_FLIGHT_MAX {
             self.wait_oldest().await?;
         }
@@ -119,6 +137,8 @@ impl StagingWriter {
         self.pos += len as u64;
         let file = self.file.clone();
         let task = glommio::spawn_local(async move {
+            // The grant goes back when the buffer is freed, after the write.
+            let _grant = grant;
             let written = file.write_at(buf, pos).await.map_err(to_io)?;
             if written != len {
                 // O_DIRECT writes come back short when the filesystem fills up.
@@ -155,26 +175,24 @@ impl StagingWriter {
             // Nothing written yet: header and body leave in one write at offset 0.
             let used = self.skip + self.fill;
             let padded = round_up(used, BLOCK_BYTES);
-            let mut only =
-                std::mem::replace(&mut self.buf, self.file.alloc_dma_buffer(BLOCK_BYTES));
+            let (mut only, grant) = self.buf.take().expect("a buffer");
             record.encode_header(self.header_len, &mut only.as_bytes_mut()[..self.header_len]);
             only.as_bytes_mut()[used..padded].fill(0);
             only.trim_to_size(padded);
             self.skip = 0;
             self.fill = 0;
-            self.submit(only).await?;
+            self.submit((only, grant)).await?;
             while !self.inflight.is_empty() {
                 self.wait_oldest().await?;
             }
         } else {
+            let (mut tail, grant) = self.buf.take().expect("a buffer");
             if self.fill > 0 {
                 let padded = round_up(self.fill, BLOCK_BYTES);
-                let mut tail =
-                    std::mem::replace(&mut self.buf, self.file.alloc_dma_buffer(BLOCK_BYTES));
                 tail.as_bytes_mut()[self.fill..padded].fill(0);
                 tail.trim_to_size(padded);
                 self.fill = 0;
-                self.submit(tail).await?;
+                self.submit((tail, grant)).await?;
             }
             while !self.inflight.is_empty() {
                 self.wait_oldest().await?;
