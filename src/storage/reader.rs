@@ -140,14 +140,6 @@ impl OpenObject {
         }
     }
 
-    /// The bytes of an inline object (all of them).
-    pub(crate) fn inline_data(&self) -> Option<&[u8]> {
-        match &self.source {
-            Source::Inline(data) => Some(data),
-            _ => None,
-        }
-    }
-
     /// An object stored inline in the log record `rec` (verified by the log reader).
     pub(crate) fn inline(rec: ReadRecord) -> io::Result<OpenObject> {
         if rec.kind() != crate::storage::entry::KIND_PUT_INLINE {

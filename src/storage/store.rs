@@ -443,8 +443,8 @@ impl Store {
         Err(StorageError::ObjectChanged)
     }
 
-    /// Reads the inline object `entry` names (and caches it); `None` when the index moved on
-    /// meanwhile (look again).
+    /// Reads the inline object `entry` names (a whole read of it fills the cache); `None` when
+    /// the index moved on meanwhile (look again).
     async fn open_inline(
         &self,
         b: &SharedBucket,
@@ -467,13 +467,10 @@ impl Store {
             return Ok(None);
         }
         let rec = self.readers.read(at, entry.seq).await.map_err(read_err)?;
-        let obj = OpenObject::inline(rec).map_err(read_err)?;
+        let mut obj = OpenObject::inline(rec).map_err(read_err)?;
         // The record verified its checksum and sequence; it must also be this key's.
         check_key(&obj, key, || format!("log record at {at:?}"))?;
-        if let Some(data) = obj.inline_data().filter(|_| self.cache.admits(obj.size())) {
-            let data = bytes::Bytes::copy_from_slice(data);
-            self.cache.insert(entry.seq, obj.record.clone(), data);
-        }
+        obj.fill_cache(&self.cache, entry.seq);
         Ok(Some(obj))
     }
 

@@ -367,16 +367,11 @@ impl Appender {
     /// next segment could be created (the last attempt failed; this one retries it).
     fn refused_for_space(&self, len: usize) -> bool {
         let inner = &self.0;
-        if !inner.spare_failed.get() || inner.spare.borrow().is_some() {
+        let no_next = inner.spare_failed.get() && inner.spare.borrow().is_none();
+        if !no_next || inner.active.borrow().is_none() {
             return false;
         }
-        let active = inner.active.borrow();
-        let Some(a) = active.as_ref() else {
-            return false;
-        };
-        let queued = (inner.open.borrow().records.len() + len + BATCH_HEADER_BYTES) as u64;
-        let end = a.pos + queued + u64::from(inner.block_bytes);
-        let refused = end + SEGMENT_RESERVE_BYTES > a.header.size_bytes;
+        let refused = len as u64 + self.batch_overhead_bytes() > self.room_bytes();
         if refused {
             prepare_spare(inner);
         }
@@ -591,9 +586,11 @@ fn prepare_reserve(inner: &Rc<Inner>) {
     glommio::spawn_local(async move {
         // Without one (disk full), the log works as before; a compaction refills it.
         if let Ok(h) = create(&inner).await {
+            // A compaction offered one meanwhile: the extra joins the free pool (one beyond
+            // its bound at most), so its file is reused rather than left unused.
             if let Some(extra) = inner.reserve.borrow_mut().replace(h) {
-                let keep_max = crate::storage::log::table::FREE_SEGMENTS_PER_CORE_MAX;
-                inner.counters.segments.put_free(extra, keep_max);
+                let pooled = inner.counters.segments.put_free(extra, usize::MAX);
+                assert!(pooled, "an unbounded pool takes every segment");
             }
         }
         inner.preparing_reserve.set(false);
