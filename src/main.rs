@@ -71,7 +71,7 @@ fn serve(args: ringstore::cli::ServeArgs) -> ExitCode {
     eprintln!(
         "ringstore: stopped; log: {} records in {} flushes ({:.2} per flush); compaction: {} \
          segments freed, {:.1} MiB copied; read cache: {} hits, {} misses; {} upload buffers waited for memory; \
-         {checkpoint}",
+         MD5 lanes: {} batches, {:.2} lanes filled per batch; {checkpoint}",
         s.records,
         s.flushes,
         s.records as f64 / s.flushes.max(1) as f64,
@@ -79,7 +79,9 @@ fn serve(args: ringstore::cli::ServeArgs) -> ExitCode {
         s.copied_bytes as f64 / MIB,
         s.cache_hits,
         s.cache_misses,
-        s.upload_memory_waits
+        s.upload_memory_waits,
+        s.md5_batches,
+        s.md5_slices as f64 / s.md5_batches.max(1) as f64
     );
     ExitCode::SUCCESS
 }

@@ -113,6 +113,10 @@ pub struct Stopped {
     pub cache_misses: u64,
     /// Upload buffers that waited for the upload memory budget (backpressure).
     pub upload_memory_waits: u64,
+    /// MD5 lane batches hashed and the upload buffer slices in them (slices per batch = lanes
+    /// filled).
+    pub md5_batches: u64,
+    pub md5_slices: u64,
 }
 
 impl Started {
@@ -128,6 +132,7 @@ impl Started {
         let checkpoint = crate::storage::checkpoint_at_stop(&self.engine, &self.root, self.fsync)
             .map_err(|e| e.to_string());
         let cache = self.cache.stats();
+        let (md5_batches, md5_slices) = crate::digest::lane_stats();
         Stopped {
             records,
             flushes,
@@ -137,6 +142,8 @@ impl Started {
             cache_hits: cache.hits,
             cache_misses: cache.misses,
             upload_memory_waits: self.budget.stats().1,
+            md5_batches,
+            md5_slices,
         }
     }
 }

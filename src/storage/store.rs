@@ -34,7 +34,7 @@ use crate::storage::record::{ObjectRecord, StoredChecksum};
 use crate::storage::recovery::LoadReport;
 use crate::storage::shard::{expect_reply, spawn_owner_service, CoreMesh, OwnerOp, Shards};
 use crate::storage::uploads::{CompleteRequest, PartInfo, UploadInfo};
-use crate::storage::writer::StagingWriter;
+use crate::storage::writer::{FilledBody, StagingWriter};
 use std::cell::Cell;
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -743,6 +743,25 @@ impl ObjectWriter {
             Mode::Memory { buf, fill } => &mut buf[*fill..],
             Mode::File(w) => w.spare(),
             Mode::Finished => panic!("writer used after finish"),
+        }
+    }
+
+    /// The body bytes of the next buffer sent to disk since the last call, in order (shared
+    /// read-only while the write runs). Every accepted byte is offered once: here, or at the end
+    /// by [`Self::pending_body`].
+    pub(crate) fn take_filled(&mut self) -> Option<FilledBody> {
+        match &mut self.mode {
+            Mode::File(w) => w.take_filled(),
+            Mode::Memory { .. } | Mode::Finished => None,
+        }
+    }
+
+    /// The accepted body bytes not offered by [`Self::take_filled`].
+    pub(crate) fn pending_body(&self) -> &[u8] {
+        match &self.mode {
+            Mode::Memory { buf, fill } => &buf[..*fill],
+            Mode::File(w) => w.pending_body(),
+            Mode::Finished => &[],
         }
     }
 

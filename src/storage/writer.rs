@@ -11,7 +11,9 @@
 //! block last, over the zeros the first buffer carried.
 //!
 //! Every buffer is granted by the upload memory budget (`budget.rs`) and given back when its
-//! write completes or the writer goes away.
+//! write completes or the writer goes away, and no earlier than the last [`FilledBody`] sharing
+//! it is dropped: each full buffer's body bytes are offered, read-only, to the caller (who hashes
+//! them on the core's MD5 lanes while the disk writes them).
 //!
 //! Invariants: every write position and length is a multiple of [`BLOCK_BYTES`]; the final file
 //! length is exactly `header_len + size`; a writer that is not finished is aborted (file removed);
@@ -46,8 +48,25 @@ pub(crate) struct StagingWriter {
     /// Body bytes in `buf` after the reserved front.
     fill: usize,
     inflight: VecDeque<JoinHandle<io::Result<usize>>>,
+    /// Body bytes of buffers submitted by `advance`, for the caller to take.
+    filled: VecDeque<FilledBody>,
     size: u64,
     size_hint: Option<u64>,
+}
+
+/// The body bytes of a buffer on its way to disk, shared read-only with the write; holds the
+/// buffer's memory grant.
+pub(crate) struct FilledBody {
+    buf: Rc<DmaBuffer>,
+    /// Where the body starts (after the header block reserved in the first buffer).
+    start: usize,
+    _grant: Rc<Grant>,
+}
+
+impl AsRef<[u8]> for FilledBody {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf.as_bytes()[self.start..]
+    }
 }
 
 fn to_io(e: glommio::GlommioError<()>) -> io::Error {
@@ -83,6 +102,7 @@ impl StagingWriter {
             skip: header_len,
             fill: 0,
             inflight: VecDeque::new(),
+            filled: VecDeque::new(),
             size: 0,
             size_hint,
         })
@@ -114,9 +134,15 @@ impl StagingWriter {
         self.size += n as u64;
         if self.skip + self.fill == len {
             let full = self.buf.take().expect("a buffer");
+            let body_start = self.skip;
             self.fill = 0;
             self.skip = 0;
-            self.submit(full).await?;
+            let (buf, grant) = self.submit(full).await?;
+            self.filled.push_back(FilledBody {
+                buf,
+                start: body_start,
+                _grant: grant,
+            });
             let remaining = self.size_hint.map(|h| h.saturating_sub(self.size));
             let len = self
                 .budget
@@ -127,7 +153,23 @@ impl StagingWriter {
         Ok(())
     }
 
-    async fn submit(&mut self, (buf, grant): (DmaBuffer, Grant)) -> io::Result<()> {
+    /// The body bytes of the next buffer written by [`Self::advance`], in order.
+    pub(crate) fn take_filled(&mut self) -> Option<FilledBody> {
+        self.filled.pop_front()
+    }
+
+    /// The body bytes accepted but not yet offered by [`Self::take_filled`] (the current
+    /// buffer's).
+    pub(crate) fn pending_body(&self) -> &[u8] {
+        let (buf, _) = self.buf.as_ref().expect("a buffer");
+        &buf.as_bytes()[self.skip..self.skip + self.fill]
+    }
+
+    /// Writes `buf` at the next position; returns it and its grant, shared with the write.
+    async fn submit(
+        &mut self,
+        (buf, grant): (DmaBuffer, Grant),
+    ) -> io::Result<(Rc<DmaBuffer>, Rc<Grant>)> {
         while self.inflight.len() >= WRITES_IN_FLIGHT_MAX {
             self.wait_oldest().await?;
         }
@@ -136,10 +178,13 @@ impl StagingWriter {
         assert!(pos.is_multiple_of(BLOCK_BYTES as u64) && len.is_multiple_of(BLOCK_BYTES));
         self.pos += len as u64;
         let file = self.file.clone();
+        let (buf, grant) = (Rc::new(buf), Rc::new(grant));
+        let shared = (buf.clone(), grant.clone());
         let task = glommio::spawn_local(async move {
-            // The grant goes back when the buffer is freed, after the write.
+            // The grant goes back when the buffer is freed: after the write and after any
+            // FilledBody sharing it.
             let _grant = grant;
-            let written = file.write_at(buf, pos).await.map_err(to_io)?;
+            let written = file.write_rc_at(buf, pos).await.map_err(to_io)?;
             if written != len {
                 // O_DIRECT writes come back short when the filesystem fills up.
                 return Err(io::Error::new(
@@ -151,7 +196,7 @@ impl StagingWriter {
         })
         .detach();
         self.inflight.push_back(task);
-        Ok(())
+        Ok(shared)
     }
 
     async fn wait_oldest(&mut self) -> io::Result<()> {

@@ -3,12 +3,14 @@
 //!
 //! ```text
 //! body source (HTTP framing | aws-chunked decoding | a stored object)
-//!     -> hashing (MD5, signed SHA-256, client checksum, Content-MD5) in the DMA buffer
+//!     -> hashing (signed SHA-256, client checksum) in the DMA buffer as it is read
 //!     -> storage's ObjectWriter (O_DIRECT staging) -> verified -> StagedObject -> commit
+//!          \-> each full buffer, shared while the disk writes it -> the core's MD5 lanes
 //! ```
 //!
 //! Invariants: bytes are read straight into the writer's DMA buffer and hashed there (no copy
-//! between socket and disk buffer for plain bodies); nothing is staged past the size limit; a
+//! between socket and disk buffer for plain bodies); MD5 sees every full buffer the writer
+//! offers and then the rest it holds, in order, so it covers the body exactly once; nothing is staged past the size limit; a
 //! source that ends short, or any digest that does not match, aborts the writer (its file is
 //! removed) and nothing becomes visible; the record's size, MD5, time and checksum are filled
 //! in from the bytes actually received.
@@ -182,6 +184,9 @@ pub(crate) async fn ingest<S: BodySource>(
 ) -> Result<StagedObject, S3Error> {
     let mut writer = store.object_writer(&record, size_hint).await?;
     let streamed = stream_into(&mut writer, &mut digests, source, size_max_bytes).await;
+    if streamed.is_ok() {
+        digests.settle_md5(writer.pending_body()).await;
+    }
     let digests: Digests = match streamed.and_then(|()| Ok(digests.finish()?)) {
         Ok(d) => d,
         Err(e) => {
@@ -215,11 +220,14 @@ async fn stream_into<S: BodySource>(
             }
             return Ok(());
         }
-        digests.update(&spare[..n]);
+        digests.update_checks(&spare[..n]);
         if writer.size() + n as u64 > size_max_bytes {
             return Err(too_large(size_max_bytes));
         }
         writer.advance(n).await?;
+        while let Some(filled) = writer.take_filled() {
+            digests.push_md5(Box::new(filled)).await;
+        }
     }
 }
 

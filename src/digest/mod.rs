@@ -1,13 +1,23 @@
 //! Body digests: MD5 (ETag), SHA-256 (signed payload), the client's `x-amz-checksum-*` and
 //! `Content-MD5`, all fed from the same bytes in one pass.
 //!
-//! Invariants: every hasher sees exactly the body bytes, in order; bytes are fed in
-//! [`HASH_BLOCK_BYTES`] slices so that each slice is hashed by every hasher while it is still in
-//! L1/L2 cache; state is per request and feedable block by block (a multi-stream MD5 can batch
-//! blocks of concurrent uploads without changing callers). MD5 is md5-many's, checked against
-//! md-5 (the reference) on random lengths and split points in the tests.
+//! Two ways to feed a body: [`BodyDigests::update`] hashes bytes in place with every hasher;
+//! a streaming upload instead calls [`BodyDigests::update_checks`] on each read (SHA-256 and the
+//! checksum, while the bytes are in cache) and hands every filled staging buffer to MD5 with
+//! [`BodyDigests::push_md5`]: the core's multi-lane hasher (`lanes.rs`) hashes it beside the
+//! other uploads' buffers; [`BodyDigests::settle_md5`] hashes the unsubmitted rest in place.
+//!
+//! Invariants: every hasher sees exactly the body bytes, in order, once; in-place bytes are fed
+//! in [`HASH_BLOCK_BYTES`] slices so that each slice is hashed by every hasher while it is still
+//! in L1/L2 cache; MD5 is finished only after every pushed buffer is hashed. MD5 is md5-many's,
+//! checked against md-5 (the reference) on random lengths, lane counts and split points.
+
+pub(crate) mod lanes;
+
+pub use lanes::lane_stats;
 
 use base64::Engine;
+use lanes::{Md5Stream, SharedBytes};
 use md5_many::Md5State;
 use sha1::Sha1;
 use sha2::Digest as _;
@@ -175,11 +185,17 @@ pub struct Digests {
     pub(crate) checksum: Option<(ChecksumAlgorithm, String)>,
 }
 
+/// Where a body's MD5 is computed.
+enum Md5 {
+    /// In place, by md5-many's single-stream compressor.
+    InPlace(Md5State),
+    /// By the core's multi-lane hasher (after the first pushed buffer).
+    Lanes(Md5Stream),
+}
+
 /// Running digests of one body.
 pub struct BodyDigests {
-    /// md5-many's single-stream MD5 (its optimized scalar compressor); md-5 is the reference in
-    /// the tests.
-    md5: Md5State,
+    md5: Md5,
     sha256: Option<Sha256>,
     checksum: Option<ChecksumState>,
     expect: Expectations,
@@ -188,7 +204,7 @@ pub struct BodyDigests {
 impl BodyDigests {
     pub fn new(expect: Expectations) -> BodyDigests {
         BodyDigests {
-            md5: Md5State::new(),
+            md5: Md5::InPlace(Md5State::new()),
             sha256: expect.payload_sha256.map(|_| Sha256::new()),
             checksum: expect
                 .checksum
@@ -201,13 +217,53 @@ impl BodyDigests {
     /// Feeds body bytes, slice by slice, to every active hasher.
     pub fn update(&mut self, data: &[u8]) {
         for block in data.chunks(HASH_BLOCK_BYTES) {
-            self.md5.update(block);
+            self.md5_in_place().update(block);
+            self.update_checks(block);
+        }
+    }
+
+    fn md5_in_place(&mut self) -> &mut Md5State {
+        match &mut self.md5 {
+            Md5::InPlace(state) => state,
+            Md5::Lanes(_) => panic!("bytes fed in place after MD5 went to the lanes"),
+        }
+    }
+
+    /// Feeds body bytes to every hasher but MD5, which gets them later from
+    /// [`Self::push_md5`] or [`Self::settle_md5`], in the same order.
+    pub fn update_checks(&mut self, data: &[u8]) {
+        for block in data.chunks(HASH_BLOCK_BYTES) {
             if let Some(h) = &mut self.sha256 {
                 h.update(block);
             }
             if let Some(c) = &mut self.checksum {
                 c.update(block);
             }
+        }
+    }
+
+    /// Queues the next body bytes for MD5 on the core's multi-lane hasher (waits while this
+    /// body already has [`lanes::MD5_JOBS_PER_STREAM_MAX`] buffers queued). Must run on a
+    /// glommio executor.
+    pub(crate) async fn push_md5(&mut self, bytes: SharedBytes) {
+        if let Md5::InPlace(state) = &self.md5 {
+            self.md5 = Md5::Lanes(Md5Stream::new(*state));
+        }
+        match &self.md5 {
+            Md5::Lanes(stream) => stream.push(bytes).await,
+            Md5::InPlace(_) => unreachable!("just moved to the lanes"),
+        }
+    }
+
+    /// Waits for the pushed bytes to be hashed, then hashes `rest` (the body's last bytes) in
+    /// place; [`Self::finish`] may follow.
+    pub(crate) async fn settle_md5(&mut self, rest: &[u8]) {
+        if let Md5::Lanes(stream) = &self.md5 {
+            self.md5 = Md5::InPlace(stream.settle().await);
+        }
+        let state = self.md5_in_place();
+        for block in rest.chunks(HASH_BLOCK_BYTES) {
+            state.update(block);
         }
     }
 
@@ -226,7 +282,10 @@ impl BodyDigests {
                 ));
             }
         }
-        let md5: [u8; 16] = self.md5.finalize();
+        let md5: [u8; 16] = match &self.md5 {
+            Md5::InPlace(state) => state.finalize(),
+            Md5::Lanes(_) => panic!("finish before settle_md5"),
+        };
         if let Some(want) = self.expect.content_md5 {
             if md5 != want {
                 return Err(DigestError::new(
