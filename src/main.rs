@@ -9,8 +9,48 @@ use std::process::ExitCode;
 /// Bytes per MiB, for the stop line.
 const MIB: f64 = 1024.0 * 1024.0;
 
+/// The allocator: jemalloc, configured by [`SERVER_MALLOC_CONF`] so that memory freed when
+/// uploads and connections end goes back to the OS within about a second, even while the cores
+/// sit idle (glibc kept the buffers of 1,000 closed uploads: +369 MiB RSS 10 s later).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// The environment variable jemalloc reads its options from when the process starts.
+const MALLOC_CONF_VAR: &str = "_RJEM_MALLOC_CONF";
+/// The server's jemalloc options: background threads purge freed pages, dirty pages are
+/// returned after 1 s (jemalloc's default is 10 s), and straight away (no lazy MADV_FREE stage,
+/// whose pages would still count as resident).
+const SERVER_MALLOC_CONF: &str = "background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0";
+
+/// `serve` without [`MALLOC_CONF_VAR`] set: runs this binary again, same arguments and PID, with
+/// it set to [`SERVER_MALLOC_CONF`] (jemalloc reads it before `main`; setting it at run time
+/// would need `unsafe`). A variable the user set is left alone. Returns only if exec failed.
+fn reexec_with_malloc_conf() {
+    use std::os::unix::process::CommandExt;
+    if std::env::var_os(MALLOC_CONF_VAR).is_some() {
+        return;
+    }
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => {
+            eprintln!("ringstore: cannot find this binary ({e}): freed memory is returned slowly");
+            return;
+        }
+    };
+    let err = std::process::Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .env(MALLOC_CONF_VAR, SERVER_MALLOC_CONF)
+        .exec();
+    eprintln!(
+        "ringstore: cannot re-run with allocator options ({err}): freed memory is returned slowly"
+    );
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Serve(_)) {
+        reexec_with_malloc_conf();
+    }
     match cli.command {
         Command::Serve(args) => serve(args),
         Command::Bench(args) => ringstore::bench::run(args),

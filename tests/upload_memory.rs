@@ -2,9 +2,9 @@
 //! 16 MiB PUT body. The server's RSS must stay within [`RSS_GROWTH_MAX_BYTES`] of idle while they
 //! hang (past a quarter of the budget uploads get small buffers, and when it is used up they wait,
 //! pushing back on the senders instead of buffering), the server must keep serving other
-//! requests, and once the connections close every staging file is gone. The RSS
-//! [`RSS_RETURN_WAIT`] after they close is printed (not yet asserted). Memory, never time, is
-//! what is asserted.
+//! requests, and once the connections close every staging file is gone and, [`RSS_RETURN_WAIT`]
+//! later, RSS is back near idle (the allocator returned the freed buffers to the OS). Memory,
+//! never time, is what is asserted.
 
 mod common;
 
@@ -22,6 +22,11 @@ const SEND_PIECE_BYTES: usize = 256 * 1024;
 const SEND_STALL_TIMEOUT: Duration = Duration::from_secs(3);
 const RSS_GROWTH_MAX_BYTES: u64 = 512 * 1024 * 1024;
 const RSS_RETURN_WAIT: Duration = Duration::from_secs(10);
+/// How far above idle RSS may stay [`RSS_RETURN_WAIT`] after the uploads close, in percent of
+/// idle. The target is 10 %, measured 8-10 % here (jemalloc's thread caches and grown
+/// containers keep ~2.5 MiB); 15 % keeps the test from flaking at that edge while still failing
+/// if freed buffers are kept (glibc kept +340 MiB, jemalloc's default decay +13-21 MiB).
+const RSS_RETURN_SLACK_PERCENT: u64 = 15;
 const BUCKET: &str = "stall";
 
 fn rss_bytes(pid: u32) -> u64 {
@@ -115,12 +120,18 @@ fn a_thousand_stalled_uploads_stay_within_the_memory_budget() {
         mib(peak - idle)
     );
     drop(streams);
-    // Reported, not yet asserted: the freed buffers stay in the allocator's arenas (glibc), so
-    // RSS does not come back to idle yet (the next step of the memory budget work).
     std::thread::sleep(RSS_RETURN_WAIT);
+    let after = rss_bytes(pid);
     eprintln!(
-        "upload_memory: RSS {:.1} MiB {RSS_RETURN_WAIT:?} after the connections closed (idle {:.1})",
-        mib(rss_bytes(pid)),
+        "upload_memory: RSS {:.1} MiB {RSS_RETURN_WAIT:?} after the connections closed (idle {:.1}, +{:.1} %)",
+        mib(after),
+        mib(idle),
+        (after as f64 / idle as f64 - 1.0) * 100.0
+    );
+    assert!(
+        after <= idle + idle * RSS_RETURN_SLACK_PERCENT / 100,
+        "RSS {:.1} MiB {RSS_RETURN_WAIT:?} after the uploads closed, idle {:.1} MiB",
+        mib(after),
         mib(idle)
     );
     assert!(
