@@ -5,8 +5,9 @@
 //! bytes) instead of hashing it in place; the core's hasher takes the streams with work in
 //! turn, one slice of at most [`MD5_SLICE_BYTES`] per stream per round, and hashes up to
 //! [`MD5_BATCH_LANES_MAX`] of them in one `update_many` call. Because it runs when the uploads'
-//! own tasks have nothing to do, every upload that received a buffer meanwhile fills a lane. A
-//! lone stream is hashed by the single-stream compressor; a batch narrower than a SIMD width is
+//! own tasks have nothing to do, every upload that received a buffer meanwhile fills a lane; and
+//! when fewer streams wait than are uploading on the core, it lingers up to [`MD5_LINGER`] (not
+//! while any upload is blocked on it) so the others can join the batch. A lone stream is hashed by the single-stream compressor; a batch narrower than a SIMD width is
 //! padded with dummy lanes (md5-many's kernels for 8 and 16 equal-length lanes are many times
 //! faster than its others, measured in `benches/hot_paths.rs`).
 //!
@@ -32,6 +33,9 @@ pub(crate) const MD5_SLICE_BYTES: usize = 32 * 1024;
 pub(crate) const MD5_JOBS_PER_STREAM_MAX: usize = 4;
 /// Batch widths with fast md5-many kernels; a batch is padded up to the first that fits it.
 const MD5_PADDED_WIDTHS: [usize; 2] = [8, 16];
+/// Longest the hasher waits for more uploads' buffers before hashing a batch narrower than the
+/// uploads active on its core.
+pub(crate) const MD5_LINGER: std::time::Duration = std::time::Duration::from_micros(250);
 /// Relative CPU share of the hasher's task queue (glommio's default queue has 1000).
 const HASHER_SHARES: usize = 250;
 
@@ -150,16 +154,30 @@ struct Lanes {
     queue: RefCell<VecDeque<Rc<StreamInner>>>,
     /// The hasher task, waiting for work.
     idle: Cell<Option<Waker>>,
+    /// Streams alive on this core (uploads that pushed and have not settled).
+    active: Cell<usize>,
+    /// Streams whose owner is waiting for the hasher.
+    blocked: Cell<usize>,
 }
 
 impl Lanes {
+    fn wake_hasher(&self) {
+        if let Some(w) = self.idle.take() {
+            w.wake();
+        }
+    }
+
+    /// Worth waiting for more streams: the queue holds fewer than are active and nobody waits.
+    fn wants_more(&self) -> bool {
+        let target = self.active.get().min(MD5_BATCH_LANES_MAX);
+        self.blocked.get() == 0 && self.queue.borrow().len() < target
+    }
+
     fn enqueue(&self, s: &Rc<StreamInner>) {
         if !s.queued.replace(true) {
             self.queue.borrow_mut().push_back(s.clone());
         }
-        if let Some(w) = self.idle.take() {
-            w.wake();
-        }
+        self.wake_hasher();
     }
 
     /// Moves up to a batch of streams with work from the queue's front into `batch`.
@@ -205,6 +223,8 @@ fn lanes() -> Rc<Lanes> {
         let lanes = Rc::new(Lanes {
             queue: RefCell::new(VecDeque::new()),
             idle: Cell::new(None),
+            active: Cell::new(0),
+            blocked: Cell::new(0),
         });
         *l.borrow_mut() = Some((executor, lanes.clone()));
         spawn_hasher(lanes.clone());
@@ -236,6 +256,9 @@ async fn run_hasher(lanes: Rc<Lanes>) {
             }
         })
         .await;
+        if lanes.wants_more() {
+            linger(&lanes).await;
+        }
         lanes.take_batch(&mut batch);
         if !batch.is_empty() {
             hash_round(engine, &batch);
@@ -244,6 +267,22 @@ async fn run_hasher(lanes: Rc<Lanes>) {
         // Let the uploads run between rounds: they bring the next batch's lanes.
         glommio::executor().yield_task_queue_now().await;
     }
+}
+
+/// Waits until the batch would be full or someone is blocked, at most [`MD5_LINGER`].
+async fn linger(lanes: &Lanes) {
+    let enough = poll_fn(|cx| {
+        if lanes.wants_more() {
+            lanes.idle.set(Some(cx.waker().clone()));
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    });
+    futures_lite::future::or(enough, async {
+        glommio::timer::sleep(MD5_LINGER).await;
+    })
+    .await;
 }
 
 /// One upload's MD5, hashed by its core's hasher. Dropped, its unhashed buffers are released.
@@ -255,9 +294,11 @@ pub(crate) struct Md5Stream {
 impl Md5Stream {
     /// Continues from `state` (bytes already hashed in place). Must run on a glommio executor.
     pub(crate) fn new(state: Md5State) -> Md5Stream {
+        let lanes = lanes();
+        lanes.active.set(lanes.active.get() + 1);
         Md5Stream {
             inner: StreamInner::new(state),
-            lanes: lanes(),
+            lanes,
         }
     }
 
@@ -278,21 +319,46 @@ impl Md5Stream {
         self.inner.state.get()
     }
 
+    /// Waits until `ready(jobs queued)`; meanwhile counts as blocked, so the hasher does not
+    /// linger.
     async fn wait_until(&self, ready: impl Fn(usize) -> bool) {
+        let blocked = Blocked {
+            lanes: &self.lanes,
+            counted: Cell::new(false),
+        };
         poll_fn(|cx| {
             if ready(self.inner.jobs.borrow().len()) {
-                Poll::Ready(())
-            } else {
-                self.inner.waiter.set(Some(cx.waker().clone()));
-                Poll::Pending
+                return Poll::Ready(());
             }
+            self.inner.waiter.set(Some(cx.waker().clone()));
+            if !blocked.counted.replace(true) {
+                self.lanes.blocked.set(self.lanes.blocked.get() + 1);
+                self.lanes.wake_hasher();
+            }
+            Poll::Pending
         })
         .await
     }
 }
 
+/// A stream's owner counted in [`Lanes::blocked`] until this is dropped (also when the wait is
+/// abandoned).
+struct Blocked<'a> {
+    lanes: &'a Lanes,
+    counted: Cell<bool>,
+}
+
+impl Drop for Blocked<'_> {
+    fn drop(&mut self) {
+        if self.counted.get() {
+            self.lanes.blocked.set(self.lanes.blocked.get() - 1);
+        }
+    }
+}
+
 impl Drop for Md5Stream {
     fn drop(&mut self) {
+        self.lanes.active.set(self.lanes.active.get() - 1);
         // The hasher skips a queued stream without jobs.
         self.inner.jobs.borrow_mut().clear();
         self.inner.front_done.set(0);
