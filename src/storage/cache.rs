@@ -30,7 +30,7 @@ const TYPICAL_ENTRY_BYTES: u64 = 64 * 1024;
 
 /// A cached object version: its record and all of its bytes.
 pub(crate) struct CachedObject {
-    pub(crate) record: ObjectRecord,
+    pub(crate) record: Arc<ObjectRecord>,
     pub(crate) data: Bytes,
 }
 
@@ -114,7 +114,7 @@ impl ReadCache {
     }
 
     /// Caches version `seq` of an object: `data` must be all of `record.size` bytes.
-    pub(crate) fn insert(&self, seq: u64, record: ObjectRecord, data: Bytes) {
+    pub(crate) fn insert(&self, seq: u64, record: Arc<ObjectRecord>, data: Bytes) {
         let Some(inner) = &self.inner else {
             return;
         };
@@ -154,7 +154,7 @@ mod tests {
         assert!(cache.admits(size as u64));
         for seq in 0..1000u64 {
             let (rec, data) = object(&format!("k{seq}"), size, seq as u8);
-            cache.insert(seq, rec, data);
+            cache.insert(seq, Arc::new(rec), data);
             assert!(
                 cache.stats().held_bytes <= CAPACITY,
                 "over capacity at {seq}"
@@ -181,15 +181,15 @@ mod tests {
         assert!(max >= 1024 * 1024, "{max}");
         assert!(!cache.admits(max + 1));
         let (rec, data) = object("big", max as usize + 1, 1);
-        cache.insert(1, rec, data);
+        cache.insert(1, Arc::new(rec), data);
         assert!(cache.get(1).is_none());
         let (rec, data) = object("fits", max as usize, 2);
-        cache.insert(2, rec, data);
+        cache.insert(2, Arc::new(rec), data);
         assert!(cache.get(2).is_some());
         let off = ReadCache::new(0);
         assert!(!off.admits(1));
         let (rec, data) = object("k", 10, 3);
-        off.insert(3, rec, data);
+        off.insert(3, Arc::new(rec), data);
         assert!(off.get(3).is_none());
         assert_eq!(off.stats().held_bytes, 0);
     }

@@ -71,7 +71,8 @@ enum Source {
 /// An open object: its record and where its bytes are.
 pub(crate) struct OpenObject {
     source: Source,
-    pub(crate) record: ObjectRecord,
+    /// Shared with the read cache (a hit clones no strings).
+    pub(crate) record: Arc<ObjectRecord>,
     header_len: usize,
     /// Directory holding the part files of a multipart object's upload.
     parts_dir: Option<PathBuf>,
@@ -115,7 +116,7 @@ impl OpenObject {
                 file: Rc::new(file),
                 first,
             },
-            record,
+            record: Arc::new(record),
             header_len,
             parts_dir,
             fill: None,
@@ -152,7 +153,7 @@ impl OpenObject {
             .ok_or_else(|| corrupt("inline record shorter than its object".into()))?;
         Ok(OpenObject {
             source: Source::Inline(first),
-            record,
+            record: Arc::new(record),
             header_len: 0,
             parts_dir: None,
             fill: None,
@@ -303,7 +304,7 @@ enum Segment {
 struct Filler {
     cache: Arc<ReadCache>,
     seq: u64,
-    record: ObjectRecord,
+    record: Arc<ObjectRecord>,
     data: Vec<u8>,
 }
 
