@@ -457,7 +457,12 @@ fn new_flags_are_checked_before_anything_starts() {
 #[test]
 fn tuning_scripts_answer_help() {
     let root = env!("CARGO_MANIFEST_DIR");
-    for script in ["tuning/ab-engine.py", "tuning/startup.py"] {
+    for script in [
+        "tuning/ab-engine.py",
+        "tuning/startup.py",
+        "tuning/space.py",
+        "tuning/peers.py",
+    ] {
         let out = Command::new("python3")
             .arg(format!("{root}/{script}"))
             .arg("--help")

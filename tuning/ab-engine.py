@@ -25,19 +25,15 @@ This is a measurement tool, never a pass/fail test.
 import argparse
 import json
 import os
-import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
+
+from benchlib import cpu_secs, start_ringstore, stop_process
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CLOCK_TICKS_PER_SEC = os.sysconf("SC_CLK_TCK")
-READY_TIMEOUT_SECS = 120
-STOP_TIMEOUT_SECS = 30
 
 
 def log(msg):
@@ -72,42 +68,21 @@ def build_new():
     return os.path.join(target, "release", "ringstore")
 
 
-def cpu_secs(pid):
-    """User + system CPU seconds of process `pid` (all its threads)."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    # Fields after the command: state is [0]; utime and stime are fields 14 and 15 of stat(5).
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS_PER_SEC
-
-
 class Server:
     """`ringstore serve` on a fresh data directory under `parent`, on a free loopback port."""
 
     def __init__(self, binary, parent, fsync):
         self.data = tempfile.mkdtemp(prefix="ab-", dir=parent)
-        self.proc = subprocess.Popen(
-            [binary, "serve", "--address", "127.0.0.1:0", "--data", self.data, "--fsync", fsync],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-            env={k: v for k, v in os.environ.items() if not k.startswith("RINGSTORE_")})
-        deadline = time.time() + READY_TIMEOUT_SECS
-        for line in self.proc.stdout:
-            m = re.search(r"listening on (http://\S+)", line)
-            if m:
-                self.endpoint = m.group(1)
-                return
-            if time.time() > deadline:
-                break
-        self.stop()
-        raise RuntimeError(f"{binary} did not print its readiness line")
+        try:
+            self.proc, self.endpoint = start_ringstore(
+                [binary, "serve", "--address", "127.0.0.1:0", "--data", self.data, "--fsync", fsync],
+                {k: v for k, v in os.environ.items() if not k.startswith("RINGSTORE_")})
+        except RuntimeError:
+            shutil.rmtree(self.data, ignore_errors=True)
+            raise
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(STOP_TIMEOUT_SECS)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         shutil.rmtree(self.data, ignore_errors=True)
 
 

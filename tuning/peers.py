@@ -47,7 +47,6 @@ import os
 import re
 import secrets
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -55,10 +54,9 @@ import sys
 import tempfile
 import time
 
+from benchlib import READY_TIMEOUT_SECS, cpu_secs, start_ringstore, stop_process
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CLOCK_TICKS_PER_SEC = os.sysconf("SC_CLK_TCK")
-READY_TIMEOUT_SECS = 120
-STOP_TIMEOUT_SECS = 30
 MIB = 1 << 20
 OBJECT_SIZE = 16 * MIB
 WORKING_SET = 32
@@ -84,28 +82,10 @@ def run(cmd, **kw):
     return r.stdout if capture else None
 
 
-def cpu_secs(pid):
-    """User + system CPU seconds of process `pid` (all its threads)."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    # Fields after the command: state is [0]; utime and stime are fields 14 and 15 of stat(5).
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS_PER_SEC
-
-
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def stop_process(proc):
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(STOP_TIMEOUT_SECS)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 class Ringstore:
@@ -119,18 +99,11 @@ class Ringstore:
         if cache_size is not None:
             cmd += ["--cache-size", cache_size]
         log(" ".join(cmd))
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                                     env=bench_env(keys))
-        deadline = time.time() + READY_TIMEOUT_SECS
-        for line in self.proc.stdout:
-            m = re.search(r"listening on (http://\S+)", line)
-            if m:
-                self.endpoint = m.group(1)
-                return
-            if time.time() > deadline:
-                break
-        self.stop()
-        raise RuntimeError(f"{binary} did not print its readiness line")
+        try:
+            self.proc, self.endpoint = start_ringstore(cmd, bench_env(keys))
+        except RuntimeError:
+            shutil.rmtree(self.data, ignore_errors=True)
+            raise
 
     def stop(self):
         stop_process(self.proc)
