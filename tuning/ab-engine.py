@@ -23,15 +23,12 @@ This is a measurement tool, never a pass/fail test.
 """
 
 import argparse
-import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 
-from benchlib import cpu_secs, start_ringstore, stop_process
+from benchlib import RingstoreServer, cpu_secs, run_bench_json
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -68,22 +65,11 @@ def build_new():
     return os.path.join(target, "release", "ringstore")
 
 
-class Server:
-    """`ringstore serve` on a fresh data directory under `parent`, on a free loopback port."""
-
-    def __init__(self, binary, parent, fsync):
-        self.data = tempfile.mkdtemp(prefix="ab-", dir=parent)
-        try:
-            self.proc, self.endpoint = start_ringstore(
-                [binary, "serve", "--address", "127.0.0.1:0", "--data", self.data, "--fsync", fsync],
-                {k: v for k, v in os.environ.items() if not k.startswith("RINGSTORE_")})
-        except RuntimeError:
-            shutil.rmtree(self.data, ignore_errors=True)
-            raise
-
-    def stop(self):
-        stop_process(self.proc)
-        shutil.rmtree(self.data, ignore_errors=True)
+def Server(binary, parent, fsync):
+    """`ringstore serve` on a fresh data directory under `parent`, on a free loopback port, with
+    the development keys (RINGSTORE_* variables removed)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RINGSTORE_")}
+    return RingstoreServer(binary, parent, ["--fsync", fsync], env, prefix="ab-")
 
 
 def run_bench(bench, endpoint, args, on_line=None):
@@ -94,17 +80,7 @@ def run_bench(bench, endpoint, args, on_line=None):
     # --keep-data: the bench would otherwise delete every object it wrote before exiting, and
     # that work would count as the workload's (the server's directory is removed anyway).
     cmd = [bench, "bench", "--json", "--keep-data", *(["--endpoint", endpoint] if endpoint else []), *args]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    tail = []
-    for line in proc.stderr:
-        tail = (tail + [line])[-10:]
-        if on_line:
-            on_line(line)
-    out = proc.stdout.read()
-    proc.wait()
-    if proc.returncode != 0:
-        raise RuntimeError(f"bench failed ({proc.returncode}): {' '.join(cmd)}\n{''.join(tail)}")
-    return json.loads(out)
+    return run_bench_json(cmd, None, on_line)
 
 
 def measure(bench, server, row, args):

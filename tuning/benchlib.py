@@ -1,10 +1,13 @@
 """Helpers the tuning scripts share: a server's CPU time, starting `ringstore serve`, stopping a
 process. Imported by ab-engine.py and peers.py (Python puts the script's directory on sys.path)."""
 
+import json
 import os
 import re
 import signal
+import shutil
 import subprocess
+import tempfile
 import time
 
 CLOCK_TICKS_PER_SEC = os.sysconf("SC_CLK_TCK")
@@ -44,3 +47,40 @@ def start_ringstore(cmd, env):
             break
     stop_process(proc)
     raise RuntimeError(f"{cmd[0]} did not print its readiness line")
+
+
+def run_bench_json(cmd, env=None, on_line=None):
+    """Runs a `ringstore bench --json ...` command line; returns its JSON summary. `on_line` sees
+    every stderr line as it arrives (to sample a server's CPU time when the timed phase starts);
+    a failure raises with the last lines of stderr."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    tail = []
+    for line in proc.stderr:
+        tail = (tail + [line])[-10:]
+        if on_line:
+            on_line(line)
+    out = proc.stdout.read()
+    proc.wait()
+    if proc.returncode != 0:
+        raise RuntimeError(f"bench failed ({proc.returncode}): {' '.join(cmd)}\n{''.join(tail)}")
+    return json.loads(out)
+
+
+class RingstoreServer:
+    """`ringstore serve` (`binary`) on a fresh data directory under `parent`, on a free loopback
+    port, with `extra` flags and environment `env`; `stop()` ends it and removes the directory."""
+
+    name = "ringstore"
+
+    def __init__(self, binary, parent, extra, env, prefix="ringstore-"):
+        self.data = tempfile.mkdtemp(prefix=prefix, dir=parent)
+        self.cmd = [binary, "serve", "--address", "127.0.0.1:0", "--data", self.data, *extra]
+        try:
+            self.proc, self.endpoint = start_ringstore(self.cmd, env)
+        except RuntimeError:
+            shutil.rmtree(self.data, ignore_errors=True)
+            raise
+
+    def stop(self):
+        stop_process(self.proc)
+        shutil.rmtree(self.data, ignore_errors=True)

@@ -54,7 +54,7 @@ import sys
 import tempfile
 import time
 
-from benchlib import READY_TIMEOUT_SECS, cpu_secs, start_ringstore, stop_process
+from benchlib import READY_TIMEOUT_SECS, RingstoreServer, cpu_secs, run_bench_json, stop_process
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MIB = 1 << 20
@@ -88,26 +88,12 @@ def free_port():
         return s.getsockname()[1]
 
 
-class Ringstore:
-    """`ringstore serve` on a fresh data directory under `parent`, on a free loopback port."""
-
-    name = "ringstore"
-
-    def __init__(self, binary, parent, keys, cache_size=None):
-        self.data = tempfile.mkdtemp(prefix="ringstore-", dir=parent)
-        cmd = [binary, "serve", "--address", "127.0.0.1:0", "--data", self.data, "--fsync", "always"]
-        if cache_size is not None:
-            cmd += ["--cache-size", cache_size]
-        log(" ".join(cmd))
-        try:
-            self.proc, self.endpoint = start_ringstore(cmd, bench_env(keys))
-        except RuntimeError:
-            shutil.rmtree(self.data, ignore_errors=True)
-            raise
-
-    def stop(self):
-        stop_process(self.proc)
-        shutil.rmtree(self.data, ignore_errors=True)
+def Ringstore(binary, parent, keys, cache_size=None):
+    """`ringstore serve --fsync always` (durable, like Garage here) with the bench's keys."""
+    extra = ["--fsync", "always"] + (["--cache-size", cache_size] if cache_size is not None else [])
+    server = RingstoreServer(binary, parent, extra, bench_env(keys))
+    log(" ".join(server.cmd))
+    return server
 
 
 GARAGE_TOML = """\
@@ -225,17 +211,7 @@ def run_bench(bench, endpoint, keys, args, on_line=None):
     # the timed phase; the server's directory is removed anyway.
     cmd = [bench, "bench", "--json", "--keep-data", "--endpoint", endpoint, *args]
     log(" ".join(cmd))
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=bench_env(keys))
-    tail = []
-    for line in proc.stderr:
-        tail = (tail + [line])[-10:]
-        if on_line:
-            on_line(line)
-    out = proc.stdout.read()
-    proc.wait()
-    if proc.returncode != 0:
-        raise RuntimeError(f"bench failed ({proc.returncode}): {' '.join(cmd)}\n{''.join(tail)}")
-    return json.loads(out)
+    return run_bench_json(cmd, bench_env(keys), on_line)
 
 
 def measure_server(bench, server, keys, count, warm_up, duration):
