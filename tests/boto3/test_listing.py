@@ -196,6 +196,15 @@ def test_continuation_token_loop(s3, tree_bucket, max_keys, delimiter):
     assert pages == max(1, math.ceil(len(expected) / max_keys))
 
 
+def test_empty_continuation_token_is_absent(s3, tree_bucket):
+    """`continuation-token=` (empty) lists from the start, as without it; a bad token is still refused."""
+    resp = s3.list_objects_v2(Bucket=tree_bucket, ContinuationToken='', MaxKeys=2)
+    assert [o['Key'] for o in resp['Contents']] == utf8_sorted(TREE_KEYS)[:2]
+    assert not resp.get('ContinuationToken')
+    with raises_s3('InvalidArgument', 400):
+        s3.list_objects_v2(Bucket=tree_bucket, ContinuationToken='not-a-token')
+
+
 @pytest.mark.parametrize('start_after', ['dir/c.txt', 'dir', 'a', 'ü', '~~~', ''])
 def test_start_after(s3, tree_bucket, start_after):
     resp = s3.list_objects_v2(Bucket=tree_bucket, StartAfter=start_after)

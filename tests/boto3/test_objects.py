@@ -460,3 +460,28 @@ def test_conditional_writes(s3, bucket):
             MultipartUpload={'Parts': [{'ETag': part['ETag'], 'PartNumber': 1}]})
     assert s3.get_object(Bucket=bucket, Key='cw')['Body'].read() == b'four'
     s3.abort_multipart_upload(Bucket=bucket, Key='cw', UploadId=up['UploadId'])
+
+
+@pytest.mark.parametrize('extra', [
+    {'Tagging': 'project=alpha'},
+    {'ServerSideEncryption': 'AES256'},
+    {'ServerSideEncryption': 'aws:kms'},
+])
+def test_tagging_and_encryption_are_refused_not_dropped(s3, bucket, extra):
+    """Tags and server-side encryption are not implemented: PutObject, CreateMultipartUpload and
+    CopyObject asking for them get 501 NotImplemented and store nothing (not an untagged or
+    unencrypted object the client would believe tagged or encrypted)."""
+    with raises_s3('NotImplemented', 501):
+        s3.put_object(Bucket=bucket, Key='refused', Body=b'x', **extra)
+    with raises_s3('NoSuchKey', 404):
+        s3.get_object(Bucket=bucket, Key='refused')
+    with raises_s3('NotImplemented', 501):
+        s3.create_multipart_upload(Bucket=bucket, Key='refused-mp', **extra)
+    assert s3.list_multipart_uploads(Bucket=bucket).get('Uploads', []) == []
+    s3.put_object(Bucket=bucket, Key='plain', Body=b'plain')
+    with raises_s3('NotImplemented', 501):
+        s3.copy_object(Bucket=bucket, Key='refused-copy', CopySource={'Bucket': bucket, 'Key': 'plain'}, **extra)
+    keys = [o['Key'] for o in s3.list_objects_v2(Bucket=bucket).get('Contents', [])]
+    assert keys == ['plain']
+    # The connection stays usable after the refused PUT body.
+    assert s3.get_object(Bucket=bucket, Key='plain')['Body'].read() == b'plain'

@@ -12,7 +12,7 @@ use crate::s3::bucket_name::validate_object_key;
 use crate::s3::error::S3Error;
 use crate::s3::ingest::{ingest, ObjectSource, PUT_OBJECT_MAX_BYTES};
 use crate::s3::ops::object::check_conditions_with;
-use crate::s3::ops::{metadata_from_headers, quoted};
+use crate::s3::ops::{metadata_from_headers, quoted, refuse_unsupported_write_features};
 use crate::s3::{xml, Request};
 use crate::storage::{ObjectRecord, OpenObject, StagedObject, Store, WriteCondition};
 
@@ -63,6 +63,7 @@ pub(crate) async fn copy_object(store: &Store, req: &Request<'_>) -> Result<Resp
     let (src_bucket, src_key) = copy_source_header(req)?;
     store.bucket_created_ms(bucket).await?;
     let replace = replaces_metadata(req)?;
+    refuse_unsupported_write_features(req.head)?;
     if &src_bucket == bucket && &src_key == key && !replace {
         return Err(crate::s3err!(
             InvalidRequest,

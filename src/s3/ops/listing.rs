@@ -40,7 +40,7 @@ pub(crate) async fn list_objects(
             delimiter,
             max_keys,
             url_encoding,
-            continuation_token: r.param("continuation-token"),
+            continuation_token: r.param("continuation-token").filter(|t| !t.is_empty()),
             start_after: r.param("start-after"),
             owner: fetch_owner.then_some(SERVER_OWNER),
         };
@@ -68,9 +68,11 @@ fn start_after(req: &Request<'_>, v2: bool) -> Result<Option<String>, S3Error> {
         let marker = r.param("marker").filter(|m| !m.is_empty());
         return Ok(marker.map(str::to_string));
     }
+    // An empty token is no token (as S3 treats it; some clients send `continuation-token=`
+    // on the first page).
     let from_token = match r.param("continuation-token") {
+        None | Some("") => None,
         Some(t) => Some(decode_continuation_token(t)?),
-        None => None,
     };
     Ok(later_marker(
         r.param("start-after").map(str::to_string),

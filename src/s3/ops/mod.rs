@@ -44,6 +44,7 @@ pub(crate) type HeaderPairs = Vec<(String, String)>;
 pub(crate) fn metadata_from_headers(
     head: &RequestHead,
 ) -> Result<(HeaderPairs, HeaderPairs), S3Error> {
+    refuse_unsupported_write_features(head)?;
     let mut system = Vec::new();
     for name in STORED_SYSTEM_HEADERS {
         if let Some(v) = head.header(name) {
@@ -77,6 +78,30 @@ pub(crate) fn metadata_from_headers(
         ));
     }
     Ok((system, user))
+}
+
+/// Object tags and server-side encryption are not implemented: a write asking for them is
+/// refused with 501 NotImplemented rather than stored without them (a client would believe its
+/// object tagged or encrypted). Checked by every write that takes new metadata (PutObject,
+/// CreateMultipartUpload, CopyObject).
+pub(crate) fn refuse_unsupported_write_features(head: &RequestHead) -> Result<(), S3Error> {
+    if head.header("x-amz-tagging").is_some() {
+        return Err(crate::s3err!(
+            NotImplemented,
+            "Object tagging is not implemented by ringstore; send the object without x-amz-tagging."
+        ));
+    }
+    if let Some((name, _)) = head
+        .headers
+        .iter()
+        .find(|(n, _)| n.starts_with("x-amz-server-side-encryption"))
+    {
+        return Err(crate::s3err!(
+            NotImplemented,
+            "Server-side encryption is not implemented by ringstore ({name} was sent); the data directory is stored as written."
+        ));
+    }
+    Ok(())
 }
 
 /// Content-Encoding without the `aws-chunked` transport coding.
