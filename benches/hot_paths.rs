@@ -131,5 +131,31 @@ fn bench_hashing(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_head_parse, bench_sigv4, bench_hashing);
+/// md5-many's `update_many` by the number of equal 32 KiB lanes (the MD5 lanes' batch slice):
+/// why `src/digest/lanes.rs` pads a batch to 8 or 16 lanes.
+fn bench_md5_lanes(c: &mut Criterion) {
+    const SLICE_BYTES: usize = 32 * 1024;
+    let engine = md5_many::Md5Many::new();
+    let data: Vec<u8> = (0..(SLICE_BYTES * 16) as u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    let mut g = c.benchmark_group(format!("md5_lanes_32KiB_{}_native", engine.lanes()));
+    for width in [1usize, 2, 4, 6, 8, 12, 16] {
+        g.throughput(Throughput::Bytes((width * SLICE_BYTES) as u64));
+        let inputs: Vec<&[u8]> = data.chunks(SLICE_BYTES).take(width).collect();
+        g.bench_with_input(BenchmarkId::from_parameter(width), &inputs, |b, inputs| {
+            let mut states = vec![md5_many::Md5State::new(); width];
+            b.iter(|| engine.update_many(&mut states, black_box(inputs)))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    bench_head_parse,
+    bench_sigv4,
+    bench_hashing,
+    bench_md5_lanes
+);
 criterion_main!(benches);

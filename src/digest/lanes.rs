@@ -7,9 +7,10 @@
 //! [`MD5_BATCH_LANES_MAX`] of them in one `update_many` call. Because it runs when the uploads'
 //! own tasks have nothing to do, every upload that received a buffer meanwhile fills a lane; and
 //! when fewer streams wait than are uploading on the core, it lingers up to [`MD5_LINGER`] (not
-//! while any upload is blocked on it) so the others can join the batch. A lone stream is hashed by the single-stream compressor; a batch narrower than a SIMD width is
-//! padded with dummy lanes (md5-many's kernels for 8 and 16 equal-length lanes are many times
-//! faster than its others, measured in `benches/hot_paths.rs`).
+//! while any upload is blocked on it) so the others can join the batch. A lone stream is hashed
+//! by the single-stream compressor; a batch narrower than a SIMD width is padded with dummy lanes
+//! (md5-many's kernels for 8 and 16 equal-length lanes are many times faster than its others:
+//! `cargo bench --bench hot_paths -- md5_lanes`).
 //!
 //! Invariants: each stream's bytes are hashed exactly once and in the order pushed; a stream is
 //! queued at most once, and a batch holds at most one slice per stream; all lanes of a batch
@@ -109,8 +110,8 @@ fn front_slice(jobs: &VecDeque<SharedBytes>, done: usize, max: usize) -> &[u8] {
 }
 
 /// Hashes one round: the next slice of every stream in `batch` (all with work), all lanes the
-/// length of the shortest. Returns the bytes hashed per lane.
-fn hash_round(engine: Md5Many, batch: &[Rc<StreamInner>]) -> usize {
+/// length of the shortest.
+fn hash_round(engine: Md5Many, batch: &[Rc<StreamInner>]) {
     assert!(!batch.is_empty() && batch.len() <= MD5_BATCH_LANES_MAX);
     let jobs: Vec<_> = batch.iter().map(|s| s.jobs.borrow()).collect();
     let slices: Vec<&[u8]> = jobs
@@ -146,7 +147,6 @@ fn hash_round(engine: Md5Many, batch: &[Rc<StreamInner>]) -> usize {
     }
     BATCHES.fetch_add(1, Ordering::Relaxed);
     SLICES.fetch_add(batch.len() as u64, Ordering::Relaxed);
-    len
 }
 
 /// A core's hasher: the streams with work, in turn.

@@ -153,7 +153,9 @@ impl StagingWriter {
         Ok(())
     }
 
-    /// The body bytes of the next buffer written by [`Self::advance`], in order.
+    /// The body bytes of the next buffer written by [`Self::advance`], in order. Buffers not
+    /// taken stay (with their grants) until the writer finishes or is dropped, so a caller that
+    /// writes more than a buffer takes them.
     pub(crate) fn take_filled(&mut self) -> Option<FilledBody> {
         self.filled.pop_front()
     }
