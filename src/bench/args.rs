@@ -4,6 +4,8 @@
 //! Invariant: every value a scenario relies on (part size within S3's limits, at most 10,000
 //! parts, non-zero counts) is checked here, before any server is started or any byte is sent.
 
+use super::timed::Workload;
+use super::timed_args::TimedArgs;
 use crate::runtime::FsyncPolicy;
 use clap::ValueEnum;
 use std::path::PathBuf;
@@ -63,6 +65,16 @@ pub(crate) enum Scenario {
     List,
     /// `--count` PutObjects of new keys fill/0000000000, fill/0000000001, ... of `--object-size`, whose body is the key and a space repeated (so any reader can check a GET without a copy), on `--concurrency` connections.
     Fill,
+    /// Timed (warp-style): PUTs of new objects (`--object-size`, up to `--object-size-max`) until `--count`, `--duration-secs` or `--autoterm`; per-second statistics, `--json FILE`, `--csv`, `--plot`.
+    Put,
+    /// Timed: GETs of random objects among `--objects` written first (untimed), with time to first byte.
+    Get,
+    /// Timed: HeadObject (STAT) of random objects among `--objects` written first.
+    Stat,
+    /// Timed: DELETE of the `--objects` written first, each once.
+    Delete,
+    /// Timed: a weighted mix of GET, STAT, PUT and DELETE (`--mix`, default 45/30/15/10) over `--objects` written first.
+    Mixed,
 }
 
 impl Scenario {
@@ -77,6 +89,11 @@ impl Scenario {
             Scenario::All => "all",
             Scenario::List => "list",
             Scenario::Fill => "fill",
+            Scenario::Put => "put",
+            Scenario::Get => "get",
+            Scenario::Stat => "stat",
+            Scenario::Delete => "delete",
+            Scenario::Mixed => "mixed",
         }
     }
 }
@@ -152,9 +169,9 @@ pub struct BenchArgs {
     /// Keep what the bench wrote: the in-process server's data directory, or the bucket and objects on --endpoint.
     #[arg(long)]
     pub(crate) keep_data: bool,
-    /// Print a JSON summary on stdout (the human-readable lines then go to stderr).
-    #[arg(long)]
-    pub(crate) json: bool,
+    /// Write the results as JSON: `--json` alone prints them on stdout (the human-readable lines then go to stderr); `--json FILE` writes them to FILE. Timed workloads write the full report (schema in tuning/bench-run.schema.json), which `ringstore bench compare` reads.
+    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "-")]
+    pub(crate) json: Option<String>,
     /// put-small: write new keys, or overwrite a fixed working set of --working-set keys.
     #[arg(long, value_enum, default_value_t = KeysArg::New)]
     pub(crate) keys: KeysArg,
@@ -177,12 +194,35 @@ pub struct BenchArgs {
     /// Run the workload against a trivial responder in this process instead of a server: it reads each request fully and answers a fixed success (no auth, no storage), to measure the client's own ceiling. Its list pages come from --count synthetic keys named as by fill.
     #[arg(long, conflicts_with = "endpoint")]
     pub(crate) null: bool,
+    #[command(flatten)]
+    pub(crate) timed: TimedArgs,
+    #[command(subcommand)]
+    pub(crate) command: Option<BenchCommand>,
+}
+
+/// Subcommands of `ringstore bench`.
+#[derive(clap::Subcommand, Debug)]
+pub(crate) enum BenchCommand {
+    /// Print the ratios B/A of two timed-workload reports written with --json FILE (throughput, latency p50/p99, errors, slowest second, per operation).
+    Compare {
+        /// The baseline report.
+        a: PathBuf,
+        /// The report compared with it.
+        b: PathBuf,
+    },
+}
+
+impl BenchArgs {
+    /// Whether the JSON goes to stdout (so the human lines go to stderr).
+    pub(crate) fn json_stdout(&self) -> bool {
+        self.json.as_deref() == Some("-")
+    }
 }
 
 /// Parses a byte count: digits, optional spaces, optional unit (case-insensitive).
 /// `K`/`KiB`, `M`/`MiB`, `G`/`GiB`, `T`/`TiB` are powers of 1024; `KB`, `MB`, `GB`, `TB` of 1000;
 /// `B` or nothing means bytes.
-fn parse_size(s: &str) -> Result<u64, String> {
+pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
     let digits_end = t
         .find(|c: char| !c.is_ascii_digit() && c != '_')
@@ -248,6 +288,8 @@ pub(crate) struct Plan {
     pub(crate) compare: bool,
     pub(crate) list: bool,
     pub(crate) fill: bool,
+    /// A timed (warp-style) workload.
+    pub(crate) timed: Option<Workload>,
 }
 
 impl Plan {
@@ -276,13 +318,19 @@ impl Plan {
             }
             Scenario::List => p.list = true,
             Scenario::Fill => p.fill = true,
+            Scenario::Put => p.timed = Some(Workload::Put),
+            Scenario::Get => p.timed = Some(Workload::Get),
+            Scenario::Stat => p.timed = Some(Workload::Stat),
+            Scenario::Delete => p.timed = Some(Workload::Delete),
+            Scenario::Mixed => p.timed = Some(Workload::Mixed),
         }
         p
     }
 
-    /// Whether put-small or get-small runs (they slice bodies from the shared buffer).
+    /// Whether put-small, get-small or a timed workload runs (they slice bodies from the
+    /// shared buffer).
     pub(crate) fn small(&self) -> bool {
-        self.put_small || self.get_small
+        self.put_small || self.get_small || self.timed.is_some()
     }
 
     /// Whether a scenario writes `--count` objects of `--object-size`.
@@ -338,6 +386,9 @@ impl BenchArgs {
         }
         if plan.multipart {
             self.validate_parts()?;
+        }
+        if plan.timed.is_some() {
+            self.timed.validate(self.object_size)?;
         }
         self.validate_new_flags()?;
         if let Some(c) = self.cores {

@@ -13,10 +13,10 @@ use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
-/// Region the bench signs for (the server accepts any).
-const REGION: &str = "us-east-1";
+/// Region the bench signs for unless `--region` says otherwise.
+pub(crate) const REGION_DEFAULT: &str = "us-east-1";
 /// Per-call socket read/write timeout.
 const IO_TIMEOUT: Duration = Duration::from_secs(120);
 /// TCP connect timeout.
@@ -123,12 +123,20 @@ pub(crate) struct Response {
     pub(crate) close: bool,
     /// The body, when it was at most [`KEEP_BODY_MAX_BYTES`] bytes.
     pub(crate) body: Vec<u8>,
+    /// When the response head had arrived (time to first byte = this minus the request start).
+    pub(crate) head_at: Instant,
 }
 
 impl Response {
     /// Whether the status is a success the bench accepts (200 or 204).
     pub(crate) fn ok(&self) -> bool {
         self.status == 200 || self.status == 204
+    }
+
+    /// The S3 error code of a failed response (`HTTP 503` when the body names none).
+    pub(crate) fn error_code(&self) -> String {
+        xml_element(&String::from_utf8_lossy(&self.body), "Code")
+            .unwrap_or_else(|| format!("HTTP {}", self.status))
     }
 
     /// A one-line description of a failed response: status and the S3 error code if any.
@@ -275,7 +283,8 @@ impl Conn {
         }
     }
 
-    fn read_response(&mut self) -> Result<Response, String> {
+    /// Reads one response; after a HEAD request the announced length has no body behind it.
+    fn read_response(&mut self, head_request: bool) -> Result<Response, String> {
         loop {
             let head = loop {
                 if let Some(h) = parse_response_head(&self.rbuf[self.rpos..self.rend])? {
@@ -283,6 +292,7 @@ impl Conn {
                 }
                 self.fill()?;
             };
+            let head_at = Instant::now();
             self.rpos += head.len;
             if (100..200).contains(&head.status) {
                 continue; // interim response (100 Continue): the real one follows
@@ -292,12 +302,12 @@ impl Conn {
                 None if head.status == 204 || head.status == 304 => 0,
                 None => return Err(format!("HTTP {} without Content-Length", head.status)),
             };
-            let keep = len <= KEEP_BODY_MAX_BYTES as u64;
+            let keep = len <= KEEP_BODY_MAX_BYTES as u64 && !head_request;
             let mut body = Vec::new();
             if keep {
                 body.reserve_exact(len as usize);
             }
-            let mut left = len;
+            let mut left = if head_request { 0 } else { len };
             while left > 0 {
                 if self.rpos == self.rend {
                     self.fill()?;
@@ -315,6 +325,7 @@ impl Conn {
                 content_length: len,
                 close: head.close,
                 body,
+                head_at,
             });
         }
     }
@@ -326,6 +337,7 @@ pub(crate) struct Client {
     creds: Credentials,
     payload: Payload,
     conn: Option<Conn>,
+    region: String,
     head: Vec<u8>,
     headers: Vec<(String, String)>,
     /// Counts requests written in full, when set.
@@ -339,6 +351,7 @@ impl Client {
             creds,
             payload,
             conn: None,
+            region: REGION_DEFAULT.to_string(),
             head: Vec::with_capacity(HEAD_BUF_INITIAL_BYTES),
             headers: Vec::with_capacity(SIGNED_HEADERS_INITIAL),
             sent: None,
@@ -348,6 +361,12 @@ impl Client {
     /// This client, adding one to `sent` for every request it writes in full.
     pub(crate) fn counting(mut self, sent: Arc<AtomicU64>) -> Client {
         self.sent = Some(sent);
+        self
+    }
+
+    /// This client, signing for `region`.
+    pub(crate) fn in_region(mut self, region: &str) -> Client {
+        self.region = region.to_string();
         self
     }
 
@@ -372,6 +391,18 @@ impl Client {
         query: &str,
         body: &[u8],
     ) -> Result<Response, String> {
+        self.request_with(method, path, query, &[], body)
+    }
+
+    /// [`Client::request`] with `extra` headers (signed when they are `x-amz-*`).
+    pub(crate) fn request_with(
+        &mut self,
+        method: &str,
+        path: &str,
+        query: &str,
+        extra: &[(&str, String)],
+        body: &[u8],
+    ) -> Result<Response, String> {
         let payload_hash = match self.payload {
             Payload::Unsigned => "UNSIGNED-PAYLOAD".to_string(),
             Payload::Signed => hex::encode(Sha256::digest(body)),
@@ -379,6 +410,9 @@ impl Client {
         self.headers.clear();
         self.headers
             .push(("host".to_string(), self.endpoint.host.clone()));
+        for (name, value) in extra {
+            self.headers.push((name.to_string(), value.clone()));
+        }
         sign_headers(
             &self.creds,
             method,
@@ -387,7 +421,7 @@ impl Client {
             &mut self.headers,
             &payload_hash,
             SystemTime::now(),
-            REGION,
+            &self.region,
         );
         self.head.clear();
         self.head.extend_from_slice(method.as_bytes());
@@ -410,7 +444,7 @@ impl Client {
         if coalesce {
             self.head.extend_from_slice(body);
         }
-        let result = self.exchange(if coalesce { &[] } else { body });
+        let result = self.exchange(if coalesce { &[] } else { body }, method == "HEAD");
         match &result {
             Ok(r) if !r.close => {}
             _ => self.conn = None,
@@ -418,7 +452,7 @@ impl Client {
         result
     }
 
-    fn exchange(&mut self, body: &[u8]) -> Result<Response, String> {
+    fn exchange(&mut self, body: &[u8], head_request: bool) -> Result<Response, String> {
         self.connect()?;
         let conn = self.conn.as_mut().expect("connection just opened");
         conn.stream
@@ -432,7 +466,7 @@ impl Client {
         if let Some(sent) = &self.sent {
             sent.fetch_add(1, Ordering::Relaxed);
         }
-        conn.read_response()
+        conn.read_response(head_request)
     }
 }
 
@@ -534,7 +568,9 @@ mod tests {
             close: false,
             body: b"<Error><Code>AccessDenied</Code><Message>no &lt;way&gt;</Message></Error>"
                 .to_vec(),
+            head_at: Instant::now(),
         };
+        assert_eq!(err.error_code(), "AccessDenied");
         assert_eq!(err.describe(), "HTTP 403 AccessDenied: no <way>");
         assert!(!err.ok());
     }

@@ -22,8 +22,14 @@ mod client;
 mod fill;
 mod list;
 mod null;
+mod ops;
+mod plot;
 mod report;
+mod run_report;
 mod server;
+mod stats;
+mod timed;
+mod timed_args;
 mod workload;
 
 pub use args::BenchArgs;
@@ -50,6 +56,18 @@ const EXIT_STATUS_INTERRUPTED: u8 = 130;
 /// Runs the bench; exit status 0 if every request succeeded, 1 if any failed, 2 on bad flags
 /// or a setup failure, 130 when interrupted (after cleaning up).
 pub fn run(args: BenchArgs) -> ExitCode {
+    if let Some(args::BenchCommand::Compare { a, b }) = &args.command {
+        return match run_report::compare_files(a, b) {
+            Ok(lines) => {
+                lines.iter().for_each(|l| println!("{l}"));
+                ExitCode::SUCCESS
+            }
+            Err(msg) => {
+                eprintln!("ringstore bench compare: {msg}");
+                ExitCode::from(2)
+            }
+        };
+    }
     match run_checked(args) {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
         Ok(Outcome::Failed) => ExitCode::from(1),
@@ -74,12 +92,16 @@ struct Summary {
     bucket_created: bool,
     /// With `--null`: requests the responder answered.
     null_answered: Option<u64>,
+    /// The report of a timed workload.
+    timed: Option<run_report::RunReport>,
 }
 
 impl Summary {
     /// Failed requests, in the scenarios and outside them.
     fn errors(&self) -> u64 {
-        self.results.iter().map(|r| r.tally.errors).sum::<u64>() + self.other_errors
+        self.results.iter().map(|r| r.tally.errors).sum::<u64>()
+            + self.other_errors
+            + self.timed.as_ref().map_or(0, |t| t.errors())
     }
 
     /// Records what the null responder `r` answered, after the scenarios.
@@ -138,6 +160,7 @@ fn run_checked(args: BenchArgs) -> Result<Outcome, String> {
     let gen_secs = t0.elapsed().as_secs_f64();
 
     let ctx = Ctx {
+        endpoints: endpoints_of(&args, &endpoint)?,
         endpoint,
         creds,
         payload: payload_of(args.payload),
@@ -149,8 +172,9 @@ fn run_checked(args: BenchArgs) -> Result<Outcome, String> {
     };
     print_banner(&args, &ctx, &target, buffer_len, gen_secs);
 
-    let emit = |line: &str| emit_line(args.json, line);
-    let mut summary = run_scenarios(&ctx, &args, plan, &emit);
+    let emit = |line: &str| emit_line(args.json_stdout(), line);
+    let null = matches!(target, Target::Null(_));
+    let mut summary = run_scenarios(&ctx, &args, plan, null, &emit);
     if let Target::Null(r) = &target {
         summary.record_null(&ctx, r);
         for res in &summary.results {
@@ -188,7 +212,8 @@ fn body_buffer_len(args: &BenchArgs, plan: Plan) -> Result<usize, String> {
         buffer_len = args.size;
     }
     if plan.small() {
-        buffer_len = buffer_len.max(args.object_size + SMALL_BODY_WINDOW_BYTES);
+        let largest = args.timed.size_max(args.object_size);
+        buffer_len = buffer_len.max(largest + SMALL_BODY_WINDOW_BYTES);
     }
     usize::try_from(buffer_len)
         .map_err(|_| "the body buffer does not fit in memory on this platform".to_string())
@@ -197,7 +222,10 @@ fn body_buffer_len(args: &BenchArgs, plan: Plan) -> Result<usize, String> {
 /// The endpoint to load: `--endpoint`, the null responder, or an in-process server started here.
 fn start_target(args: &BenchArgs, creds: &Credentials) -> Result<(Endpoint, Target), String> {
     match &args.endpoint {
-        Some(url) => Ok((Endpoint::parse(url)?, Target::Remote)),
+        Some(urls) => Ok((
+            Endpoint::parse(urls.split(',').next().unwrap_or(""))?,
+            Target::Remote,
+        )),
         None if args.null => {
             let r = null::NullResponder::start(args.object_size, args.count)?;
             Ok((Endpoint::of(r.address), Target::Null(r)))
@@ -212,6 +240,14 @@ fn start_target(args: &BenchArgs, creds: &Credentials) -> Result<(Endpoint, Targ
             )?;
             Ok((Endpoint::of(s.address), Target::Server(s)))
         }
+    }
+}
+
+/// Every endpoint of `--endpoint`'s comma list (the target's one otherwise).
+fn endpoints_of(args: &BenchArgs, first: &Endpoint) -> Result<Vec<Endpoint>, String> {
+    match &args.endpoint {
+        Some(urls) => urls.split(',').map(Endpoint::parse).collect(),
+        None => Ok(vec![first.clone()]),
     }
 }
 
@@ -327,8 +363,15 @@ fn print_error_samples(summary: &Summary) {
 /// Prints the JSON summary (with `--json`) and the failure count; how the run ended.
 fn finish(args: &BenchArgs, ctx: &Ctx, summary: &Summary) -> Outcome {
     let errors = summary.errors();
-    if args.json {
-        println!("{}", summary_json(args, ctx, summary));
+    if args.json_stdout() {
+        match &summary.timed {
+            Some(t) => println!("{}", t.json()),
+            None => println!("{}", summary_json(args, ctx, summary)),
+        }
+    } else if let (Some(path), None) = (&args.json, &summary.timed) {
+        if let Err(e) = std::fs::write(path, summary_json(args, ctx, summary)) {
+            eprintln!("ringstore bench: writing --json {path}: {e}");
+        }
     }
     if errors > 0 {
         eprintln!("ringstore bench: {errors} requests failed");
@@ -364,7 +407,13 @@ fn remove_remote(ctx: &Ctx, keys: &[String], concurrency: usize) -> Result<(), S
 }
 
 /// Creates the bench's bucket, then runs the planned steps in order until done or interrupted.
-fn run_scenarios(ctx: &Ctx, args: &BenchArgs, plan: Plan, emit: &dyn Fn(&str)) -> Summary {
+fn run_scenarios(
+    ctx: &Ctx,
+    args: &BenchArgs,
+    plan: Plan,
+    null: bool,
+    emit: &dyn Fn(&str),
+) -> Summary {
     let mut summary = Summary::default();
     if let Err(msg) = create_bucket(ctx, args.bucket.is_some()) {
         eprintln!("ringstore bench: {msg}");
@@ -402,10 +451,78 @@ fn run_scenarios(ctx: &Ctx, args: &BenchArgs, plan: Plan, emit: &dyn Fn(&str)) -
     if plan.list && !ctx.is_interrupted() {
         list::step(ctx, args, &mut summary, emit);
     }
+    if let Some(w) = plan.timed.filter(|_| !ctx.is_interrupted()) {
+        timed_step(ctx, args, w, null, &mut summary, emit);
+    }
     if ctx.is_interrupted() {
         eprintln!("ringstore bench: interrupted");
     }
     summary
+}
+
+/// A timed workload: the run, the client's ceiling beside it (unless `--no-ceiling` or this
+/// is the null responder), the text, and the `--json`/`--csv`/`--plot` files.
+fn timed_step(
+    ctx: &Ctx,
+    args: &BenchArgs,
+    w: timed::Workload,
+    null: bool,
+    summary: &mut Summary,
+    emit: &dyn Fn(&str),
+) {
+    let m = timed::run(
+        ctx,
+        args,
+        w,
+        timed::RunOpts::measured(args, ctx.duration, null),
+    );
+    let urls = ctx.endpoints.iter().map(|e| e.url()).collect();
+    let params = run_report::params(args, args.scenario.name(), urls, &ctx.bucket);
+    let mut report = run_report::RunReport::new(params, &m, args.timed.trim_secs);
+    if !null && !args.timed.no_ceiling && !ctx.is_interrupted() {
+        match ceiling(ctx, args, w) {
+            Ok(c) => report.client_ceiling = Some(c),
+            Err(e) => eprintln!("ringstore bench: client ceiling not measured: {e}"),
+        }
+    }
+    for line in report.text() {
+        emit(&line);
+    }
+    if let Err(e) = run_report::write_outputs(&report, args) {
+        eprintln!("ringstore bench: {e}");
+        summary.other_errors += 1;
+    }
+    summary.timed = Some(report);
+    if args.endpoint.is_some() && args.bucket.is_none() && !args.keep_data {
+        match list::list_all(ctx) {
+            Ok(keys) => summary.written = keys,
+            Err(e) => eprintln!("ringstore bench: listing what to clean up: {e}"),
+        }
+    }
+}
+
+/// The same workload against the null responder for a few seconds: the client's ceiling.
+fn ceiling(ctx: &Ctx, args: &BenchArgs, w: timed::Workload) -> Result<run_report::Ceiling, String> {
+    let responder = null::NullResponder::start(args.object_size, args.count)?;
+    let endpoint = Endpoint::of(responder.address);
+    let null_ctx = Ctx {
+        endpoints: vec![endpoint.clone()],
+        endpoint,
+        creds: ctx.creds.clone(),
+        payload: ctx.payload,
+        bucket: ctx.bucket.clone(),
+        data: ctx.data.clone(),
+        duration: ctx.duration,
+        interrupted: ctx.interrupted.clone(),
+        sent: Arc::new(AtomicU64::new(0)),
+    };
+    let m = timed::run(&null_ctx, args, w, timed::RunOpts::ceiling(ctx.duration));
+    responder.stop();
+    let window = stats::window(m.elapsed_secs, args.timed.trim_secs);
+    Ok(run_report::Ceiling {
+        secs: m.elapsed_secs,
+        operations: run_report::operations(&m, window),
+    })
 }
 
 /// CreateBucket for the bench's bucket (when `existing_ok`, one the caller already owns will

@@ -21,6 +21,9 @@ const SMALL_BODY_STRIDE_BYTES: u64 = 4099;
 /// Everything the workloads share.
 pub(crate) struct Ctx {
     pub(crate) endpoint: Endpoint,
+    /// Every `--endpoint` of a comma list (the first is `endpoint`); the timed workloads spread
+    /// their connections over them.
+    pub(crate) endpoints: Vec<Endpoint>,
     pub(crate) creds: Credentials,
     pub(crate) payload: Payload,
     pub(crate) bucket: String,
@@ -67,7 +70,7 @@ impl Ctx {
 
     /// A `size`-byte body for small object `i`: a window of the shared buffer whose offset
     /// depends on `i`, so neighbouring objects differ.
-    fn small_body(&self, i: u64, size: u64) -> &[u8] {
+    pub(super) fn small_body(&self, i: u64, size: u64) -> &[u8] {
         let size = size as usize;
         let room = (self.data.len() - size) as u64 + 1;
         let off = (i.wrapping_mul(SMALL_BODY_STRIDE_BYTES) % room) as usize;
@@ -582,8 +585,10 @@ mod tests {
 
     #[test]
     fn small_bodies_stay_in_bounds() {
+        let endpoint = Endpoint::of("127.0.0.1:1".parse().unwrap());
         let ctx = Ctx {
-            endpoint: Endpoint::of("127.0.0.1:1".parse().unwrap()),
+            endpoints: vec![endpoint.clone()],
+            endpoint,
             creds: Credentials {
                 access_key: "a".into(),
                 secret_key: "s".into(),

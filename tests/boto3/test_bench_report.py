@@ -1,0 +1,58 @@
+"""`ringstore bench` timed-workload reports validate against the documented JSON schema.
+
+The bench binary (the one under test) loads the session server with a mixed workload, with the
+client ceiling measured; the `--json FILE` report must validate against
+tuning/bench-run.schema.json, its `--plot` file must parse as SVG, and what it wrote must be
+readable by boto3 when `--keep-data` keeps it.
+"""
+
+import json
+import subprocess
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import jsonschema
+
+SCHEMA = Path(__file__).resolve().parents[2] / 'tuning' / 'bench-run.schema.json'
+
+
+def run_bench(ringstore_bin, server, args):
+    env = {'RINGSTORE_ACCESS_KEY': server.access_key, 'RINGSTORE_SECRET_KEY': server.secret_key,
+           'PATH': '/usr/bin:/bin'}
+    cmd = [str(ringstore_bin), 'bench', '--endpoint', server.endpoint] + args
+    proc = subprocess.run(cmd, env=env, capture_output=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr.decode()[-3000:]
+    return proc
+
+
+def test_mixed_report_validates_against_the_schema(ringstore_bin, server, tmp_path):
+    schema = json.loads(SCHEMA.read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    report, plot = tmp_path / 'mixed.json', tmp_path / 'mixed.svg'
+    run_bench(ringstore_bin, server, [
+        '--scenario', 'mixed', '--objects', '60', '--count', '600', '--concurrency', '4',
+        '--object-size', '1KiB', '--object-size-max', '32KiB', '--checksum', 'crc32c',
+        '--json', str(report), '--plot', str(plot)])
+    doc = json.loads(report.read_text())
+    jsonschema.validate(doc, schema)
+    assert doc['client_ceiling'] is not None, 'the ceiling is measured by default'
+    assert {o['op'] for o in doc['operations']} == {'GET', 'STAT', 'PUT', 'DELETE'}
+    assert sum(o['total_ops'] for o in doc['operations']) == 600
+    assert ET.parse(plot).getroot().tag.endswith('svg')
+    # A document with a field the schema does not know is refused: the schema is strict.
+    doc['params']['surprise'] = 1
+    try:
+        jsonschema.validate(doc, schema)
+    except jsonschema.ValidationError:
+        pass
+    else:
+        raise AssertionError('the schema accepted an unknown field')
+
+
+def test_kept_objects_are_real_objects(ringstore_bin, server, s3, bucket, tmp_path):
+    run_bench(ringstore_bin, server, [
+        '--scenario', 'put', '--count', '25', '--concurrency', '2', '--bucket', bucket,
+        '--prefix', 'bench/run-1/', '--object-size', '777', '--no-ceiling'])
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix='bench/run-1/')
+    assert listed['KeyCount'] == 25
+    assert all(o['Size'] == 777 for o in listed['Contents'])
