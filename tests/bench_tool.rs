@@ -462,6 +462,7 @@ fn tuning_scripts_answer_help() {
         "tuning/startup.py",
         "tuning/space.py",
         "tuning/peers.py",
+        "tuning/compare.py",
     ] {
         let out = Command::new("python3")
             .arg(format!("{root}/{script}"))

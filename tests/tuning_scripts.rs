@@ -23,7 +23,7 @@ fn stdout(out: &Output) -> String {
 
 #[test]
 fn shell_scripts_answer_help_and_refuse_unknown_flags() {
-    for name in ["apply.sh", "fio-baseline.sh"] {
+    for name in ["apply.sh", "fio-baseline.sh", "compare.sh"] {
         let out = script(name, &["--help"], &[]);
         assert!(out.status.success(), "{name} --help: {out:?}");
         assert!(
@@ -74,6 +74,35 @@ fn fio_baseline_dry_run_prints_the_five_jobs_and_writes_nothing() {
     );
     let out = script("fio-baseline.sh", &["--dry-run"], &[]);
     assert_eq!(out.status.code(), Some(2), "--dir is required: {out:?}");
+}
+
+#[test]
+fn compare_dry_run_prints_fio_and_the_same_workloads_for_every_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, out) = (dir.path().join("data"), dir.path().join("out"));
+    let args = [
+        "--dry-run",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--garage",
+        "/nonexistent/garage",
+        "--peer",
+        "minio=http://127.0.0.1:1",
+    ];
+    let out_run = script("compare.sh", &args, &[]);
+    assert!(out_run.status.success(), "{out_run:?}");
+    let text = stdout(&out_run);
+    assert_eq!(text.lines().filter(|l| l.starts_with("fio ")).count(), 5, "{text}");
+    for server in ["ringstore", "garage", "minio"] {
+        let runs: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains(" bench --endpoint ") && l.contains(&format!("/{server}-")))
+            .collect();
+        assert_eq!(runs.len(), 5, "{server}: {text}");
+    }
+    assert!(!data.exists() && !out.exists(), "a dry run created files");
 }
 
 /// A fake /sys and /proc with one NVMe device, one CPU and the sysctls apply.sh sets, all at
