@@ -57,6 +57,15 @@ fn main() -> ExitCode {
     }
 }
 
+/// The readiness line's endpoints: `http://A`, `https://A`, or `http://A, https://B`.
+fn listening_urls(started: &runtime::Started) -> String {
+    match started.tls_address {
+        None => format!("http://{}", started.address),
+        Some(tls) if tls == started.address => format!("https://{tls}"),
+        Some(tls) => format!("http://{}, https://{tls}", started.address),
+    }
+}
+
 fn serve(args: ringstore::cli::ServeArgs) -> ExitCode {
     let config = match args.into_config() {
         Ok(c) => c,
@@ -65,10 +74,11 @@ fn serve(args: ringstore::cli::ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut signals = match signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-    ]) {
+    let mut stop_signals = vec![signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM];
+    if config.serves_tls() {
+        stop_signals.push(signal_hook::consts::SIGHUP); // reloads the certificate (see below)
+    }
+    let mut signals = match signal_hook::iterator::Signals::new(stop_signals) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("ringstore: cannot install signal handlers: {e}");
@@ -90,14 +100,25 @@ fn serve(args: ringstore::cli::ServeArgs) -> ExitCode {
         r.buckets, r.objects, started.removed_staging_files, r.removed_partial_buckets, r.corrupt_files
     );
     println!(
-        "ringstore listening on http://{} ({} cores, data {})",
-        started.address,
+        "ringstore listening on {} ({} cores, data {})",
+        listening_urls(&started),
         cores,
         data_dir.display()
     );
     let _ = std::io::stdout().flush();
-    if let Some(sig) = signals.forever().next() {
+    for sig in signals.forever() {
+        if sig == signal_hook::consts::SIGHUP {
+            match started.reload_tls() {
+                Some(Ok(())) => eprintln!("ringstore: SIGHUP: TLS certificate and key reloaded"),
+                Some(Err(why)) => {
+                    eprintln!("ringstore: SIGHUP: {why}; keeping the previous certificate")
+                }
+                None => {}
+            }
+            continue;
+        }
         eprintln!("ringstore: signal {sig}: finishing in-flight requests, then stopping");
+        break;
     }
     ringstore::http::shutdown::request_shutdown();
     let s = started.join();

@@ -1,0 +1,151 @@
+//! TLS (HTTPS): the certificate chain and private key a listener serves, loaded from PEM files
+//! and reloadable while serving, and the server side of the handshake on an accepted socket.
+//!
+//! rustls with the `ring` provider does the cryptography; futures-rustls drives it over glommio's
+//! `TcpStream` (futures-io). The socket under a TLS stream gets a receive buffer of
+//! [`TLS_RX_BUFFER_BYTES`] because rustls reads records 4 KiB at a time.
+//!
+//! Invariants: a [`TlsCerts`] always holds a configuration that loaded completely (chain parsed,
+//! key parsed and matching the chain's first certificate); a failed reload leaves the previous
+//! one in place; a connection keeps the configuration it was accepted with; the only ALPN
+//! protocol offered is `http/1.1`; a handshake that does not finish within [`HEAD_DEADLINE`]
+//! ends the connection.
+
+use crate::http::conn::HEAD_DEADLINE;
+use futures_rustls::TlsAcceptor;
+use glommio::net::{Preallocated, TcpStream};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+/// Receive buffer of a TLS connection's socket: rustls asks for 4 KiB per read, the buffer turns
+/// sixteen of those into one `recv`.
+pub(crate) const TLS_RX_BUFFER_BYTES: usize = 64 * 1024;
+/// The one application protocol offered in ALPN.
+const ALPN_HTTP_1_1: &[u8] = b"http/1.1";
+
+/// A server-side TLS stream over an accepted socket.
+pub(crate) type TlsStream = futures_rustls::server::TlsStream<TcpStream<Preallocated>>;
+
+/// The certificate and key files of the HTTPS listener and the configuration last loaded from
+/// them (shared by every core; [`TlsCerts::reload`] swaps it).
+pub struct TlsCerts {
+    cert_path: PathBuf,
+    key_path: PathBuf,
+    current: RwLock<TlsAcceptor>,
+}
+
+impl TlsCerts {
+    /// Loads the certificate chain (`cert_path`) and private key (`key_path`), both PEM, or says
+    /// clearly what is wrong with them.
+    pub fn load(cert_path: &Path, key_path: &Path) -> Result<TlsCerts, String> {
+        let config = server_config(cert_path, key_path)?;
+        Ok(TlsCerts {
+            cert_path: cert_path.to_path_buf(),
+            key_path: key_path.to_path_buf(),
+            current: RwLock::new(TlsAcceptor::from(Arc::new(config))),
+        })
+    }
+
+    /// Reads both files again; new connections use them from now on. On error the previous
+    /// certificate stays in use and the error says why.
+    pub fn reload(&self) -> Result<(), String> {
+        let config = server_config(&self.cert_path, &self.key_path)?;
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) =
+            TlsAcceptor::from(Arc::new(config));
+        Ok(())
+    }
+
+    /// The acceptor for a connection accepted now (a cheap clone of the current one).
+    pub(crate) fn acceptor(&self) -> TlsAcceptor {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+/// The server side of the TLS handshake on `stream` (already configured by the connection),
+/// bounded by [`HEAD_DEADLINE`].
+pub(crate) async fn handshake(acceptor: &TlsAcceptor, stream: TcpStream) -> io::Result<TlsStream> {
+    use futures_lite::future::FutureExt;
+    let stream = stream.buffered_with(Preallocated::new(TLS_RX_BUFFER_BYTES));
+    async { acceptor.accept(stream).await }
+        .or(async {
+            glommio::timer::sleep(HEAD_DEADLINE).await;
+            Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "TLS handshake not finished in time",
+            ))
+        })
+        .await
+}
+
+/// A rustls server configuration serving the chain in `cert_path` with the key in `key_path`.
+fn server_config(cert_path: &Path, key_path: &Path) -> Result<rustls::ServerConfig, String> {
+    let certs = read_certs(cert_path)?;
+    let key = read_key(key_path)?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS: {e}"))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| match e {
+            rustls::Error::InconsistentKeys(_) => format!(
+                "TLS: the private key in {} does not match the certificate in {}",
+                key_path.display(),
+                cert_path.display()
+            ),
+            e => format!(
+                "TLS: cannot use the certificate in {} with the key in {}: {e}",
+                cert_path.display(),
+                key_path.display()
+            ),
+        })?;
+    config.alpn_protocols = vec![ALPN_HTTP_1_1.to_vec()];
+    Ok(config)
+}
+
+/// Reads a whole PEM file, naming it in the error.
+fn read_pem(path: &Path, what: &str) -> Result<Vec<u8>, String> {
+    std::fs::read(path)
+        .map_err(|e| format!("TLS: cannot read the {what} file {}: {e}", path.display()))
+}
+
+/// The certificate chain in a PEM file (leaf first), at least one certificate.
+fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let pem = read_pem(path, "certificate")?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| {
+            format!(
+                "TLS: {} is not a valid PEM certificate file: {e}",
+                path.display()
+            )
+        })?;
+    if certs.is_empty() {
+        return Err(format!(
+            "TLS: {} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+            path.display()
+        ));
+    }
+    Ok(certs)
+}
+
+/// The private key in a PEM file (PKCS#8, PKCS#1 or SEC1).
+fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
+    let pem = read_pem(path, "private key")?;
+    PrivateKeyDer::from_pem_slice(&pem).map_err(|e| match e {
+        rustls::pki_types::pem::Error::NoItemsFound => format!(
+            "TLS: {} holds no PEM private key (-----BEGIN PRIVATE KEY----- or RSA/EC PRIVATE KEY)",
+            path.display()
+        ),
+        e => format!(
+            "TLS: {} is not a valid PEM private key file: {e}",
+            path.display()
+        ),
+    })
+}
