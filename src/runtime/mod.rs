@@ -241,13 +241,13 @@ fn listeners(
 /// Starts every core; returns once all of them listen (or the first error).
 pub fn start(config: ServerConfig) -> std::io::Result<Started> {
     assert!((1..=CORES_MAX).contains(&config.cores));
+    let tls = load_tls(config.tls.as_ref())?; // before anything touches the data dir
     let prepared = crate::storage::prepare_data_dir(
         &config.data_dir,
         config.cores,
         config.log_segment_size_bytes,
     )?;
     raise_open_files_limit();
-    let tls = load_tls(config.tls.as_ref())?;
     let (address, reservation) = reserve_address(config.address)?;
     let (listeners, _tls_reservation) = listeners(address, config.tls.as_ref())?;
     let cpus = config.cpus.clone();

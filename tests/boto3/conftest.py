@@ -6,9 +6,8 @@ ringstore uses O_DIRECT, which tmpfs does not honour). It is removed after a ful
 and kept (path printed) when something failed, or always with RINGSTORE_KEEP_TEST_DATA=1.
 
 RINGSTORE_TEST_TLS=1 runs the suite over HTTPS: every server gets a certificate from a test CA
-(`tls_files`), boto3 clients verify it with `verify=<CA file>`, `requests` through
-REQUESTS_CA_BUNDLE, raw sockets through `server.connect()`. Tests that cannot work over TLS skip
-themselves with `needs_plain_http`.
+(`tls_files`); boto3 clients verify it with `verify=<CA file>`, `requests` and curl through
+REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE, raw sockets through `server.connect()`.
 """
 
 import os
@@ -88,7 +87,8 @@ def test_root(request):
         shutil.rmtree(root, ignore_errors=True)
 
 
-needs_plain_http = pytest.mark.skipif(harness.TLS, reason='speaks plain HTTP on the raw socket')
+# The CA file variables `requests` and `curl` read.
+CA_BUNDLE_VARS = ('REQUESTS_CA_BUNDLE', 'CURL_CA_BUNDLE')
 
 
 @pytest.fixture(scope='session')
@@ -99,14 +99,11 @@ def tls_files(test_root):
         return
     files = TlsFiles(test_root / 'tls', 'suite')
     harness.set_default_ca(files.ca)
-    old = os.environ.get('REQUESTS_CA_BUNDLE')
-    os.environ['REQUESTS_CA_BUNDLE'] = str(files.ca)
-    yield files
+    with pytest.MonkeyPatch.context() as env:
+        for name in CA_BUNDLE_VARS:
+            env.setenv(name, str(files.ca))
+        yield files
     harness.set_default_ca(None)
-    if old is None:
-        os.environ.pop('REQUESTS_CA_BUNDLE', None)
-    else:
-        os.environ['REQUESTS_CA_BUNDLE'] = old
 
 
 @pytest.fixture(scope='session')
