@@ -49,7 +49,11 @@ impl Transport {
     async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
         match self {
             Transport::Plain(s) => s.write_all(bytes).await,
-            Transport::Tls(s) => s.write_all(bytes).await,
+            // Flushed: the TLS socket gathers records until it is (see `tls::BatchedSocket`).
+            Transport::Tls(s) => {
+                s.write_all(bytes).await?;
+                s.flush().await
+            }
         }
     }
 
