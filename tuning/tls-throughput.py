@@ -7,7 +7,7 @@ self-made test CA's certificate), so both protocols hit the same storage. The lo
 signing work per request): each round PUTs OBJECTS objects of 16 MiB, then GETs them back (the GETs
 are served from the read cache: this measures the network and TLS path, not the disk), once over
 HTTP and once over HTTPS, alternating which goes first. Prints MiB/s per round, the medians, the
-HTTPS/HTTP ratio, and the server's CPU seconds per GiB moved.
+HTTPS/HTTP ratio, and the CPU seconds per GiB moved of the server and of curl.
 
 Run with the test venv (it has boto3):  target/pyenv/bin/python tuning/tls-throughput.py
 """
@@ -15,6 +15,7 @@ Run with the test venv (it has boto3):  target/pyenv/bin/python tuning/tls-throu
 import argparse
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -75,19 +76,26 @@ def curl_parallel(entries, ca, parallel):
     return secs
 
 
+def children_cpu_secs():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def one_pass(s3, bucket, src, ca, objects, parallel, server_pid):
-    """PUT then GET `objects` objects; returns (put MiB/s, get MiB/s, server CPU s per GiB)."""
+    """PUT then GET `objects` objects; returns (put MiB/s, get MiB/s, server and curl CPU s per
+    GiB)."""
     keys = [f"obj-{i}" for i in range(objects)]
     put = [f'url = "{s3.generate_presigned_url("put_object", Params={"Bucket": bucket, "Key": k}, ExpiresIn=3600)}"\n'
            f'upload-file = "{src}"\nheader = "Expect:"\noutput = "/dev/null"\n' for k in keys]
     get = [f'url = "{s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": k}, ExpiresIn=3600)}"\n'
            'output = "/dev/null"\n' for k in keys]
     mib = objects * OBJECT_BYTES / MIB
-    cpu0 = cpu_secs(server_pid)
+    cpu0, curl0 = cpu_secs(server_pid), children_cpu_secs()
     put_s = curl_parallel(put, ca, parallel)
     get_s = curl_parallel(get, ca, parallel)
-    cpu = cpu_secs(server_pid) - cpu0
-    return mib / put_s, mib / get_s, cpu / (2 * mib / 1024)
+    gib = 2 * mib / 1024
+    cpu, curl = cpu_secs(server_pid) - cpu0, children_cpu_secs() - curl0
+    return mib / put_s, mib / get_s, cpu / gib, curl / gib
 
 
 def main():
@@ -123,18 +131,18 @@ def main():
                                    args.parallel, proc.pid)
                     results[proto].append(res)
                     print(f"round {r + 1} {proto:5}: PUT {res[0]:7.1f} MiB/s  GET {res[1]:7.1f} "
-                          f"MiB/s  server CPU {res[2]:.2f} s/GiB", flush=True)
+                          f"MiB/s  CPU s/GiB: server {res[2]:.2f}, curl {res[3]:.2f}", flush=True)
         finally:
             stop_process(proc)
-        med = {p: [statistics.median(x[i] for x in v) for i in range(3)]
+        med = {p: [statistics.median(x[i] for x in v) for i in range(4)]
                for p, v in results.items()}
         print(f"\n{args.objects} x 16 MiB per pass, {args.parallel} parallel curl transfers, "
               f"median of {args.rounds} rounds")
-        print("| | PUT MiB/s | GET MiB/s | server CPU s/GiB |\n|---|---|---|---|")
+        print("| | PUT MiB/s | GET MiB/s | server CPU s/GiB | curl CPU s/GiB |\n|---|---|---|---|---|")
         for p in ("http", "https"):
-            print(f"| {p} | {med[p][0]:.0f} | {med[p][1]:.0f} | {med[p][2]:.2f} |")
-        print(f"| https/http | {med['https'][0] / med['http'][0]:.2f} | "
-              f"{med['https'][1] / med['http'][1]:.2f} | {med['https'][2] / med['http'][2]:.2f} |")
+            print(f"| {p} | {med[p][0]:.0f} | {med[p][1]:.0f} | {med[p][2]:.2f} | {med[p][3]:.2f} |")
+        ratios = " | ".join(f"{med['https'][i] / med['http'][i]:.2f}" for i in range(4))
+        print(f"| https/http | {ratios} |")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
