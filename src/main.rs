@@ -66,6 +66,34 @@ fn listening_urls(started: &runtime::Started) -> String {
     }
 }
 
+/// SIGINT and SIGTERM stop the server; with TLS, SIGHUP reloads the certificate (without TLS it
+/// keeps its default action).
+fn install_signals(tls: bool) -> std::io::Result<signal_hook::iterator::Signals> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = vec![SIGINT, SIGTERM];
+    if tls {
+        signals.push(SIGHUP);
+    }
+    signal_hook::iterator::Signals::new(signals)
+}
+
+/// Blocks until a stop signal, reloading the TLS certificate on each SIGHUP meanwhile.
+fn wait_for_stop(signals: &mut signal_hook::iterator::Signals, started: &runtime::Started) {
+    for sig in signals.forever() {
+        if sig != signal_hook::consts::SIGHUP {
+            eprintln!("ringstore: signal {sig}: finishing in-flight requests, then stopping");
+            return;
+        }
+        match started.reload_tls() {
+            Some(Ok(())) => eprintln!("ringstore: SIGHUP: TLS certificate and key reloaded"),
+            Some(Err(why)) => {
+                eprintln!("ringstore: SIGHUP: {why}; keeping the previous certificate")
+            }
+            None => {}
+        }
+    }
+}
+
 fn serve(args: ringstore::cli::ServeArgs) -> ExitCode {
     let config = match args.into_config() {
         Ok(c) => c,
@@ -74,11 +102,7 @@ fn serve(args: ringstore::cli::ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut stop_signals = vec![signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM];
-    if config.serves_tls() {
-        stop_signals.push(signal_hook::consts::SIGHUP); // reloads the certificate (see below)
-    }
-    let mut signals = match signal_hook::iterator::Signals::new(stop_signals) {
+    let mut signals = match install_signals(config.serves_tls()) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("ringstore: cannot install signal handlers: {e}");
@@ -106,20 +130,7 @@ fn serve(args: ringstore::cli::ServeArgs) -> ExitCode {
         data_dir.display()
     );
     let _ = std::io::stdout().flush();
-    for sig in signals.forever() {
-        if sig == signal_hook::consts::SIGHUP {
-            match started.reload_tls() {
-                Some(Ok(())) => eprintln!("ringstore: SIGHUP: TLS certificate and key reloaded"),
-                Some(Err(why)) => {
-                    eprintln!("ringstore: SIGHUP: {why}; keeping the previous certificate")
-                }
-                None => {}
-            }
-            continue;
-        }
-        eprintln!("ringstore: signal {sig}: finishing in-flight requests, then stopping");
-        break;
-    }
+    wait_for_stop(&mut signals, &started);
     ringstore::http::shutdown::request_shutdown();
     let s = started.join();
     let checkpoint = match &s.checkpoint {

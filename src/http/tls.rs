@@ -9,11 +9,11 @@
 //! Invariants: a [`TlsCerts`] always holds a configuration that loaded completely (chain parsed,
 //! key parsed and matching the chain's first certificate); a failed reload leaves the previous
 //! one in place; a connection keeps the configuration it was accepted with; the only ALPN
-//! protocol offered is `http/1.1`; a handshake that does not finish within [`HEAD_DEADLINE`]
+//! protocol offered is `http/1.1`; a handshake that does not finish within
+//! [`TLS_HANDSHAKE_DEADLINE`]
 //! ends the connection; bytes gathered by a [`BatchedSocket`] are on the wire once it is flushed
 //! (the connection flushes after every `write_all` over TLS).
 
-use crate::http::conn::HEAD_DEADLINE;
 use futures_lite::{ready, AsyncRead, AsyncWrite};
 use futures_rustls::TlsAcceptor;
 use glommio::net::{Preallocated, TcpStream};
@@ -34,6 +34,9 @@ pub(crate) const TLS_RX_BUFFER_BYTES: usize = 64 * 1024;
 pub(crate) const TLS_TX_BATCH_BYTES: usize = 256 * 1024;
 /// A flushed batch buffer larger than this is freed (an idle connection keeps no large buffer).
 const TLS_TX_IDLE_MAX_BYTES: usize = 32 * 1024;
+/// A TLS handshake must be complete this long after the connection was accepted (the same bound
+/// as a request head's, `conn::HEAD_DEADLINE`).
+pub(crate) const TLS_HANDSHAKE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
 /// The one application protocol offered in ALPN.
 const ALPN_HTTP_1_1: &[u8] = b"http/1.1";
 
@@ -168,7 +171,7 @@ impl TlsCerts {
 }
 
 /// The server side of the TLS handshake on `stream` (already configured by the connection),
-/// bounded by [`HEAD_DEADLINE`].
+/// bounded by [`TLS_HANDSHAKE_DEADLINE`].
 pub(crate) async fn handshake(acceptor: &TlsAcceptor, stream: TcpStream) -> io::Result<TlsStream> {
     use futures_lite::future::FutureExt;
     let stream = BatchedSocket {
@@ -178,7 +181,7 @@ pub(crate) async fn handshake(acceptor: &TlsAcceptor, stream: TcpStream) -> io::
     };
     async { acceptor.accept(stream).await }
         .or(async {
-            glommio::timer::sleep(HEAD_DEADLINE).await;
+            glommio::timer::sleep(TLS_HANDSHAKE_DEADLINE).await;
             Err(io::Error::new(
                 io::ErrorKind::TimedOut,
                 "TLS handshake not finished in time",
