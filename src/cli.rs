@@ -4,7 +4,7 @@
 
 use crate::auth::{Credentials, DEV_ACCESS_KEY, DEV_SECRET_KEY};
 use crate::runtime::{
-    cpus, FsyncPolicy, ServerConfig, CORES_MAX, LOG_SEGMENT_SIZE_DEFAULT_BYTES,
+    cpus, FsyncPolicy, ServerConfig, TlsConfig, CORES_MAX, LOG_SEGMENT_SIZE_DEFAULT_BYTES,
     LOG_SEGMENT_SIZE_MIN_BYTES, LOG_SEGMENT_UNIT_BYTES, MAX_CONNECTIONS_DEFAULT,
     SPIN_BEFORE_PARK_DEFAULT_US, SPIN_BEFORE_PARK_MAX_US,
 };
@@ -106,19 +106,34 @@ pub struct ServeArgs {
     /// Enable virtual-host style addressing: `Host: BUCKET.DOMAIN` names the bucket (path-style keeps working).
     #[arg(long)]
     pub(crate) domain: Option<String>,
+    /// Serve HTTPS with this certificate chain (PEM, leaf first; needs --tls-key). Without
+    /// --tls-address, --address serves HTTPS instead of HTTP. SIGHUP reloads the certificate and
+    /// key (new connections get them; if they fail to load, the old ones stay and an error is logged).
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// Private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub(crate) tls_key: Option<PathBuf>,
+    /// Serve HTTPS on this address (IP:PORT, port 0 picks one) beside plain HTTP on --address.
+    #[arg(long, value_name = "IP:PORT", requires = "tls_cert")]
+    pub(crate) tls_address: Option<String>,
 }
 
 impl ServeArgs {
     /// Validates the flags into a server configuration, or says why not.
     pub fn into_config(self) -> Result<ServerConfig, String> {
-        let address: SocketAddr = self
-            .address
-            .to_socket_addrs()
-            .map_err(|e| format!("--address {}: {e}", self.address))?
-            .next()
-            .ok_or_else(|| format!("--address {}: resolves to no address", self.address))?;
+        let address = resolve("--address", &self.address)?;
+        let tls_address = self
+            .tls_address
+            .as_deref()
+            .map(|a| resolve("--tls-address", a))
+            .transpose()?;
         let (cpus, cores) = cpus_and_cores(self.cpus.as_deref(), self.cores)?;
-        let credentials = credentials(self.access_key, self.secret_key, address)?;
+        // The dev keys need every listener on loopback.
+        let exposed = tls_address
+            .filter(|a| !a.ip().is_loopback())
+            .unwrap_or(address);
+        let credentials = credentials(self.access_key, self.secret_key, exposed)?;
         if self.max_connections == 0 {
             return Err("--max-connections must be at least 1".to_string());
         }
@@ -158,8 +173,24 @@ impl ServeArgs {
                 .filter(|d| !d.is_empty()),
             cpus,
             spin_before_park: std::time::Duration::from_micros(self.spin_before_park_us),
+            tls: self
+                .tls_cert
+                .zip(self.tls_key)
+                .map(|(cert, key)| TlsConfig {
+                    cert,
+                    key,
+                    address: tls_address,
+                }),
         })
     }
+}
+
+/// The first socket address `text` (the value of `flag`) resolves to.
+fn resolve(flag: &str, text: &str) -> Result<SocketAddr, String> {
+    text.to_socket_addrs()
+        .map_err(|e| format!("{flag} {text}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{flag} {text}: resolves to no address"))
 }
 
 /// A size such as `256MiB`, `64KiB`, `1GiB` or `4096` (bytes) in bytes, or why not.

@@ -57,6 +57,43 @@ fn main() -> ExitCode {
     }
 }
 
+/// The readiness line's endpoints: `http://A`, `https://A`, or `http://A, https://B`.
+fn listening_urls(started: &runtime::Started) -> String {
+    match started.tls_address {
+        None => format!("http://{}", started.address),
+        Some(tls) if tls == started.address => format!("https://{tls}"),
+        Some(tls) => format!("http://{}, https://{tls}", started.address),
+    }
+}
+
+/// SIGINT and SIGTERM stop the server; with TLS, SIGHUP reloads the certificate (without TLS it
+/// keeps its default action).
+fn install_signals(tls: bool) -> std::io::Result<signal_hook::iterator::Signals> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = vec![SIGINT, SIGTERM];
+    if tls {
+        signals.push(SIGHUP);
+    }
+    signal_hook::iterator::Signals::new(signals)
+}
+
+/// Blocks until a stop signal, reloading the TLS certificate on each SIGHUP meanwhile.
+fn wait_for_stop(signals: &mut signal_hook::iterator::Signals, started: &runtime::Started) {
+    for sig in signals.forever() {
+        if sig != signal_hook::consts::SIGHUP {
+            eprintln!("ringstore: signal {sig}: finishing in-flight requests, then stopping");
+            return;
+        }
+        match started.reload_tls() {
+            Some(Ok(())) => eprintln!("ringstore: SIGHUP: TLS certificate and key reloaded"),
+            Some(Err(why)) => {
+                eprintln!("ringstore: SIGHUP: {why}; keeping the previous certificate")
+            }
+            None => {}
+        }
+    }
+}
+
 fn serve(args: ringstore::cli::ServeArgs) -> ExitCode {
     let config = match args.into_config() {
         Ok(c) => c,
@@ -65,10 +102,7 @@ fn serve(args: ringstore::cli::ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut signals = match signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-    ]) {
+    let mut signals = match install_signals(config.serves_tls()) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("ringstore: cannot install signal handlers: {e}");
@@ -90,15 +124,13 @@ fn serve(args: ringstore::cli::ServeArgs) -> ExitCode {
         r.buckets, r.objects, started.removed_staging_files, r.removed_partial_buckets, r.corrupt_files
     );
     println!(
-        "ringstore listening on http://{} ({} cores, data {})",
-        started.address,
+        "ringstore listening on {} ({} cores, data {})",
+        listening_urls(&started),
         cores,
         data_dir.display()
     );
     let _ = std::io::stdout().flush();
-    if let Some(sig) = signals.forever().next() {
-        eprintln!("ringstore: signal {sig}: finishing in-flight requests, then stopping");
-    }
+    wait_for_stop(&mut signals, &started);
     ringstore::http::shutdown::request_shutdown();
     let s = started.join();
     let checkpoint = match &s.checkpoint {

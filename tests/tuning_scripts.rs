@@ -94,7 +94,11 @@ fn compare_dry_run_prints_fio_and_the_same_workloads_for_every_server() {
     let out_run = script("compare.sh", &args, &[]);
     assert!(out_run.status.success(), "{out_run:?}");
     let text = stdout(&out_run);
-    assert_eq!(text.lines().filter(|l| l.starts_with("fio ")).count(), 5, "{text}");
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("fio ")).count(),
+        5,
+        "{text}"
+    );
     for server in ["ringstore", "garage", "minio"] {
         let runs: Vec<&str> = text
             .lines()

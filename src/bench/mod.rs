@@ -121,7 +121,7 @@ impl Summary {
 /// What the bench loads: a remote endpoint, its own server, or its null responder.
 enum Target {
     Remote,
-    Server(server::InProcess),
+    Server(Box<server::InProcess>),
     Null(null::NullResponder),
 }
 
@@ -238,7 +238,7 @@ fn start_target(args: &BenchArgs, creds: &Credentials) -> Result<(Endpoint, Targ
                 args.fsync,
                 args.concurrency,
             )?;
-            Ok((Endpoint::of(s.address), Target::Server(s)))
+            Ok((Endpoint::of(s.address), Target::Server(Box::new(s))))
         }
     }
 }
@@ -330,7 +330,7 @@ fn cleanup(ctx: &Ctx, args: &BenchArgs, target: Target, summary: &Summary) -> Re
             );
             Ok(())
         }
-        Target::Server(s) => stop_server(s, args.keep_data),
+        Target::Server(s) => stop_server(*s, args.keep_data),
     }
 }
 

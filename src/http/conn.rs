@@ -2,11 +2,15 @@
 //!
 //! Invariants: bytes read from the socket but not yet consumed live in `buf[start..end]` and are
 //! always consumed before the socket is read again (so pipelined requests are never lost); the
-//! buffer never grows past [`READ_BUF_BYTES`]; every socket has `TCP_NODELAY`.
+//! buffer never grows past [`READ_BUF_BYTES`]; every socket has `TCP_NODELAY`. A connection is
+//! plain TCP or TLS ([`Transport`]) from its handshake to its end; the plain path goes straight to
+//! the socket (one `match` per call, no extra buffer or copy).
 
 use crate::http::error::{http_err, HttpError};
 use crate::http::head::{HeadParse, RequestHead, HEAD_SIZE_MAX_BYTES};
+use crate::http::tls::{self, TlsStream};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use futures_rustls::TlsAcceptor;
 use glommio::net::TcpStream;
 use std::io;
 use std::time::Duration;
@@ -28,18 +32,68 @@ pub(crate) enum NextHead {
     Bad(HttpError),
 }
 
+/// The byte stream under a connection: the socket itself, or TLS over it.
+enum Transport {
+    Plain(TcpStream),
+    Tls(Box<TlsStream>),
+}
+
+impl Transport {
+    async fn read(&mut self, dst: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Transport::Plain(s) => s.read(dst).await,
+            Transport::Tls(s) => s.read(dst).await,
+        }
+    }
+
+    async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match self {
+            Transport::Plain(s) => s.write_all(bytes).await,
+            // Flushed: the TLS socket gathers records until it is (see `tls::BatchedSocket`).
+            Transport::Tls(s) => {
+                s.write_all(bytes).await?;
+                s.flush().await
+            }
+        }
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Transport::Plain(s) => s.flush().await,
+            Transport::Tls(s) => s.flush().await,
+        }
+    }
+
+    /// Flushes and closes (for TLS: sends close_notify first).
+    async fn close(&mut self) {
+        let _ = self.flush().await;
+        let _ = match self {
+            Transport::Plain(s) => s.close().await,
+            Transport::Tls(s) => s.close().await,
+        };
+    }
+}
+
 pub(crate) struct Connection {
-    stream: TcpStream,
+    stream: Transport,
     buf: Box<[u8]>,
     start: usize,
     end: usize,
 }
 
 impl Connection {
-    pub(crate) fn new(stream: TcpStream) -> io::Result<Connection> {
+    /// Sets up an accepted socket; with `tls`, runs the TLS handshake on it first.
+    pub(crate) async fn open(
+        stream: TcpStream,
+        tls: Option<&TlsAcceptor>,
+    ) -> io::Result<Connection> {
         stream.set_nodelay(true)?;
         stream.set_read_timeout(Some(IDLE_TIMEOUT))?;
         stream.set_write_timeout(Some(IDLE_TIMEOUT))?;
+        let stream = match tls {
+            None => Transport::Plain(stream),
+            Some(acceptor) => Transport::Tls(Box::new(tls::handshake(acceptor, stream).await?)),
+        };
         Ok(Connection {
             stream,
             buf: vec![0u8; READ_BUF_BYTES].into_boxed_slice(),
@@ -134,7 +188,6 @@ impl Connection {
     }
 
     pub(crate) async fn close(&mut self) {
-        let _ = self.stream.flush().await;
-        let _ = self.stream.close().await;
+        self.stream.close().await;
     }
 }

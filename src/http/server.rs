@@ -13,6 +13,7 @@ use crate::http::error::HttpError;
 use crate::http::head::{Method, RequestHead};
 use crate::http::response::{write_response, Response};
 use crate::http::shutdown;
+use futures_rustls::TlsAcceptor;
 use glommio::net::TcpStream;
 use std::cell::Cell;
 
@@ -72,9 +73,9 @@ impl<H: Handler> Server<H> {
         format!("{}{:08X}", self.request_prefix, n)
     }
 
-    /// Serves one connection until it ends.
-    pub(crate) async fn serve_connection(&self, stream: TcpStream) {
-        let Ok(mut conn) = Connection::new(stream) else {
+    /// Serves one connection until it ends (over TLS with `tls`: handshake first).
+    pub(crate) async fn serve_connection(&self, stream: TcpStream, tls: Option<TlsAcceptor>) {
+        let Ok(mut conn) = Connection::open(stream, tls.as_ref()).await else {
             return;
         };
         loop {
@@ -127,8 +128,13 @@ impl<H: Handler> Server<H> {
     }
 
     /// Answers a connection over the limit with the handler's `err` response and closes it.
-    pub(crate) async fn refuse_connection(&self, stream: TcpStream, err: &HttpError) {
-        if let Ok(mut conn) = Connection::new(stream) {
+    pub(crate) async fn refuse_connection(
+        &self,
+        stream: TcpStream,
+        tls: Option<TlsAcceptor>,
+        err: &HttpError,
+    ) {
+        if let Ok(mut conn) = Connection::open(stream, tls.as_ref()).await {
             let id = self.next_request_id();
             let mut resp = self.handler.error_response(err, "/", &id);
             resp.close = true;

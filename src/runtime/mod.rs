@@ -6,7 +6,9 @@
 //! Invariants: a connection lives on the core that accepted it, start to end; every core listens
 //! on the same concrete port (port 0 is resolved once, up front); the process prints its
 //! readiness line only after every core is listening; the open-connection count is one atomic
-//! for the whole process, so `--max-connections` holds however connections are spread.
+//! for the whole process, so `--max-connections` holds however connections are spread. With TLS
+//! every core also listens on the HTTPS address (when it differs from the plain one); the
+//! certificate is loaded before anything else starts and swapped by [`Started::reload_tls`].
 
 pub mod cpus;
 
@@ -14,6 +16,7 @@ use crate::auth::{Credentials, Verifier};
 use crate::http::error::{HttpError, HttpErrorCode};
 use crate::http::server::Server;
 use crate::http::shutdown;
+use crate::http::tls::TlsCerts;
 use crate::s3::S3Service;
 use crate::storage::{CoreMesh, LoadReport, Store, StoreConfig};
 use glommio::net::TcpListener;
@@ -82,11 +85,32 @@ pub struct ServerConfig {
     pub(crate) cache_size_bytes: u64,
     /// Memory for upload staging buffers, total for the process.
     pub(crate) upload_memory_bytes: u64,
+    /// HTTPS, if enabled.
+    pub(crate) tls: Option<TlsConfig>,
+}
+
+impl ServerConfig {
+    /// Whether any listener serves HTTPS (then SIGHUP reloads its certificate).
+    pub fn serves_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+}
+
+/// HTTPS settings: PEM files, and where to serve them (`None`: on `address` itself, which then
+/// serves no plain HTTP).
+#[derive(Clone, Debug)]
+pub(crate) struct TlsConfig {
+    pub(crate) cert: PathBuf,
+    pub(crate) key: PathBuf,
+    pub(crate) address: Option<SocketAddr>,
 }
 
 /// What starting the server found and where it listens.
 pub struct Started {
     pub address: SocketAddr,
+    /// Where HTTPS is served (equal to `address` when that is HTTPS only).
+    pub tls_address: Option<SocketAddr>,
+    tls: Option<Arc<TlsCerts>>,
     pub report: LoadReport,
     pub removed_staging_files: usize,
     handles: Vec<glommio::ExecutorJoinHandle<()>>,
@@ -120,6 +144,12 @@ pub struct Stopped {
 }
 
 impl Started {
+    /// Reads the TLS certificate and key files again (SIGHUP); `None` without TLS. New
+    /// connections get the new certificate; on error the old one stays in use.
+    pub fn reload_tls(&self) -> Option<Result<(), String>> {
+        self.tls.as_ref().map(|certs| certs.reload())
+    }
+
     /// Blocks until every core has stopped, then writes a checkpoint (so the next start reads
     /// it instead of the log).
     pub fn join(self) -> Stopped {
@@ -171,9 +201,47 @@ fn reserve_address(addr: SocketAddr) -> std::io::Result<(SocketAddr, socket2::So
     Ok((local, sock))
 }
 
+/// One address every core listens on, and whether it speaks TLS.
+#[derive(Clone, Copy)]
+struct Listen {
+    address: SocketAddr,
+    tls: bool,
+}
+
+/// Loads the TLS certificate and key (a clear error if they are unusable).
+fn load_tls(tls: Option<&TlsConfig>) -> std::io::Result<Option<Arc<TlsCerts>>> {
+    tls.map(|t| TlsCerts::load(&t.cert, &t.key).map(Arc::new))
+        .transpose()
+        .map_err(std::io::Error::other)
+}
+
+/// The listeners: `address` (HTTPS with TLS and no separate HTTPS address), and the separate
+/// HTTPS address with its port reserved (the reservation is held until every core listens).
+fn listeners(
+    address: SocketAddr,
+    tls: Option<&TlsConfig>,
+) -> std::io::Result<(Vec<Listen>, Option<socket2::Socket>)> {
+    let plain = Listen {
+        address,
+        tls: tls.is_some_and(|t| t.address.is_none()),
+    };
+    match tls.and_then(|t| t.address) {
+        None => Ok((vec![plain], None)),
+        Some(tls_address) => {
+            let (tls_address, reservation) = reserve_address(tls_address)?;
+            let https = Listen {
+                address: tls_address,
+                tls: true,
+            };
+            Ok((vec![plain, https], Some(reservation)))
+        }
+    }
+}
+
 /// Starts every core; returns once all of them listen (or the first error).
 pub fn start(config: ServerConfig) -> std::io::Result<Started> {
     assert!((1..=CORES_MAX).contains(&config.cores));
+    let tls = load_tls(config.tls.as_ref())?; // before anything touches the data dir
     let prepared = crate::storage::prepare_data_dir(
         &config.data_dir,
         config.cores,
@@ -181,6 +249,7 @@ pub fn start(config: ServerConfig) -> std::io::Result<Started> {
     )?;
     raise_open_files_limit();
     let (address, reservation) = reserve_address(config.address)?;
+    let (listeners, _tls_reservation) = listeners(address, config.tls.as_ref())?;
     let cpus = config.cpus.clone();
     let spin_before_park = config.spin_before_park;
     let cores = config.cores;
@@ -188,7 +257,8 @@ pub fn start(config: ServerConfig) -> std::io::Result<Started> {
     let upload_memory_bytes = config.upload_memory_bytes;
     let shared = Arc::new(Shared {
         config,
-        address,
+        listeners,
+        tls: tls.clone(),
         root: prepared.root,
         engine: prepared.engine.clone(),
         cache: Arc::new(crate::storage::ReadCache::new(cache_size_bytes)),
@@ -218,6 +288,8 @@ pub fn start(config: ServerConfig) -> std::io::Result<Started> {
     drop(reservation);
     Ok(Started {
         address,
+        tls_address: shared.listeners.iter().find(|l| l.tls).map(|l| l.address),
+        tls,
         report,
         removed_staging_files: prepared.removed_staging_files,
         handles,
@@ -232,7 +304,9 @@ pub fn start(config: ServerConfig) -> std::io::Result<Started> {
 /// What every core shares: the configuration and the process-wide counters.
 struct Shared {
     config: ServerConfig,
-    address: SocketAddr,
+    /// Every core's listeners (the plain address, the HTTPS one, or both), ports resolved.
+    listeners: Vec<Listen>,
+    tls: Option<Arc<TlsCerts>>,
     root: PathBuf,
     /// The replayed storage every core's store starts from.
     engine: Arc<crate::storage::EngineStart>,
@@ -294,20 +368,31 @@ async fn run_core(
             return;
         }
     };
-    let listener = match TcpListener::bind(shared.address) {
-        Ok(l) => l,
-        Err(e) => {
-            let addr = shared.address;
-            let _ = ready.send(Err(format!("core {core}: cannot listen on {addr}: {e}")));
-            return;
+    let mut listeners = Vec::new();
+    for l in &shared.listeners {
+        match TcpListener::bind(l.address) {
+            Ok(listener) => listeners.push((listener, l.tls)),
+            Err(e) => {
+                let addr = l.address;
+                let _ = ready.send(Err(format!("core {core}: cannot listen on {addr}: {e}")));
+                return;
+            }
         }
-    };
+    }
     let verifier = Verifier::new(config.credentials.clone());
     let service = S3Service::new(store, verifier, config.domain.clone());
     let server = Rc::new(Server::new(service, core, shared.epoch_s));
     let _ = ready.send(Ok(report));
-    accept_loop(&server, &listener, &shared).await;
-    drop(listener);
+    let loops: Vec<_> = listeners
+        .into_iter()
+        .map(|(listener, tls)| {
+            let (server, shared) = (server.clone(), shared.clone());
+            glommio::spawn_local(async move { accept_loop(&server, &listener, &shared, tls).await })
+        })
+        .collect();
+    for accepting in loops {
+        accepting.await;
+    }
     let deadline = std::time::Instant::now() + SHUTDOWN_DRAIN_DEADLINE;
     while server.active_requests() > 0 && std::time::Instant::now() < deadline {
         glommio::timer::sleep(shutdown::SHUTDOWN_POLL).await;
@@ -324,7 +409,13 @@ async fn run_core(
     }
 }
 
-async fn accept_loop(server: &Rc<Server<S3Service>>, listener: &TcpListener, shared: &Arc<Shared>) {
+/// Accepts connections on `listener` until shutdown (over TLS when `tls`).
+async fn accept_loop(
+    server: &Rc<Server<S3Service>>,
+    listener: &TcpListener,
+    shared: &Arc<Shared>,
+    tls: bool,
+) {
     use futures_lite::future::FutureExt;
     loop {
         let accepted = async { Some(listener.accept().await) }
@@ -343,6 +434,7 @@ async fn accept_loop(server: &Rc<Server<S3Service>>, listener: &TcpListener, sha
             }
         };
         let (server, shared) = (server.clone(), shared.clone());
+        let acceptor = shared.tls.as_ref().filter(|_| tls).map(|c| c.acceptor());
         // One process-wide count (an atomic per accept, not per request) so the limit holds
         // however the kernel spreads connections over cores.
         if shared.open_connections.fetch_add(1, Ordering::AcqRel) >= shared.config.max_connections {
@@ -351,12 +443,14 @@ async fn accept_loop(server: &Rc<Server<S3Service>>, listener: &TcpListener, sha
                 HttpErrorCode::SlowDown,
                 "Too many connections; please reduce your request rate.",
             );
-            glommio::spawn_local(async move { server.refuse_connection(stream, &err).await })
-                .detach();
+            glommio::spawn_local(
+                async move { server.refuse_connection(stream, acceptor, &err).await },
+            )
+            .detach();
             continue;
         }
         glommio::spawn_local(async move {
-            server.serve_connection(stream).await;
+            server.serve_connection(stream, acceptor).await;
             shared.open_connections.fetch_sub(1, Ordering::AcqRel);
         })
         .detach();

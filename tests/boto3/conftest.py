@@ -4,6 +4,10 @@ The server binary is not built here. `tests/run` builds it; otherwise set RINGST
 `cargo build --release` first. Data lives under the repository's target/test-data/ (a real disk:
 ringstore uses O_DIRECT, which tmpfs does not honour). It is removed after a fully passing session
 and kept (path printed) when something failed, or always with RINGSTORE_KEEP_TEST_DATA=1.
+
+RINGSTORE_TEST_TLS=1 runs the suite over HTTPS: every server gets a certificate from a test CA
+(`tls_files`); boto3 clients verify it with `verify=<CA file>`, `requests` and curl through
+REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE, raw sockets through `server.connect()`.
 """
 
 import os
@@ -15,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import RingstoreServer
+import harness
+from harness import RingstoreServer, TlsFiles
 from s3util import empty_and_delete_bucket, unique_bucket_name
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -82,9 +87,29 @@ def test_root(request):
         shutil.rmtree(root, ignore_errors=True)
 
 
+# The CA file variables `requests` and `curl` read.
+CA_BUNDLE_VARS = ('REQUESTS_CA_BUNDLE', 'CURL_CA_BUNDLE')
+
+
 @pytest.fixture(scope='session')
-def server(ringstore_bin, test_root):
-    srv = RingstoreServer(ringstore_bin, test_root / 'data', test_root / 'logs', name='session')
+def tls_files(test_root):
+    """With RINGSTORE_TEST_TLS=1, the certificate every server serves (else None)."""
+    if not harness.TLS:
+        yield None
+        return
+    files = TlsFiles(test_root / 'tls', 'suite')
+    harness.set_default_ca(files.ca)
+    with pytest.MonkeyPatch.context() as env:
+        for name in CA_BUNDLE_VARS:
+            env.setenv(name, str(files.ca))
+        yield files
+    harness.set_default_ca(None)
+
+
+@pytest.fixture(scope='session')
+def server(ringstore_bin, test_root, tls_files):
+    srv = RingstoreServer(ringstore_bin, test_root / 'data', test_root / 'logs', name='session',
+                          tls=tls_files)
     try:
         srv.start()
     except RuntimeError as e:
@@ -96,11 +121,13 @@ def server(ringstore_bin, test_root):
 
 
 @pytest.fixture
-def make_server(ringstore_bin, test_root):
-    """Factory for extra, private servers (own data dir); all are stopped at the end of the test."""
+def make_server(ringstore_bin, test_root, tls_files):
+    """Factory for extra, private servers (own data dir); all are stopped at the end of the test.
+
+    They serve HTTPS in a TLS run unless `tls` says otherwise (False: plain; TlsFiles: these)."""
     servers = []
 
-    def factory(extra_args=(), data_dir=None, start=True):
+    def factory(extra_args=(), data_dir=None, start=True, tls=None):
         n = len(servers) + 1
         name = f'private-{uuid.uuid4().hex[:8]}-{n}'
         srv = RingstoreServer(
@@ -109,6 +136,7 @@ def make_server(ringstore_bin, test_root):
             test_root / name,
             name=name,
             extra_args=extra_args,
+            tls=tls_files if tls is None else (tls or None),
         )
         servers.append(srv)
         if start:

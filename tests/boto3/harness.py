@@ -1,9 +1,15 @@
-"""The ringstore server process and boto3 client construction used by the tests (see conftest.py)."""
+"""The ringstore server process and boto3 client construction used by the tests (see conftest.py).
+
+With RINGSTORE_TEST_TLS=1 every server the tests start serves HTTPS (a certificate from a test CA
+made with `openssl`), and clients verify it against that CA (see conftest.py)."""
 
 import os
 import queue
 import re
+import shutil
 import signal
+import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -19,12 +25,73 @@ REGION = 'us-east-1'
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
 
+# `http://A`, `https://A`, or `http://A, https://B` (--tls-address); group 1 is A's port.
 LISTEN_RE = re.compile(
-    r'^ringstore listening on http://127\.0\.0\.1:(\d+) \((\d+) cores?, data (.+)\)$'
+    r'^ringstore listening on https?://127\.0\.0\.1:(\d+)(?:, https://127\.0\.0\.1:(\d+))? '
+    r'\((\d+) cores?, data (.+)\)$'
 )
 
+# Whether the whole suite runs over HTTPS, and the CA file clients trust then (set by conftest).
+TLS = os.environ.get('RINGSTORE_TEST_TLS') == '1'
+_default_ca = None
 
-def make_client(endpoint, kind='default', access_key=ACCESS_KEY, secret_key=SECRET_KEY):
+
+def set_default_ca(path):
+    """Clients made for https endpoints without an explicit `verify` trust this CA file."""
+    global _default_ca
+    _default_ca = str(path) if path else None
+
+
+class TlsFiles:
+    """A test CA and a server certificate it signed for 127.0.0.1 / localhost (PEM files)."""
+
+    def __init__(self, directory, name='server'):
+        openssl = shutil.which('openssl')
+        if openssl is None:
+            raise RuntimeError('openssl is not installed (needed to make test TLS certificates)')
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        self.ca, ca_key = d / f'{name}-ca.pem', d / f'{name}-ca.key'
+        self.cert, self.key = d / f'{name}-cert.pem', d / f'{name}-key.pem'
+        ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes']
+        run = lambda *args: subprocess.run([openssl, *args], check=True, capture_output=True)
+        run('req', '-x509', *ec, '-days', '2', '-subj', f'/CN={name} test CA',
+            '-addext', 'basicConstraints=critical,CA:TRUE',
+            '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
+            '-keyout', str(ca_key), '-out', str(self.ca))
+        csr, ext = d / f'{name}.csr', d / f'{name}.ext'
+        ext.write_text('subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n'
+                       'keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n')
+        run('req', *ec, '-subj', '/CN=127.0.0.1', '-keyout', str(self.key), '-out', str(csr))
+        run('x509', '-req', '-in', str(csr), '-CA', str(self.ca), '-CAkey', str(ca_key),
+            '-CAcreateserial', '-days', '2', '-extfile', str(ext), '-out', str(self.cert))
+
+    def args(self):
+        return ['--tls-cert', str(self.cert), '--tls-key', str(self.key)]
+
+
+def connect(port, timeout=30, ca=None, rcvbuf=None):
+    """A client socket to 127.0.0.1:port (TLS verified against `ca` when given)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if rcvbuf is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.settimeout(timeout)
+    sock.connect(('127.0.0.1', port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if ca is None:
+        return sock
+    ctx = ssl.create_default_context(cafile=str(ca))
+    return ctx.wrap_socket(sock, server_hostname='127.0.0.1')
+
+
+def half_close(sock):
+    """Shuts the socket down for writing; for TLS only the TCP side (no close_notify, and the
+    TLS session stays usable for reading the server's answer)."""
+    socket.socket.shutdown(sock, socket.SHUT_WR)
+
+
+def make_client(endpoint, kind='default', access_key=ACCESS_KEY, secret_key=SECRET_KEY,
+                verify=None):
     """A boto3 S3 client built exactly like the seed guide does (plus the checksum variant)."""
     if kind == 'default':
         config = Config(signature_version='s3v4')
@@ -43,19 +110,23 @@ def make_client(endpoint, kind='default', access_key=ACCESS_KEY, secret_key=SECR
         aws_secret_access_key=secret_key,
         config=config,
         region_name=REGION,
+        verify=verify or (_default_ca if endpoint.startswith('https:') else None),
     )
 
 
 class RingstoreServer:
     """One `ringstore serve` process on an ephemeral loopback port, restartable on its data dir."""
 
-    def __init__(self, binary, data_dir, log_dir, name='server', extra_args=(), env=None):
+    def __init__(self, binary, data_dir, log_dir, name='server', extra_args=(), env=None,
+                 tls=None):
         self.binary = str(binary)
         self.data_dir = Path(data_dir)
         self.log_dir = Path(log_dir)
         self.name = name
         self.extra_args = list(extra_args)
         self.extra_env = dict(env or {})
+        self.tls = tls  # TlsFiles: serve HTTPS on --address
+        self.tls_port = None  # the --tls-address listener's port, if any
         self.access_key = ACCESS_KEY
         self.secret_key = SECRET_KEY
         self.region = REGION
@@ -74,7 +145,11 @@ class RingstoreServer:
     # -- process control ----------------------------------------------------------------------
     @property
     def endpoint(self):
-        return f'http://127.0.0.1:{self.port}'
+        return f'{"https" if self.tls else "http"}://127.0.0.1:{self.port}'
+
+    def connect(self, timeout=30, rcvbuf=None):
+        """A raw client socket to the server (TLS when it serves HTTPS)."""
+        return connect(self.port, timeout, self.tls.ca if self.tls else None, rcvbuf)
 
     @property
     def url(self):
@@ -94,6 +169,7 @@ class RingstoreServer:
         env.setdefault('RUST_BACKTRACE', '1')
         env.update(self.extra_env)
         cmd = [self.binary, 'serve', '--address', '127.0.0.1:0', '--data', str(self.data_dir)]
+        cmd += self.tls.args() if self.tls else []
         cmd += self.extra_args
         self.stdout_lines = []
         self.listen_line = None
@@ -138,8 +214,9 @@ class RingstoreServer:
             if m:
                 self.listen_line = line
                 self.port = int(m.group(1))
-                self.cores = int(m.group(2))
-                self.printed_data_dir = m.group(3)
+                self.tls_port = int(m.group(2)) if m.group(2) else None
+                self.cores = int(m.group(3))
+                self.printed_data_dir = m.group(4)
                 self._clients = {}
                 return self
 
@@ -199,7 +276,8 @@ class RingstoreServer:
             )
         key = (kind, self.endpoint)
         if key not in self._clients:
-            self._clients[key] = make_client(self.endpoint, kind)
+            self._clients[key] = make_client(
+                self.endpoint, kind, verify=str(self.tls.ca) if self.tls else None)
         return self._clients[key]
 
     def _close_clients(self):

@@ -2,125 +2,46 @@
 
 Over an https endpoint boto3 switches PutObject/UploadPart to `Transfer-Encoding: chunked` +
 `Content-Encoding: aws-chunked` + `X-Amz-Content-SHA256: STREAMING-UNSIGNED-PAYLOAD-TRAILER` with
-`x-amz-checksum-crc32` in the aws-chunked trailer and no Content-Length. A TLS-terminating proxy in
-front of ringstore forwards exactly that, so these tests put a tiny TLS proxy (self-signed
-certificate made with `openssl`) in front of the server and use a real boto3 client through it.
-The raw tests at the end send the same framing over plain HTTP with a wrong trailer checksum.
+`x-amz-checksum-crc32` in the aws-chunked trailer and no Content-Length. These tests run their own
+ringstore with both listeners (`--tls-address`: plain HTTP on --address, HTTPS beside it, with a
+certificate from a test CA) and a real boto3 client over HTTPS that verifies it; what it wrote is
+read back over plain HTTP too. The raw tests at the end send the same framing over plain HTTP with
+a wrong trailer checksum.
 """
 
 import hashlib
 import os
-import shutil
-import socket
-import ssl
-import subprocess
-import threading
 
-import boto3
 import pytest
 import requests
-from botocore.client import Config
 
+from harness import RingstoreServer, TlsFiles, make_client
 from s3util import crc32_b64, file_sha256, quoted_etag, raises_s3, sha256_b64, sigv4_sign
-
-pytestmark = pytest.mark.filterwarnings('ignore::urllib3.exceptions.InsecureRequestWarning')
 
 MiB = 1024 * 1024
 
 
-class TlsProxy:
-    """Accepts TLS on 127.0.0.1:<port> and pipes the decrypted bytes to the ringstore server."""
-
-    def __init__(self, server, certfile, keyfile):
-        self.server = server
-        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.ctx.load_cert_chain(certfile, keyfile)
-        self.sock = socket.create_server(('127.0.0.1', 0))
-        self.port = self.sock.getsockname()[1]
-        self.closed = False
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while not self.closed:
-            try:
-                raw, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._handle, args=(raw,), daemon=True).start()
-
-    def _handle(self, raw):
-        try:
-            tls = self.ctx.wrap_socket(raw, server_side=True)
-            upstream = socket.create_connection(('127.0.0.1', self.server.port))
-        except OSError:
-            raw.close()
-            return
-        t = threading.Thread(target=self._pump, args=(upstream, tls), daemon=True)
-        t.start()
-        self._pump(tls, upstream)
-        t.join(timeout=30)
-        for s in (tls, upstream):
-            try:
-                s.close()
-            except OSError:
-                pass
-
-    @staticmethod
-    def _pump(src, dst):
-        try:
-            while True:
-                data = src.recv(256 * 1024)
-                if not data:
-                    break
-                dst.sendall(data)
-        except OSError:
-            pass
-        try:
-            dst.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass
-
-    def close(self):
-        self.closed = True
-        self.sock.close()
-
-
 @pytest.fixture(scope='module')
-def tls_proxy(server, tmp_path_factory):
-    openssl = shutil.which('openssl')
-    if openssl is None:
-        pytest.skip('openssl is not installed (needed to make a self-signed certificate for the '
-                    'TLS proxy that produces boto3\'s HTTPS wire format)')
-    d = tmp_path_factory.mktemp('tls')
-    subprocess.run(
-        [openssl, 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2',
-         '-subj', '/CN=127.0.0.1', '-keyout', str(d / 'key.pem'), '-out', str(d / 'cert.pem')],
-        check=True, capture_output=True,
-    )
-    proxy = TlsProxy(server, str(d / 'cert.pem'), str(d / 'key.pem'))
-    yield proxy
-    proxy.close()
+def server(ringstore_bin, test_root):
+    """This module's server (overrides the session one): plain HTTP and HTTPS listeners."""
+    d = test_root / 'https-aws-chunked'
+    tls = TlsFiles(d / 'tls')
+    srv = RingstoreServer(ringstore_bin, d / 'data', d, name='dual',
+                          extra_args=tls.args() + ['--tls-address', '127.0.0.1:0'])
+    srv.ca = tls.ca
+    srv.start()
+    assert srv.tls_port and srv.tls_port != srv.port, srv.listen_line
+    yield srv
+    assert srv.stop() == 0
 
 
-def _https_client(server, proxy, kind='default'):
-    extra = {}
-    if kind == 'when_required':
-        extra = dict(request_checksum_calculation='when_required',
-                     response_checksum_validation='when_required')
-    return boto3.client(
-        's3',
-        endpoint_url=f'https://127.0.0.1:{proxy.port}',
-        aws_access_key_id=server.access_key,
-        aws_secret_access_key=server.secret_key,
-        config=Config(signature_version='s3v4', **extra),
-        region_name='us-east-1',
-        verify=False,
-    )
+def _https_client(server, kind='default'):
+    return make_client(f'https://127.0.0.1:{server.tls_port}', kind, verify=str(server.ca))
 
 
 @pytest.fixture
-def s3_https(server, tls_proxy):
-    return _https_client(server, tls_proxy)
+def s3_https(server):
+    return _https_client(server)
 
 
 @pytest.mark.parametrize('size', [0, 12, MiB + 1, 5 * MiB + 17],
@@ -156,8 +77,8 @@ def test_put_over_https_sha256_trailer(s3_https, s3, bucket):
     assert s3.get_object(Bucket=bucket, Key='sha')['Body'].read() == data
 
 
-def test_put_over_https_when_required(server, tls_proxy, s3, bucket):
-    c = _https_client(server, tls_proxy, 'when_required')
+def test_put_over_https_when_required(server, s3, bucket):
+    c = _https_client(server, 'when_required')
     data = os.urandom(2 * MiB + 5)
     assert c.put_object(Bucket=bucket, Key='wr', Body=data)['ETag'] == quoted_etag(data)
     assert s3.get_object(Bucket=bucket, Key='wr')['Body'].read() == data

@@ -11,7 +11,6 @@ upload_file/download_file are in test_multipart_transfer.py.)
 
 import hashlib
 import os
-import socket
 import struct
 import threading
 import time
@@ -1014,10 +1013,7 @@ def _raw_get_slow(server, bucket, key):
     path = f'/{bucket}/{urllib.parse.quote(key)}'
     url = f'{server.endpoint}{path}'
     hdrs = sigv4_sign('GET', url, server.access_key, server.secret_key)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 * 1024)
-    sock.settimeout(30)
-    sock.connect(('127.0.0.1', server.port))
+    sock = server.connect(timeout=30, rcvbuf=32 * 1024)
     head = f'GET {path} HTTP/1.1\r\n' + ''.join(f'{k}: {v}\r\n' for k, v in hdrs.items()) + '\r\n'
     sock.sendall(head.encode())
     buf = b''

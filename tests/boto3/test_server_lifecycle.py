@@ -3,7 +3,6 @@ and a clean exit (code 0) on SIGTERM. Each test runs its own private server."""
 
 import hashlib
 import os
-import socket
 import time
 from pathlib import Path
 
@@ -20,7 +19,7 @@ def test_listening_line_and_sigterm_exit_code(make_server):
     assert 0 < srv.port < 65536
     assert srv.cores >= 1
     assert Path(srv.printed_data_dir).resolve() == srv.data_dir.resolve()
-    with socket.create_connection(('127.0.0.1', srv.port), timeout=5):
+    with srv.connect(timeout=5):
         pass
     s3 = make_client(srv.endpoint)
     s3.create_bucket(Bucket='lifecycle')
@@ -51,7 +50,7 @@ def test_sigterm_with_idle_keepalive_connection(make_server):
     srv = make_server()
     s3 = make_client(srv.endpoint)
     s3.list_buckets()  # leaves a kept-alive connection in boto3's pool
-    idle = socket.create_connection(('127.0.0.1', srv.port), timeout=5)  # and a silent one
+    idle = srv.connect(timeout=5)  # and a silent one
     try:
         rc = srv.stop()
     finally:
@@ -99,7 +98,7 @@ def test_aborted_upload_leaves_no_partial_object(make_server):
                          payload_hash=hashlib.sha256(body).hexdigest())
     headers['content-length'] = str(len(body))
     head = 'PUT /torn/obj HTTP/1.1\r\n' + ''.join(f'{k}: {v}\r\n' for k, v in headers.items())
-    with socket.create_connection(('127.0.0.1', srv.port), timeout=5) as sock:
+    with srv.connect(timeout=5) as sock:
         sock.sendall(head.encode() + b'\r\n' + body[:300_000])
     assert s3.get_object(Bucket='torn', Key='obj')['Body'].read() == b'old complete version'
 

@@ -27,6 +27,7 @@ import time
 import urllib.parse
 
 import pytest
+from harness import half_close
 
 from s3util import (
     EMPTY_SHA256,
@@ -291,8 +292,7 @@ class RawClient:
         many body bytes and shut the socket down for writing (a truncated body)."""
         head, signature = self.build(method, path, query, sign_headers, payload_hash, body,
                                      framing, expect, when, extra_headers)
-        sock = socket.create_connection(('127.0.0.1', self.server.port), timeout=30)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock = self.server.connect(timeout=30)
         try:
             sock.sendall(head)
             buf = b''
@@ -316,7 +316,7 @@ class RawClient:
                         sock.sendall(piece[:close_after - sent])
                         sent = close_after
                         time.sleep(0.05)
-                        sock.shutdown(socket.SHUT_WR)
+                        half_close(sock)
                         break
                     sock.sendall(piece)
                     sent += len(piece)
@@ -829,8 +829,7 @@ def test_keep_alive_after_aws_chunked_bodies(raw, s3, bucket, framing, pipelined
         requests_.append(head + wire)
     head, _ = raw.build('GET', object_path(bucket, 'ka-2'), framing=None)
     requests_.append(head)
-    sock = socket.create_connection(('127.0.0.1', raw.server.port), timeout=30)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock = raw.server.connect(timeout=30)
     responses = []
     try:
         rest = b''
