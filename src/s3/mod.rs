@@ -97,6 +97,7 @@ impl S3Service {
             Op::DeleteBucket => bucket::delete_bucket(store, &req).await,
             Op::GetBucketLocation => bucket::get_bucket_location(store, &req).await,
             Op::GetBucketVersioning => bucket::get_bucket_versioning(store, &req).await,
+            Op::PutBucketVersioning => bucket::put_bucket_versioning(store, &req, body).await,
             Op::ListObjectsV1 => ops::listing::list_objects(store, &req, false).await,
             Op::ListObjectsV2 => ops::listing::list_objects(store, &req, true).await,
             Op::DeleteObjects => ops::delete_objects::delete_objects(store, &req, body).await,

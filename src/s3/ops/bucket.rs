@@ -1,5 +1,5 @@
 //! Bucket operations: ListBuckets, CreateBucket, HeadBucket, DeleteBucket, GetBucketLocation,
-//! GetBucketVersioning. Each runs on the bucket's owner core through the shard layer.
+//! GetBucketVersioning, PutBucketVersioning. Each runs on the bucket's owner core through the shard layer.
 
 use crate::http::body::BodyReader;
 use crate::http::response::Response;
@@ -94,4 +94,25 @@ pub(crate) async fn get_bucket_versioning(
     w.open_ns("VersioningConfiguration");
     w.close("VersioningConfiguration");
     Ok(Response::xml(200, w.finish()))
+}
+
+/// PutBucketVersioning. Buckets are never versioned: `Enabled` is 501 NotImplemented (as is
+/// MFA delete); `Suspended` (or no `Status`) is accepted and changes nothing, since a bucket
+/// whose versioning is suspended behaves exactly like one never versioned (every object has the
+/// version `null`). It is not stored, so GetBucketVersioning keeps answering without a `Status`.
+pub(crate) async fn put_bucket_versioning(
+    store: &Store,
+    req: &Request<'_>,
+    body: &mut BodyReader<'_>,
+) -> Result<Response, S3Error> {
+    store.bucket_created_ms(&req.routed.bucket).await?;
+    let (doc, _) = read_small_body(req, body, xml::VERSIONING_BODY_MAX_BYTES).await?;
+    let (status, mfa_delete) = xml::parse_versioning_configuration(&doc)?;
+    if status == Some(xml::VersioningStatus::Enabled) || mfa_delete {
+        return Err(crate::s3err!(
+            NotImplemented,
+            "Bucket versioning is not implemented by ringstore: only the Suspended state (every object version is null) is accepted."
+        ));
+    }
+    Ok(Response::new(200))
 }
