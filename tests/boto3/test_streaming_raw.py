@@ -614,6 +614,8 @@ def test_other_valid_framings(raw, s3, bucket, variant):
     ('gzip,aws-chunked', 'gzip'),
     ('gzip, aws-chunked', 'gzip'),
     ('aws-chunked,gzip', 'gzip'),
+    ('aws-chunked, gzip, br', 'gzip, br'),
+    ('gzip, aws-chunked, br', 'gzip, br'),
 ])
 @pytest.mark.parametrize('framing', FRAMINGS)
 def test_stored_content_encoding_drops_aws_chunked(raw, s3, bucket, framing, encoding, stored):
