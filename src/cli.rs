@@ -5,7 +5,7 @@
 use crate::auth::{Credentials, DEV_ACCESS_KEY, DEV_SECRET_KEY};
 use crate::runtime::{
     cpus, FsyncPolicy, ServerConfig, CORES_MAX, LOG_SEGMENT_SIZE_DEFAULT_BYTES,
-    LOG_SEGMENT_SIZE_MIN_BYTES, LOG_SEGMENT_UNIT_BYTES, MAX_CONNECTIONS_DEFAULT,
+    LOG_SEGMENT_SIZE_MIN_BYTES, LOG_SEGMENT_UNIT_BYTES, MAX_CONNECTIONS_DEFAULT, REGION_DEFAULT,
     SPIN_BEFORE_PARK_DEFAULT_US, SPIN_BEFORE_PARK_MAX_US,
 };
 use clap::{Parser, Subcommand};
@@ -106,6 +106,11 @@ pub struct ServeArgs {
     /// Enable virtual-host style addressing: `Host: BUCKET.DOMAIN` names the bucket (path-style keeps working).
     #[arg(long)]
     pub(crate) domain: Option<String>,
+    /// AWS region the server answers as: GetBucketLocation and HeadBucket report it, and
+    /// CreateBucket accepts only a LocationConstraint naming it (in us-east-1: none). Clients
+    /// may sign with any region (the credential scope's region is not checked).
+    #[arg(long, env = "RINGSTORE_REGION", default_value = REGION_DEFAULT)]
+    pub(crate) region: String,
 }
 
 impl ServeArgs {
@@ -129,6 +134,7 @@ impl ServeArgs {
             ));
         }
         let log_segment_size_bytes = log_segment_size_bytes(self.log_segment_kib)?;
+        check_region(&self.region)?;
         let checkpoint_interval_bytes = parse_size(&self.checkpoint_interval)
             .map_err(|why| format!("--checkpoint-interval {}: {why}", self.checkpoint_interval))?;
         let cache_size_bytes = parse_size(&self.cache_size)
@@ -156,9 +162,30 @@ impl ServeArgs {
                 .domain
                 .map(|d| d.trim_end_matches('.').to_ascii_lowercase())
                 .filter(|d| !d.is_empty()),
+            region: self.region,
             cpus,
             spin_before_park: std::time::Duration::from_micros(self.spin_before_park_us),
         })
+    }
+}
+
+/// Longest `--region` accepted (AWS region names are about 15 characters).
+const REGION_MAX_CHARS: usize = 64;
+
+/// `--region`: a name like `eu-central-1` (lower-case letters, digits and `-`), or why not.
+fn check_region(region: &str) -> Result<(), String> {
+    let ok = !region.is_empty()
+        && region.len() <= REGION_MAX_CHARS
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "--region {region:?}: expected a region name such as eu-central-1 (lower-case \
+             letters, digits and '-', at most {REGION_MAX_CHARS} characters)"
+        ))
     }
 }
 

@@ -100,7 +100,7 @@ def make_server(ringstore_bin, test_root):
     """Factory for extra, private servers (own data dir); all are stopped at the end of the test."""
     servers = []
 
-    def factory(extra_args=(), data_dir=None, start=True):
+    def factory(extra_args=(), data_dir=None, start=True, env=None):
         n = len(servers) + 1
         name = f'private-{uuid.uuid4().hex[:8]}-{n}'
         srv = RingstoreServer(
@@ -109,6 +109,7 @@ def make_server(ringstore_bin, test_root):
             test_root / name,
             name=name,
             extra_args=extra_args,
+            env=env,
         )
         servers.append(srv)
         if start:

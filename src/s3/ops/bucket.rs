@@ -10,9 +10,6 @@ use crate::s3::params::{decode_continuation_token, encode_continuation_token};
 use crate::s3::{xml, Request};
 use crate::storage::Store;
 
-/// Region reported by GetBucketLocation when the bucket was created without one.
-pub(crate) const DEFAULT_REGION: &str = "us-east-1";
-
 /// Most buckets one ListBuckets page may return (S3's limit for `max-buckets`).
 pub(crate) const MAX_BUCKETS_LIMIT: usize = 10_000;
 
@@ -60,15 +57,40 @@ pub(crate) async fn create_bucket(
     let name = &req.routed.bucket;
     validate_bucket_name(name)?;
     let (doc, _) = read_small_body(req, body, xml::CREATE_BUCKET_BODY_MAX_BYTES).await?;
-    // Any region is accepted (region is not enforced); the document must still be well formed.
-    xml::parse_create_bucket_configuration(&doc)?;
+    let constraint = xml::parse_create_bucket_configuration(&doc)?;
+    check_location_constraint(req.region, constraint.as_deref())?;
     store.create_bucket(name).await?;
     Ok(Response::new(200).header("Location", format!("/{name}")))
 }
 
+/// A CreateBucket's LocationConstraint against the server's `region`, as a regional S3 endpoint
+/// judges it: us-east-1 takes none (or an empty one) and refuses `us-east-1` spelled out
+/// (InvalidLocationConstraint); any other region takes only its own name; the rest is
+/// IllegalLocationConstraintException.
+fn check_location_constraint(region: &str, constraint: Option<&str>) -> Result<(), S3Error> {
+    let us_east_1 = region == crate::s3::REGION_DEFAULT;
+    match constraint {
+        None | Some("") if us_east_1 => Ok(()),
+        Some(c) if c == region && !us_east_1 => Ok(()),
+        Some(c) if c == region => Err(crate::s3err!(
+            InvalidLocationConstraint,
+            "The specified location-constraint is not valid"
+        )
+        .with_extra("LocationConstraint", c)),
+        None | Some("") => Err(crate::s3err!(
+            IllegalLocationConstraintException,
+            "The unspecified location constraint is incompatible for the region specific endpoint this request was sent to."
+        )),
+        Some(c) => Err(crate::s3err!(
+            IllegalLocationConstraintException,
+            "The {c} location constraint is incompatible for the region specific endpoint this request was sent to."
+        )),
+    }
+}
+
 pub(crate) async fn head_bucket(store: &Store, req: &Request<'_>) -> Result<Response, S3Error> {
     store.bucket_created_ms(&req.routed.bucket).await?;
-    Ok(Response::new(200).header("x-amz-bucket-region", DEFAULT_REGION))
+    Ok(Response::new(200).header("x-amz-bucket-region", req.region))
 }
 
 pub(crate) async fn delete_bucket(store: &Store, req: &Request<'_>) -> Result<Response, S3Error> {
@@ -82,7 +104,7 @@ pub(crate) async fn get_bucket_location(
     req: &Request<'_>,
 ) -> Result<Response, S3Error> {
     store.bucket_created_ms(&req.routed.bucket).await?;
-    Ok(Response::xml(200, xml::location_xml(DEFAULT_REGION)))
+    Ok(Response::xml(200, xml::location_xml(req.region)))
 }
 
 pub(crate) async fn get_bucket_versioning(
@@ -115,4 +137,27 @@ pub(crate) async fn put_bucket_versioning(
         ));
     }
     Ok(Response::new(200))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::s3::error::S3ErrorCode;
+
+    #[test]
+    fn location_constraints_as_a_regional_endpoint_judges_them() {
+        let code = |region, c| check_location_constraint(region, c).map_err(|e| e.code);
+        assert_eq!(code("us-east-1", None), Ok(()));
+        assert_eq!(code("us-east-1", Some("")), Ok(()));
+        assert_eq!(
+            code("us-east-1", Some("us-east-1")),
+            Err(S3ErrorCode::InvalidLocationConstraint)
+        );
+        let illegal = Err(S3ErrorCode::IllegalLocationConstraintException);
+        assert_eq!(code("us-east-1", Some("eu-west-1")), illegal);
+        assert_eq!(code("eu-central-1", Some("eu-central-1")), Ok(()));
+        assert_eq!(code("eu-central-1", None), illegal);
+        assert_eq!(code("eu-central-1", Some("")), illegal);
+        assert_eq!(code("eu-central-1", Some("eu-west-1")), illegal);
+    }
 }
