@@ -1,5 +1,7 @@
 //! Bucket operations: ListBuckets, CreateBucket, HeadBucket, DeleteBucket, GetBucketLocation,
-//! GetBucketVersioning, PutBucketVersioning. Each runs on the bucket's owner core through the shard layer.
+//! GetBucketVersioning, PutBucketVersioning. Each runs on the bucket's owner core through the
+//! shard layer. The server is one region (`--region`): every bucket is in it, so the location
+//! a bucket reports is the server's, and CreateBucket refuses a constraint naming another.
 
 use crate::http::body::BodyReader;
 use crate::http::response::Response;
