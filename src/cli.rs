@@ -5,7 +5,7 @@
 use crate::auth::{Credentials, DEV_ACCESS_KEY, DEV_SECRET_KEY};
 use crate::runtime::{
     cpus, FsyncPolicy, ServerConfig, TlsConfig, CORES_MAX, LOG_SEGMENT_SIZE_DEFAULT_BYTES,
-    LOG_SEGMENT_SIZE_MIN_BYTES, LOG_SEGMENT_UNIT_BYTES, MAX_CONNECTIONS_DEFAULT,
+    LOG_SEGMENT_SIZE_MIN_BYTES, LOG_SEGMENT_UNIT_BYTES, MAX_CONNECTIONS_DEFAULT, REGION_DEFAULT,
     SPIN_BEFORE_PARK_DEFAULT_US, SPIN_BEFORE_PARK_MAX_US,
 };
 use clap::{Parser, Subcommand};
@@ -117,6 +117,11 @@ pub struct ServeArgs {
     /// Serve HTTPS on this address (IP:PORT, port 0 picks one) beside plain HTTP on --address.
     #[arg(long, value_name = "IP:PORT", requires = "tls_cert")]
     pub(crate) tls_address: Option<String>,
+    /// AWS region the server answers as: GetBucketLocation and HeadBucket report it, and
+    /// CreateBucket accepts only a LocationConstraint naming it (in us-east-1: none). Clients
+    /// may sign with any region (the credential scope's region is not checked).
+    #[arg(long, env = "RINGSTORE_REGION", default_value = REGION_DEFAULT)]
+    pub(crate) region: String,
 }
 
 impl ServeArgs {
@@ -144,6 +149,7 @@ impl ServeArgs {
             ));
         }
         let log_segment_size_bytes = log_segment_size_bytes(self.log_segment_kib)?;
+        check_region(&self.region)?;
         let checkpoint_interval_bytes = parse_size(&self.checkpoint_interval)
             .map_err(|why| format!("--checkpoint-interval {}: {why}", self.checkpoint_interval))?;
         let cache_size_bytes = parse_size(&self.cache_size)
@@ -171,6 +177,7 @@ impl ServeArgs {
                 .domain
                 .map(|d| d.trim_end_matches('.').to_ascii_lowercase())
                 .filter(|d| !d.is_empty()),
+            region: self.region,
             cpus,
             spin_before_park: std::time::Duration::from_micros(self.spin_before_park_us),
             tls: self
@@ -191,6 +198,26 @@ fn resolve(flag: &str, text: &str) -> Result<SocketAddr, String> {
         .map_err(|e| format!("{flag} {text}: {e}"))?
         .next()
         .ok_or_else(|| format!("{flag} {text}: resolves to no address"))
+}
+
+/// Longest `--region` accepted (AWS region names are about 15 characters).
+const REGION_MAX_CHARS: usize = 64;
+
+/// `--region`: a name like `eu-central-1` (lower-case letters, digits and `-`), or why not.
+fn check_region(region: &str) -> Result<(), String> {
+    let ok = !region.is_empty()
+        && region.len() <= REGION_MAX_CHARS
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "--region {region:?}: expected a region name such as eu-central-1 (lower-case \
+             letters, digits and '-', at most {REGION_MAX_CHARS} characters)"
+        ))
+    }
 }
 
 /// A size such as `256MiB`, `64KiB`, `1GiB` or `4096` (bytes) in bytes, or why not.

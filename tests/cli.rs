@@ -59,6 +59,8 @@ fn bad_flag_values_are_refused() {
         vec!["--address", "not-an-address"],
         vec!["--spin-before-park-us", "1000001"],
         vec!["--spin-before-park-us", "-5"],
+        vec!["--region", ""],
+        vec!["--region", "EU Central"],
     ] {
         let mut all = vec!["--data", data.as_str()];
         all.extend(args.iter().copied());
@@ -82,6 +84,8 @@ fn help_explains_every_flag() {
         "--fsync",
         "--max-connections",
         "--domain",
+        "--region",
+        "RINGSTORE_REGION",
         "--cpus",
         "--spin-before-park-us",
         "RINGSTORE_ACCESS_KEY",

@@ -70,6 +70,7 @@ impl InProcess {
             fsync,
             max_connections: MAX_CONNECTIONS_DEFAULT.max(connections + SPARE_CONNECTIONS),
             domain: None,
+            region: runtime::REGION_DEFAULT.to_string(),
             cpus: runtime::cpus::allowed_cpus().unwrap_or_default(),
             spin_before_park: std::time::Duration::from_micros(
                 runtime::SPIN_BEFORE_PARK_DEFAULT_US,

@@ -36,6 +36,8 @@ pub const SPIN_BEFORE_PARK_MAX_US: u64 = 1_000_000;
 pub(crate) const MAX_CONNECTIONS_DEFAULT: usize = 4096;
 /// Most cores (executors) one server runs.
 pub(crate) const CORES_MAX: usize = 1024;
+/// Default `--region`: the AWS region the server answers as.
+pub(crate) use crate::s3::REGION_DEFAULT;
 /// Default `--cache-size`: memory for the read cache (total for the process).
 pub(crate) use crate::storage::CACHE_SIZE_DEFAULT_BYTES;
 /// Default `--upload-memory`: staging buffers of all uploads together.
@@ -72,6 +74,8 @@ pub struct ServerConfig {
     pub(crate) max_connections: usize,
     /// Base domain for virtual-host style addressing (`bucket.DOMAIN`), if enabled.
     pub(crate) domain: Option<String>,
+    /// The AWS region the server is (GetBucketLocation, CreateBucket's LocationConstraint).
+    pub(crate) region: String,
     /// CPUs the executors are pinned to, in order (executor `i` on `cpus[i % len]`); empty
     /// leaves them unpinned.
     pub(crate) cpus: Vec<usize>,
@@ -380,7 +384,12 @@ async fn run_core(
         }
     }
     let verifier = Verifier::new(config.credentials.clone());
-    let service = S3Service::new(store, verifier, config.domain.clone());
+    let service = S3Service::new(
+        store,
+        verifier,
+        config.domain.clone(),
+        config.region.clone(),
+    );
     let server = Rc::new(Server::new(service, core, shared.epoch_s));
     let _ = ready.send(Ok(report));
     let loops: Vec<_> = listeners

@@ -23,20 +23,31 @@ use crate::storage::Store;
 use error::S3Error;
 use router::{Op, Routed};
 
+/// The region a server answers as unless `--region` says otherwise (S3's original region).
+pub(crate) const REGION_DEFAULT: &str = "us-east-1";
+
 /// The S3 API of one core: what [`crate::http::server::Server`] hands each request to.
 pub(crate) struct S3Service {
     store: Store,
     verifier: Verifier,
     /// Base domain for virtual-host style addressing (`bucket.DOMAIN`), if enabled.
     domain: Option<String>,
+    /// The AWS region this server is.
+    region: String,
 }
 
 impl S3Service {
-    pub(crate) fn new(store: Store, verifier: Verifier, domain: Option<String>) -> S3Service {
+    pub(crate) fn new(
+        store: Store,
+        verifier: Verifier,
+        domain: Option<String>,
+        region: String,
+    ) -> S3Service {
         S3Service {
             store,
             verifier,
             domain,
+            region,
         }
     }
 }
@@ -64,6 +75,8 @@ pub(crate) struct Request<'a> {
     pub(crate) head: &'a RequestHead,
     pub(crate) routed: Routed,
     pub(crate) auth: AuthOutcome,
+    /// The AWS region this server is.
+    pub(crate) region: &'a str,
 }
 
 /// The XML error response for `err` on `resource`.
@@ -87,7 +100,12 @@ impl S3Service {
     ) -> Result<Response, S3Error> {
         let auth = self.verifier.verify(head, std::time::SystemTime::now())?;
         let routed = router::route(head, self.domain.as_deref())?;
-        let req = Request { head, routed, auth };
+        let req = Request {
+            head,
+            routed,
+            auth,
+            region: &self.region,
+        };
         let store = &self.store;
         use ops::{bucket, multipart, object};
         match &req.routed.op {
@@ -97,6 +115,7 @@ impl S3Service {
             Op::DeleteBucket => bucket::delete_bucket(store, &req).await,
             Op::GetBucketLocation => bucket::get_bucket_location(store, &req).await,
             Op::GetBucketVersioning => bucket::get_bucket_versioning(store, &req).await,
+            Op::PutBucketVersioning => bucket::put_bucket_versioning(store, &req, body).await,
             Op::ListObjectsV1 => ops::listing::list_objects(store, &req, false).await,
             Op::ListObjectsV2 => ops::listing::list_objects(store, &req, true).await,
             Op::DeleteObjects => ops::delete_objects::delete_objects(store, &req, body).await,

@@ -21,6 +21,7 @@ pub(crate) enum Op {
     DeleteBucket,
     GetBucketLocation,
     GetBucketVersioning,
+    PutBucketVersioning,
     ListObjectsV1,
     ListObjectsV2,
     DeleteObjects,
@@ -232,7 +233,9 @@ fn bucket_op(m: Method, q: &QueryFlags<'_>) -> Result<Op, S3Error> {
     q.reject_unsupported()?;
     let list_v2 = q.query.iter().any(|(k, v)| k == "list-type" && v == "2");
     match m {
+        Method::Put if q.has("versioning") => Ok(Op::PutBucketVersioning),
         Method::Put => Ok(Op::CreateBucket),
+        Method::Delete if q.has("versioning") => Err(method_not_allowed()),
         Method::Head => Ok(Op::HeadBucket),
         Method::Delete => Ok(Op::DeleteBucket),
         Method::Get if q.has("location") => Ok(Op::GetBucketLocation),
@@ -358,6 +361,11 @@ mod tests {
         .unwrap();
         assert_eq!(r.op, Op::CreateMultipartUpload);
         assert!(route(&head("GET /bkt?tagging HTTP/1.1\r\nHost: x\r\n\r\n"), None).is_err());
+        let r = route(
+            &head("PUT /bkt?versioning HTTP/1.1\r\nHost: x\r\n\r\n"),
+            None,
+        );
+        assert_eq!(r.unwrap().op, Op::PutBucketVersioning);
     }
 
     #[test]

@@ -52,14 +52,70 @@ pub(crate) struct IndexEntry {
 /// A bucket's live index, shared by every core.
 pub(crate) type SharedIndex = crossbeam_skiplist::SkipMap<String, IndexEntry>;
 
-/// A conditional write (`If-None-Match: *` / `If-Match: "etag"` on PutObject and
-/// CompleteMultipartUpload), checked by the owner under the key's lock, so it is race-free.
+/// An entity tag of a conditional header: its opaque value (without quotes) and whether it was
+/// marked weak (`W/"..."`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntityTag {
+    pub opaque: String,
+    pub weak: bool,
+}
+
+/// The value of an `If-Match` / `If-None-Match` header: `*` or a list of entity tags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EtagMatch {
+    /// `*`: any current object.
+    Any,
+    Tags(Vec<EntityTag>),
+}
+
+impl EtagMatch {
+    /// Whether the current object's `etag` (without quotes) matches, by RFC 9110's strong
+    /// comparison (a weak tag never matches; If-Match) or its weak one (the `W/` is ignored;
+    /// If-None-Match). ringstore's own ETags are all strong.
+    pub(crate) fn matches(&self, etag: &str, strong: bool) -> bool {
+        match self {
+            EtagMatch::Any => true,
+            EtagMatch::Tags(tags) => tags.iter().any(|t| t.opaque == etag && !(strong && t.weak)),
+        }
+    }
+}
+
+/// A conditional write (`If-Match` / `If-None-Match` on PutObject and CompleteMultipartUpload),
+/// checked by the owner under the key's lock, so it is race-free. If-Match is evaluated first
+/// (RFC 9110 section 13.2.2); with neither header the write always happens.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum WriteCondition {
-    #[default]
-    Always,
-    /// Only if no object has the key.
-    IfAbsent,
-    /// Only if the current object has this ETag (without quotes).
-    IfEtag(String),
+pub struct WriteCondition {
+    pub if_match: Option<EtagMatch>,
+    pub if_none_match: Option<EtagMatch>,
+}
+
+impl WriteCondition {
+    /// No condition.
+    pub fn always() -> WriteCondition {
+        WriteCondition::default()
+    }
+
+    /// `If-None-Match: *`: only if no object has the key.
+    pub fn if_absent() -> WriteCondition {
+        WriteCondition {
+            if_none_match: Some(EtagMatch::Any),
+            ..WriteCondition::default()
+        }
+    }
+
+    /// `If-Match: "etag"`: only if the current object has this ETag (without quotes).
+    pub fn if_etag(etag: impl Into<String>) -> WriteCondition {
+        let tag = EntityTag {
+            opaque: etag.into(),
+            weak: false,
+        };
+        WriteCondition {
+            if_match: Some(EtagMatch::Tags(vec![tag])),
+            ..WriteCondition::default()
+        }
+    }
+
+    pub(crate) fn is_always(&self) -> bool {
+        self.if_match.is_none() && self.if_none_match.is_none()
+    }
 }

@@ -45,7 +45,7 @@ pub(crate) use budget::{UploadBudget, UPLOAD_MEMORY_DEFAULT_BYTES};
 pub(crate) use cache::{ReadCache, CACHE_SIZE_DEFAULT_BYTES};
 pub(crate) use error::StorageError;
 pub use index::BucketIndex;
-pub use index::{ObjectSummary, WriteCondition};
+pub use index::{EntityTag, EtagMatch, ObjectSummary, WriteCondition};
 pub(crate) use layout::is_valid_upload_id;
 pub use list::{list_page, ListEntry, ListPage, ListParams, ListSource};
 pub(crate) use reader::{Chunk, ObjectStream, OpenObject};

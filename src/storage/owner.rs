@@ -500,16 +500,22 @@ pub(crate) fn check_write_condition(
 ) -> StorageResult<()> {
     let failed = |condition| Err(StorageError::ConditionFailed { condition });
     let current = index.get(key);
-    match (condition, current) {
-        (WriteCondition::Always, _) => Ok(()),
-        (WriteCondition::IfAbsent, None) => Ok(()),
-        (WriteCondition::IfAbsent, Some(_)) => failed("If-None-Match"),
-        (WriteCondition::IfEtag(_), None) => Err(StorageError::NoSuchKey {
+    let etag = current.as_ref().map(|e| e.value().summary.etag.as_str());
+    if let Some(want) = &condition.if_match {
+        // S3: If-Match on a key without an object is NoSuchKey, not 412.
+        let etag = etag.ok_or_else(|| StorageError::NoSuchKey {
             key: key.to_string(),
-        }),
-        (WriteCondition::IfEtag(want), Some(cur)) if &cur.value().summary.etag == want => Ok(()),
-        (WriteCondition::IfEtag(_), Some(_)) => failed("If-Match"),
+        })?;
+        if !want.matches(etag, true) {
+            return failed("If-Match");
+        }
     }
+    if let (Some(unwanted), Some(etag)) = (&condition.if_none_match, etag) {
+        if unwanted.matches(etag, false) {
+            return failed("If-None-Match");
+        }
+    }
+    Ok(())
 }
 
 pub(crate) fn no_such_bucket(name: &str) -> StorageError {

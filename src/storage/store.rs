@@ -289,9 +289,10 @@ impl Store {
         );
         if let Held::Memory(data) = &staged.held {
             // A condition is checked by the owner, which holds the key until the write lands.
-            let reservation = match condition {
-                WriteCondition::Always => None,
-                _ => Some(self.reserve(bucket, key, condition).await?),
+            let reservation = if condition.is_always() {
+                None
+            } else {
+                Some(self.reserve(bucket, key, condition).await?)
             };
             return self
                 .put_inline(bucket, &staged.record, data, reservation)
@@ -1029,7 +1030,7 @@ mod tests {
             // A failed commit removes the file before the error is returned.
             let s = staged(&store, "k", b"hello").await;
             let err = store
-                .put_object("no-bucket", "k", s, WriteCondition::Always)
+                .put_object("no-bucket", "k", s, WriteCondition::always())
                 .await
                 .unwrap_err();
             assert!(matches!(err, StorageError::NoSuchBucket { .. }), "{err}");
@@ -1047,7 +1048,7 @@ mod tests {
             store.create_bucket("bkt").await.unwrap();
             let s = staged_as(&store, "small", b"tiny body", true).await;
             store
-                .put_object("bkt", "small", s, WriteCondition::Always)
+                .put_object("bkt", "small", s, WriteCondition::always())
                 .await
                 .unwrap();
             let root = tmp.parent().expect("data dir").to_path_buf();
@@ -1071,7 +1072,7 @@ mod tests {
             rec.size = 5000;
             let s = w.finish(rec).await.unwrap();
             store
-                .put_object("bkt", "grown", s, WriteCondition::Always)
+                .put_object("bkt", "grown", s, WriteCondition::always())
                 .await
                 .unwrap();
             assert_eq!(std::fs::read_dir(&objects).unwrap().count(), 1, "a file");
@@ -1082,7 +1083,7 @@ mod tests {
             // Overwrite the file-backed key with a small object: its file goes.
             let s = staged_as(&store, "grown", b"now small", true).await;
             store
-                .put_object("bkt", "grown", s, WriteCondition::Always)
+                .put_object("bkt", "grown", s, WriteCondition::always())
                 .await
                 .unwrap();
             assert_eq!(std::fs::read_dir(&objects).unwrap().count(), 0, "replaced");
@@ -1103,7 +1104,7 @@ mod tests {
             assert!(Layout::new(root).uploads_dir("bkt").is_dir());
             let s = staged(&store, "k", b"hello").await;
             store
-                .put_object("bkt", "k", s, WriteCondition::IfAbsent)
+                .put_object("bkt", "k", s, WriteCondition::if_absent())
                 .await
                 .unwrap();
             assert_eq!(staging_files(&tmp), 0);
@@ -1115,7 +1116,7 @@ mod tests {
             // If-None-Match: * on an existing key fails and stores nothing.
             let s = staged(&store, "k", b"other").await;
             let err = store
-                .put_object("bkt", "k", s, WriteCondition::IfAbsent)
+                .put_object("bkt", "k", s, WriteCondition::if_absent())
                 .await
                 .unwrap_err();
             assert!(matches!(
@@ -1160,7 +1161,7 @@ mod tests {
     async fn put_small(store: &Store, key: &str, body: &[u8]) {
         let s = staged_as(store, key, body, true).await;
         store
-            .put_object("bkt", key, s, WriteCondition::Always)
+            .put_object("bkt", key, s, WriteCondition::always())
             .await
             .unwrap();
     }
@@ -1340,7 +1341,7 @@ mod tests {
     async fn try_put_small(store: &Store, key: &str, body: &[u8]) -> bool {
         let s = staged_as(store, key, body, true).await;
         match store
-            .put_object("bkt", key, s, WriteCondition::Always)
+            .put_object("bkt", key, s, WriteCondition::always())
             .await
         {
             Ok(_) => true,
@@ -1375,7 +1376,7 @@ mod tests {
                 put_small(&store, "small", &version_body(1, 0)).await;
                 let s = staged(&store, "file", &big).await; // a file, not inline
                 store
-                    .put_object("bkt", "file", s, WriteCondition::Always)
+                    .put_object("bkt", "file", s, WriteCondition::always())
                     .await
                     .unwrap();
                 let before = store.cache.stats();
@@ -1396,7 +1397,7 @@ mod tests {
                 let big2: Vec<u8> = big.iter().map(|b| b ^ 0x5a).collect();
                 let s = staged(&store, "file", &big2).await;
                 store
-                    .put_object("bkt", "file", s, WriteCondition::Always)
+                    .put_object("bkt", "file", s, WriteCondition::always())
                     .await
                     .unwrap();
                 assert_eq!(read_all(&store, "file").await, Some(big2.clone()));
@@ -1623,7 +1624,7 @@ mod tests {
         // A file-backed object, and one overwritten by a file after the checkpoint.
         let s = staged(store, "file", b"in its own file").await;
         store
-            .put_object("bkt", "file", s, WriteCondition::Always)
+            .put_object("bkt", "file", s, WriteCondition::always())
             .await
             .unwrap();
         put_small(store, "doomed", b"in the checkpoint, deleted after it").await;
@@ -1640,7 +1641,7 @@ mod tests {
         store.delete_object("bkt", "k0").await.unwrap();
         let s = staged(store, "k1", &version_body(1, 9)).await;
         store
-            .put_object("bkt", "k1", s, WriteCondition::Always)
+            .put_object("bkt", "k1", s, WriteCondition::always())
             .await
             .unwrap();
         compact_fully(store).await;
@@ -1767,27 +1768,29 @@ mod tests {
                     store.put_object("bkt", key, s, c).await
                 }
             };
-            put("k", b"first", WriteCondition::IfAbsent).await.unwrap();
+            put("k", b"first", WriteCondition::if_absent())
+                .await
+                .unwrap();
             assert_eq!(std::fs::read_dir(&objects).unwrap().count(), 0, "inline");
-            let err = put("k", b"second", WriteCondition::IfAbsent)
+            let err = put("k", b"second", WriteCondition::if_absent())
                 .await
                 .unwrap_err();
             assert!(matches!(err, StorageError::ConditionFailed { .. }), "{err}");
             let etag = store.open_object("bkt", "k").await.unwrap().record.etag();
-            let wrong = WriteCondition::IfEtag("f".repeat(32));
+            let wrong = WriteCondition::if_etag("f".repeat(32));
             let err = put("k", b"third", wrong).await.unwrap_err();
             assert!(matches!(err, StorageError::ConditionFailed { .. }), "{err}");
-            put("k", b"fourth", WriteCondition::IfEtag(etag))
+            put("k", b"fourth", WriteCondition::if_etag(etag))
                 .await
                 .unwrap();
             assert_eq!(read_all(&store, "k").await.as_deref(), Some(&b"fourth"[..]));
-            let err = put("nope", b"x", WriteCondition::IfEtag("0".repeat(32)))
+            let err = put("nope", b"x", WriteCondition::if_etag("0".repeat(32)))
                 .await
                 .unwrap_err();
             assert!(matches!(err, StorageError::NoSuchKey { .. }), "{err}");
             // Racing creates of one key: exactly one wins.
             let racers: Vec<_> = (0..8)
-                .map(|_| glommio::spawn_local(put("race", b"mine", WriteCondition::IfAbsent)))
+                .map(|_| glommio::spawn_local(put("race", b"mine", WriteCondition::if_absent())))
                 .collect();
             let mut won = 0;
             for r in racers {
@@ -1795,12 +1798,14 @@ mod tests {
             }
             assert_eq!(won, 1, "If-None-Match: * let {won} writers through");
             // An abandoned reservation is released: the key stays writable.
-            let reserved = store.reserve("bkt", "k", WriteCondition::IfAbsent).await;
+            let reserved = store.reserve("bkt", "k", WriteCondition::if_absent()).await;
             assert!(reserved.is_err(), "k exists");
-            let held = store.reserve("bkt", "free", WriteCondition::IfAbsent).await;
+            let held = store
+                .reserve("bkt", "free", WriteCondition::if_absent())
+                .await;
             drop(held.unwrap());
             let late = glommio::timer::timeout(std::time::Duration::from_secs(5), async {
-                Ok(put("free", b"after", WriteCondition::IfAbsent).await)
+                Ok(put("free", b"after", WriteCondition::if_absent()).await)
             });
             late.await.expect("the key's lock was released").unwrap();
         });

@@ -127,7 +127,7 @@ def make_server(ringstore_bin, test_root, tls_files):
     They serve HTTPS in a TLS run unless `tls` says otherwise (False: plain; TlsFiles: these)."""
     servers = []
 
-    def factory(extra_args=(), data_dir=None, start=True, tls=None):
+    def factory(extra_args=(), data_dir=None, start=True, tls=None, env=None):
         n = len(servers) + 1
         name = f'private-{uuid.uuid4().hex[:8]}-{n}'
         srv = RingstoreServer(
@@ -137,6 +137,7 @@ def make_server(ringstore_bin, test_root, tls_files):
             name=name,
             extra_args=extra_args,
             tls=tls_files if tls is None else (tls or None),
+            env=env,
         )
         servers.append(srv)
         if start:

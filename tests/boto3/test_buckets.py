@@ -99,12 +99,13 @@ def test_create_bucket_valid_edge_names(s3, make_name):
         empty_and_delete_bucket(s3, name)
 
 
-def test_create_bucket_twice_is_already_owned_by_you(s3, bucket):
-    with raises_s3('BucketAlreadyOwnedByYou', 409):
-        s3.create_bucket(Bucket=bucket)
-    # The modelled exception class matches too (the seed guide relies on it).
-    with pytest.raises(s3.exceptions.BucketAlreadyOwnedByYou):
-        s3.create_bucket(Bucket=bucket)
+def test_create_bucket_twice_in_us_east_1_is_200_and_keeps_the_bucket(s3, bucket):
+    # AWS's legacy us-east-1 rule: re-creating a bucket you own answers 200 (409
+    # BucketAlreadyOwnedByYou in every other region: test_region.py).
+    s3.put_object(Bucket=bucket, Key='kept', Body=b'still here')
+    assert status_of(s3.create_bucket(Bucket=bucket)) == 200
+    assert s3.get_object(Bucket=bucket, Key='kept')['Body'].read() == b'still here'
+    assert [b['Name'] for b in s3.list_buckets()['Buckets']].count(bucket) == 1
 
 
 def test_head_bucket(s3, bucket):
@@ -152,8 +153,9 @@ def test_get_bucket_location_missing_bucket(s3):
         s3.get_bucket_location(Bucket=unique_bucket_name('rs-missing'))
 
 
-def test_create_bucket_with_location_constraint(s3, bucket_factory):
-    name = bucket_factory(CreateBucketConfiguration={'LocationConstraint': 'eu-west-1'})
+def test_create_bucket_with_empty_location_constraint(s3, bucket_factory):
+    # The server is us-east-1 (the default --region): an empty constraint names it.
+    name = bucket_factory(CreateBucketConfiguration={'LocationConstraint': ''})
     assert status_of(s3.head_bucket(Bucket=name)) == 200
     assert name in [b['Name'] for b in s3.list_buckets()['Buckets']]
 

@@ -175,3 +175,48 @@ def test_raw_signed_put_round_trip(server, s3, bucket):
     assert r.status_code == 200, r.text
     assert r.headers.get('ETag') == quoted_etag(body)
     assert s3.get_object(Bucket=bucket, Key='raw')['Body'].read() == body
+
+
+# ---------------------------------------------------------------------------------------------
+# Every algorithm, PutObject and UploadPart: a checksum header that does not match the body is
+# 400 BadDigest with S3's message, and nothing is stored.
+
+DIGEST_BYTES = {'crc32': 4, 'crc32c': 4, 'crc64nvme': 8, 'sha1': 20, 'sha256': 32}
+
+
+def _wrong_value(algorithm):
+    """Well-formed (right length) but not the body's checksum."""
+    return base64.b64encode(b'\x5a' * DIGEST_BYTES[algorithm]).decode()
+
+
+def _raw_put(server, path, body, headers):
+    url = f'{server.endpoint}{path}'
+    signed = sigv4_sign('PUT', url, server.access_key, server.secret_key, headers=headers,
+                        payload_hash=hashlib.sha256(body).hexdigest())
+    return requests.put(url, data=body, headers=signed, timeout=60)
+
+
+def _assert_bad_digest(r, algorithm):
+    assert r.status_code == 400, r.text
+    assert '<Code>BadDigest</Code>' in r.text, r.text
+    message = f'The {algorithm.upper()} you specified did not match the calculated checksum.'
+    assert f'<Message>{message}</Message>' in r.text, r.text
+
+
+@pytest.mark.parametrize('algorithm', sorted(DIGEST_BYTES))
+def test_wrong_checksum_header_put_object(server, s3, bucket, algorithm):
+    r = _raw_put(server, f'/{bucket}/bad', DATA,
+                 {f'x-amz-checksum-{algorithm}': _wrong_value(algorithm)})
+    _assert_bad_digest(r, algorithm)
+    with raises_s3('NoSuchKey', 404):
+        s3.get_object(Bucket=bucket, Key='bad')
+
+
+@pytest.mark.parametrize('algorithm', sorted(DIGEST_BYTES))
+def test_wrong_checksum_header_upload_part(server, s3, bucket, algorithm):
+    upload_id = s3.create_multipart_upload(Bucket=bucket, Key='mp')['UploadId']
+    r = _raw_put(server, f'/{bucket}/mp?partNumber=1&uploadId={upload_id}', DATA,
+                 {f'x-amz-checksum-{algorithm}': _wrong_value(algorithm)})
+    _assert_bad_digest(r, algorithm)
+    assert s3.list_parts(Bucket=bucket, Key='mp', UploadId=upload_id).get('Parts', []) == []
+    s3.abort_multipart_upload(Bucket=bucket, Key='mp', UploadId=upload_id)

@@ -139,6 +139,12 @@ def test_key_of_1025_bytes_is_too_long(s3, bucket, key):
 # Headers and metadata
 
 
+def test_content_encoding_list_is_kept_as_sent(s3, bucket):
+    s3.put_object(Bucket=bucket, Key='enc', Body=b'x', ContentEncoding='gzip, br')
+    for resp in (s3.get_object(Bucket=bucket, Key='enc'), s3.head_object(Bucket=bucket, Key='enc')):
+        assert resp['ContentEncoding'] == 'gzip, br'
+
+
 def test_standard_headers_and_metadata_round_trip(client, bucket):
     data = gzip.compress(b'{"hello": "world"}\n' * 50)
     put = client.put_object(

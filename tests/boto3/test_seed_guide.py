@@ -42,16 +42,15 @@ def test_seed_guide_sections_4_1_to_4_5(s3, tmp_path, monkeypatch, capsys, clean
 
     assert capsys.readouterr().out == 'Bucket my-bucket created.\n'
 
-    # Run 4.1 again: the bucket exists and is ours, so the guide's except branch must be taken.
+    # Run 4.1 again: the bucket exists and is ours. In us-east-1 (the default region) S3's legacy
+    # rule answers 200, as AWS does there; the guide's code runs through without an error.
     try:
         s3.create_bucket(Bucket=bucket_name)
         print(f'Bucket {bucket_name} created.')
     except s3.exceptions.BucketAlreadyOwnedByYou:
         print(f'Bucket {bucket_name} already exists.')
 
-    assert capsys.readouterr().out == 'Bucket my-bucket already exists.\n'
-    with raises_s3('BucketAlreadyOwnedByYou', 409):
-        s3.create_bucket(Bucket=bucket_name)
+    assert capsys.readouterr().out == 'Bucket my-bucket created.\n'
 
     # ---- 4.2 Datei hochladen -----------------------------------------------------------------
     s3.upload_file('hello.txt', bucket_name, 'hello.txt')

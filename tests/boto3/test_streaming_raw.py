@@ -18,6 +18,7 @@ lines, CRLFs and the trailer, with short sleeps so the server really sees separa
 Every accepted request must store exactly the payload; every rejected one must store nothing.
 """
 
+import base64
 import datetime
 import hashlib
 import hmac
@@ -614,6 +615,8 @@ def test_other_valid_framings(raw, s3, bucket, variant):
     ('gzip,aws-chunked', 'gzip'),
     ('gzip, aws-chunked', 'gzip'),
     ('aws-chunked,gzip', 'gzip'),
+    ('aws-chunked, gzip, br', 'gzip, br'),
+    ('gzip, aws-chunked, br', 'gzip, br'),
 ])
 @pytest.mark.parametrize('framing', FRAMINGS)
 def test_stored_content_encoding_drops_aws_chunked(raw, s3, bucket, framing, encoding, stored):
@@ -635,6 +638,32 @@ def test_content_type_and_metadata_are_kept(raw, s3, bucket):
 
 # ---------------------------------------------------------------------------------------------
 # STREAMING-UNSIGNED-PAYLOAD-TRAILER: rejected bodies store nothing
+
+
+TRAILER_DIGEST_BYTES = {'crc32': 4, 'crc32c': 4, 'crc64nvme': 8, 'sha1': 20, 'sha256': 32}
+
+
+@pytest.mark.parametrize('algorithm', sorted(TRAILER_DIGEST_BYTES))
+@pytest.mark.parametrize('target', ['put-object', 'upload-part'])
+def test_wrong_trailer_checksum_every_algorithm(server, raw, s3, bucket, algorithm, target):
+    """A trailer checksum (any algorithm) that does not match: BadDigest with S3's message,
+    for PutObject and UploadPart; nothing is stored."""
+    payload = os.urandom(70_000)
+    name = f'x-amz-checksum-{algorithm}'
+    wrong = base64.b64encode(b'\x33' * TRAILER_DIGEST_BYTES[algorithm]).decode()
+    stream = unsigned_stream(payload, checksum=wrong, trailer_name=name)
+    query = ''
+    if target == 'upload-part':
+        upload_id = s3.create_multipart_upload(Bucket=bucket, Key='bad')['UploadId']
+        query = f'partNumber=1&uploadId={upload_id}'
+    resp = raw.put_unsigned(bucket, 'bad', payload, stream=stream, query=query, sign_extra={
+        'x-amz-sdk-checksum-algorithm': algorithm.upper(), 'x-amz-trailer': name})
+    assert_error(resp, 400, 'BadDigest')
+    message = f'The {algorithm.upper()} you specified did not match the calculated checksum.'
+    assert f'<Message>{message}</Message>'.encode() in resp.body, resp.body
+    if target == 'upload-part':
+        assert s3.list_parts(Bucket=bucket, Key='bad', UploadId=upload_id).get('Parts', []) == []
+    assert_nothing_stored(server, s3, bucket, 'bad')
 
 
 @pytest.mark.parametrize('framing', FRAMINGS)

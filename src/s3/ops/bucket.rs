@@ -1,5 +1,7 @@
 //! Bucket operations: ListBuckets, CreateBucket, HeadBucket, DeleteBucket, GetBucketLocation,
-//! GetBucketVersioning. Each runs on the bucket's owner core through the shard layer.
+//! GetBucketVersioning, PutBucketVersioning. Each runs on the bucket's owner core through the
+//! shard layer. The server is one region (`--region`): every bucket is in it, so the location
+//! a bucket reports is the server's, and CreateBucket refuses a constraint naming another.
 
 use crate::http::body::BodyReader;
 use crate::http::response::Response;
@@ -8,10 +10,7 @@ use crate::s3::error::S3Error;
 use crate::s3::ingest::read_small_body;
 use crate::s3::params::{decode_continuation_token, encode_continuation_token};
 use crate::s3::{xml, Request};
-use crate::storage::Store;
-
-/// Region reported by GetBucketLocation when the bucket was created without one.
-pub(crate) const DEFAULT_REGION: &str = "us-east-1";
+use crate::storage::{StorageError, Store};
 
 /// Most buckets one ListBuckets page may return (S3's limit for `max-buckets`).
 pub(crate) const MAX_BUCKETS_LIMIT: usize = 10_000;
@@ -60,15 +59,46 @@ pub(crate) async fn create_bucket(
     let name = &req.routed.bucket;
     validate_bucket_name(name)?;
     let (doc, _) = read_small_body(req, body, xml::CREATE_BUCKET_BODY_MAX_BYTES).await?;
-    // Any region is accepted (region is not enforced); the document must still be well formed.
-    xml::parse_create_bucket_configuration(&doc)?;
-    store.create_bucket(name).await?;
+    let constraint = xml::parse_create_bucket_configuration(&doc)?;
+    check_location_constraint(req.region, constraint.as_deref())?;
+    match store.create_bucket(name).await {
+        Ok(()) => {}
+        // AWS's legacy rule: in us-east-1 re-creating a bucket you own answers 200 (and changes
+        // nothing here: ringstore has no bucket ACLs to reset); every other region says 409.
+        Err(StorageError::BucketExists { .. }) if req.region == crate::s3::REGION_DEFAULT => {}
+        Err(e) => return Err(e.into()),
+    }
     Ok(Response::new(200).header("Location", format!("/{name}")))
+}
+
+/// A CreateBucket's LocationConstraint against the server's `region`, as a regional S3 endpoint
+/// judges it: us-east-1 takes none (or an empty one) and refuses `us-east-1` spelled out
+/// (InvalidLocationConstraint); any other region takes only its own name; the rest is
+/// IllegalLocationConstraintException.
+fn check_location_constraint(region: &str, constraint: Option<&str>) -> Result<(), S3Error> {
+    let us_east_1 = region == crate::s3::REGION_DEFAULT;
+    match constraint {
+        None | Some("") if us_east_1 => Ok(()),
+        Some(c) if c == region && !us_east_1 => Ok(()),
+        Some(c) if c == region => Err(crate::s3err!(
+            InvalidLocationConstraint,
+            "The specified location-constraint is not valid"
+        )
+        .with_extra("LocationConstraint", c)),
+        None | Some("") => Err(crate::s3err!(
+            IllegalLocationConstraintException,
+            "The unspecified location constraint is incompatible for the region specific endpoint this request was sent to."
+        )),
+        Some(c) => Err(crate::s3err!(
+            IllegalLocationConstraintException,
+            "The {c} location constraint is incompatible for the region specific endpoint this request was sent to."
+        )),
+    }
 }
 
 pub(crate) async fn head_bucket(store: &Store, req: &Request<'_>) -> Result<Response, S3Error> {
     store.bucket_created_ms(&req.routed.bucket).await?;
-    Ok(Response::new(200).header("x-amz-bucket-region", DEFAULT_REGION))
+    Ok(Response::new(200).header("x-amz-bucket-region", req.region))
 }
 
 pub(crate) async fn delete_bucket(store: &Store, req: &Request<'_>) -> Result<Response, S3Error> {
@@ -82,7 +112,7 @@ pub(crate) async fn get_bucket_location(
     req: &Request<'_>,
 ) -> Result<Response, S3Error> {
     store.bucket_created_ms(&req.routed.bucket).await?;
-    Ok(Response::xml(200, xml::location_xml(DEFAULT_REGION)))
+    Ok(Response::xml(200, xml::location_xml(req.region)))
 }
 
 pub(crate) async fn get_bucket_versioning(
@@ -94,4 +124,48 @@ pub(crate) async fn get_bucket_versioning(
     w.open_ns("VersioningConfiguration");
     w.close("VersioningConfiguration");
     Ok(Response::xml(200, w.finish()))
+}
+
+/// PutBucketVersioning. Buckets are never versioned: `Enabled` is 501 NotImplemented (as is
+/// MFA delete); `Suspended` (or no `Status`) is accepted and changes nothing, since a bucket
+/// whose versioning is suspended behaves exactly like one never versioned (every object has the
+/// version `null`). It is not stored, so GetBucketVersioning keeps answering without a `Status`.
+pub(crate) async fn put_bucket_versioning(
+    store: &Store,
+    req: &Request<'_>,
+    body: &mut BodyReader<'_>,
+) -> Result<Response, S3Error> {
+    store.bucket_created_ms(&req.routed.bucket).await?;
+    let (doc, _) = read_small_body(req, body, xml::VERSIONING_BODY_MAX_BYTES).await?;
+    let (status, mfa_delete) = xml::parse_versioning_configuration(&doc)?;
+    if status == Some(xml::VersioningStatus::Enabled) || mfa_delete {
+        return Err(crate::s3err!(
+            NotImplemented,
+            "Bucket versioning is not implemented by ringstore: only the Suspended state (every object version is null) is accepted."
+        ));
+    }
+    Ok(Response::new(200))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::s3::error::S3ErrorCode;
+
+    #[test]
+    fn location_constraints_as_a_regional_endpoint_judges_them() {
+        let code = |region, c| check_location_constraint(region, c).map_err(|e| e.code);
+        assert_eq!(code("us-east-1", None), Ok(()));
+        assert_eq!(code("us-east-1", Some("")), Ok(()));
+        assert_eq!(
+            code("us-east-1", Some("us-east-1")),
+            Err(S3ErrorCode::InvalidLocationConstraint)
+        );
+        let illegal = Err(S3ErrorCode::IllegalLocationConstraintException);
+        assert_eq!(code("us-east-1", Some("eu-west-1")), illegal);
+        assert_eq!(code("eu-central-1", Some("eu-central-1")), Ok(()));
+        assert_eq!(code("eu-central-1", None), illegal);
+        assert_eq!(code("eu-central-1", Some("")), illegal);
+        assert_eq!(code("eu-central-1", Some("eu-west-1")), illegal);
+    }
 }

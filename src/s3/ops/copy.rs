@@ -92,7 +92,7 @@ pub(crate) async fn copy_object(store: &Store, req: &Request<'_>) -> Result<Resp
         staged.record.last_modified_ms,
     );
     store
-        .put_object(bucket, key, staged, WriteCondition::Always)
+        .put_object(bucket, key, staged, WriteCondition::always())
         .await?;
     Ok(Response::xml(200, body))
 }

@@ -104,13 +104,22 @@ pub(crate) fn refuse_unsupported_write_features(head: &RequestHead) -> Result<()
     Ok(())
 }
 
-/// Content-Encoding without the `aws-chunked` transport coding.
+/// Content-Encoding without the `aws-chunked` transport coding: the client's other codings in
+/// their order (`aws-chunked,gzip` is `gzip`, `aws-chunked` alone is empty). A value without
+/// `aws-chunked` is kept exactly as sent.
 pub(crate) fn strip_aws_chunked(v: &str) -> String {
+    let is_chunked = |s: &str| s.trim().eq_ignore_ascii_case("aws-chunked");
+    if !v.split(',').any(is_chunked) {
+        return v.to_string();
+    }
+    // The other codings keep their own spelling and spacing (`gzip, br,aws-chunked` is
+    // `gzip, br`), only empty list elements are dropped.
     v.split(',')
-        .map(|s| s.trim())
-        .filter(|s| !s.is_empty() && !s.eq_ignore_ascii_case("aws-chunked"))
+        .filter(|s| !s.trim().is_empty() && !is_chunked(s))
         .collect::<Vec<_>>()
         .join(",")
+        .trim()
+        .to_string()
 }
 
 pub(crate) fn quoted(etag: &str) -> String {
@@ -126,5 +135,10 @@ mod tests {
         assert_eq!(strip_aws_chunked("aws-chunked"), "");
         assert_eq!(strip_aws_chunked("gzip,aws-chunked"), "gzip");
         assert_eq!(strip_aws_chunked("gzip"), "gzip");
+        assert_eq!(strip_aws_chunked("aws-chunked, gzip, br"), "gzip, br");
+        assert_eq!(strip_aws_chunked("gzip, br,aws-chunked"), "gzip, br");
+        assert_eq!(strip_aws_chunked("gzip, aws-chunked ,br"), "gzip,br");
+        assert_eq!(strip_aws_chunked("AWS-Chunked"), "");
+        assert_eq!(strip_aws_chunked("gzip, br"), "gzip, br");
     }
 }

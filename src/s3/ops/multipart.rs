@@ -3,7 +3,9 @@
 //!
 //! A part's bytes are staged on the core that received them (like PutObject) and only the
 //! commit travels to the bucket's owner, which keeps the upload's part table. Invariant: every
-//! operation names an upload that exists for exactly this bucket and key, else NoSuchUpload.
+//! operation names an upload that exists for exactly this bucket and key, else NoSuchUpload;
+//! the one exception is a repeated CompleteMultipartUpload of an upload that completed into
+//! the key's current version, answered as the first was.
 
 use crate::digest::ChecksumAlgorithm;
 use crate::http::body::BodyReader;
@@ -20,7 +22,7 @@ use crate::s3::xml;
 use crate::s3::xml::multipart as mxml;
 use crate::s3::Request;
 use crate::storage::{
-    CompletePart, CompleteRequest, ObjectRecord, PartInfo, Store, StoredChecksum,
+    CompletePart, CompleteRequest, ObjectRecord, PartInfo, StorageError, Store, StoredChecksum,
 };
 
 pub(crate) async fn create_upload(store: &Store, req: &Request<'_>) -> Result<Response, S3Error> {
@@ -155,7 +157,15 @@ pub(crate) async fn complete_upload(
         now_ms: crate::clock::now_ms(),
         condition,
     };
-    let record = store.complete_upload(bucket, request).await?;
+    let record = match store.complete_upload(bucket, request).await {
+        Ok(record) => record,
+        Err(e @ StorageError::NoSuchUpload { .. }) => {
+            completed_earlier(store, bucket, key, upload_id)
+                .await
+                .ok_or(e)?
+        }
+        Err(e) => return Err(e.into()),
+    };
     let location = format!(
         "/{bucket}/{}",
         crate::http::percent::aws_uri_encode(key.as_bytes(), false)
@@ -168,6 +178,26 @@ pub(crate) async fn complete_upload(
         record.checksum.as_ref(),
     );
     Ok(Response::xml(200, body))
+}
+
+/// The record of `key` if its current version is what `upload_id` completed into: a repeated
+/// CompleteMultipartUpload (an SDK retrying after a lost response) then answers as the first
+/// did. The upload id is part of the completed object's record (its part table), in the log
+/// and checkpoints, so this holds across restarts; once the key was overwritten or deleted the
+/// upload is gone (`None`: NoSuchUpload).
+async fn completed_earlier(
+    store: &Store,
+    bucket: &str,
+    key: &str,
+    upload_id: &str,
+) -> Option<ObjectRecord> {
+    let current = store.open_object(bucket, key).await.ok()?;
+    let record = &current.record;
+    let completed_here = record
+        .parts
+        .as_ref()
+        .is_some_and(|p| p.upload_id == upload_id);
+    completed_here.then(|| ObjectRecord::clone(record))
 }
 
 pub(crate) async fn abort_upload(

@@ -12,7 +12,7 @@ use crate::s3::error::S3Error;
 use crate::s3::ingest::{ingest_request_body, PUT_OBJECT_MAX_BYTES};
 use crate::s3::ops::{metadata_from_headers, quoted};
 use crate::s3::Request;
-use crate::storage::{ObjectRecord, Store, WriteCondition};
+use crate::storage::{EntityTag, EtagMatch, ObjectRecord, Store, WriteCondition};
 
 pub(crate) async fn put_object(
     store: &Store,
@@ -47,18 +47,91 @@ pub(crate) fn stored_response(record: &ObjectRecord) -> Response {
     resp
 }
 
-/// The conditional-write headers of PutObject / CompleteMultipartUpload: `If-None-Match: *`
-/// (create only) and `If-Match: "etag"` (replace only that version).
+/// The conditional-write headers of PutObject / CompleteMultipartUpload: `If-Match` (replace
+/// only a current object it matches) and `If-None-Match` (write only if the current object, if
+/// any, does not match), each `*` or a list of ETags.
 pub(crate) fn write_condition(head: &RequestHead) -> Result<WriteCondition, S3Error> {
-    match (head.header("if-none-match"), head.header("if-match")) {
-        (None, None) => Ok(WriteCondition::Always),
-        (Some("*"), None) => Ok(WriteCondition::IfAbsent),
-        (None, Some(etag)) if !etag.contains(',') && etag != "*" => Ok(WriteCondition::IfEtag(
-            etag.trim().trim_matches('"').to_string(),
-        )),
-        _ => Err(crate::s3err!(
-            NotImplemented,
-            "Only If-None-Match: * or a single If-Match ETag is supported on writes."
-        )),
+    Ok(WriteCondition {
+        if_match: head.header("if-match").map(parse_etag_match),
+        if_none_match: head.header("if-none-match").map(parse_etag_match),
+    })
+}
+
+/// An `If-Match` / `If-None-Match` value (RFC 9110): `*`, or a comma-separated list of entity
+/// tags, each `"opaque"` or weak `W/"opaque"`. Leniently, a bare token without quotes is taken
+/// as a strong tag (some clients send ETags unquoted); an unterminated quote runs to the end.
+pub(crate) fn parse_etag_match(value: &str) -> EtagMatch {
+    if value.trim() == "*" {
+        return EtagMatch::Any;
+    }
+    let mut tags = Vec::new();
+    let mut rest = value;
+    loop {
+        rest = rest.trim_start_matches([',', ' ', '\t']);
+        if rest.is_empty() {
+            return EtagMatch::Tags(tags);
+        }
+        let weak = rest.starts_with("W/");
+        if weak {
+            rest = &rest[2..];
+        }
+        let opaque;
+        if let Some(quoted) = rest.strip_prefix('"') {
+            let end = quoted.find('"').unwrap_or(quoted.len());
+            opaque = &quoted[..end];
+            rest = quoted.get(end + 1..).unwrap_or("");
+        } else {
+            let end = rest.find(',').unwrap_or(rest.len());
+            opaque = rest[..end].trim();
+            rest = &rest[end..];
+        }
+        tags.push(EntityTag {
+            opaque: opaque.to_string(),
+            weak,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strong(s: &str) -> EntityTag {
+        EntityTag {
+            opaque: s.to_string(),
+            weak: false,
+        }
+    }
+
+    #[test]
+    fn etag_lists() {
+        assert_eq!(parse_etag_match(" * "), EtagMatch::Any);
+        assert_eq!(
+            parse_etag_match("\"a\""),
+            EtagMatch::Tags(vec![strong("a")])
+        );
+        let weak_b = EntityTag {
+            opaque: "b".into(),
+            weak: true,
+        };
+        assert_eq!(
+            parse_etag_match("\"a\", W/\"b\",c ,\"d,e\""),
+            EtagMatch::Tags(vec![strong("a"), weak_b, strong("c"), strong("d,e")])
+        );
+        assert_eq!(parse_etag_match(" , "), EtagMatch::Tags(vec![]));
+        assert_eq!(
+            parse_etag_match("\"open"),
+            EtagMatch::Tags(vec![strong("open")])
+        );
+    }
+
+    #[test]
+    fn strong_and_weak_comparison() {
+        let m = parse_etag_match("W/\"x\", \"y\"");
+        assert!(!m.matches("x", true), "a weak tag never matches strongly");
+        assert!(m.matches("x", false));
+        assert!(m.matches("y", true));
+        assert!(!m.matches("z", false));
+        assert!(EtagMatch::Any.matches("anything", true));
     }
 }

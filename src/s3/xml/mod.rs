@@ -16,8 +16,9 @@ pub(crate) mod writer;
 
 pub use requests::{
     parse_complete_multipart, parse_create_bucket_configuration, parse_delete_request,
-    CompletedPart, ACL_BODY_MAX_BYTES, COMPLETE_MULTIPART_BODY_MAX_BYTES, COMPLETE_PARTS_MAX,
-    CREATE_BUCKET_BODY_MAX_BYTES, DELETE_BODY_MAX_BYTES, DELETE_OBJECTS_MAX, XML_DEPTH_MAX,
+    parse_versioning_configuration, CompletedPart, VersioningStatus, ACL_BODY_MAX_BYTES,
+    COMPLETE_MULTIPART_BODY_MAX_BYTES, COMPLETE_PARTS_MAX, CREATE_BUCKET_BODY_MAX_BYTES,
+    DELETE_BODY_MAX_BYTES, DELETE_OBJECTS_MAX, VERSIONING_BODY_MAX_BYTES, XML_DEPTH_MAX,
 };
 pub(crate) use responses::{
     copy_object_result_xml, delete_result_xml, error_xml, list_buckets_page_xml,

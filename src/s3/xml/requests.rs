@@ -16,6 +16,8 @@ use crate::s3::params::PART_NUMBER_MAX;
 
 /// Largest CreateBucketConfiguration body accepted.
 pub const CREATE_BUCKET_BODY_MAX_BYTES: usize = 64 * 1024;
+/// Largest VersioningConfiguration (PutBucketVersioning) body accepted.
+pub const VERSIONING_BODY_MAX_BYTES: usize = 64 * 1024;
 /// Largest AccessControlPolicy (PutBucketAcl / PutObjectAcl) body accepted.
 pub const ACL_BODY_MAX_BYTES: usize = 64 * 1024;
 /// Largest Delete (DeleteObjects) body accepted: 1000 keys of up to 1024 bytes is already ~1 MiB
@@ -235,6 +237,42 @@ pub fn parse_create_bucket_configuration(body: &[u8]) -> Result<Option<String>, 
     Ok(location)
 }
 
+/// The `Status` a PutBucketVersioning body asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VersioningStatus {
+    Enabled,
+    Suspended,
+}
+
+/// A PutBucketVersioning body: its `Status` (`None` when the element is absent) and whether
+/// `MfaDelete` is `Enabled`. Any other value of either element is `MalformedXML`, as in S3.
+pub fn parse_versioning_configuration(
+    body: &[u8],
+) -> Result<(Option<VersioningStatus>, bool), S3Error> {
+    let mut status = None;
+    let mut mfa_delete = false;
+    walk_elements(
+        body,
+        VERSIONING_BODY_MAX_BYTES,
+        "VersioningConfiguration",
+        |path, text| {
+            if let [_, name] = path {
+                let value = trim_xml_whitespace(&text);
+                match (name.as_str(), value) {
+                    ("Status", "Enabled") => status = Some(VersioningStatus::Enabled),
+                    ("Status", "Suspended") => status = Some(VersioningStatus::Suspended),
+                    ("MfaDelete", "Enabled") => mfa_delete = true,
+                    ("MfaDelete", "Disabled") => mfa_delete = false,
+                    ("Status" | "MfaDelete", _) => return Err(malformed_xml()),
+                    _ => {}
+                }
+            }
+            Ok(())
+        },
+    )?;
+    Ok((status, mfa_delete))
+}
+
 /// The keys of a DeleteObjects body and its `Quiet` flag (default false). Keys are returned
 /// exactly as sent (not trimmed, possibly empty: the caller reports bad keys per key); order and
 /// duplicates are kept. `VersionId` and unknown elements are ignored. No objects, more than
@@ -384,6 +422,31 @@ mod tests {
 
     fn delete_body_for(key_xml: &str) -> String {
         format!("<Delete><Object><Key>{key_xml}</Key></Object></Delete>")
+    }
+
+    #[test]
+    fn versioning_configuration() {
+        let ns = "xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"";
+        let doc = |inner: &str| {
+            format!("<VersioningConfiguration {ns}>{inner}</VersioningConfiguration>")
+        };
+        let parse = |inner: &str| parse_versioning_configuration(doc(inner).as_bytes());
+        assert_eq!(
+            parse("<Status>Suspended</Status>").unwrap(),
+            (Some(VersioningStatus::Suspended), false)
+        );
+        assert_eq!(
+            parse("<Status>Enabled</Status><MfaDelete>Enabled</MfaDelete>").unwrap(),
+            (Some(VersioningStatus::Enabled), true)
+        );
+        assert_eq!(parse("").unwrap(), (None, false));
+        assert_malformed(parse("<Status>enabled</Status>"), "lower-case status");
+        assert_malformed(parse("<MfaDelete>Maybe</MfaDelete>"), "bad MfaDelete");
+        assert_malformed(
+            parse_versioning_configuration(b"<CreateBucketConfiguration/>"),
+            "wrong root",
+        );
+        assert_malformed(parse_versioning_configuration(b""), "empty body");
     }
 
     #[test]
