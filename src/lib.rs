@@ -36,6 +36,7 @@ pub mod cli;
 pub mod clock;
 pub mod digest;
 pub mod http;
+pub(crate) mod obs;
 pub mod runtime;
 pub mod s3;
 pub mod storage;

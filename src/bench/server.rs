@@ -78,6 +78,7 @@ impl InProcess {
             checkpoint_interval_bytes: runtime::CHECKPOINT_INTERVAL_DEFAULT_BYTES,
             cache_size_bytes: runtime::CACHE_SIZE_DEFAULT_BYTES,
             upload_memory_bytes: runtime::UPLOAD_MEMORY_DEFAULT_BYTES,
+            obs: Default::default(),
         };
         let started = match runtime::start(config) {
             Ok(s) => s,

@@ -1,0 +1,225 @@
+//! The access log: one line per request (text `key=value` or JSON), written to stderr by one
+//! writer thread.
+//!
+//! Invariants: an executor only formats its line and offers it to a bounded channel — it never
+//! waits for the writer; when the channel is full the line is dropped and counted
+//! ([`AccessLog::dropped`], the metric `ringstore_log_lines_dropped_total`); a logged target
+//! never carries a request signature or credential (those query parameters are left out).
+
+use crate::obs::LogFormat;
+use crossbeam::channel::{bounded, Receiver, Sender, TrySendError};
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Lines the channel holds before further lines are dropped.
+pub(crate) const ACCESS_LOG_QUEUE_LINES: usize = 64 * 1024;
+/// Query parameters never logged (presigned URL secrets and signatures).
+const SECRET_QUERY_PARAMS: &[&str] = &[
+    "X-Amz-Signature",
+    "X-Amz-Credential",
+    "X-Amz-Security-Token",
+    "Signature",
+    "AWSAccessKeyId",
+];
+
+/// A handle every core logs through (cheap to clone).
+#[derive(Clone)]
+pub(crate) struct AccessLog {
+    tx: Sender<String>,
+    format: LogFormat,
+    dropped: Arc<AtomicU64>,
+}
+
+/// One request as the access log reports it.
+pub(crate) struct AccessEntry<'a> {
+    pub(crate) time_ms: u64,
+    pub(crate) request_id: &'a str,
+    pub(crate) core: usize,
+    pub(crate) remote: Option<std::net::SocketAddr>,
+    pub(crate) method: &'a str,
+    pub(crate) path: &'a str,
+    pub(crate) query: &'a str,
+    pub(crate) op: &'a str,
+    pub(crate) status: u16,
+    /// The S3 error code, empty without one.
+    pub(crate) error: &'a str,
+    pub(crate) bytes_in: u64,
+    pub(crate) bytes_out: u64,
+    pub(crate) duration_us: u64,
+}
+
+impl AccessLog {
+    /// Starts the writer thread (it ends when the last handle is dropped).
+    pub(crate) fn start(format: LogFormat) -> std::io::Result<AccessLog> {
+        let (tx, rx) = bounded(ACCESS_LOG_QUEUE_LINES);
+        std::thread::Builder::new()
+            .name("ringstore-access-log".to_string())
+            .spawn(move || write_lines(rx))?;
+        Ok(AccessLog {
+            tx,
+            format,
+            dropped: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    /// Lines dropped because the writer fell behind.
+    pub(crate) fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Formats `entry` and hands it to the writer, or drops it if the channel is full.
+    pub(crate) fn log(&self, entry: &AccessEntry<'_>) {
+        let line = match self.format {
+            LogFormat::Text => text_line(entry),
+            LogFormat::Json => json_line(entry),
+        };
+        if let Err(TrySendError::Full(_)) = self.tx.try_send(line) {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The writer thread: writes lines as they come, flushing whenever the channel is empty.
+fn write_lines(rx: Receiver<String>) {
+    let stderr = std::io::stderr();
+    let mut out = std::io::BufWriter::new(stderr.lock());
+    while let Ok(line) = rx.recv() {
+        let _ = out.write_all(line.as_bytes());
+        while let Ok(more) = rx.try_recv() {
+            let _ = out.write_all(more.as_bytes());
+        }
+        let _ = out.flush();
+    }
+}
+
+/// The request target with secret query parameters left out.
+pub(crate) fn redacted_target(path: &str, query: &str) -> String {
+    let mut target = path.to_string();
+    let mut sep = '?';
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let name = pair.split('=').next().unwrap_or("");
+        if SECRET_QUERY_PARAMS
+            .iter()
+            .any(|s| s.eq_ignore_ascii_case(name))
+        {
+            continue;
+        }
+        target.push(sep);
+        target.push_str(pair);
+        sep = '&';
+    }
+    target
+}
+
+fn text_line(e: &AccessEntry<'_>) -> String {
+    let mut s = String::with_capacity(256);
+    let remote = e.remote.map_or("-".to_string(), |a| a.to_string());
+    let _ = writeln!(
+        s,
+        "time={} level=info request_id={} core={} remote={remote} method={} path={} op={} \
+         status={} error={} bytes_in={} bytes_out={} duration_us={}",
+        rfc3339_ms(e.time_ms),
+        e.request_id,
+        e.core,
+        e.method,
+        redacted_target(e.path, e.query),
+        e.op,
+        e.status,
+        if e.error.is_empty() { "-" } else { e.error },
+        e.bytes_in,
+        e.bytes_out,
+        e.duration_us
+    );
+    s
+}
+
+fn json_line(e: &AccessEntry<'_>) -> String {
+    let mut s = String::with_capacity(320);
+    let remote = e.remote.map(|a| a.to_string()).unwrap_or_default();
+    s.push('{');
+    let strings = [
+        ("time", rfc3339_ms(e.time_ms)),
+        ("level", "info".to_string()),
+        ("request_id", e.request_id.to_string()),
+        ("remote", remote),
+        ("method", e.method.to_string()),
+        ("path", redacted_target(e.path, e.query)),
+        ("op", e.op.to_string()),
+        ("error", e.error.to_string()),
+    ];
+    for (k, v) in &strings {
+        let _ = write!(s, "\"{k}\":");
+        json_string(&mut s, v);
+        s.push(',');
+    }
+    let _ = writeln!(
+        s,
+        "\"core\":{},\"status\":{},\"bytes_in\":{},\"bytes_out\":{},\"duration_us\":{}}}",
+        e.core, e.status, e.bytes_in, e.bytes_out, e.duration_us
+    );
+    s
+}
+
+/// Appends `v` as a JSON string literal.
+fn json_string(out: &mut String, v: &str) {
+    out.push('"');
+    for c in v.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// `2026-12-01T11:16:43.123Z` for milliseconds since the Unix epoch.
+fn rfc3339_ms(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        ms % 1000
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_and_redaction() {
+        assert_eq!(rfc3339_ms(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339_ms(951_782_400_123), "2000-02-29T00:00:00.123Z");
+        assert_eq!(rfc3339_ms(1_796_125_003_004), "2026-12-01T11:36:43.004Z");
+        assert_eq!(
+            redacted_target(
+                "/b/k",
+                "X-Amz-Credential=a&x=1&X-Amz-Signature=s&Signature=t"
+            ),
+            "/b/k?x=1"
+        );
+        assert_eq!(redacted_target("/", ""), "/");
+        let mut s = String::new();
+        json_string(&mut s, "a\"b\\c\n");
+        assert_eq!(s, "\"a\\\"b\\\\c\\u000a\"");
+    }
+}
