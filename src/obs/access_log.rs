@@ -81,16 +81,17 @@ impl AccessLog {
     }
 }
 
-/// The writer thread: writes lines as they come, flushing whenever the channel is empty.
+/// The writer thread: writes lines as they come, everything queued in one write; stderr is
+/// locked only for that write (other threads print to it too).
 fn write_lines(rx: Receiver<String>) {
-    let stderr = std::io::stderr();
-    let mut out = std::io::BufWriter::new(stderr.lock());
+    let mut batch = Vec::with_capacity(64 * 1024);
     while let Ok(line) = rx.recv() {
-        let _ = out.write_all(line.as_bytes());
+        batch.extend_from_slice(line.as_bytes());
         while let Ok(more) = rx.try_recv() {
-            let _ = out.write_all(more.as_bytes());
+            batch.extend_from_slice(more.as_bytes());
         }
-        let _ = out.flush();
+        let _ = std::io::stderr().lock().write_all(&batch);
+        batch.clear();
     }
 }
 

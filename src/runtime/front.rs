@@ -191,7 +191,10 @@ impl Handler for Front {
                     S3ErrorCode::ServiceUnavailable,
                     "The server is recovering its data; please retry.",
                 );
-                crate::s3::error_response(&err, &head.path, request_id)
+                let mut resp = crate::s3::error_response(&err, &head.path, request_id);
+                let domain = self.shared.config.domain.as_deref();
+                resp.op = crate::s3::router::route(head, domain).map_or(0, |r| r.op.index());
+                resp
             }
         }
     }
