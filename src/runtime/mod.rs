@@ -57,9 +57,12 @@ pub(crate) const SHUTDOWN_DRAIN_DEADLINE: Duration = Duration::from_secs(10);
 const ACCEPT_RETRY_PAUSE: Duration = Duration::from_millis(10);
 /// How often a listening core looks whether recovery has finished.
 const RECOVERY_POLL: Duration = Duration::from_millis(5);
-/// TEST ONLY: milliseconds to wait, listening, before recovering the data directory (tests
-/// observe the 503 answers and `/health/ready` of a recovering server with it).
-const TEST_RECOVERY_DELAY_ENV: &str = "RINGSTORE_TEST_RECOVERY_DELAY_MS";
+/// TEST ONLY: a file path; while that file exists the server listens but does not start
+/// recovering its data directory (tests observe the 503 answers and `/health/ready` of a
+/// recovering server with it, without timing).
+const TEST_RECOVERY_GATE_ENV: &str = "RINGSTORE_TEST_RECOVERY_GATE";
+/// How often the test gate file is looked at.
+const TEST_RECOVERY_GATE_POLL: Duration = Duration::from_millis(10);
 pub(crate) use crate::obs::{LogFormat, LogLevel, ObsConfig};
 
 /// Fsync policy for acknowledged writes (also the `--fsync` flag's values).
@@ -214,6 +217,10 @@ pub fn start(config: ServerConfig) -> std::io::Result<Started> {
     for _ in 0..cores {
         wait_for(&ready_rx)?;
     }
+    eprintln!(
+        "ringstore: accepting on http://{address}, recovering {} (S3 requests get 503 until ready)",
+        shared.config.data_dir.display()
+    );
     let prepared = recover(&shared.config).inspect_err(|_| shutdown::request_shutdown())?;
     let recovered = Recovered {
         root: prepared.root,
@@ -240,13 +247,12 @@ pub fn start(config: ServerConfig) -> std::io::Result<Started> {
     })
 }
 
-/// Prepares (recovers) the data directory, after the test-only delay if one is set.
+/// Prepares (recovers) the data directory, once the test-only gate file is gone if one is set.
 fn recover(config: &ServerConfig) -> std::io::Result<crate::storage::Prepared> {
-    if let Some(ms) = std::env::var(TEST_RECOVERY_DELAY_ENV)
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-    {
-        std::thread::sleep(Duration::from_millis(ms));
+    if let Some(gate) = std::env::var_os(TEST_RECOVERY_GATE_ENV) {
+        while std::path::Path::new(&gate).exists() && !shutdown::is_shutting_down() {
+            std::thread::sleep(TEST_RECOVERY_GATE_POLL);
+        }
     }
     crate::storage::prepare_data_dir(
         &config.data_dir,
