@@ -2,12 +2,14 @@
 //! writer thread.
 //!
 //! Invariants: an executor only formats its line and offers it to a bounded channel — it never
-//! waits for the writer; when the channel is full the line is dropped and counted
+//! waits for the writer and never wakes it (the writer drains the channel every
+//! [`ACCESS_LOG_DRAIN_INTERVAL`], in one write); when the channel is full the line is dropped and
+//! counted
 //! ([`AccessLog::dropped`], the metric `ringstore_log_lines_dropped_total`); a logged target
 //! never carries a request signature or credential (those query parameters are left out).
 
 use crate::obs::LogFormat;
-use crossbeam::channel::{bounded, Receiver, Sender, TrySendError};
+use crossbeam::channel::{bounded, Receiver, Sender, TryRecvError, TrySendError};
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,6 +17,13 @@ use std::sync::Arc;
 
 /// Lines the channel holds before further lines are dropped.
 pub(crate) const ACCESS_LOG_QUEUE_LINES: usize = 64 * 1024;
+/// How long the writer sleeps between two drains of the channel: senders never wake it (a wake
+/// per line cost a futex call and a context switch per request), at the price of lines reaching
+/// stderr up to this late.
+pub(crate) const ACCESS_LOG_DRAIN_INTERVAL: std::time::Duration =
+    std::time::Duration::from_millis(20);
+/// A drained batch's buffer is given back when it grew beyond this.
+const WRITE_BATCH_KEEP_MAX_BYTES: usize = 4 << 20;
 /// Query parameters never logged (presigned URL secrets and signatures).
 const SECRET_QUERY_PARAMS: &[&str] = &[
     "X-Amz-Signature",
@@ -81,23 +90,35 @@ impl AccessLog {
     }
 }
 
-/// The writer thread: writes lines as they come, everything queued in one write; stderr is
-/// locked only for that write (other threads print to it too).
+/// The writer thread: every [`ACCESS_LOG_DRAIN_INTERVAL`] takes every queued line and writes
+/// them in one write; stderr is locked only for that write (other threads print to it too).
 fn write_lines(rx: Receiver<String>) {
     let mut batch = Vec::with_capacity(64 * 1024);
-    while let Ok(line) = rx.recv() {
-        batch.extend_from_slice(line.as_bytes());
-        while let Ok(more) = rx.try_recv() {
-            batch.extend_from_slice(more.as_bytes());
+    loop {
+        let closed = loop {
+            match rx.try_recv() {
+                Ok(line) => batch.extend_from_slice(line.as_bytes()),
+                Err(TryRecvError::Empty) => break false,
+                Err(TryRecvError::Disconnected) => break true,
+            }
+        };
+        if !batch.is_empty() {
+            let _ = std::io::stderr().lock().write_all(&batch);
+            batch.clear();
+            if batch.capacity() > WRITE_BATCH_KEEP_MAX_BYTES {
+                batch = Vec::with_capacity(64 * 1024);
+            }
         }
-        let _ = std::io::stderr().lock().write_all(&batch);
-        batch.clear();
+        if closed {
+            return;
+        }
+        std::thread::sleep(ACCESS_LOG_DRAIN_INTERVAL);
     }
 }
 
-/// The request target with secret query parameters left out.
-pub(crate) fn redacted_target(path: &str, query: &str) -> String {
-    let mut target = path.to_string();
+/// Appends the request target with secret query parameters left out.
+fn push_redacted_target(out: &mut String, path: &str, query: &str) {
+    out.push_str(path);
     let mut sep = '?';
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let name = pair.split('=').next().unwrap_or("");
@@ -107,57 +128,69 @@ pub(crate) fn redacted_target(path: &str, query: &str) -> String {
         {
             continue;
         }
-        target.push(sep);
-        target.push_str(pair);
+        out.push(sep);
+        out.push_str(pair);
         sep = '&';
     }
-    target
+}
+
+/// The request target with secret query parameters left out.
+#[cfg(test)]
+fn redacted_target(path: &str, query: &str) -> String {
+    let mut out = String::new();
+    push_redacted_target(&mut out, path, query);
+    out
 }
 
 fn text_line(e: &AccessEntry<'_>) -> String {
     let mut s = String::with_capacity(256);
-    let remote = e.remote.map_or("-".to_string(), |a| a.to_string());
+    s.push_str("time=");
+    push_rfc3339_ms(&mut s, e.time_ms);
+    let _ = write!(
+        s,
+        " level=info request_id={} core={} remote=",
+        e.request_id, e.core
+    );
+    match e.remote {
+        Some(a) => {
+            let _ = write!(s, "{a}");
+        }
+        None => s.push('-'),
+    }
+    let _ = write!(s, " method={} path=", e.method);
+    push_redacted_target(&mut s, e.path, e.query);
+    let error = if e.error.is_empty() { "-" } else { e.error };
     let _ = writeln!(
         s,
-        "time={} level=info request_id={} core={} remote={remote} method={} path={} op={} \
-         status={} error={} bytes_in={} bytes_out={} duration_us={}",
-        rfc3339_ms(e.time_ms),
-        e.request_id,
-        e.core,
-        e.method,
-        redacted_target(e.path, e.query),
-        e.op,
-        e.status,
-        if e.error.is_empty() { "-" } else { e.error },
-        e.bytes_in,
-        e.bytes_out,
-        e.duration_us
+        " op={} status={} error={error} bytes_in={} bytes_out={} duration_us={}",
+        e.op, e.status, e.bytes_in, e.bytes_out, e.duration_us
     );
     s
 }
 
 fn json_line(e: &AccessEntry<'_>) -> String {
     let mut s = String::with_capacity(320);
-    let remote = e.remote.map(|a| a.to_string()).unwrap_or_default();
-    s.push('{');
-    let strings = [
-        ("time", rfc3339_ms(e.time_ms)),
-        ("level", "info".to_string()),
-        ("request_id", e.request_id.to_string()),
-        ("remote", remote),
-        ("method", e.method.to_string()),
-        ("path", redacted_target(e.path, e.query)),
-        ("op", e.op.to_string()),
-        ("error", e.error.to_string()),
-    ];
-    for (k, v) in &strings {
-        let _ = write!(s, "\"{k}\":");
-        json_string(&mut s, v);
-        s.push(',');
+    s.push_str("{\"time\":\"");
+    push_rfc3339_ms(&mut s, e.time_ms);
+    s.push_str("\",\"level\":\"info\",\"request_id\":");
+    json_string(&mut s, e.request_id);
+    s.push_str(",\"remote\":\"");
+    if let Some(a) = e.remote {
+        let _ = write!(s, "{a}");
     }
+    s.push_str("\",\"method\":");
+    json_string(&mut s, e.method);
+    let mut target = String::with_capacity(e.path.len() + e.query.len() + 1);
+    push_redacted_target(&mut target, e.path, e.query);
+    s.push_str(",\"path\":");
+    json_string(&mut s, &target);
+    s.push_str(",\"op\":");
+    json_string(&mut s, e.op);
+    s.push_str(",\"error\":");
+    json_string(&mut s, e.error);
     let _ = writeln!(
         s,
-        "\"core\":{},\"status\":{},\"bytes_in\":{},\"bytes_out\":{},\"duration_us\":{}}}",
+        ",\"core\":{},\"status\":{},\"bytes_in\":{},\"bytes_out\":{},\"duration_us\":{}}}",
         e.core, e.status, e.bytes_in, e.bytes_out, e.duration_us
     );
     s
@@ -179,8 +212,8 @@ fn json_string(out: &mut String, v: &str) {
     out.push('"');
 }
 
-/// `2026-12-01T11:16:43.123Z` for milliseconds since the Unix epoch.
-fn rfc3339_ms(ms: u64) -> String {
+/// Appends `2026-12-01T11:16:43.123Z` for milliseconds since the Unix epoch.
+fn push_rfc3339_ms(out: &mut String, ms: u64) {
     let secs = ms / 1000;
     let (days, rem) = (secs / 86_400, secs % 86_400);
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
@@ -193,18 +226,25 @@ fn rfc3339_ms(ms: u64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
+    let _ = write!(
+        out,
         "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
         rem / 3600,
         rem % 3600 / 60,
         rem % 60,
         ms % 1000
-    )
+    );
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn rfc3339_ms(ms: u64) -> String {
+        let mut s = String::new();
+        push_rfc3339_ms(&mut s, ms);
+        s
+    }
 
     #[test]
     fn dates_and_redaction() {
