@@ -4,9 +4,9 @@
 
 use crate::auth::{Credentials, DEV_ACCESS_KEY, DEV_SECRET_KEY};
 use crate::runtime::{
-    cpus, FsyncPolicy, ServerConfig, TlsConfig, CORES_MAX, LOG_SEGMENT_SIZE_DEFAULT_BYTES,
-    LOG_SEGMENT_SIZE_MIN_BYTES, LOG_SEGMENT_UNIT_BYTES, MAX_CONNECTIONS_DEFAULT, REGION_DEFAULT,
-    SPIN_BEFORE_PARK_DEFAULT_US, SPIN_BEFORE_PARK_MAX_US,
+    cpus, FsyncPolicy, LogFormat, LogLevel, ObsConfig, ServerConfig, TlsConfig, CORES_MAX,
+    LOG_SEGMENT_SIZE_DEFAULT_BYTES, LOG_SEGMENT_SIZE_MIN_BYTES, LOG_SEGMENT_UNIT_BYTES,
+    MAX_CONNECTIONS_DEFAULT, REGION_DEFAULT, SPIN_BEFORE_PARK_DEFAULT_US, SPIN_BEFORE_PARK_MAX_US,
 };
 use clap::{Parser, Subcommand};
 
@@ -122,6 +122,24 @@ pub struct ServeArgs {
     /// may sign with any region (the credential scope's region is not checked).
     #[arg(long, env = "RINGSTORE_REGION", default_value = REGION_DEFAULT)]
     pub(crate) region: String,
+    /// Count requests, bytes, latencies and storage timings for GET /metrics (Prometheus text
+    /// format; the endpoint answers either way, without request series when off).
+    #[arg(long, value_enum, default_value_t = Switch::On)]
+    pub(crate) metrics: Switch,
+    /// What goes to stderr besides the start and stop lines: info (and debug) add one
+    /// access-log line per request; warn, error and off do not.
+    #[arg(long, value_enum, default_value_t = LogLevel::Warn)]
+    pub(crate) log_level: LogLevel,
+    /// Access-log line format: text (key=value) or json (one object per line).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub(crate) log_format: LogFormat,
+}
+
+/// An on/off flag value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Switch {
+    On,
+    Off,
 }
 
 impl ServeArgs {
@@ -188,6 +206,11 @@ impl ServeArgs {
                     key,
                     address: tls_address,
                 }),
+            obs: ObsConfig {
+                metrics: self.metrics == Switch::On,
+                log_level: self.log_level,
+                log_format: self.log_format,
+            },
         })
     }
 }

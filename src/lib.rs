@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cli -> runtime -> s3 -> auth -> http
-//!   \-> bench    \-> storage    \-> digest, clock (leaves)
+//!   \-> bench    \-> storage    \-> digest, clock, obs (leaves)
 //! ```
 //! [`runtime`] starts the per-core executors and wires [`http`] (connections) to [`s3`] (the
 //! request handler), which runs operations against [`storage`] (the typed store).
@@ -36,6 +36,7 @@ pub mod cli;
 pub mod clock;
 pub mod digest;
 pub mod http;
+pub(crate) mod obs;
 pub mod runtime;
 pub mod s3;
 pub mod storage;

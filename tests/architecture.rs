@@ -11,13 +11,15 @@ use std::path::{Path, PathBuf};
 const ALLOWED: &[(&str, &[&str])] = &[
     ("clock", &[]),
     ("digest", &[]),
-    ("http", &["clock"]),
+    // Observability: metrics cells and the access log, recorded into by the serving layers.
+    ("obs", &["clock"]),
+    ("http", &["clock", "obs"]),
     ("auth", &["http", "clock"]),
-    ("storage", &["digest", "clock"]),
+    ("storage", &["digest", "clock", "obs"]),
     ("s3", &["auth", "http", "storage", "digest", "clock"]),
     (
         "runtime",
-        &["s3", "auth", "http", "storage", "digest", "clock"],
+        &["s3", "auth", "http", "storage", "digest", "clock", "obs"],
     ),
     ("bench", &["runtime", "auth", "http", "clock"]),
     ("cli", &["runtime", "bench", "auth"]),

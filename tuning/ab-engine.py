@@ -20,6 +20,7 @@ This is a measurement tool, never a pass/fail test.
     tuning/ab-engine.py                      # 1e5529b vs the working tree, 3 rounds
     tuning/ab-engine.py --rounds 5 --count 50000 --base HEAD~3
     tuning/ab-engine.py --rows put-new,list,null --list-objects 1000000 --rounds 1
+    tuning/ab-engine.py --base 57c0dcb --rows get,put-new --new-args="--log-level info"
 """
 
 import argparse
@@ -65,11 +66,11 @@ def build_new():
     return os.path.join(target, "release", "ringstore")
 
 
-def Server(binary, parent, fsync):
+def Server(binary, parent, fsync, extra=()):
     """`ringstore serve` on a fresh data directory under `parent`, on a free loopback port, with
-    the development keys (RINGSTORE_* variables removed)."""
+    the development keys (RINGSTORE_* variables removed) and `extra` flags."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RINGSTORE_")}
-    return RingstoreServer(binary, parent, ["--fsync", fsync], env, prefix="ab-")
+    return RingstoreServer(binary, parent, ["--fsync", fsync, *extra], env, prefix="ab-")
 
 
 def run_bench(bench, endpoint, args, on_line=None):
@@ -179,6 +180,9 @@ def parse_args():
                          "issue's figure is 1000000)")
     ap.add_argument("--list-pages", type=int, default=100, help="pages the list row requests (default 100)")
     ap.add_argument("--large-count", type=int, default=32, help="operations per 16 MiB run (default 32)")
+    ap.add_argument("--new-args", default="",
+                    help="extra `serve` flags for the new binary only, e.g. \"--log-level info\" (its stderr "
+                         "goes to /dev/null)")
     ap.add_argument("--large-concurrency", type=int, default=8, help="connections of the 16 MiB rows (default 8)")
     args = ap.parse_args()
     keys = [k for k in args.rows.split(",") if k]
@@ -217,7 +221,8 @@ def main():
     for rnd in range(args.rounds):
         for row in args.selected:
             for name, binary in ([("new", None)] if row.null else binaries):
-                server = Server(binary, args.data, args.fsync) if binary else None
+                extra = args.new_args.split() if name == "new" else []
+                server = Server(binary, args.data, args.fsync, extra) if binary else None
                 try:
                     rate, p50, cpu = measure(new_bin, server, row, args)
                 finally:

@@ -55,6 +55,8 @@ FILL_KEY_DIGITS = 10
 LIST_PAGE_KEYS = 1000
 POLL_INTERVAL_SECS = 0.001
 PROBE_TIMEOUT_SECS = 5
+# What a listening server answers S3 requests with while it still recovers its data directory.
+NOT_READY_STATUS = 503
 STOP_TIMEOUT_SECS = 120
 FILL_DURATION_CAP_SECS = 7 * 24 * 3600
 CASES = ["sigterm", "kill9", "drop-caches"]
@@ -117,11 +119,15 @@ def signed_get(port, path, query):
 def get_is_correct(port, objects, size, rng):
     key = fill_key(rng.randrange(objects))
     status, body = signed_get(port, f"/{BUCKET}/{key}", {})
+    if status == NOT_READY_STATUS:
+        return None
     return status == 200 and body == fill_body(key, size)
 
 
 def list_is_correct(port, objects):
     status, body = signed_get(port, f"/{BUCKET}", {"list-type": "2", "max-keys": str(LIST_PAGE_KEYS)})
+    if status == NOT_READY_STATUS:
+        return None
     if status != 200:
         return False
     text = body.decode("utf-8", "replace")
@@ -147,16 +153,19 @@ def launch(binary, data, port, log_path):
 
 
 def probe(proc, port, check, timeout):
-    """Polls `check()` until it is true; seconds since `proc` was launched and wrong answers seen."""
+    """Polls `check()` until it is true; wrong answers seen (`check()` returns None for "still
+    recovering": the server listens before recovery and answers 503 until it is done)."""
     wrong = 0
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"the server exited with {proc.returncode} while starting")
         try:
-            if check():
+            ok = check()
+            if ok:
                 return wrong
-            wrong += 1
+            if ok is not None:
+                wrong += 1
         except (ConnectionError, OSError, http.client.HTTPException):
             pass
         time.sleep(POLL_INTERVAL_SECS)

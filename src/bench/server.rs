@@ -80,6 +80,7 @@ impl InProcess {
             cache_size_bytes: runtime::CACHE_SIZE_DEFAULT_BYTES,
             upload_memory_bytes: runtime::UPLOAD_MEMORY_DEFAULT_BYTES,
             tls: None,
+            obs: Default::default(),
         };
         let started = match runtime::start(config) {
             Ok(s) => s,

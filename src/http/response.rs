@@ -49,6 +49,10 @@ pub(crate) struct Response {
     /// For HEAD (and 304): the Content-Length to announce while sending no body.
     pub(crate) head_content_length: Option<u64>,
     pub(crate) close: bool,
+    /// What metrics and the access log call this request: the handler's operation index and
+    /// error-code index (0: none), names in the handler's `obs::Labels`.
+    pub(crate) op: usize,
+    pub(crate) error_code: usize,
 }
 
 impl Response {
@@ -59,6 +63,8 @@ impl Response {
             body: ResponseBody::Empty,
             head_content_length: None,
             close: false,
+            op: 0,
+            error_code: 0,
         }
     }
 
@@ -75,6 +81,14 @@ impl Response {
         let mut r = Response::new(status).header("Content-Type", "application/xml");
         r.body = ResponseBody::Bytes(body.into_bytes());
         r
+    }
+
+    /// Body bytes this response sends (none for HEAD, 204, 304 and 1xx).
+    pub(crate) fn sent_body_len(&self, is_head: bool) -> u64 {
+        match is_head || matches!(self.status, 100..=199 | 204 | 304) {
+            true => 0,
+            false => self.body_len(),
+        }
     }
 
     fn body_len(&self) -> u64 {

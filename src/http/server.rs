@@ -5,7 +5,9 @@
 //! Invariants: requests on one connection are answered in order (pipelining); a request whose
 //! body was not fully consumed ends the connection after its response (the stream position would
 //! be unknown); a malformed head is answered with the handler's error response and the connection
-//! is closed; every response carries a request id unique in the process.
+//! is closed; every response carries a request id unique in the process; every answered request
+//! is counted in this core's metrics and, with the access log on, gets one log line carrying
+//! that request id.
 
 use crate::http::body::{framing_of, BodyReader};
 use crate::http::conn::{Connection, NextHead};
@@ -13,9 +15,14 @@ use crate::http::error::HttpError;
 use crate::http::head::{Method, RequestHead};
 use crate::http::response::{write_response, Response};
 use crate::http::shutdown;
+use crate::obs::access_log::AccessEntry;
+use crate::obs::metrics::RequestSample;
+use crate::obs::CoreObs;
 use futures_rustls::TlsAcceptor;
 use glommio::net::TcpStream;
 use std::cell::Cell;
+use std::net::SocketAddr;
+use std::time::Instant;
 
 /// Bytes of an unread request body the server reads and discards to keep the connection usable.
 pub(crate) const UNREAD_BODY_DRAIN_MAX_BYTES: u64 = 1024 * 1024;
@@ -44,21 +51,105 @@ pub(crate) trait Handler {
 /// One core's HTTP server: its handler, request ids and in-flight count.
 pub(crate) struct Server<H> {
     handler: H,
+    core: usize,
     request_prefix: String,
     request_seq: Cell<u64>,
     /// Requests between head parsed and response written (what shutdown waits for).
     active_requests: Cell<usize>,
+    /// This core's metrics and the access log.
+    obs: CoreObs,
+}
+
+/// A request as it ends, for metrics and the access log.
+struct Finished<'a> {
+    head: Option<&'a RequestHead>,
+    request_id: &'a str,
+    remote: Option<SocketAddr>,
+    started: Instant,
+    op: usize,
+    status: u16,
+    error_code: usize,
+    bytes_in: u64,
+    bytes_out: u64,
 }
 
 impl<H: Handler> Server<H> {
     /// A server for `core`; `epoch_s` (the process start) makes request ids unique across runs.
-    pub(crate) fn new(handler: H, core: usize, epoch_s: u64) -> Server<H> {
+    pub(crate) fn new(handler: H, core: usize, epoch_s: u64, obs: CoreObs) -> Server<H> {
         Server {
             handler,
+            core,
             request_prefix: format!("{:02X}{:08X}", core, epoch_s as u32),
             request_seq: Cell::new(0),
             active_requests: Cell::new(0),
+            obs,
         }
+    }
+
+    /// The handler requests go to.
+    pub(crate) fn handler(&self) -> &H {
+        &self.handler
+    }
+
+    /// Counts a finished request and writes its access-log line.
+    fn finish(&self, f: Finished<'_>) {
+        let elapsed = f.started.elapsed();
+        if let Some(m) = &self.obs.metrics {
+            m.record(&RequestSample {
+                op: f.op,
+                status: f.status,
+                error: f.error_code,
+                bytes_in: f.bytes_in,
+                bytes_out: f.bytes_out,
+                elapsed,
+            });
+        }
+        if let Some(log) = &self.obs.log {
+            let labels = &self.obs.labels;
+            log.log(&AccessEntry {
+                time_ms: crate::clock::now_ms(),
+                request_id: f.request_id,
+                core: self.core,
+                remote: f.remote,
+                method: f.head.map_or("-", |h| h.method_raw.as_str()),
+                path: f.head.map_or("-", |h| h.path.as_str()),
+                query: f.head.map_or("", |h| h.query.as_str()),
+                op: labels.ops.get(f.op).copied().unwrap_or("-"),
+                status: f.status,
+                error: labels.codes.get(f.error_code).copied().unwrap_or(""),
+                bytes_in: f.bytes_in,
+                bytes_out: f.bytes_out,
+                duration_us: u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+            });
+        }
+    }
+
+    /// Answers `err` to a head that could not be parsed or a refused connection (the
+    /// connection closes after it).
+    async fn answer_error(
+        &self,
+        conn: &mut Connection,
+        err: &HttpError,
+        remote: Option<SocketAddr>,
+    ) {
+        let started = Instant::now();
+        let id = self.next_request_id();
+        let mut resp = self.handler.error_response(err, "/", &id);
+        resp.close = true;
+        let (op, status, error_code) = (resp.op, resp.status, resp.error_code);
+        let bytes_out = resp.sent_body_len(false);
+        let _ = write_response(conn, resp, &id, false).await;
+        self.finish(Finished {
+            head: None,
+            request_id: &id,
+            remote,
+            started,
+            op,
+            status,
+            error_code,
+            bytes_in: 0,
+            bytes_out,
+        });
     }
 
     /// Requests being served right now.
@@ -75,9 +166,15 @@ impl<H: Handler> Server<H> {
 
     /// Serves one connection until it ends (over TLS with `tls`: handshake first).
     pub(crate) async fn serve_connection(&self, stream: TcpStream, tls: Option<TlsAcceptor>) {
+        let remote = match self.obs.log {
+            Some(_) => stream.peer_addr().ok(),
+            None => None,
+        };
         let Ok(mut conn) = Connection::open(stream, tls.as_ref()).await else {
             return;
         };
+        let metrics = self.obs.metrics.as_deref();
+        metrics.inspect(|m| m.connections.add(1));
         loop {
             if shutdown::is_shutting_down() && conn.buffered().is_empty() {
                 break;
@@ -86,44 +183,64 @@ impl<H: Handler> Server<H> {
                 NextHead::Head(h) => h,
                 NextHead::Closed => break,
                 NextHead::Bad(err) => {
-                    let id = self.next_request_id();
-                    let mut resp = self.handler.error_response(&err, "/", &id);
-                    resp.close = true;
-                    let _ = write_response(&mut conn, resp, &id, false).await;
+                    self.answer_error(&mut conn, &err, remote).await;
                     break;
                 }
             };
             self.active_requests.set(self.active_requests.get() + 1);
-            let keep_going = self.serve_request(&mut conn, head).await;
+            metrics.inspect(|m| m.in_flight.add(1));
+            let keep_going = self.serve_request(&mut conn, head, remote).await;
+            metrics.inspect(|m| m.in_flight.sub(1));
             self.active_requests.set(self.active_requests.get() - 1);
             if !keep_going {
                 break;
             }
         }
         conn.close().await;
+        metrics.inspect(|m| m.connections.sub(1));
     }
 
     /// Serves one request; returns whether the connection may carry another.
-    async fn serve_request(&self, conn: &mut Connection, head: RequestHead) -> bool {
+    async fn serve_request(
+        &self,
+        conn: &mut Connection,
+        head: RequestHead,
+        remote: Option<SocketAddr>,
+    ) -> bool {
+        let started = Instant::now();
         let request_id = self.next_request_id();
         let is_head = head.method == Method::Head;
-        let (mut resp, body_clean) = match framing_of(&head) {
+        let (mut resp, body_clean, bytes_in) = match framing_of(&head) {
             Err(err) => (
                 self.handler.error_response(&err, &head.path, &request_id),
                 false,
+                0,
             ),
             Ok(framing) => {
                 let mut body = BodyReader::new(conn, framing, head.expects_continue());
                 let resp = self.handler.handle(&head, &mut body, &request_id).await;
                 let clean = body.is_done() || drain(&mut body).await;
-                (resp, clean)
+                (resp, clean, body.decoded_bytes())
             }
         };
         if !body_clean || head.wants_close() || shutdown::is_shutting_down() {
             resp.close = true;
         }
         let close = resp.close;
+        let (op, status, error_code) = (resp.op, resp.status, resp.error_code);
+        let bytes_out = resp.sent_body_len(is_head);
         let written = write_response(conn, resp, &request_id, is_head).await;
+        self.finish(Finished {
+            head: Some(&head),
+            request_id: &request_id,
+            remote,
+            started,
+            op,
+            status,
+            error_code,
+            bytes_in,
+            bytes_out,
+        });
         written.is_ok() && !close
     }
 
@@ -134,11 +251,9 @@ impl<H: Handler> Server<H> {
         tls: Option<TlsAcceptor>,
         err: &HttpError,
     ) {
+        let remote = stream.peer_addr().ok().filter(|_| self.obs.log.is_some());
         if let Ok(mut conn) = Connection::open(stream, tls.as_ref()).await {
-            let id = self.next_request_id();
-            let mut resp = self.handler.error_response(err, "/", &id);
-            resp.close = true;
-            let _ = write_response(&mut conn, resp, &id, false).await;
+            self.answer_error(&mut conn, err, remote).await;
             conn.close().await;
         }
     }

@@ -3,20 +3,27 @@
 //! [`S3Service`] (S3); stops them all on SIGINT/SIGTERM. Nothing imports this module but the
 //! binary and the bench: it hands each layer below what it needs.
 //!
+//! Start order: every core binds its listener and serves first ([`front`]: health and metrics
+//! answer, S3 requests get 503 ServiceUnavailable), then the data directory is recovered, then
+//! every core opens its store and serves S3.
+//!
 //! Invariants: a connection lives on the core that accepted it, start to end; every core listens
 //! on the same concrete port (port 0 is resolved once, up front); the process prints its
-//! readiness line only after every core is listening; the open-connection count is one atomic
-//! for the whole process, so `--max-connections` holds however connections are spread. With TLS
-//! every core also listens on the HTTPS address (when it differs from the plain one); the
-//! certificate is loaded before anything else starts and swapped by [`Started::reload_tls`].
+//! readiness line only after recovery and after every core serves S3; the open-connection count
+//! is one atomic for the whole process, so `--max-connections` holds however connections are
+//! spread. With TLS every core also listens on the HTTPS address (when it differs from the plain
+//! one); the certificate is loaded before anything else starts and swapped by
+//! [`Started::reload_tls`].
 
 pub mod cpus;
+mod front;
 
 use crate::auth::{Credentials, Verifier};
 use crate::http::error::{HttpError, HttpErrorCode};
 use crate::http::server::Server;
 use crate::http::shutdown;
 use crate::http::tls::TlsCerts;
+use crate::obs::{AccessLog, CoreObs, Registry};
 use crate::s3::S3Service;
 use crate::storage::{CoreMesh, LoadReport, Store, StoreConfig};
 use glommio::net::TcpListener;
@@ -24,8 +31,8 @@ use glommio::{LocalExecutorBuilder, Placement};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, OnceLock};
 use std::time::Duration;
 
 /// Default `--spin-before-park-us`: 0, parking at once (measured: see the flag's help).
@@ -36,7 +43,7 @@ pub const SPIN_BEFORE_PARK_MAX_US: u64 = 1_000_000;
 pub(crate) const MAX_CONNECTIONS_DEFAULT: usize = 4096;
 /// Most cores (executors) one server runs.
 pub(crate) const CORES_MAX: usize = 1024;
-/// Default `--region`: the AWS region the server answers as.
+/// Default `--region`.
 pub(crate) use crate::s3::REGION_DEFAULT;
 /// Default `--cache-size`: memory for the read cache (total for the process).
 pub(crate) use crate::storage::CACHE_SIZE_DEFAULT_BYTES;
@@ -53,6 +60,15 @@ pub(crate) const CHECKPOINT_INTERVAL_DEFAULT_BYTES: u64 = 256 << 20;
 pub(crate) const SHUTDOWN_DRAIN_DEADLINE: Duration = Duration::from_secs(10);
 /// Pause after a failed accept (EMFILE and friends) instead of spinning.
 const ACCEPT_RETRY_PAUSE: Duration = Duration::from_millis(10);
+/// How often a listening core looks whether recovery has finished.
+const RECOVERY_POLL: Duration = Duration::from_millis(5);
+/// TEST ONLY: a file path; while that file exists the server listens but does not start
+/// recovering its data directory (tests observe the 503 answers and `/health/ready` of a
+/// recovering server with it, without timing).
+const TEST_RECOVERY_GATE_ENV: &str = "RINGSTORE_TEST_RECOVERY_GATE";
+/// How often the test gate file is looked at.
+const TEST_RECOVERY_GATE_POLL: Duration = Duration::from_millis(10);
+pub(crate) use crate::obs::{LogFormat, LogLevel, ObsConfig};
 
 /// Fsync policy for acknowledged writes (also the `--fsync` flag's values).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -74,8 +90,6 @@ pub struct ServerConfig {
     pub(crate) max_connections: usize,
     /// Base domain for virtual-host style addressing (`bucket.DOMAIN`), if enabled.
     pub(crate) domain: Option<String>,
-    /// The AWS region the server is (GetBucketLocation, CreateBucket's LocationConstraint).
-    pub(crate) region: String,
     /// CPUs the executors are pinned to, in order (executor `i` on `cpus[i % len]`); empty
     /// leaves them unpinned.
     pub(crate) cpus: Vec<usize>,
@@ -89,8 +103,12 @@ pub struct ServerConfig {
     pub(crate) cache_size_bytes: u64,
     /// Memory for upload staging buffers, total for the process.
     pub(crate) upload_memory_bytes: u64,
+    /// Metrics and access log (`--metrics`, `--log-level`, `--log-format`).
+    pub(crate) obs: ObsConfig,
     /// HTTPS, if enabled.
     pub(crate) tls: Option<TlsConfig>,
+    /// The region the server answers as (`--region`).
+    pub(crate) region: String,
 }
 
 impl ServerConfig {
@@ -242,54 +260,60 @@ fn listeners(
     }
 }
 
-/// Starts every core; returns once all of them listen (or the first error).
+/// Starts every core listening, recovers the data directory, opens every core's store; returns
+/// once all of them serve S3 (or the first error).
 pub fn start(config: ServerConfig) -> std::io::Result<Started> {
     assert!((1..=CORES_MAX).contains(&config.cores));
     let tls = load_tls(config.tls.as_ref())?; // before anything touches the data dir
-    let prepared = crate::storage::prepare_data_dir(
-        &config.data_dir,
-        config.cores,
-        config.log_segment_size_bytes,
-    )?;
     raise_open_files_limit();
     let (address, reservation) = reserve_address(config.address)?;
     let (listeners, _tls_reservation) = listeners(address, config.tls.as_ref())?;
-    let cpus = config.cpus.clone();
-    let spin_before_park = config.spin_before_park;
-    let cores = config.cores;
-    let cache_size_bytes = config.cache_size_bytes;
-    let upload_memory_bytes = config.upload_memory_bytes;
+    let (cores, obs) = (config.cores, config.obs);
     let shared = Arc::new(Shared {
-        config,
         listeners,
         tls: tls.clone(),
-        root: prepared.root,
-        engine: prepared.engine.clone(),
-        cache: Arc::new(crate::storage::ReadCache::new(cache_size_bytes)),
-        budget: crate::storage::UploadBudget::new(upload_memory_bytes),
+        recovered: OnceLock::new(),
+        cache: Arc::new(crate::storage::ReadCache::new(config.cache_size_bytes)),
+        budget: crate::storage::UploadBudget::new(config.upload_memory_bytes),
         epoch_s: crate::clock::now_ms() / 1000,
         open_connections: AtomicUsize::new(0),
         cores_drained: AtomicUsize::new(0),
+        registry: Registry::new(cores, front::labels()),
+        access_log: match obs.access_log() {
+            true => Some(AccessLog::start(obs.log_format)?),
+            false => None,
+        },
+        ready: AtomicBool::new(false),
+        config,
     });
-    let mesh = CoreMesh::new(cores);
-    let (ready_tx, ready_rx) = mpsc::channel::<Result<LoadReport, String>>();
-    let mut handles = Vec::new();
-    for core in 0..cores {
-        let placement = match cpus.is_empty() {
-            true => Placement::Unbound,
-            false => Placement::Fixed(cpus[core % cpus.len()]),
-        };
-        let (mesh, ready_tx, shared) = (mesh.clone(), ready_tx.clone(), shared.clone());
-        let handle = LocalExecutorBuilder::new(placement)
-            .name(&format!("ringstore-core-{core}"))
-            .spin_before_park(spin_before_park)
-            .spawn(move || async move { run_core(core, shared, mesh, ready_tx).await })
-            .map_err(|e| std::io::Error::other(format!("starting core {core}: {e}")))?;
-        handles.push(handle);
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let handles = spawn_cores(&shared, ready_tx)?;
+    for _ in 0..cores {
+        wait_for(&ready_rx)?;
     }
-    drop(ready_tx);
-    let report = collect_reports(&ready_rx, cores)?;
+    let urls: Vec<String> = shared
+        .listeners
+        .iter()
+        .map(|l| format!("{}://{}", if l.tls { "https" } else { "http" }, l.address))
+        .collect();
+    eprintln!(
+        "ringstore: accepting on {}, recovering {} (S3 requests get 503 until ready)",
+        urls.join(", "),
+        shared.config.data_dir.display()
+    );
+    let prepared = recover(&shared.config).inspect_err(|_| shutdown::request_shutdown())?;
+    let recovered = Recovered {
+        root: prepared.root,
+        engine: prepared.engine,
+    };
+    assert!(shared.recovered.set(recovered).is_ok(), "recovered once");
+    let mut report = LoadReport::default();
+    for _ in 0..cores {
+        add_report(&mut report, wait_for(&ready_rx)?.expect("a load report"));
+    }
+    shared.ready.store(true, Ordering::Release);
     drop(reservation);
+    let recovered = shared.recovered.get().expect("recovered");
     Ok(Started {
         address,
         tls_address: shared.listeners.iter().find(|l| l.tls).map(|l| l.address),
@@ -297,12 +321,61 @@ pub fn start(config: ServerConfig) -> std::io::Result<Started> {
         report,
         removed_staging_files: prepared.removed_staging_files,
         handles,
-        engine: prepared.engine,
-        root: shared.root.clone(),
+        engine: recovered.engine.clone(),
+        root: recovered.root.clone(),
         fsync: shared.config.fsync == FsyncPolicy::Always,
         cache: shared.cache.clone(),
         budget: shared.budget.clone(),
     })
+}
+
+/// Prepares (recovers) the data directory, once the test-only gate file is gone if one is set.
+fn recover(config: &ServerConfig) -> std::io::Result<crate::storage::Prepared> {
+    if let Some(gate) = std::env::var_os(TEST_RECOVERY_GATE_ENV) {
+        while std::path::Path::new(&gate).exists() && !shutdown::is_shutting_down() {
+            std::thread::sleep(TEST_RECOVERY_GATE_POLL);
+        }
+    }
+    crate::storage::prepare_data_dir(
+        &config.data_dir,
+        config.cores,
+        config.log_segment_size_bytes,
+    )
+}
+
+/// Spawns one executor per core.
+fn spawn_cores(
+    shared: &Arc<Shared>,
+    ready_tx: mpsc::Sender<CoreEvent>,
+) -> std::io::Result<Vec<glommio::ExecutorJoinHandle<()>>> {
+    let cpus = &shared.config.cpus;
+    let mesh = CoreMesh::new(shared.config.cores);
+    let mut handles = Vec::new();
+    for core in 0..shared.config.cores {
+        let placement = match cpus.is_empty() {
+            true => Placement::Unbound,
+            false => Placement::Fixed(cpus[core % cpus.len()]),
+        };
+        let (mesh, ready_tx, shared) = (mesh.clone(), ready_tx.clone(), shared.clone());
+        let handle = LocalExecutorBuilder::new(placement)
+            .name(&format!("ringstore-core-{core}"))
+            .spin_before_park(shared.config.spin_before_park)
+            .spawn(move || async move { run_core(core, shared, mesh, ready_tx).await })
+            .map_err(|e| std::io::Error::other(format!("starting core {core}: {e}")))?;
+        handles.push(handle);
+    }
+    Ok(handles)
+}
+
+/// What a core reports while starting: listening (`None`), then its store's load report, or
+/// why it cannot serve.
+type CoreEvent = Result<Option<LoadReport>, String>;
+
+/// What the data directory's recovery produced.
+struct Recovered {
+    root: PathBuf,
+    /// The replayed storage every core's store starts from.
+    engine: Arc<crate::storage::EngineStart>,
 }
 
 /// What every core shares: the configuration and the process-wide counters.
@@ -311,9 +384,8 @@ struct Shared {
     /// Every core's listeners (the plain address, the HTTPS one, or both), ports resolved.
     listeners: Vec<Listen>,
     tls: Option<Arc<TlsCerts>>,
-    root: PathBuf,
-    /// The replayed storage every core's store starts from.
-    engine: Arc<crate::storage::EngineStart>,
+    /// Set once the data directory is recovered (cores wait for it to open their stores).
+    recovered: OnceLock<Recovered>,
     cache: Arc<crate::storage::ReadCache>,
     budget: Arc<crate::storage::UploadBudget>,
     epoch_s: u64,
@@ -321,57 +393,51 @@ struct Shared {
     open_connections: AtomicUsize,
     /// Cores that finished draining (owner services stay up until all have).
     cores_drained: AtomicUsize,
+    /// Every core's metrics.
+    registry: Arc<Registry>,
+    /// The access log (`--log-level info` and above).
+    access_log: Option<AccessLog>,
+    /// Recovery finished and every core serves S3.
+    ready: AtomicBool,
 }
 
-/// Waits for every core's load report; the first failure stops the others.
-fn collect_reports(
-    ready: &mpsc::Receiver<Result<LoadReport, String>>,
-    cores: usize,
-) -> std::io::Result<LoadReport> {
-    let mut report = LoadReport::default();
-    for _ in 0..cores {
-        let r = match ready.recv() {
-            Ok(Ok(r)) => r,
-            Ok(Err(msg)) => {
-                shutdown::request_shutdown();
-                return Err(std::io::Error::other(msg));
-            }
-            Err(_) => {
-                shutdown::request_shutdown();
-                return Err(std::io::Error::other("a core stopped during startup"));
-            }
-        };
-        report.buckets += r.buckets;
-        report.objects += r.objects;
-        report.corrupt_files += r.corrupt_files;
-        report.removed_partial_buckets += r.removed_partial_buckets;
-        report.uploads += r.uploads;
+/// The next event of some core; a failure (or a core gone) stops the others.
+fn wait_for(ready: &mpsc::Receiver<CoreEvent>) -> std::io::Result<Option<LoadReport>> {
+    match ready.recv() {
+        Ok(Ok(event)) => Ok(event),
+        Ok(Err(msg)) => {
+            shutdown::request_shutdown();
+            Err(std::io::Error::other(msg))
+        }
+        Err(_) => {
+            shutdown::request_shutdown();
+            Err(std::io::Error::other("a core stopped during startup"))
+        }
     }
-    Ok(report)
 }
 
+fn add_report(report: &mut LoadReport, r: LoadReport) {
+    report.buckets += r.buckets;
+    report.objects += r.objects;
+    report.corrupt_files += r.corrupt_files;
+    report.removed_partial_buckets += r.removed_partial_buckets;
+    report.uploads += r.uploads;
+}
+
+/// One core: listen and answer at once, open the store once recovery finished, serve until
+/// shutdown, drain.
 async fn run_core(
     core: usize,
     shared: Arc<Shared>,
     mesh: CoreMesh,
-    ready: mpsc::Sender<Result<LoadReport, String>>,
+    ready: mpsc::Sender<CoreEvent>,
 ) {
-    let config = &shared.config;
-    let store_config = StoreConfig {
-        root: shared.root.clone(),
-        fsync: config.fsync == FsyncPolicy::Always,
-        engine: shared.engine.clone(),
-        checkpoint_interval_bytes: config.checkpoint_interval_bytes,
-        cache: shared.cache.clone(),
-        budget: shared.budget.clone(),
-    };
-    let (store, report) = match Store::open(core, mesh, store_config).await {
-        Ok(x) => x,
-        Err(msg) => {
-            let _ = ready.send(Err(msg));
-            return;
-        }
-    };
+    let metrics = shared
+        .config
+        .obs
+        .metrics
+        .then(|| shared.registry.core(core));
+    crate::obs::metrics::set_current(metrics.clone());
     let mut listeners = Vec::new();
     for l in &shared.listeners {
         match TcpListener::bind(l.address) {
@@ -383,15 +449,18 @@ async fn run_core(
             }
         }
     }
-    let verifier = Verifier::new(config.credentials.clone());
-    let service = S3Service::new(
-        store,
-        verifier,
-        config.domain.clone(),
-        config.region.clone(),
-    );
-    let server = Rc::new(Server::new(service, core, shared.epoch_s));
-    let _ = ready.send(Ok(report));
+    let obs = CoreObs {
+        metrics,
+        log: shared.access_log.clone(),
+        labels: shared.registry.labels.clone(),
+    };
+    let server = Rc::new(Server::new(
+        front::Front::new(shared.clone()),
+        core,
+        shared.epoch_s,
+        obs,
+    ));
+    let _ = ready.send(Ok(None));
     let loops: Vec<_> = listeners
         .into_iter()
         .map(|(listener, tls)| {
@@ -399,19 +468,78 @@ async fn run_core(
             glommio::spawn_local(async move { accept_loop(&server, &listener, &shared, tls).await })
         })
         .collect();
+    if let Some(opened) = open_store(core, &shared, mesh).await {
+        match opened {
+            Ok((service, report)) => {
+                server.handler().serve_s3(service);
+                let _ = ready.send(Ok(Some(report)));
+            }
+            Err(msg) => {
+                let _ = ready.send(Err(msg));
+            }
+        }
+    }
     for accepting in loops {
         accepting.await;
     }
+    drain(&server, &shared).await;
+}
+
+/// Waits for recovery, then opens this core's store; `None` if shutdown came first.
+async fn open_store(
+    core: usize,
+    shared: &Arc<Shared>,
+    mesh: CoreMesh,
+) -> Option<Result<(S3Service, LoadReport), String>> {
+    let recovered = loop {
+        if let Some(r) = shared.recovered.get() {
+            break r;
+        }
+        if shutdown::is_shutting_down() {
+            return None;
+        }
+        glommio::timer::sleep(RECOVERY_POLL).await;
+    };
+    let config = &shared.config;
+    let store_config = StoreConfig {
+        root: recovered.root.clone(),
+        fsync: config.fsync == FsyncPolicy::Always,
+        engine: recovered.engine.clone(),
+        checkpoint_interval_bytes: config.checkpoint_interval_bytes,
+        cache: shared.cache.clone(),
+        budget: shared.budget.clone(),
+    };
+    let (store, report) = match Store::open(core, mesh, store_config).await {
+        Ok(x) => x,
+        Err(msg) => return Some(Err(msg)),
+    };
+    let verifier = Verifier::new(config.credentials.clone());
+    Some(Ok((
+        S3Service::new(
+            store,
+            verifier,
+            config.domain.clone(),
+            config.region.clone(),
+        ),
+        report,
+    )))
+}
+
+/// After the listener closed: lets in-flight requests finish, then stays up (serving other
+/// cores' owner calls) until every core has drained and no checkpoint or compaction runs
+/// (their helper threads must not outlive the executors).
+async fn drain(server: &Server<front::Front>, shared: &Arc<Shared>) {
     let deadline = std::time::Instant::now() + SHUTDOWN_DRAIN_DEADLINE;
     while server.active_requests() > 0 && std::time::Instant::now() < deadline {
         glommio::timer::sleep(shutdown::SHUTDOWN_POLL).await;
     }
-    // Stay up (serving other cores' owner calls) until every core has drained, and until no
-    // checkpoint or compaction runs (their helper threads must not outlive the executors).
-    crate::storage::stop_background(&shared.engine);
+    let engine = shared.recovered.get().map(|r| &r.engine);
+    if let Some(engine) = engine {
+        crate::storage::stop_background(engine);
+    }
     shared.cores_drained.fetch_add(1, Ordering::SeqCst);
-    while shared.cores_drained.load(Ordering::SeqCst) < config.cores
-        || (crate::storage::background_busy(&shared.engine)
+    while shared.cores_drained.load(Ordering::SeqCst) < shared.config.cores
+        || (engine.is_some_and(|e| crate::storage::background_busy(e))
             && std::time::Instant::now() < deadline + SHUTDOWN_DRAIN_DEADLINE)
     {
         glommio::timer::sleep(shutdown::SHUTDOWN_POLL).await;
@@ -420,7 +548,7 @@ async fn run_core(
 
 /// Accepts connections on `listener` until shutdown (over TLS when `tls`).
 async fn accept_loop(
-    server: &Rc<Server<S3Service>>,
+    server: &Rc<Server<front::Front>>,
     listener: &TcpListener,
     shared: &Arc<Shared>,
     tls: bool,

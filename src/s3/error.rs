@@ -9,9 +9,30 @@ use crate::http::error::{HttpError, HttpErrorCode};
 use crate::storage::StorageError;
 use std::fmt;
 
-/// The S3 error codes ringstore produces. Names are S3's own.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum S3ErrorCode {
+/// Declares [`S3ErrorCode`] with its `Code` text (the variant's name) and the list of all codes.
+macro_rules! s3_error_codes {
+    ($($code:ident),* $(,)?) => {
+        /// The S3 error codes ringstore produces. Names are S3's own.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum S3ErrorCode {
+            $($code),*
+        }
+
+        impl S3ErrorCode {
+            /// Every code, in declaration order (`ALL[c as usize] == c`).
+            pub(crate) const ALL: &'static [S3ErrorCode] = &[$(S3ErrorCode::$code),*];
+
+            /// The `Code` element text.
+            pub(crate) fn as_str(self) -> &'static str {
+                match self {
+                    $(S3ErrorCode::$code => stringify!($code)),*
+                }
+            }
+        }
+    };
+}
+
+s3_error_codes!(
     AccessDenied,
     AuthorizationHeaderMalformed,
     AuthorizationQueryParametersError,
@@ -56,60 +77,9 @@ pub enum S3ErrorCode {
     XAmzContentSHA256Mismatch,
     InsufficientStorage,
     BadRequest,
-}
+);
 
 impl S3ErrorCode {
-    /// The `Code` element text.
-    pub(crate) fn as_str(self) -> &'static str {
-        use S3ErrorCode::*;
-        match self {
-            AccessDenied => "AccessDenied",
-            AuthorizationHeaderMalformed => "AuthorizationHeaderMalformed",
-            AuthorizationQueryParametersError => "AuthorizationQueryParametersError",
-            BadDigest => "BadDigest",
-            BucketAlreadyExists => "BucketAlreadyExists",
-            BucketAlreadyOwnedByYou => "BucketAlreadyOwnedByYou",
-            BucketNotEmpty => "BucketNotEmpty",
-            EntityTooLarge => "EntityTooLarge",
-            EntityTooSmall => "EntityTooSmall",
-            IncompleteBody => "IncompleteBody",
-            InternalError => "InternalError",
-            InvalidAccessKeyId => "InvalidAccessKeyId",
-            InvalidArgument => "InvalidArgument",
-            InvalidBucketName => "InvalidBucketName",
-            InvalidDigest => "InvalidDigest",
-            IllegalLocationConstraintException => "IllegalLocationConstraintException",
-            InvalidLocationConstraint => "InvalidLocationConstraint",
-            InvalidPart => "InvalidPart",
-            InvalidPartNumber => "InvalidPartNumber",
-            InvalidPartOrder => "InvalidPartOrder",
-            InvalidRange => "InvalidRange",
-            InvalidRequest => "InvalidRequest",
-            InvalidStorageClass => "InvalidStorageClass",
-            KeyTooLongError => "KeyTooLongError",
-            MalformedXML => "MalformedXML",
-            MetadataTooLarge => "MetadataTooLarge",
-            MethodNotAllowed => "MethodNotAllowed",
-            MissingContentLength => "MissingContentLength",
-            MissingSecurityHeader => "MissingSecurityHeader",
-            NoSuchBucket => "NoSuchBucket",
-            NoSuchKey => "NoSuchKey",
-            NoSuchUpload => "NoSuchUpload",
-            NotImplemented => "NotImplemented",
-            NotModified => "NotModified",
-            PreconditionFailed => "PreconditionFailed",
-            RequestHeaderSectionTooLarge => "RequestHeaderSectionTooLarge",
-            RequestTimeTooSkewed => "RequestTimeTooSkewed",
-            RequestTimeout => "RequestTimeout",
-            ServiceUnavailable => "ServiceUnavailable",
-            SignatureDoesNotMatch => "SignatureDoesNotMatch",
-            SlowDown => "SlowDown",
-            XAmzContentSHA256Mismatch => "XAmzContentSHA256Mismatch",
-            InsufficientStorage => "InsufficientStorage",
-            BadRequest => "BadRequest",
-        }
-    }
-
     /// The HTTP status S3 answers this code with.
     pub(crate) fn status(self) -> u16 {
         use S3ErrorCode::*;
@@ -334,6 +304,15 @@ fn multipart_error(e: StorageError) -> S3Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn all_codes_are_listed_in_order() {
+        for (i, code) in S3ErrorCode::ALL.iter().enumerate() {
+            assert_eq!(*code as usize, i);
+        }
+        assert_eq!(S3ErrorCode::ALL[0].as_str(), "AccessDenied");
+        assert_eq!(S3ErrorCode::NoSuchKey.as_str(), "NoSuchKey");
+    }
 
     #[test]
     fn storage_errors_map_to_s3_codes() {

@@ -59,10 +59,16 @@ impl crate::http::server::Handler for S3Service {
         body: &mut BodyReader<'_>,
         request_id: &str,
     ) -> Response {
-        match self.serve(head, body).await {
+        // Routed before the signature is checked only to name the operation in metrics and
+        // the access log: `serve` still answers an auth failure before a routing error.
+        let routed = router::route(head, self.domain.as_deref());
+        let op = routed.as_ref().map_or(0, |r| r.op.index());
+        let mut resp = match self.serve(head, routed, body).await {
             Ok(resp) => resp,
             Err(err) => error_response(&err, &head.path, request_id),
-        }
+        };
+        resp.op = op;
+        resp
     }
 
     fn error_response(&self, err: &HttpError, resource: &str, request_id: &str) -> Response {
@@ -89,17 +95,30 @@ pub(crate) fn error_response(err: &S3Error, resource: &str, request_id: &str) ->
     if err.code == error::S3ErrorCode::NotModified {
         resp = Response::new(304);
     }
+    resp.error_code = error_code_index(err.code);
     resp
+}
+
+/// The index of `code` in [`error_code_names`] (0 stands for no error).
+pub(crate) fn error_code_index(code: error::S3ErrorCode) -> usize {
+    code as usize + 1
+}
+
+/// Error code names for metrics and the access log: "" (no error), then every S3 error code.
+pub(crate) fn error_code_names() -> Vec<&'static str> {
+    let codes = error::S3ErrorCode::ALL.iter().map(|c| c.as_str());
+    std::iter::once("").chain(codes).collect()
 }
 
 impl S3Service {
     async fn serve(
         &self,
         head: &RequestHead,
+        routed: Result<Routed, S3Error>,
         body: &mut BodyReader<'_>,
     ) -> Result<Response, S3Error> {
         let auth = self.verifier.verify(head, std::time::SystemTime::now())?;
-        let routed = router::route(head, self.domain.as_deref())?;
+        let routed = routed?;
         let req = Request {
             head,
             routed,

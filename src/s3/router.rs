@@ -44,6 +44,74 @@ pub(crate) enum Op {
     PutObjectAcl,
 }
 
+/// Operation names for metrics and the access log, indexed by [`Op::index`]; index 0 is a
+/// request that was never routed (an unparsable head, a refused connection, a bad path).
+pub(crate) const OP_NAMES: &[&str] = &[
+    "None",
+    "ListBuckets",
+    "CreateBucket",
+    "HeadBucket",
+    "DeleteBucket",
+    "GetBucketLocation",
+    "GetBucketVersioning",
+    "ListObjectsV1",
+    "ListObjectsV2",
+    "DeleteObjects",
+    "PutObject",
+    "CopyObject",
+    "GetObject",
+    "HeadObject",
+    "DeleteObject",
+    "CreateMultipartUpload",
+    "UploadPart",
+    "UploadPartCopy",
+    "CompleteMultipartUpload",
+    "AbortMultipartUpload",
+    "ListParts",
+    "ListMultipartUploads",
+    "ListObjectVersions",
+    "GetBucketAcl",
+    "PutBucketAcl",
+    "GetObjectAcl",
+    "PutObjectAcl",
+    "PutBucketVersioning",
+];
+
+impl Op {
+    /// This operation's index in [`OP_NAMES`].
+    pub(crate) fn index(&self) -> usize {
+        match self {
+            Op::ListBuckets => 1,
+            Op::CreateBucket => 2,
+            Op::HeadBucket => 3,
+            Op::DeleteBucket => 4,
+            Op::GetBucketLocation => 5,
+            Op::GetBucketVersioning => 6,
+            Op::ListObjectsV1 => 7,
+            Op::ListObjectsV2 => 8,
+            Op::DeleteObjects => 9,
+            Op::PutObject => 10,
+            Op::CopyObject => 11,
+            Op::GetObject => 12,
+            Op::HeadObject => 13,
+            Op::DeleteObject => 14,
+            Op::CreateMultipartUpload => 15,
+            Op::UploadPart(_) => 16,
+            Op::UploadPartCopy(_) => 17,
+            Op::CompleteMultipartUpload { .. } => 18,
+            Op::AbortMultipartUpload { .. } => 19,
+            Op::ListParts { .. } => 20,
+            Op::ListMultipartUploads => 21,
+            Op::ListObjectVersions => 22,
+            Op::GetBucketAcl => 23,
+            Op::PutBucketAcl => 24,
+            Op::GetObjectAcl => 25,
+            Op::PutObjectAcl => 26,
+            Op::PutBucketVersioning => 27,
+        }
+    }
+}
+
 /// The part an UploadPart / UploadPartCopy writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct PartTarget {
@@ -453,5 +521,54 @@ mod tests {
             code("HEAD /bkt/k?uploadId=nope HTTP/1.1\r\nHost: x\r\n\r\n"),
             S3ErrorCode::MethodNotAllowed
         );
+    }
+
+    #[test]
+    fn op_names_match_the_variants() {
+        let t = PartTarget {
+            upload_id: String::new(),
+            part_number: 1,
+        };
+        let id = String::new();
+        let all = [
+            Op::ListBuckets,
+            Op::CreateBucket,
+            Op::HeadBucket,
+            Op::DeleteBucket,
+            Op::GetBucketLocation,
+            Op::GetBucketVersioning,
+            Op::ListObjectsV1,
+            Op::ListObjectsV2,
+            Op::DeleteObjects,
+            Op::PutObject,
+            Op::CopyObject,
+            Op::GetObject,
+            Op::HeadObject,
+            Op::DeleteObject,
+            Op::CreateMultipartUpload,
+            Op::UploadPart(t.clone()),
+            Op::UploadPartCopy(t.clone()),
+            Op::CompleteMultipartUpload {
+                upload_id: id.clone(),
+            },
+            Op::AbortMultipartUpload {
+                upload_id: id.clone(),
+            },
+            Op::ListParts {
+                upload_id: id.clone(),
+            },
+            Op::ListMultipartUploads,
+            Op::ListObjectVersions,
+            Op::GetBucketAcl,
+            Op::PutBucketAcl,
+            Op::GetObjectAcl,
+            Op::PutObjectAcl,
+        ];
+        assert_eq!(all.len() + 1, OP_NAMES.len());
+        for op in all {
+            let debug = format!("{op:?}");
+            let name: String = debug.chars().take_while(|c| c.is_alphanumeric()).collect();
+            assert_eq!(OP_NAMES[op.index()], name);
+        }
     }
 }

@@ -52,7 +52,9 @@ impl GroupSync {
             if !self.running.get() {
                 self.running.set(true);
                 let covers = self.requested.get();
+                let sync_started = std::time::Instant::now();
                 let result = self.dir.sync().await.map_err(io::Error::from);
+                crate::obs::record_dir_fsync(sync_started.elapsed());
                 if let Err(e) = &result {
                     *self.last_error.borrow_mut() = Some((covers, e.kind(), e.to_string()));
                 }

@@ -90,6 +90,32 @@ pub(crate) fn checkpoint_at_stop(
     Ok((w.keys, w.bytes))
 }
 
+/// What `/metrics` reports of the stored data: counts kept anyway, cheap to read at any time.
+pub(crate) struct Usage {
+    pub(crate) buckets: u64,
+    pub(crate) objects: u64,
+    pub(crate) log_segments: u64,
+    /// Log record bytes not known to be dead (inline bodies and metadata).
+    pub(crate) log_live_bytes: u64,
+    pub(crate) log_records: u64,
+    pub(crate) log_flushes: u64,
+}
+
+/// The stored data's [`Usage`] now (one pass over the buckets and the segment table).
+pub(crate) fn usage(engine: &EngineStart) -> Usage {
+    let c = &engine.catalog;
+    let buckets = c.all();
+    let (log_records, log_flushes) = c.counters.flushes();
+    Usage {
+        buckets: buckets.len() as u64,
+        objects: buckets.iter().map(|b| b.objects.len() as u64).sum(),
+        log_segments: c.counters.segments.counts().0 as u64,
+        log_live_bytes: c.counters.segments.live_bytes_total(),
+        log_records,
+        log_flushes,
+    }
+}
+
 /// What preparing the data directory found.
 pub(crate) struct Prepared {
     /// The absolute data directory every core opens its [`Store`] on.

@@ -499,7 +499,9 @@ async fn write_batch(inner: &Rc<Inner>, mut records: Vec<u8>) -> io::Result<Batc
     bytes[..BATCH_HEADER_BYTES].copy_from_slice(&batch.encode(h.nonce));
     bytes[BATCH_HEADER_BYTES..BATCH_HEADER_BYTES + records.len()].copy_from_slice(&records);
     bytes[BATCH_HEADER_BYTES + records.len()..].fill(0);
+    let write_started = std::time::Instant::now();
     let written = active.file.write_at(buf, active.pos).await;
+    crate::obs::record_log_commit(write_started.elapsed());
     let place = BatchPlace {
         segment: h.id,
         payload_start: active.pos + BATCH_HEADER_BYTES as u64,

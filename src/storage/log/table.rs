@@ -347,6 +347,12 @@ impl SegmentTable {
             .collect()
     }
 
+    /// Record bytes not known to be dead, over every segment.
+    pub(crate) fn live_bytes_total(&self) -> u64 {
+        let all = self.segments.read().expect("segment table");
+        all.values().map(|info| info.live_bytes()).sum()
+    }
+
     /// (segments in the table, free segments in the pool).
     pub(crate) fn counts(&self) -> (usize, usize) {
         let n = self.segments.read().expect("segment table").len();

@@ -1,0 +1,266 @@
+//! The access log: one line per request (text `key=value` or JSON), written to stderr by one
+//! writer thread.
+//!
+//! Invariants: an executor only formats its line and offers it to a bounded channel — it never
+//! waits for the writer and never wakes it (the writer drains the channel every
+//! [`ACCESS_LOG_DRAIN_INTERVAL`], in one write); when the channel is full the line is dropped and
+//! counted
+//! ([`AccessLog::dropped`], the metric `ringstore_log_lines_dropped_total`); a logged target
+//! never carries a request signature or credential (those query parameters are left out).
+
+use crate::obs::LogFormat;
+use crossbeam::channel::{bounded, Receiver, Sender, TryRecvError, TrySendError};
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Lines the channel holds before further lines are dropped.
+pub(crate) const ACCESS_LOG_QUEUE_LINES: usize = 64 * 1024;
+/// How long the writer sleeps between two drains of the channel: senders never wake it (a wake
+/// per line cost a futex call and a context switch per request), at the price of lines reaching
+/// stderr up to this late.
+pub(crate) const ACCESS_LOG_DRAIN_INTERVAL: std::time::Duration =
+    std::time::Duration::from_millis(20);
+/// A drained batch's buffer is given back when it grew beyond this.
+const WRITE_BATCH_KEEP_MAX_BYTES: usize = 4 << 20;
+/// Query parameters never logged (presigned URL secrets and signatures).
+const SECRET_QUERY_PARAMS: &[&str] = &[
+    "X-Amz-Signature",
+    "X-Amz-Credential",
+    "X-Amz-Security-Token",
+    "Signature",
+    "AWSAccessKeyId",
+];
+
+/// A handle every core logs through (cheap to clone).
+#[derive(Clone)]
+pub(crate) struct AccessLog {
+    tx: Sender<String>,
+    format: LogFormat,
+    dropped: Arc<AtomicU64>,
+}
+
+/// One request as the access log reports it.
+pub(crate) struct AccessEntry<'a> {
+    pub(crate) time_ms: u64,
+    pub(crate) request_id: &'a str,
+    pub(crate) core: usize,
+    pub(crate) remote: Option<std::net::SocketAddr>,
+    pub(crate) method: &'a str,
+    pub(crate) path: &'a str,
+    pub(crate) query: &'a str,
+    pub(crate) op: &'a str,
+    pub(crate) status: u16,
+    /// The S3 error code, empty without one.
+    pub(crate) error: &'a str,
+    pub(crate) bytes_in: u64,
+    pub(crate) bytes_out: u64,
+    pub(crate) duration_us: u64,
+}
+
+impl AccessLog {
+    /// Starts the writer thread (it ends when the last handle is dropped).
+    pub(crate) fn start(format: LogFormat) -> std::io::Result<AccessLog> {
+        let (tx, rx) = bounded(ACCESS_LOG_QUEUE_LINES);
+        std::thread::Builder::new()
+            .name("ringstore-access-log".to_string())
+            .spawn(move || write_lines(rx))?;
+        Ok(AccessLog {
+            tx,
+            format,
+            dropped: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    /// Lines dropped because the writer fell behind.
+    pub(crate) fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Formats `entry` and hands it to the writer, or drops it if the channel is full.
+    pub(crate) fn log(&self, entry: &AccessEntry<'_>) {
+        let line = match self.format {
+            LogFormat::Text => text_line(entry),
+            LogFormat::Json => json_line(entry),
+        };
+        if let Err(TrySendError::Full(_)) = self.tx.try_send(line) {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The writer thread: every [`ACCESS_LOG_DRAIN_INTERVAL`] takes every queued line and writes
+/// them in one write; stderr is locked only for that write (other threads print to it too).
+fn write_lines(rx: Receiver<String>) {
+    let mut batch = Vec::with_capacity(64 * 1024);
+    loop {
+        let closed = loop {
+            match rx.try_recv() {
+                Ok(line) => batch.extend_from_slice(line.as_bytes()),
+                Err(TryRecvError::Empty) => break false,
+                Err(TryRecvError::Disconnected) => break true,
+            }
+        };
+        if !batch.is_empty() {
+            let _ = std::io::stderr().lock().write_all(&batch);
+            batch.clear();
+            if batch.capacity() > WRITE_BATCH_KEEP_MAX_BYTES {
+                batch = Vec::with_capacity(64 * 1024);
+            }
+        }
+        if closed {
+            return;
+        }
+        std::thread::sleep(ACCESS_LOG_DRAIN_INTERVAL);
+    }
+}
+
+/// Appends the request target with secret query parameters left out.
+fn push_redacted_target(out: &mut String, path: &str, query: &str) {
+    out.push_str(path);
+    let mut sep = '?';
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let name = pair.split('=').next().unwrap_or("");
+        if SECRET_QUERY_PARAMS
+            .iter()
+            .any(|s| s.eq_ignore_ascii_case(name))
+        {
+            continue;
+        }
+        out.push(sep);
+        out.push_str(pair);
+        sep = '&';
+    }
+}
+
+/// The request target with secret query parameters left out.
+#[cfg(test)]
+fn redacted_target(path: &str, query: &str) -> String {
+    let mut out = String::new();
+    push_redacted_target(&mut out, path, query);
+    out
+}
+
+fn text_line(e: &AccessEntry<'_>) -> String {
+    let mut s = String::with_capacity(256);
+    s.push_str("time=");
+    push_rfc3339_ms(&mut s, e.time_ms);
+    let _ = write!(
+        s,
+        " level=info request_id={} core={} remote=",
+        e.request_id, e.core
+    );
+    match e.remote {
+        Some(a) => {
+            let _ = write!(s, "{a}");
+        }
+        None => s.push('-'),
+    }
+    let _ = write!(s, " method={} path=", e.method);
+    push_redacted_target(&mut s, e.path, e.query);
+    let error = if e.error.is_empty() { "-" } else { e.error };
+    let _ = writeln!(
+        s,
+        " op={} status={} error={error} bytes_in={} bytes_out={} duration_us={}",
+        e.op, e.status, e.bytes_in, e.bytes_out, e.duration_us
+    );
+    s
+}
+
+fn json_line(e: &AccessEntry<'_>) -> String {
+    let mut s = String::with_capacity(320);
+    s.push_str("{\"time\":\"");
+    push_rfc3339_ms(&mut s, e.time_ms);
+    s.push_str("\",\"level\":\"info\",\"request_id\":");
+    json_string(&mut s, e.request_id);
+    s.push_str(",\"remote\":\"");
+    if let Some(a) = e.remote {
+        let _ = write!(s, "{a}");
+    }
+    s.push_str("\",\"method\":");
+    json_string(&mut s, e.method);
+    let mut target = String::with_capacity(e.path.len() + e.query.len() + 1);
+    push_redacted_target(&mut target, e.path, e.query);
+    s.push_str(",\"path\":");
+    json_string(&mut s, &target);
+    s.push_str(",\"op\":");
+    json_string(&mut s, e.op);
+    s.push_str(",\"error\":");
+    json_string(&mut s, e.error);
+    let _ = writeln!(
+        s,
+        ",\"core\":{},\"status\":{},\"bytes_in\":{},\"bytes_out\":{},\"duration_us\":{}}}",
+        e.core, e.status, e.bytes_in, e.bytes_out, e.duration_us
+    );
+    s
+}
+
+/// Appends `v` as a JSON string literal.
+fn json_string(out: &mut String, v: &str) {
+    out.push('"');
+    for c in v.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// Appends `2026-12-01T11:16:43.123Z` for milliseconds since the Unix epoch.
+fn push_rfc3339_ms(out: &mut String, ms: u64) {
+    let secs = ms / 1000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let _ = write!(
+        out,
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        ms % 1000
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rfc3339_ms(ms: u64) -> String {
+        let mut s = String::new();
+        push_rfc3339_ms(&mut s, ms);
+        s
+    }
+
+    #[test]
+    fn dates_and_redaction() {
+        assert_eq!(rfc3339_ms(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339_ms(951_782_400_123), "2000-02-29T00:00:00.123Z");
+        assert_eq!(rfc3339_ms(1_796_125_003_004), "2026-12-01T11:36:43.004Z");
+        assert_eq!(
+            redacted_target(
+                "/b/k",
+                "X-Amz-Credential=a&x=1&X-Amz-Signature=s&Signature=t"
+            ),
+            "/b/k?x=1"
+        );
+        assert_eq!(redacted_target("/", ""), "/");
+        let mut s = String::new();
+        json_string(&mut s, "a\"b\\c\n");
+        assert_eq!(s, "\"a\\\"b\\\\c\\u000a\"");
+    }
+}
