@@ -1,4 +1,5 @@
-//! Authentication: AWS Signature Version 4 for header-signed and presigned (query) requests.
+//! Authentication: AWS Signature Version 4 for header-signed and presigned (query) requests, and
+//! Signature Version 2 (`v2`) for the clients that still send it (`aws s3 presign`, s3cmd).
 //!
 //! Role: given a parsed request head, decide whether it is signed by a known key and what the
 //! signature promises about the body ([`PayloadCheck`]); the body itself is checked later by the
@@ -12,7 +13,7 @@
 //!
 //! Layout: `crypto` (hashes, HMAC, key derivation; dates are in [`crate::http::date`]),
 //! `canonical` (canonical request), `parse` (Authorization header / presigned parameters),
-//! `verify` ([`Verifier`]), `streaming` ([`StreamingSigner`]), `client` (signing helpers).
+//! `verify` ([`Verifier`]), `v2` (SigV2 header and query auth), `streaming` ([`StreamingSigner`]), `client` (signing helpers).
 
 mod canonical;
 mod client;
@@ -20,10 +21,13 @@ mod crypto;
 pub(crate) mod error;
 mod parse;
 mod streaming;
+mod v2;
 mod verify;
 
 #[cfg(test)]
 mod tests_boto3;
+#[cfg(test)]
+mod tests_v2;
 #[cfg(test)]
 mod tests_vectors;
 

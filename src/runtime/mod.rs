@@ -302,7 +302,7 @@ async fn run_core(
             return;
         }
     };
-    let verifier = Verifier::new(config.credentials.clone());
+    let verifier = Verifier::new(config.credentials.clone()).with_domain(config.domain.clone());
     let service = S3Service::new(store, verifier, config.domain.clone());
     let server = Rc::new(Server::new(service, core, shared.epoch_s));
     let _ = ready.send(Ok(report));
