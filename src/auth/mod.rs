@@ -13,13 +13,15 @@
 //!
 //! Layout: `crypto` (hashes, HMAC, key derivation; dates are in [`crate::http::date`]),
 //! `canonical` (canonical request), `parse` (Authorization header / presigned parameters),
-//! `verify` ([`Verifier`]), `v2` (SigV2 header and query auth), `streaming` ([`StreamingSigner`]), `client` (signing helpers).
+//! `verify` ([`Verifier`]), `v2` (SigV2 header and query auth), `post_policy` (signed POST
+//! policies of browser form uploads), `streaming` ([`StreamingSigner`]), `client` (signing helpers).
 
 mod canonical;
 mod client;
 mod crypto;
 pub(crate) mod error;
 mod parse;
+mod post_policy;
 mod streaming;
 mod v2;
 mod verify;
@@ -34,6 +36,7 @@ mod tests_vectors;
 pub use client::{presign_url, sign_headers};
 pub(crate) use crypto::constant_time_eq;
 pub use error::{AuthError, AuthErrorCode};
+pub(crate) use post_policy::PostSignature;
 pub use streaming::StreamingSigner;
 pub use verify::Verifier;
 

@@ -182,7 +182,7 @@ fn check_signature(
     .with_extra("SignatureProvided", provided))
 }
 
-fn check_access_key(creds: &Credentials, access_key: &str) -> Result<(), AuthError> {
+pub(super) fn check_access_key(creds: &Credentials, access_key: &str) -> Result<(), AuthError> {
     if access_key == creds.access_key {
         return Ok(());
     }

@@ -46,7 +46,7 @@ struct CachedKey {
 
 /// Verifies SigV4 (and SigV2) signatures for one set of credentials. One per core; not `Sync`.
 pub struct Verifier {
-    creds: Credentials,
+    pub(super) creds: Credentials,
     keys: RefCell<Vec<CachedKey>>,
     /// Base domain of virtual-host addressing: SigV2 signs the bucket a `Host` names.
     domain: Option<String>,
@@ -322,7 +322,7 @@ impl Verifier {
     }
 
     /// Known access key and the `s3` service.
-    fn check_scope(&self, scope: &Scope, presigned: bool) -> Result<(), AuthError> {
+    pub(super) fn check_scope(&self, scope: &Scope, presigned: bool) -> Result<(), AuthError> {
         if scope.access_key != self.creds.access_key {
             return Err(auth_err!(
                 InvalidAccessKeyId,
@@ -383,7 +383,7 @@ impl Verifier {
     }
 
     /// The signing key for (date, region), derived once and cached (FIFO eviction).
-    fn signing_key(&self, date: &str, region: &str) -> [u8; 32] {
+    pub(super) fn signing_key(&self, date: &str, region: &str) -> [u8; 32] {
         let mut keys = self.keys.borrow_mut();
         if let Some(k) = keys.iter().find(|k| k.date == date && k.region == region) {
             return k.key;

@@ -136,7 +136,10 @@ pub(crate) fn route(head: &RequestHead, domain: Option<&str>) -> Result<Routed, 
 }
 
 /// The (percent-decoded) bucket and key a request addresses.
-fn bucket_and_key(head: &RequestHead, domain: Option<&str>) -> Result<(String, String), S3Error> {
+pub(crate) fn bucket_and_key(
+    head: &RequestHead,
+    domain: Option<&str>,
+) -> Result<(String, String), S3Error> {
     let path = head.path.strip_prefix('/').unwrap_or(&head.path);
     if let Some(b) = virtual_host_bucket(head.header("host"), domain) {
         return Ok((b.to_ascii_lowercase(), percent_decode(path)?));
