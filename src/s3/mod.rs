@@ -136,7 +136,7 @@ impl S3Service {
         body: &mut BodyReader<'_>,
     ) -> Result<Response, S3Error> {
         let (bucket, key) = router::bucket_and_key(head, self.domain.as_deref())?;
-        if bucket.is_empty() || !key.is_empty() || !head.query.is_empty() {
+        if bucket.is_empty() || !key.is_empty() {
             return Err(crate::s3err!(
                 MethodNotAllowed,
                 "The specified method is not allowed against this resource."

@@ -155,3 +155,34 @@ def test_policy_violations_refused(s3, bucket):
     assert _error(_post(unsigned))[:2] == (403, 'AccessDenied')
     _absent(s3, bucket, 'p/k')
     _absent(s3, bucket, 'elsewhere/k')
+
+
+def test_hand_built_form_with_boundary_lookalikes(server, s3, bucket):
+    """The file holds near-boundaries (split across reads too) and a part follows it; preamble,
+    header case and quoting vary as browsers vary them."""
+    boundary = 'XyZzy42'
+    content = (b'\r\n--XyZzy4' + os.urandom(70000) + b'\r\n--XyZz' + b'\r\n-' + b'--XyZzy42' +
+               os.urandom(200000) + b'\r\n')
+    form = s3.generate_presigned_post(bucket, 'hand/${filename}', ExpiresIn=600)
+    parts = [b'preamble ignored\r\n']
+    for name, value in form['fields'].items():
+        parts.append(f'--{boundary}\r\ncontent-disposition: form-data; name="{name}"\r\n\r\n'
+                     .encode() + value.encode() + b'\r\n')
+    parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+                 f'filename="f.bin"\r\nContent-Type: application/octet-stream\r\n\r\n'.encode()
+                 + content + b'\r\n')
+    parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="after"\r\n\r\nx\r\n'
+                 .encode())
+    parts.append(f'--{boundary}--\r\n'.encode())
+    r = requests.post(form['url'], data=b''.join(parts), timeout=120,
+                      headers={'Content-Type': f'multipart/form-data; boundary="{boundary}"'})
+    assert r.status_code == 204, r.text
+    assert r.headers['ETag'] == f'"{hashlib.md5(content).hexdigest()}"'
+    assert s3.get_object(Bucket=bucket, Key='hand/f.bin')['Body'].read() == content
+    # Truncated before the file's closing boundary: refused, nothing stored.
+    cut = b''.join(parts[:-2]).replace(b'filename="f.bin"', b'filename="g.bin"')[:-1002]
+    r = requests.post(form['url'], data=cut, timeout=120,
+                      headers={'Content-Type': f'multipart/form-data; boundary={boundary}'})
+    assert _error(r)[:2] == (400, 'MalformedPOSTRequest')
+    with raises_s3('404', 404):
+        s3.head_object(Bucket=bucket, Key='hand/g.bin')

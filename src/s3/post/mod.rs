@@ -24,9 +24,11 @@ use form::FormReader;
 use policy::Policy;
 use std::time::SystemTime;
 
-/// Whether a request is a browser form upload: an unsigned POST with a form body.
+/// Whether a request is a browser form upload: a POST without query or `Authorization`, with a
+/// form body.
 pub(crate) fn is_post_object(head: &RequestHead) -> bool {
     head.method == Method::Post
+        && head.query.is_empty()
         && head.header("authorization").is_none()
         && head
             .header("content-type")
