@@ -117,6 +117,12 @@ pub(crate) async fn post_object(
     fields.push(("key".into(), key.clone()));
     fields.push(("bucket".into(), bucket.to_string()));
     policy.check(&fields)?;
+    if field(&fields, "acl").is_some_and(|acl| !acl.eq_ignore_ascii_case("private")) {
+        return Err(crate::s3err!(
+            NotImplemented,
+            "ringstore objects are always private to their owner; only the private ACL is supported."
+        ));
+    }
     let synthetic = fields_as_head(&fields, &format!("/{bucket}/{key}"));
     let (system_headers, user_metadata) = metadata_from_headers(&synthetic)?;
     store.bucket_created_ms(bucket).await?;

@@ -14,13 +14,15 @@ use std::time::SystemTime;
 /// Largest base64 policy accepted.
 pub(crate) const POLICY_SIZE_MAX_BYTES: usize = 20 * 1024;
 
-/// Fields a policy need not name.
+/// Fields a policy need not name. `bucket` is the request's bucket (a condition on it still
+/// applies): a policy without a bucket condition does not make the URL an extra field.
 const EXEMPT_FIELDS: &[&str] = &[
     "policy",
     "x-amz-signature",
     "signature",
     "awsaccesskeyid",
     "file",
+    "bucket",
 ];
 
 /// One parsed condition.
@@ -204,6 +206,14 @@ mod tests {
             "{}",
             e.message
         );
+        let no_bucket_rule = Policy::parse(
+            &b64(r#"{"expiration": "2030-01-01T12:00:00Z", "conditions": [["starts-with", "$key", ""]]}"#),
+            SystemTime::UNIX_EPOCH,
+        )
+        .unwrap();
+        no_bucket_rule
+            .check(&fields(&[("key", "k"), ("bucket", "b")]))
+            .unwrap();
         let e = p.check(&fields(&good[1..])).unwrap_err();
         assert!(e.message.contains("Policy Condition failed"));
         let mut extra = fields(&good);
