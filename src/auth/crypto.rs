@@ -1,10 +1,12 @@
-//! SigV4 cryptographic primitives: SHA-256, HMAC-SHA256, signing-key derivation, string to sign,
-//! and constant-time comparison.
+//! Signature cryptographic primitives: SHA-256, HMAC-SHA256, SigV4 signing-key derivation and
+//! string to sign, SigV2's base64 HMAC-SHA1, and constant-time comparison.
 //!
 //! Invariants: every function is pure and infallible; hex output is lowercase; derived keys are
 //! returned as plain arrays and never formatted by this module.
 
+use base64::Engine as _;
 use hmac::{Hmac, Mac};
+use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
 /// The only signing algorithm supported.
@@ -26,6 +28,14 @@ pub(crate) fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
     mac.update(data);
     mac.finalize().into_bytes().into()
+}
+
+/// Signature Version 2: base64 of HMAC-SHA1(secret, string to sign).
+pub(crate) fn hmac_sha1_base64(key: &[u8], data: &[u8]) -> String {
+    // HMAC accepts keys of any length, so construction cannot fail.
+    let mut mac = <Hmac<Sha1> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(data);
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
 }
 
 /// kSigning = HMAC(HMAC(HMAC(HMAC("AWS4" + secret, date), region), service), "aws4_request").
@@ -109,6 +119,15 @@ mod tests {
         assert_eq!(
             hex::encode(k),
             "f4780e2d9f65fa895f9c67b32ce1baf0b0d8a43505a000a1a9e090d414db404d"
+        );
+    }
+
+    #[test]
+    fn hmac_sha1_rfc2202_case_2() {
+        // RFC 2202 test case 2: hex effcdf6ae5eb2fa2d27416d5f184df9c259a7c79.
+        assert_eq!(
+            hmac_sha1_base64(b"Jefe", b"what do ya want for nothing?"),
+            "7/zfauXrL6LSdBbV8YTfnCWafHk="
         );
     }
 

@@ -1,4 +1,5 @@
-//! Authentication: AWS Signature Version 4 for header-signed and presigned (query) requests.
+//! Authentication: AWS Signature Version 4 for header-signed and presigned (query) requests, and
+//! Signature Version 2 (`v2`) for the clients that still send it (`aws s3 presign`, s3cmd).
 //!
 //! Role: given a parsed request head, decide whether it is signed by a known key and what the
 //! signature promises about the body ([`PayloadCheck`]); the body itself is checked later by the
@@ -12,24 +13,30 @@
 //!
 //! Layout: `crypto` (hashes, HMAC, key derivation; dates are in [`crate::http::date`]),
 //! `canonical` (canonical request), `parse` (Authorization header / presigned parameters),
-//! `verify` ([`Verifier`]), `streaming` ([`StreamingSigner`]), `client` (signing helpers).
+//! `verify` ([`Verifier`]), `v2` (SigV2 header and query auth), `post_policy` (signed POST
+//! policies of browser form uploads), `streaming` ([`StreamingSigner`]), `client` (signing helpers).
 
 mod canonical;
 mod client;
 mod crypto;
 pub(crate) mod error;
 mod parse;
+mod post_policy;
 mod streaming;
+mod v2;
 mod verify;
 
 #[cfg(test)]
 mod tests_boto3;
+#[cfg(test)]
+mod tests_v2;
 #[cfg(test)]
 mod tests_vectors;
 
 pub use client::{presign_url, sign_headers};
 pub(crate) use crypto::constant_time_eq;
 pub use error::{AuthError, AuthErrorCode};
+pub(crate) use post_policy::PostSignature;
 pub use streaming::StreamingSigner;
 pub use verify::Verifier;
 

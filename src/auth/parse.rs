@@ -47,7 +47,7 @@ pub(crate) struct QueryAuth {
 const CREDENTIAL_FORM: &str =
     "the Credential is mal-formed; expecting \"<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request\"";
 
-fn parse_scope(s: &str) -> Option<Scope> {
+pub(super) fn parse_scope(s: &str) -> Option<Scope> {
     let parts: Vec<&str> = s.split('/').collect();
     let [ak, date, region, service, term] = parts.as_slice() else {
         return None;

@@ -1,5 +1,6 @@
-//! Server-side SigV4 verification: [`Verifier::verify`] decides whether a request head is signed by
-//! the configured key, for header auth and presigned (query) auth.
+//! Server-side verification: [`Verifier::verify`] decides whether a request head is signed by
+//! the configured key, for SigV4 header auth and presigned (query) auth, and dispatches SigV2
+//! (`Authorization: AWS ...`, `AWSAccessKeyId=...`) to [`super::v2`].
 //!
 //! Invariants:
 //! - exactly one mechanism per request (header or query), never anonymous;
@@ -16,9 +17,9 @@ use super::crypto::{
 };
 use super::error::{auth_err, AuthError};
 use super::parse::{
-    has_query_auth, has_v2_query_auth, parse_authorization, parse_presigned, unsupported_mechanism,
-    Scope,
+    has_query_auth, has_v2_query_auth, parse_authorization, parse_presigned, Scope,
 };
+use super::v2;
 use super::{AuthOutcome, Credentials, PayloadCheck, StreamingSigner};
 use crate::http::date::{
     amz_date, iso8601_secs, parse_amz_date, parse_http_date, system_time, unix_secs,
@@ -32,7 +33,7 @@ pub(crate) const KEY_CACHE_MAX: usize = 16;
 /// Largest accepted distance between the request time and the server clock.
 pub(crate) const MAX_SKEW: Duration = Duration::from_secs(15 * 60);
 
-const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
+pub(super) const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
 const STREAMING_UNSIGNED_TRAILER: &str = "STREAMING-UNSIGNED-PAYLOAD-TRAILER";
 const STREAMING_SIGNED: &str = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD";
 const STREAMING_SIGNED_TRAILER: &str = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER";
@@ -43,10 +44,30 @@ struct CachedKey {
     key: [u8; 32],
 }
 
-/// Verifies SigV4 signatures for one set of credentials. One per core; not `Sync`.
+/// Verifies SigV4 (and SigV2) signatures for one set of credentials. One per core; not `Sync`.
 pub struct Verifier {
-    creds: Credentials,
+    pub(super) creds: Credentials,
     keys: RefCell<Vec<CachedKey>>,
+    /// Base domain of virtual-host addressing: SigV2 signs the bucket a `Host` names.
+    domain: Option<String>,
+}
+
+/// The payload check of a request whose body is not aws-chunked signed (presigned URLs, SigV2):
+/// the client's `x-amz-content-sha256` if any, else unsigned.
+pub(super) fn unstreamed_payload(payload_hash: &str) -> Result<PayloadCheck, AuthError> {
+    Ok(
+        match payload_form(payload_hash).ok_or_else(invalid_payload_hash)? {
+            PayloadForm::Sha256(h) => PayloadCheck::Sha256(h),
+            PayloadForm::Unsigned => PayloadCheck::Unsigned,
+            PayloadForm::StreamingUnsignedTrailer => PayloadCheck::StreamingUnsignedTrailer,
+            PayloadForm::StreamingSigned { .. } => {
+                return Err(auth_err!(
+                    InvalidRequest,
+                    "Signed streaming payloads need SigV4 header authentication."
+                ))
+            }
+        },
+    )
 }
 
 /// What the `x-amz-content-sha256` value announces.
@@ -76,7 +97,7 @@ fn invalid_payload_hash() -> AuthError {
 }
 
 /// Absolute distance between two times.
-fn distance(a: SystemTime, b: SystemTime) -> Duration {
+pub(super) fn distance(a: SystemTime, b: SystemTime) -> Duration {
     match a.duration_since(b) {
         Ok(d) => d,
         Err(e) => e.duration(),
@@ -99,7 +120,7 @@ fn header_auth_time(head: &RequestHead) -> (Option<SystemTime>, String, &str) {
     }
 }
 
-fn too_skewed(request_time: &str, now: SystemTime) -> AuthError {
+pub(super) fn too_skewed(request_time: &str, now: SystemTime) -> AuthError {
     auth_err!(
         RequestTimeTooSkewed,
         "The difference between the request time and the current time is too large."
@@ -127,13 +148,20 @@ impl Verifier {
         Verifier {
             creds,
             keys: RefCell::new(Vec::with_capacity(KEY_CACHE_MAX)),
+            domain: None,
         }
+    }
+
+    /// Sets the virtual-host base domain (`bucket.DOMAIN`), which SigV2's canonical resource needs.
+    pub fn with_domain(mut self, domain: Option<String>) -> Verifier {
+        self.domain = domain;
+        self
     }
 
     /// Authenticates a request head. `now` is the server clock (a parameter so tests can pin it).
     ///
     /// Errors ([`AuthErrorCode`](super::AuthErrorCode)): `AccessDenied` (anonymous, expired presigned URL, unsigned `x-amz-*`
-    /// header, missing/invalid date), `InvalidRequest` (non-SigV4 scheme, missing
+    /// header, missing/invalid date), `InvalidRequest` (neither SigV4 nor SigV2, missing
     /// `x-amz-content-sha256`), `InvalidArgument` (both mechanisms, unknown payload-hash form),
     /// `AuthorizationHeaderMalformed` / `AuthorizationQueryParametersError` (syntax, scope date,
     /// service, `X-Amz-Expires` outside 1..=604800), `InvalidAccessKeyId`, `RequestTimeTooSkewed`
@@ -148,15 +176,21 @@ impl Verifier {
                 "The authorization header is malformed; it is given more than once."
             ));
         }
-        match (auth, has_query_auth(&head.query)) {
+        let v4_query = has_query_auth(&head.query);
+        let v2_query = has_v2_query_auth(&head.query);
+        let domain = self.domain.as_deref();
+        match (auth, v4_query || v2_query) {
             (Some(_), true) => Err(auth_err!(
                 InvalidArgument,
                 "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, Signature query string parameter or the Authorization header should be specified."
             )
             .with_extra("ArgumentName", "Authorization")),
+            (Some(value), false) if v2::is_v2_header(value) => {
+                v2::verify_header(&self.creds, domain, head, value, now)
+            }
             (Some(value), false) => self.verify_header(head, value, now),
-            (None, true) => self.verify_presigned(head, now),
-            (None, false) if has_v2_query_auth(&head.query) => Err(unsupported_mechanism()),
+            (None, true) if v4_query => self.verify_presigned(head, now),
+            (None, true) => v2::verify_query(&self.creds, domain, head, now),
             (None, false) => Err(auth_err!(
                 AccessDenied,
                 "Access Denied: anonymous access is not allowed; sign the request with AWS Signature Version 4."
@@ -267,17 +301,7 @@ impl Verifier {
             .header("x-amz-content-sha256")
             .or(q.content_sha256.as_deref())
             .unwrap_or(UNSIGNED_PAYLOAD);
-        let payload = match payload_form(payload_hash).ok_or_else(invalid_payload_hash)? {
-            PayloadForm::Sha256(h) => PayloadCheck::Sha256(h),
-            PayloadForm::Unsigned => PayloadCheck::Unsigned,
-            PayloadForm::StreamingUnsignedTrailer => PayloadCheck::StreamingUnsignedTrailer,
-            PayloadForm::StreamingSigned { .. } => {
-                return Err(auth_err!(
-                    InvalidRequest,
-                    "Signed streaming payloads are not supported with query-string authentication."
-                ))
-            }
-        };
+        let payload = unstreamed_payload(payload_hash)?;
         check_all_amz_headers_signed(head, &q.signed_headers)?;
         self.check_signature(
             head,
@@ -298,7 +322,7 @@ impl Verifier {
     }
 
     /// Known access key and the `s3` service.
-    fn check_scope(&self, scope: &Scope, presigned: bool) -> Result<(), AuthError> {
+    pub(super) fn check_scope(&self, scope: &Scope, presigned: bool) -> Result<(), AuthError> {
         if scope.access_key != self.creds.access_key {
             return Err(auth_err!(
                 InvalidAccessKeyId,
@@ -359,7 +383,7 @@ impl Verifier {
     }
 
     /// The signing key for (date, region), derived once and cached (FIFO eviction).
-    fn signing_key(&self, date: &str, region: &str) -> [u8; 32] {
+    pub(super) fn signing_key(&self, date: &str, region: &str) -> [u8; 32] {
         let mut keys = self.keys.borrow_mut();
         if let Some(k) = keys.iter().find(|k| k.date == date && k.region == region) {
             return k.key;

@@ -184,6 +184,22 @@ fn split_target(target: &str) -> Result<(String, String), HttpError> {
     Ok((path.to_string(), query.to_string()))
 }
 
+/// The bucket named by a virtual-host style `Host` (`bucket.DOMAIN[:port]`), if any. Shared by
+/// the router (which bucket) and SigV2 (whose canonical resource names the bucket).
+pub(crate) fn virtual_host_bucket<'h>(
+    host: Option<&'h str>,
+    domain: Option<&str>,
+) -> Option<&'h str> {
+    let domain = domain?;
+    let host = host?;
+    let name = match host.rsplit_once(':') {
+        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => host,
+    };
+    let bucket = name.strip_suffix(domain)?.strip_suffix('.')?;
+    (!bucket.is_empty()).then_some(bucket)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -513,7 +513,7 @@ async fn open_store(
         Ok(x) => x,
         Err(msg) => return Some(Err(msg)),
     };
-    let verifier = Verifier::new(config.credentials.clone());
+    let verifier = Verifier::new(config.credentials.clone()).with_domain(config.domain.clone());
     Some(Ok((
         S3Service::new(
             store,

@@ -4,13 +4,15 @@
 //!
 //! Data flows one way: head -> auth -> route -> op -> storage -> response. Invariant: no
 //! operation runs before the request's signature is verified, and no body byte is requested
-//! (so no `100 Continue` is sent) before that.
+//! (so no `100 Continue` is sent) before that. The one exception is POST Object (`post`), whose
+//! signature is in the form: only its bounded fields are read before the policy is verified.
 
 pub mod bucket_name;
 pub mod error;
 pub mod ingest;
 pub(crate) mod ops;
 pub(crate) mod params;
+mod post;
 pub(crate) mod router;
 pub mod xml;
 
@@ -117,6 +119,9 @@ impl S3Service {
         routed: Result<Routed, S3Error>,
         body: &mut BodyReader<'_>,
     ) -> Result<Response, S3Error> {
+        if post::is_post_object(head) {
+            return self.post_object(head, body).await;
+        }
         let auth = self.verifier.verify(head, std::time::SystemTime::now())?;
         let routed = routed?;
         let req = Request {
@@ -158,5 +163,24 @@ impl S3Service {
             Op::GetBucketAcl | Op::GetObjectAcl => ops::acl::get_acl(store, &req).await,
             Op::PutBucketAcl | Op::PutObjectAcl => ops::acl::put_acl(store, &req, body).await,
         }
+    }
+}
+
+impl S3Service {
+    /// A browser form upload: authenticated by its signed policy, not by the request's head.
+    async fn post_object(
+        &self,
+        head: &RequestHead,
+        body: &mut BodyReader<'_>,
+    ) -> Result<Response, S3Error> {
+        let (bucket, key) = router::bucket_and_key(head, self.domain.as_deref())?;
+        if bucket.is_empty() || !key.is_empty() {
+            return Err(crate::s3err!(
+                MethodNotAllowed,
+                "The specified method is not allowed against this resource."
+            ));
+        }
+        crate::s3::bucket_name::validate_bucket_name(&bucket)?;
+        post::post_object(&self.store, &self.verifier, head, body, &bucket).await
     }
 }

@@ -5,7 +5,7 @@
 //! Invariant: a sub-resource ringstore does not implement is answered `NotImplemented`, never
 //! silently treated as the plain operation.
 
-use crate::http::head::{Method, RequestHead};
+use crate::http::head::{virtual_host_bucket, Method, RequestHead};
 use crate::http::percent::{parse_query, percent_decode};
 use crate::s3::error::S3Error;
 use crate::s3::params::{parse_part_number, PART_NUMBER_MAX};
@@ -174,18 +174,6 @@ fn not_implemented(what: &str) -> S3Error {
     )
 }
 
-/// The bucket named by a virtual-host style `Host` (`bucket.DOMAIN[:port]`), if any.
-fn virtual_host_bucket<'h>(host: Option<&'h str>, domain: Option<&str>) -> Option<&'h str> {
-    let domain = domain?;
-    let host = host?;
-    let name = match host.rsplit_once(':') {
-        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
-        _ => host,
-    };
-    let bucket = name.strip_suffix(domain)?.strip_suffix('.')?;
-    (!bucket.is_empty()).then_some(bucket)
-}
-
 /// Routes a request. With `domain` set, `Host: bucket.DOMAIN` selects virtual-host addressing
 /// (the whole path is then the key); otherwise, and for `Host: DOMAIN`, path-style.
 pub(crate) fn route(head: &RequestHead, domain: Option<&str>) -> Result<Routed, S3Error> {
@@ -217,7 +205,10 @@ pub(crate) fn route(head: &RequestHead, domain: Option<&str>) -> Result<Routed, 
 }
 
 /// The (percent-decoded) bucket and key a request addresses.
-fn bucket_and_key(head: &RequestHead, domain: Option<&str>) -> Result<(String, String), S3Error> {
+pub(crate) fn bucket_and_key(
+    head: &RequestHead,
+    domain: Option<&str>,
+) -> Result<(String, String), S3Error> {
     let path = head.path.strip_prefix('/').unwrap_or(&head.path);
     if let Some(b) = virtual_host_bucket(head.header("host"), domain) {
         return Ok((b.to_ascii_lowercase(), percent_decode(path)?));

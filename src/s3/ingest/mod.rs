@@ -18,7 +18,7 @@
 pub mod aws_chunked;
 mod expectations;
 
-pub(crate) use expectations::body_expectations;
+pub(crate) use expectations::{body_expectations, expectations_from_headers};
 
 use crate::auth::PayloadCheck;
 use crate::digest::{BodyDigests, ChecksumAlgorithm, Digests};

@@ -22,7 +22,7 @@ pub use requests::{
 };
 pub(crate) use responses::{
     copy_object_result_xml, delete_result_xml, error_xml, list_buckets_page_xml,
-    list_objects_v1_xml, list_objects_v2_xml, location_xml, write_owner, ListV1Request,
-    ListV2Request, SERVER_OWNER,
+    list_objects_v1_xml, list_objects_v2_xml, location_xml, post_response_xml, write_owner,
+    ListV1Request, ListV2Request, SERVER_OWNER,
 };
 pub(crate) use writer::{escape, XmlWriter};

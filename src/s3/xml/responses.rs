@@ -280,6 +280,18 @@ pub(crate) fn copy_object_result_xml(etag: &str, last_modified_ms: u64) -> Strin
     w.finish()
 }
 
+/// The 201 answer of a POST Object with `success_action_status=201`.
+pub(crate) fn post_response_xml(location: &str, bucket: &str, key: &str, etag: &str) -> String {
+    let mut w = XmlWriter::new();
+    w.open("PostResponse")
+        .elem("Location", location)
+        .elem("Bucket", bucket)
+        .elem("Key", key)
+        .elem("ETag", etag)
+        .close("PostResponse");
+    w.finish()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
