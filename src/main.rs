@@ -66,15 +66,11 @@ fn listening_urls(started: &runtime::Started) -> String {
     }
 }
 
-/// SIGINT and SIGTERM stop the server; with TLS, SIGHUP reloads the certificate (without TLS it
-/// keeps its default action).
-fn install_signals(tls: bool) -> std::io::Result<signal_hook::iterator::Signals> {
+/// SIGINT and SIGTERM stop the server; SIGHUP reloads the TLS certificate (without TLS it is
+/// logged and ignored, so `systemctl reload` never ends a plain server).
+fn install_signals() -> std::io::Result<signal_hook::iterator::Signals> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-    let mut signals = vec![SIGINT, SIGTERM];
-    if tls {
-        signals.push(SIGHUP);
-    }
-    signal_hook::iterator::Signals::new(signals)
+    signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
 }
 
 /// Blocks until a stop signal, reloading the TLS certificate on each SIGHUP meanwhile.
@@ -89,7 +85,7 @@ fn wait_for_stop(signals: &mut signal_hook::iterator::Signals, started: &runtime
             Some(Err(why)) => {
                 eprintln!("ringstore: SIGHUP: {why}; keeping the previous certificate")
             }
-            None => {}
+            None => eprintln!("ringstore: SIGHUP: nothing to reload (no TLS)"),
         }
     }
 }
@@ -102,7 +98,7 @@ fn serve(args: ringstore::cli::ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut signals = match install_signals(config.serves_tls()) {
+    let mut signals = match install_signals() {
         Ok(s) => s,
         Err(e) => {
             eprintln!("ringstore: cannot install signal handlers: {e}");

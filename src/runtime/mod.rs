@@ -111,13 +111,6 @@ pub struct ServerConfig {
     pub(crate) region: String,
 }
 
-impl ServerConfig {
-    /// Whether any listener serves HTTPS (then SIGHUP reloads its certificate).
-    pub fn serves_tls(&self) -> bool {
-        self.tls.is_some()
-    }
-}
-
 /// HTTPS settings: PEM files, and where to serve them (`None`: on `address` itself, which then
 /// serves no plain HTTP).
 #[derive(Clone, Debug)]

@@ -3,6 +3,7 @@ and a clean exit (code 0) on SIGTERM. Each test runs its own private server."""
 
 import hashlib
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -42,6 +43,22 @@ def test_cores_option(make_server):
     s3 = make_client(srv.endpoint)
     s3.create_bucket(Bucket='one-core')
     assert [b['Name'] for b in s3.list_buckets()['Buckets']] == ['one-core']
+    assert srv.stop() == 0
+
+
+def test_sighup_without_tls_keeps_serving(make_server):
+    """`systemctl reload` sends SIGHUP: a server without TLS logs it and keeps serving."""
+    srv = make_server(tls=False)
+    s3 = make_client(srv.endpoint)
+    s3.create_bucket(Bucket='hup')
+    srv.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while 'nothing to reload' not in srv.stderr_tail() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert 'SIGHUP: nothing to reload' in srv.stderr_tail()
+    assert srv.alive()
+    s3.put_object(Bucket='hup', Key='k', Body=b'still serving')
+    assert s3.get_object(Bucket='hup', Key='k')['Body'].read() == b'still serving'
     assert srv.stop() == 0
 
 
