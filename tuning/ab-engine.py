@@ -166,7 +166,9 @@ def describe(row, a):
 
 def parse_args():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--base", default="1e5529b", help="commit to compare against (default 1e5529b)")
+    ap.add_argument("--base", default="1e5529b",
+                    help="commit to compare against (default 1e5529b); `same` runs the working tree's own binary "
+                         "as the base, to compare two sets of flags (--base-args vs --new-args)")
     ap.add_argument("--rounds", type=int, default=3, help="rounds per binary, alternating (default 3)")
     ap.add_argument("--count", type=int, default=20000, help="operations per small-object run (default 20000)")
     ap.add_argument("--concurrency", type=int, default=32, help="client connections (default 32)")
@@ -183,6 +185,8 @@ def parse_args():
     ap.add_argument("--new-args", default="",
                     help="extra `serve` flags for the new binary only, e.g. \"--log-level info\" (its stderr "
                          "goes to /dev/null)")
+    ap.add_argument("--base-args", default="",
+                    help="extra `serve` flags for the base binary only, e.g. \"--metrics off\"")
     ap.add_argument("--large-concurrency", type=int, default=8, help="connections of the 16 MiB rows (default 8)")
     args = ap.parse_args()
     keys = [k for k in args.rows.split(",") if k]
@@ -214,14 +218,14 @@ def print_table(args, base_sha, results):
 def main():
     args = parse_args()
     os.makedirs(args.data, exist_ok=True)
-    base_sha, base_bin = build_base(args.base)
     new_bin = build_new()
+    base_sha, base_bin = ("same", new_bin) if args.base == "same" else build_base(args.base)
     binaries = [(base_sha, base_bin), ("new", new_bin)]
     results = {}
     for rnd in range(args.rounds):
         for row in args.selected:
             for name, binary in ([("new", None)] if row.null else binaries):
-                extra = args.new_args.split() if name == "new" else []
+                extra = (args.new_args if name == "new" else args.base_args).split()
                 server = Server(binary, args.data, args.fsync, extra) if binary else None
                 try:
                     rate, p50, cpu = measure(new_bin, server, row, args)
