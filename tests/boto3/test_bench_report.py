@@ -1,6 +1,7 @@
 """`ringstore bench` timed-workload reports validate against the documented JSON schema.
 
-The bench binary (the one under test) loads the session server with a mixed workload, with the
+The bench binary (the one under test) loads a plain-HTTP server (the bench client speaks no
+TLS, so also in the suite's HTTPS pass) with a mixed workload, with the
 client ceiling measured; the `--json FILE` report must validate against
 tuning/bench-run.schema.json, its `--plot` file must parse as SVG, and what it wrote must be
 readable by boto3 when `--keep-data` keeps it.
@@ -12,6 +13,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import jsonschema
+
+from harness import make_client
 
 SCHEMA = Path(__file__).resolve().parents[2] / 'tuning' / 'bench-run.schema.json'
 
@@ -25,7 +28,8 @@ def run_bench(ringstore_bin, server, args):
     return proc
 
 
-def test_mixed_report_validates_against_the_schema(ringstore_bin, server, tmp_path):
+def test_mixed_report_validates_against_the_schema(ringstore_bin, make_server, tmp_path):
+    server = make_server(tls=False)
     schema = json.loads(SCHEMA.read_text())
     jsonschema.Draft202012Validator.check_schema(schema)
     report, plot = tmp_path / 'mixed.json', tmp_path / 'mixed.svg'
@@ -49,7 +53,10 @@ def test_mixed_report_validates_against_the_schema(ringstore_bin, server, tmp_pa
         raise AssertionError('the schema accepted an unknown field')
 
 
-def test_kept_objects_are_real_objects(ringstore_bin, server, s3, bucket, tmp_path):
+def test_kept_objects_are_real_objects(ringstore_bin, make_server):
+    server = make_server(tls=False)
+    s3, bucket = make_client(server.endpoint), 'bench-kept'
+    s3.create_bucket(Bucket=bucket)
     run_bench(ringstore_bin, server, [
         '--scenario', 'put', '--count', '25', '--concurrency', '2', '--bucket', bucket,
         '--prefix', 'bench/run-1/', '--object-size', '777', '--no-ceiling'])

