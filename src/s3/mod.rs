@@ -64,7 +64,10 @@ impl crate::http::server::Handler for S3Service {
         // Routed before the signature is checked only to name the operation in metrics and
         // the access log: `serve` still answers an auth failure before a routing error.
         let routed = router::route(head, self.domain.as_deref());
-        let op = routed.as_ref().map_or(0, |r| r.op.index());
+        let op = match post::is_post_object(head) {
+            true => router::POST_OBJECT_OP,
+            false => routed.as_ref().map_or(0, |r| r.op.index()),
+        };
         let mut resp = match self.serve(head, routed, body).await {
             Ok(resp) => resp,
             Err(err) => error_response(&err, &head.path, request_id),

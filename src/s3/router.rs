@@ -75,7 +75,12 @@ pub(crate) const OP_NAMES: &[&str] = &[
     "GetObjectAcl",
     "PutObjectAcl",
     "PutBucketVersioning",
+    "PostObject",
 ];
+
+/// The [`OP_NAMES`] index of a POST Object (browser form upload), which has no [`Op`]: it is
+/// recognised by its form before routing and authenticated by its policy.
+pub(crate) const POST_OBJECT_OP: usize = 28;
 
 impl Op {
     /// This operation's index in [`OP_NAMES`].
@@ -554,8 +559,11 @@ mod tests {
             Op::PutBucketAcl,
             Op::GetObjectAcl,
             Op::PutObjectAcl,
+            Op::PutBucketVersioning,
         ];
-        assert_eq!(all.len() + 1, OP_NAMES.len());
+        // Plus "None" (never routed) and "PostObject" (routed by its form, not by `Op`).
+        assert_eq!(all.len() + 2, OP_NAMES.len());
+        assert_eq!(OP_NAMES[POST_OBJECT_OP], "PostObject");
         for op in all {
             let debug = format!("{op:?}");
             let name: String = debug.chars().take_while(|c| c.is_alphanumeric()).collect();

@@ -55,6 +55,18 @@ def test_presigned_post_round_trip_with_metadata(s3, bucket):
     assert got['Metadata'] == {'color': 'blue'}
 
 
+def test_form_uploads_are_counted_as_post_object(s3, bucket, server):
+    def posted():
+        text = requests.get(server.endpoint + '/metrics', timeout=30).text
+        prefix = 'ringstore_requests_total{op="PostObject",status="204"} '
+        return sum(float(line[len(prefix):]) for line in text.splitlines() if line.startswith(prefix))
+
+    before = posted()
+    form = s3.generate_presigned_post(bucket, 'counted.bin', ExpiresIn=600)
+    assert _post(form).status_code == 204
+    assert posted() == before + 1
+
+
 def test_filename_substitution_and_201_xml(s3, bucket):
     form = s3.generate_presigned_post(
         bucket, 'up/${filename}', Fields={'success_action_status': '201'},
