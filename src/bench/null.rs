@@ -24,6 +24,8 @@ const MAX_HEADERS: usize = 64;
 const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// Size of each connection's read buffer.
 const READ_BUF_BYTES: usize = 256 * 1024;
+/// Bodies up to this size are sent in the same write as the head.
+const INLINE_BODY_MAX_BYTES: usize = 64 * 1024;
 /// ListObjectsV2 page size when the request gives no max-keys (S3's default).
 const DEFAULT_MAX_KEYS: usize = 1000;
 
@@ -209,11 +211,18 @@ fn respond(stream: &mut TcpStream, canned: &Canned, req: &Request) -> std::io::R
         }
     )
     .into_bytes();
-    if req.method != "HEAD" {
+    // Small bodies leave with the head in one write; large ones are written from the canned
+    // buffer itself (copying 16 MiB per GET made the responder, not the client, the limit).
+    let inline = req.method != "HEAD" && body.len() <= INLINE_BODY_MAX_BYTES;
+    if inline {
         out.extend_from_slice(body);
     }
     canned.answered.fetch_add(1, Ordering::Relaxed);
-    stream.write_all(&out)
+    stream.write_all(&out)?;
+    if req.method != "HEAD" && !inline {
+        stream.write_all(body)?;
+    }
+    Ok(())
 }
 
 /// A ListObjectsV2 page of the synthetic keys after the request's `start-after`.
