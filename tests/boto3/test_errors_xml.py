@@ -161,7 +161,8 @@ def test_every_response_has_request_id(server, s3):
         check_error(s3.get_object, Bucket=name, Key='missing')  # NoSuchKey 404
         check_error(s3.head_object, Bucket=name, Key='missing')  # 404, no body
         check_error(s3.get_object, Bucket=unique_bucket_name('rs-missing'), Key='k')
-        check_error(s3.create_bucket, Bucket=name)  # 409
+        check_error(s3.create_bucket, Bucket=name,  # 400 IllegalLocationConstraintException
+                    CreateBucketConfiguration={'LocationConstraint': 'eu-west-1'})
         check_error(s3.create_bucket, Bucket='UPPER')  # 400
         check_error(s3.delete_bucket, Bucket=name)  # BucketNotEmpty
         check_error(s3.get_object, Bucket=name, Key='k', Range='bytes=100-')  # 416
