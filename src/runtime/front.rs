@@ -120,6 +120,11 @@ impl Front {
                 gauge("ringstore_buckets", "Buckets.", u.buckets),
                 gauge("ringstore_objects", "Objects in all buckets.", u.objects),
                 gauge(
+                    "ringstore_object_bytes",
+                    "Bytes of all stored objects (the sum of their sizes).",
+                    u.object_bytes,
+                ),
+                gauge(
                     "ringstore_log_segments",
                     "Log segment files.",
                     u.log_segments,

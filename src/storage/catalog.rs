@@ -6,7 +6,7 @@
 //! incarnation never repeats, so records of a deleted bucket never apply to a recreated one; a
 //! core's floor is at most the sequence number of any record it sealed and has not applied yet.
 
-use crate::storage::index::SharedIndex;
+use crate::storage::index::{IndexEntry, SharedIndex};
 use crate::storage::log::appender::LogCounters;
 use crate::storage::log::RecordLocation;
 use std::cell::RefCell;
@@ -25,7 +25,12 @@ pub(crate) struct SharedBucket {
     pub(crate) created_ms: u64,
     /// Unique per creation: the sequence number taken when the bucket was created.
     pub(crate) incarnation: u64,
+    /// Read by every core; written only through [`SharedBucket::set`] and
+    /// [`SharedBucket::unset`] (and by replay, which sets `object_bytes` with it), so the byte
+    /// total stays the sum of the entries' sizes.
     pub(crate) objects: SharedIndex,
+    /// Sum of the sizes of the objects in `objects` (what `/metrics` reports as stored bytes).
+    pub(crate) object_bytes: AtomicU64,
     /// Written by the owner only; read by checkpoints.
     pub(crate) tombstones: Mutex<Tombstones>,
 }
@@ -37,8 +42,43 @@ impl SharedBucket {
             created_ms,
             incarnation,
             objects: SharedIndex::new(),
+            object_bytes: AtomicU64::new(0),
             tombstones: Mutex::new(Tombstones::new()),
         }
+    }
+
+    /// Makes `entry` the key's current version and keeps the byte total. Only the bucket's
+    /// single writer calls it (the owner core under the key's lock, or replay), so reading the
+    /// replaced entry first cannot race another change of the key.
+    pub(crate) fn set(&self, key: String, entry: IndexEntry) {
+        let old = self.objects.get(&key).map_or(0, |e| e.value().summary.size);
+        let new = entry.summary.size;
+        self.objects.insert(key, entry);
+        self.add_bytes(new, old);
+    }
+
+    /// Removes the key's current version (if any) and keeps the byte total.
+    pub(crate) fn unset(&self, key: &str) {
+        if let Some(e) = self.objects.remove(key) {
+            self.add_bytes(0, e.value().summary.size);
+        }
+    }
+
+    /// Sum of the stored objects' sizes.
+    pub(crate) fn object_bytes(&self) -> u64 {
+        self.object_bytes.load(Ordering::Relaxed)
+    }
+
+    /// The byte total counted afresh from the entries (what `object_bytes` must equal).
+    #[cfg(test)]
+    pub(crate) fn object_bytes_recounted(&self) -> u64 {
+        self.objects.iter().map(|e| e.value().summary.size).sum()
+    }
+
+    fn add_bytes(&self, plus: u64, minus: u64) {
+        // Wrapping add of the difference: one atomic step whichever is larger.
+        self.object_bytes
+            .fetch_add(plus.wrapping_sub(minus), Ordering::Relaxed);
     }
 }
 

@@ -94,6 +94,9 @@ pub(crate) fn checkpoint_at_stop(
 pub(crate) struct Usage {
     pub(crate) buckets: u64,
     pub(crate) objects: u64,
+    /// Sum of the sizes of all stored objects (current versions; parts of uploads in progress
+    /// not included).
+    pub(crate) object_bytes: u64,
     pub(crate) log_segments: u64,
     /// Log record bytes not known to be dead (inline bodies and metadata).
     pub(crate) log_live_bytes: u64,
@@ -109,6 +112,7 @@ pub(crate) fn usage(engine: &EngineStart) -> Usage {
     Usage {
         buckets: buckets.len() as u64,
         objects: buckets.iter().map(|b| b.objects.len() as u64).sum(),
+        object_bytes: buckets.iter().map(|b| b.object_bytes()).sum(),
         log_segments: c.counters.segments.counts().0 as u64,
         log_live_bytes: c.counters.segments.live_bytes_total(),
         log_records,

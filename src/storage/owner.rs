@@ -346,7 +346,7 @@ impl Owner {
                 let current = objects.get(&m.key).map(|e| e.value().clone());
                 match current {
                     Some(e) if e.seq == m.seq && e.location == m.from => {
-                        objects.insert(
+                        b.shared.set(
                             m.key.clone(),
                             IndexEntry {
                                 location: m.to,
@@ -444,10 +444,10 @@ impl BucketState {
                 if let Some((_, at)) = displaced_tombstone {
                     table.mark_dead(at, None);
                 }
-                self.shared.objects.insert(key.to_string(), e);
+                self.shared.set(key.to_string(), e);
             }
             None => {
-                self.shared.objects.remove(key);
+                self.shared.unset(key);
                 self.remember_tombstone(key, seq, location, catalog);
             }
         }

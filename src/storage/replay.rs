@@ -314,7 +314,7 @@ fn apply_copies(catalog: &Catalog, marks: &Marks, copies: Vec<CopyFound>) {
         match (bucket, current) {
             (Some(b), Some(e)) if e.seq == c.seq => {
                 marks.dead(e.location, Some(hash));
-                b.objects.insert(
+                b.set(
                     c.key,
                     IndexEntry {
                         location: c.at,
@@ -346,6 +346,7 @@ fn shared_bucket(b: BucketMeta, mut changes: Vec<KeyChange>, marks: &Marks) -> S
     // index several times faster than inserting in hash order.
     changes.sort_unstable_by(|a, b| (&a.0, a.1, a.4).cmp(&(&b.0, b.1, b.4)));
     let objects = SharedIndex::new();
+    let mut object_bytes = 0;
     let mut changes = changes.into_iter().peekable();
     // Whether the change at hand has older ones of its key (which a tombstone must cover).
     let mut has_older = false;
@@ -353,6 +354,7 @@ fn shared_bucket(b: BucketMeta, mut changes: Vec<KeyChange>, marks: &Marks) -> S
         let superseded = changes.peek().is_some_and(|next| next.0 == key);
         match (superseded, entry) {
             (false, Some(e)) => {
+                object_bytes += e.summary.size;
                 objects.insert(key, e);
             }
             // The key's tombstone: needed while older records of the key exist.
@@ -364,6 +366,7 @@ fn shared_bucket(b: BucketMeta, mut changes: Vec<KeyChange>, marks: &Marks) -> S
     }
     let mut bucket = SharedBucket::new(&b.name, b.created_ms, b.incarnation);
     bucket.objects = objects;
+    *bucket.object_bytes.get_mut() = object_bytes;
     bucket
 }
 

@@ -1324,6 +1324,19 @@ mod tests {
             .collect()
     }
 
+    /// Every bucket's running byte total equals the sum of its entries' sizes.
+    fn assert_object_bytes_kept(store: &Store, what: &str) {
+        for b in store.catalog.all() {
+            let kept = b.object_bytes();
+            assert_eq!(
+                kept,
+                b.object_bytes_recounted(),
+                "{what}: bucket {}",
+                b.name
+            );
+        }
+    }
+
     fn restore(dir: &std::path::Path, files: &Files) {
         std::fs::remove_dir_all(dir).unwrap();
         std::fs::create_dir_all(dir).unwrap();
@@ -1548,6 +1561,7 @@ mod tests {
                 let before = snapshot(&log_dir);
                 let freed = compact_fully(&store).await;
                 assert!(freed >= 2, "compaction freed {freed} segments");
+                assert_object_bytes_kept(&store, "after compaction");
                 tx.send((before, snapshot(&log_dir))).unwrap();
             });
             rx.recv().unwrap()
@@ -1595,6 +1609,10 @@ mod tests {
                     let got = read_all(&store, &format!("k{k}")).await;
                     assert_eq!(got, expected(k), "{what}: key {k}");
                 }
+                assert_object_bytes_kept(&store, what);
+                let sizes: u64 = (0..12).filter_map(expected).map(|b| b.len() as u64).sum();
+                let bucket = store.catalog.bucket("bkt").expect("bucket");
+                assert_eq!(bucket.object_bytes(), sizes, "{what}");
             });
         }
     }

@@ -251,6 +251,13 @@ class RingstoreServer:
         self.exit_codes.append(rc)
         return rc
 
+    def kill_and_start(self):
+        """SIGKILL (no shutdown work at all), then start again on the same data dir."""
+        self.proc.kill()
+        self.proc.wait()
+        self.stop()
+        self.start()
+
     def restart(self):
         """Stop cleanly (SIGTERM) and start again on the same data dir; the port may change.
 

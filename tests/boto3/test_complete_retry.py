@@ -31,13 +31,6 @@ def _complete(s3, bucket, key, up, parts):
     return {f: resp.get(f) for f in FIELDS}
 
 
-def _kill_and_start(srv):
-    srv.proc.kill()
-    srv.proc.wait()
-    srv.stop()
-    srv.start()
-
-
 @pytest.mark.parametrize('restart', ['none', 'clean', 'kill'])
 def test_repeated_complete_answers_as_the_first(make_server, restart):
     srv = make_server()
@@ -50,7 +43,7 @@ def test_repeated_complete_answers_as_the_first(make_server, restart):
     if restart == 'clean':
         assert srv.restart() == 0
     elif restart == 'kill':
-        _kill_and_start(srv)
+        srv.kill_and_start()
     s3 = srv.client()
     assert _complete(s3, 'retry', 'obj', up, parts) == first
     assert s3.list_multipart_uploads(Bucket='retry').get('Uploads', []) == []

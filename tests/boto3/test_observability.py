@@ -233,3 +233,48 @@ def test_start_errors_still_fail_the_process(ringstore_bin, test_root):
         capture_output=True, env=env, timeout=30)
     assert out.returncode != 0 and b'cannot start' in out.stderr, out.stderr
     assert b'listening on' not in out.stdout
+
+
+
+@pytest.mark.parametrize('restart', ['clean', 'kill'])
+def test_object_bytes_gauge_is_the_sum_of_stored_sizes(make_server, restart):
+    """ringstore_object_bytes follows PUTs (small ones in the log, large ones in files),
+    overwrites, deletes and a multipart object, and comes back equal after a restart."""
+    server = make_server()
+    s3 = server.client()
+    s3.create_bucket(Bucket='obs-bytes')
+    s3.create_bucket(Bucket='obs-bytes-2')
+    assert value(scrape(server), 'ringstore_object_bytes') == 0
+    s3.put_object(Bucket='obs-bytes', Key='small', Body=b's' * 1000)
+    s3.put_object(Bucket='obs-bytes', Key='large', Body=b'L' * (3 * 1024 * 1024 + 5))
+    s3.put_object(Bucket='obs-bytes-2', Key='other', Body=b'o' * 777)
+    s3.put_object(Bucket='obs-bytes-2', Key='empty', Body=b'')
+    expected = 1000 + 3 * 1024 * 1024 + 5 + 777
+    assert value(scrape(server), 'ringstore_object_bytes') == expected
+    # An overwrite counts the new size only; a delete removes the size; a missing key's
+    # delete changes nothing.
+    s3.put_object(Bucket='obs-bytes', Key='small', Body=b'S' * 10)
+    s3.delete_object(Bucket='obs-bytes', Key='large')
+    s3.delete_object(Bucket='obs-bytes', Key='never-there')
+    expected += 10 - 1000 - (3 * 1024 * 1024 + 5)
+    assert value(scrape(server), 'ringstore_object_bytes') == expected
+    # A multipart object: parts in progress are not stored objects yet.
+    part = 5 * 1024 * 1024
+    up = s3.create_multipart_upload(Bucket='obs-bytes', Key='mp')['UploadId']
+    etags = [s3.upload_part(Bucket='obs-bytes', Key='mp', UploadId=up, PartNumber=n,
+                            Body=bytes([n]) * size)['ETag']
+             for n, size in ((1, part), (2, 123))]
+    assert value(scrape(server), 'ringstore_object_bytes') == expected
+    s3.complete_multipart_upload(
+        Bucket='obs-bytes', Key='mp', UploadId=up,
+        MultipartUpload={'Parts': [{'PartNumber': n, 'ETag': e} for n, e in zip((1, 2), etags)]})
+    expected += part + 123
+    assert value(scrape(server), 'ringstore_object_bytes') == expected
+    if restart == 'clean':
+        assert server.restart() == 0
+    else:
+        server.kill_and_start()
+    assert value(scrape(server), 'ringstore_object_bytes') == expected
+    listed = sum(o['Size'] for b in ('obs-bytes', 'obs-bytes-2')
+                 for o in server.client().list_objects_v2(Bucket=b).get('Contents', []))
+    assert listed == expected
