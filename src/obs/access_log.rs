@@ -168,48 +168,49 @@ fn text_line(e: &AccessEntry<'_>) -> String {
     s
 }
 
-fn json_line(e: &AccessEntry<'_>) -> String {
-    let mut s = String::with_capacity(320);
-    s.push_str("{\"time\":\"");
-    push_rfc3339_ms(&mut s, e.time_ms);
-    s.push_str("\",\"level\":\"info\",\"request_id\":");
-    json_string(&mut s, e.request_id);
-    s.push_str(",\"remote\":\"");
-    if let Some(a) = e.remote {
-        let _ = write!(s, "{a}");
-    }
-    s.push_str("\",\"method\":");
-    json_string(&mut s, e.method);
-    let mut target = String::with_capacity(e.path.len() + e.query.len() + 1);
-    push_redacted_target(&mut target, e.path, e.query);
-    s.push_str(",\"path\":");
-    json_string(&mut s, &target);
-    s.push_str(",\"op\":");
-    json_string(&mut s, e.op);
-    s.push_str(",\"error\":");
-    json_string(&mut s, e.error);
-    let _ = writeln!(
-        s,
-        ",\"core\":{},\"status\":{},\"bytes_in\":{},\"bytes_out\":{},\"duration_us\":{}}}",
-        e.core, e.status, e.bytes_in, e.bytes_out, e.duration_us
-    );
-    s
+/// One JSON access-log line; field order is the line's (serde keeps declaration order).
+#[derive(serde::Serialize)]
+struct JsonLine<'a> {
+    time: String,
+    level: &'static str,
+    request_id: &'a str,
+    /// The peer address, empty when unknown.
+    remote: String,
+    method: &'a str,
+    /// Path and query, signatures removed.
+    path: String,
+    op: &'a str,
+    error: &'a str,
+    core: usize,
+    status: u16,
+    bytes_in: u64,
+    bytes_out: u64,
+    duration_us: u64,
 }
 
-/// Appends `v` as a JSON string literal.
-fn json_string(out: &mut String, v: &str) {
-    out.push('"');
-    for c in v.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
+fn json_line(e: &AccessEntry<'_>) -> String {
+    let mut time = String::with_capacity(24);
+    push_rfc3339_ms(&mut time, e.time_ms);
+    let mut path = String::with_capacity(e.path.len() + e.query.len() + 1);
+    push_redacted_target(&mut path, e.path, e.query);
+    let line = JsonLine {
+        time,
+        level: "info",
+        request_id: e.request_id,
+        remote: e.remote.map(|a| a.to_string()).unwrap_or_default(),
+        method: e.method,
+        path,
+        op: e.op,
+        error: e.error,
+        core: e.core,
+        status: e.status,
+        bytes_in: e.bytes_in,
+        bytes_out: e.bytes_out,
+        duration_us: e.duration_us,
+    };
+    let mut s = serde_json::to_string(&line).expect("an access-log line serializes");
+    s.push('\n');
+    s
 }
 
 /// Appends `2026-12-01T11:16:43.123Z` for milliseconds since the Unix epoch.
@@ -259,8 +260,35 @@ mod tests {
             "/b/k?x=1"
         );
         assert_eq!(redacted_target("/", ""), "/");
-        let mut s = String::new();
-        json_string(&mut s, "a\"b\\c\n");
-        assert_eq!(s, "\"a\\\"b\\\\c\\u000a\"");
+    }
+
+    #[test]
+    fn json_lines_parse_back_with_every_field() {
+        let e = AccessEntry {
+            time_ms: 1_796_125_003_004,
+            request_id: "016B0EB00600000001",
+            core: 1,
+            remote: None,
+            method: "GET",
+            path: "/b/a\"b\\c\n\u{1}é",
+            query: "X-Amz-Signature=s&x=1",
+            op: "GetObject",
+            status: 404,
+            error: "NoSuchKey",
+            bytes_in: 0,
+            bytes_out: 7,
+            duration_us: 83,
+        };
+        let line = json_line(&e);
+        assert!(line.ends_with("}\n") && !line[..line.len() - 1].contains('\n'));
+        let v: serde_json::Value = serde_json::from_str(&line).expect("valid JSON");
+        assert_eq!(v["time"], "2026-12-01T11:36:43.004Z");
+        assert_eq!(v["path"], "/b/a\"b\\c\n\u{1}é?x=1");
+        assert_eq!(v["remote"], "");
+        assert_eq!(v["status"], 404);
+        assert_eq!(v["error"], "NoSuchKey");
+        let keys: Vec<&str> = v.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+        assert_eq!(keys.len(), 13, "{keys:?}");
+        assert!(line.starts_with("{\"time\":"), "{line}");
     }
 }
