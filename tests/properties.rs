@@ -1565,10 +1565,12 @@ fn record() -> impl Strategy<Value = ObjectRecord> {
         (
             select(vec!["crc32", "crc32c", "crc64nvme", "sha1", "sha256"]),
             "[A-Za-z0-9+/=]{0,64}",
+            any::<bool>(),
         )
-            .prop_map(|(a, v)| StoredChecksum {
+            .prop_map(|(a, v, full_object)| StoredChecksum {
                 algorithm: a.to_string(),
                 value_b64: v,
+                full_object,
             }),
     );
     let parts = prop::option::of(

@@ -12,6 +12,7 @@
 //! in L1/L2 cache; MD5 is finished only after every pushed buffer is hashed. MD5 is md5-many's,
 //! checked against md-5 (the reference) on random lengths, lane counts and split points.
 
+pub(crate) mod combine;
 pub(crate) mod lanes;
 
 pub use lanes::lane_stats;

@@ -271,6 +271,16 @@ fn multipart_error(e: StorageError) -> S3Error {
         StorageError::TooManyParts { max } => {
             s3err!(InvalidArgument, "An upload may have at most {max} parts.")
         }
+        StorageError::ChecksumAlgorithmMismatch { upload, sent } => s3err!(
+            InvalidRequest,
+            "Checksum Type mismatch occurred, expected checksum Type: {}, actual checksum Type: {sent}",
+            upload.as_deref().unwrap_or("null")
+        ),
+        StorageError::ChecksumMismatch { algorithm } => s3err!(
+            BadDigest,
+            "The {} you specified did not match the calculated checksum.",
+            algorithm.to_ascii_uppercase()
+        ),
         StorageError::PartsOutOfOrder { upload_id } => s3err!(
             InvalidPartOrder,
             "The list of parts was not in ascending order. Parts must be ordered by part number."

@@ -36,6 +36,16 @@ pub(crate) enum StorageError {
     TooManyParts {
         max: usize,
     },
+    /// A completion's checksum names another algorithm than the upload's (or the upload has
+    /// none).
+    ChecksumAlgorithmMismatch {
+        upload: Option<String>,
+        sent: String,
+    },
+    /// A completion's checksum differs from the object's computed one.
+    ChecksumMismatch {
+        algorithm: String,
+    },
     /// A completion listed parts out of ascending order.
     PartsOutOfOrder {
         upload_id: String,

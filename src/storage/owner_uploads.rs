@@ -134,12 +134,13 @@ impl Owner {
             parts: listed,
             now_ms,
             condition,
+            expected_checksum,
         } = req;
         let (key, upload_id) = (key.as_str(), upload_id.as_str());
         let b = self.bucket(bucket)?;
         let u = self.upload(&b, upload_id, key)?;
         let _all = u.exclusive(upload_id).await?;
-        let record = u.completed_record(upload_id, &listed, now_ms)?;
+        let record = u.completed_record(upload_id, &listed, now_ms, expected_checksum.as_ref())?;
         assert_eq!(
             record.parts.as_ref().map(|p| p.parts.len()),
             Some(listed.len()),

@@ -30,13 +30,38 @@ pub(crate) const PART_REF_ENCODED_BYTES: usize = 4 + 8 + 16;
 /// Most parts a multipart object may have (S3's limit).
 pub(crate) const PARTS_MAX: usize = 10_000;
 
-/// A full-object checksum as sent by the client (`x-amz-checksum-<algorithm>`), base64 value.
+/// An object's checksum (`x-amz-checksum-<algorithm>`), base64 value; in an upload's record
+/// the algorithm and type the upload was created with (value empty).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredChecksum {
     /// Lowercase algorithm name: crc32, crc32c, crc64nvme, sha1, sha256.
     pub algorithm: String,
     pub value_b64: String,
+    /// S3's checksum type: `FULL_OBJECT` (the algorithm over the whole body: PutObject, and
+    /// multipart uploads created so) when true, `COMPOSITE` (over the parts' checksums; the
+    /// value ends in `-N`) when false.
+    pub full_object: bool,
 }
+
+impl StoredChecksum {
+    /// `FULL_OBJECT` or `COMPOSITE`, as the `x-amz-checksum-type` header and the
+    /// `ChecksumType` element name it.
+    pub fn type_name(&self) -> &'static str {
+        match self.full_object {
+            true => "FULL_OBJECT",
+            false => "COMPOSITE",
+        }
+    }
+}
+
+/// Record tags of the checksum field: none; one whose type follows from its value (written by
+/// earlier versions, which knew no types: `-N` composite, empty (an upload's) composite, else
+/// full object); one of each type (what this version writes). Earlier versions read every
+/// non-zero tag as "a checksum follows", so they still read records written now.
+const CHECKSUM_TAG_NONE: u8 = 0;
+const CHECKSUM_TAG_DERIVED: u8 = 1;
+const CHECKSUM_TAG_FULL_OBJECT: u8 = 2;
+const CHECKSUM_TAG_COMPOSITE: u8 = 3;
 
 /// One part of a completed multipart object, stored in its own file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,9 +171,12 @@ impl ObjectRecord {
         put_pairs(&mut rec, &self.system_headers);
         put_pairs(&mut rec, &self.user_metadata);
         match &self.checksum {
-            None => rec.push(0),
+            None => rec.push(CHECKSUM_TAG_NONE),
             Some(c) => {
-                rec.push(1);
+                rec.push(match c.full_object {
+                    true => CHECKSUM_TAG_FULL_OBJECT,
+                    false => CHECKSUM_TAG_COMPOSITE,
+                });
                 put_str(&mut rec, &c.algorithm);
                 put_str(&mut rec, &c.value_b64);
             }
@@ -230,11 +258,21 @@ impl ObjectRecord {
         let system_headers = r.pairs()?;
         let user_metadata = r.pairs()?;
         let checksum = match r.bytes(1)?[0] {
-            0 => None,
-            _ => Some(StoredChecksum {
-                algorithm: r.str()?,
-                value_b64: r.str()?,
-            }),
+            CHECKSUM_TAG_NONE => None,
+            tag => {
+                let (algorithm, value_b64) = (r.str()?, r.str()?);
+                let full_object = match tag {
+                    CHECKSUM_TAG_FULL_OBJECT => true,
+                    CHECKSUM_TAG_COMPOSITE => false,
+                    CHECKSUM_TAG_DERIVED => !value_b64.is_empty() && !value_b64.contains('-'),
+                    _ => return Err(format!("unknown checksum tag {tag}")),
+                };
+                Some(StoredChecksum {
+                    algorithm,
+                    full_object,
+                    value_b64,
+                })
+            }
         };
         let parts = match r.bytes(1)?[0] {
             0 => None,
@@ -353,8 +391,55 @@ mod tests {
             checksum: Some(StoredChecksum {
                 algorithm: "crc32".into(),
                 value_b64: "rwg7LQ==".into(),
+                full_object: true,
             }),
             parts: None,
+        }
+    }
+
+    #[test]
+    fn checksum_types_round_trip_and_legacy_records_derive_theirs() {
+        let cases = [
+            ("rwg7LQ==", true),    // PutObject
+            ("Z+ry2Q==-3", false), // composite multipart object
+            ("", false),           // upload created COMPOSITE
+            ("", true),            // upload created FULL_OBJECT
+            ("WgDhBQ==", true),    // full-object multipart object
+        ];
+        for (value, full_object) in cases {
+            let mut rec = sample();
+            rec.checksum = Some(StoredChecksum {
+                algorithm: "crc32".into(),
+                value_b64: value.into(),
+                full_object,
+            });
+            let bytes = rec.encode_compact();
+            assert_eq!(
+                ObjectRecord::decode_compact(&bytes).unwrap(),
+                rec,
+                "{value}"
+            );
+            // A record of an earlier version (tag 1 for every checksum) reads back with the
+            // type its value implies; only a FULL_OBJECT upload's record needs the new tag.
+            let without = ObjectRecord {
+                checksum: None,
+                ..rec.clone()
+            };
+            let tag_at = (without.encode_compact().iter().zip(&bytes))
+                .position(|(a, b)| a != b)
+                .expect("the checksum tag differs");
+            let tag = [CHECKSUM_TAG_COMPOSITE, CHECKSUM_TAG_FULL_OBJECT][usize::from(full_object)];
+            assert_eq!(bytes[tag_at], tag);
+            // Written by an earlier version (tag 1 for every checksum): the type follows from
+            // the value, so only an upload created FULL_OBJECT (new here) could not be told.
+            let mut legacy = bytes.clone();
+            legacy[tag_at] = CHECKSUM_TAG_DERIVED;
+            let back = ObjectRecord::decode_compact(&legacy).unwrap();
+            let derived = back.checksum.unwrap().full_object;
+            let knowable = !(value.is_empty() && full_object);
+            assert!(derived == full_object || !knowable, "{value}");
+            legacy[tag_at] = 4;
+            assert!(ObjectRecord::decode_compact(&legacy).is_err(), "tag 4");
         }
     }
 

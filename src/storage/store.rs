@@ -697,6 +697,7 @@ fn reserved_header_len(record: &ObjectRecord) -> usize {
     probe.checksum = Some(StoredChecksum {
         algorithm: "crc64nvme".into(),
         value_b64: "A".repeat(44),
+        full_object: false,
     });
     probe.header_len()
 }

@@ -59,6 +59,8 @@ pub(crate) struct UploadInfo {
     pub(crate) key: String,
     pub(crate) initiated_ms: u64,
     pub(crate) checksum_algorithm: Option<String>,
+    /// `FULL_OBJECT` or `COMPOSITE` with an algorithm.
+    pub(crate) checksum_type: Option<&'static str>,
     pub(crate) parts: Vec<(u32, PartInfo)>,
 }
 
@@ -71,6 +73,9 @@ pub(crate) struct CompleteRequest {
     pub(crate) parts: Vec<CompletePart>,
     pub(crate) now_ms: u64,
     pub(crate) condition: WriteCondition,
+    /// The object checksum the client sent with the completion (`x-amz-checksum-<algorithm>`;
+    /// a COMPOSITE value may carry its `-N` suffix): the completion fails unless it matches.
+    pub(crate) expected_checksum: Option<StoredChecksum>,
 }
 
 /// A part the client lists in CompleteMultipartUpload.
@@ -148,6 +153,7 @@ impl UploadState {
             key: self.meta.key.clone(),
             initiated_ms: self.meta.last_modified_ms,
             checksum_algorithm: self.meta.checksum.as_ref().map(|c| c.algorithm.clone()),
+            checksum_type: self.meta.checksum.as_ref().map(|c| c.type_name()),
             parts: self
                 .parts
                 .borrow()
@@ -163,6 +169,7 @@ impl UploadState {
         upload_id: &str,
         listed: &[CompletePart],
         now_ms: u64,
+        expected_checksum: Option<&StoredChecksum>,
     ) -> StorageResult<ObjectRecord> {
         let parts = self.parts.borrow();
         let found = check_listed_parts(upload_id, listed, &parts)?;
@@ -177,7 +184,16 @@ impl UploadState {
                 md5: p.md5,
             });
         }
-        let algorithm = self.meta.checksum.as_ref().map(|c| c.algorithm.as_str());
+        let checksum = self
+            .meta
+            .checksum
+            .as_ref()
+            .and_then(|c| object_checksum(c, &found));
+        check_expected_checksum(
+            self.meta.checksum.as_ref(),
+            checksum.as_ref(),
+            expected_checksum,
+        )?;
         Ok(ObjectRecord {
             key: self.meta.key.clone(),
             size: found.iter().map(|p| p.size).sum(),
@@ -185,7 +201,7 @@ impl UploadState {
             last_modified_ms: now_ms,
             system_headers: self.meta.system_headers.clone(),
             user_metadata: self.meta.user_metadata.clone(),
-            checksum: algorithm.and_then(|a| object_checksum(a, &found)),
+            checksum,
             parts: Some(PartsLayout {
                 upload_id: upload_id.to_string(),
                 parts: refs,
@@ -242,22 +258,64 @@ fn check_listed_parts<'p>(
     Ok(found)
 }
 
-/// The completed object's checksum (`composite-N`) when every part has one of `algorithm`.
-fn object_checksum(algorithm: &str, parts: &[&PartInfo]) -> Option<StoredChecksum> {
+/// The completed object's checksum when every part has one of the upload's algorithm: the CRC
+/// of the whole object (FULL_OBJECT uploads) or the algorithm over the parts' checksums,
+/// `value-N` (COMPOSITE).
+fn object_checksum(upload: &StoredChecksum, parts: &[&PartInfo]) -> Option<StoredChecksum> {
     use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let algorithm = upload.algorithm.as_str();
     let mut raw_parts = Vec::with_capacity(parts.len());
     for p in parts {
         let c = p.checksum.as_ref().filter(|c| c.algorithm == algorithm)?;
-        raw_parts.push(
-            base64::engine::general_purpose::STANDARD
-                .decode(&c.value_b64)
-                .ok()?,
-        );
+        raw_parts.push((b64.decode(&c.value_b64).ok()?, p.size));
     }
-    composite_checksum(algorithm, &raw_parts).map(|v| StoredChecksum {
+    let value_b64 = match upload.full_object {
+        true => {
+            let algo = crate::digest::ChecksumAlgorithm::from_name(algorithm)?;
+            let refs: Vec<(&[u8], u64)> =
+                raw_parts.iter().map(|(c, n)| (c.as_slice(), *n)).collect();
+            b64.encode(crate::digest::combine::combine_crcs(algo, &refs)?)
+        }
+        false => {
+            let digests: Vec<Vec<u8>> = raw_parts.into_iter().map(|(c, _)| c).collect();
+            let v = composite_checksum(algorithm, &digests)?;
+            format!("{v}-{}", digests.len())
+        }
+    };
+    Some(StoredChecksum {
         algorithm: algorithm.to_string(),
-        value_b64: format!("{v}-{}", raw_parts.len()),
+        value_b64,
+        full_object: upload.full_object,
     })
+}
+
+/// The client's checksum for the completed object must name the upload's algorithm and match
+/// the computed value (a COMPOSITE value with or without its `-N` suffix).
+fn check_expected_checksum(
+    upload: Option<&StoredChecksum>,
+    computed: Option<&StoredChecksum>,
+    expected: Option<&StoredChecksum>,
+) -> StorageResult<()> {
+    let Some(expected) = expected else {
+        return Ok(());
+    };
+    if upload.is_none_or(|u| u.algorithm != expected.algorithm) {
+        return Err(StorageError::ChecksumAlgorithmMismatch {
+            upload: upload.map(|u| u.algorithm.clone()),
+            sent: expected.algorithm.clone(),
+        });
+    }
+    let matches = computed.is_some_and(|c| {
+        let bare = c.value_b64.split('-').next().unwrap_or("");
+        expected.value_b64 == c.value_b64 || (!c.full_object && expected.value_b64 == bare)
+    });
+    match matches {
+        true => Ok(()),
+        false => Err(StorageError::ChecksumMismatch {
+            algorithm: expected.algorithm.clone(),
+        }),
+    }
 }
 
 /// S3's composite ("checksum of checksums") value: the algorithm over the parts' raw digests.

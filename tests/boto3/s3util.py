@@ -111,6 +111,29 @@ def sha256_b64(data):
     return base64.b64encode(hashlib.sha256(data).digest()).decode()
 
 
+def _crc64nvme_table():
+    poly = 0x9A6C9329AC4BC9B5  # CRC-64/NVME, reflected
+    table = []
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ poly if c & 1 else c >> 1
+        table.append(c)
+    return table
+
+
+_CRC64NVME_TABLE = _crc64nvme_table()
+
+
+def crc64nvme_b64(data):
+    """CRC-64/NVME as S3 encodes it (big-endian, base64); check value 0xae8b14860a799888."""
+    crc = 0xFFFFFFFFFFFFFFFF
+    table = _CRC64NVME_TABLE
+    for b in data:
+        crc = table[(crc ^ b) & 0xFF] ^ (crc >> 8)
+    return base64.b64encode(struct.pack('>Q', crc ^ 0xFFFFFFFFFFFFFFFF)).decode()
+
+
 CHECKSUM_FUNCS = {
     'CRC32': crc32_b64,
     'CRC32C': crc32c_b64,

@@ -16,12 +16,12 @@
 //! in from the bytes actually received.
 
 pub mod aws_chunked;
-mod expectations;
+pub(crate) mod expectations;
 
 pub(crate) use expectations::{body_expectations, expectations_from_headers};
 
 use crate::auth::PayloadCheck;
-use crate::digest::{BodyDigests, ChecksumAlgorithm, Digests};
+use crate::digest::{BodyDigests, ChecksumAlgorithm, Digests, Expectations};
 use crate::http::body::BodyReader;
 use crate::s3::error::S3Error;
 use crate::s3::Request;
@@ -125,6 +125,7 @@ pub(crate) async fn ingest_request_body(
     body: &mut BodyReader<'_>,
     record: ObjectRecord,
     size_max_bytes: u64,
+    default_checksum: Option<ChecksumAlgorithm>,
 ) -> Result<StagedObject, S3Error> {
     let declared = body.declared_length();
     if declared.is_none() && !body.is_chunked() {
@@ -136,7 +137,11 @@ pub(crate) async fn ingest_request_body(
     if declared.is_some_and(|n| n > size_max_bytes) {
         return Err(too_large(size_max_bytes));
     }
-    let digests = BodyDigests::new(body_expectations(req)?);
+    let mut expectations = body_expectations(req)?;
+    if expectations.checksum.is_none() {
+        expectations.checksum = default_checksum.map(|a| (a, None));
+    }
+    let digests = BodyDigests::new(expectations);
     let mode = match &req.auth.payload {
         PayloadCheck::StreamingSigned(signer) => ChunkMode::Signed(signer.clone()),
         PayloadCheck::StreamingUnsignedTrailer => ChunkMode::Unsigned,
@@ -201,6 +206,7 @@ pub(crate) async fn ingest<S: BodySource>(
     record.checksum = digests.checksum.map(|(algo, value_b64)| StoredChecksum {
         algorithm: algo.name().to_string(),
         value_b64,
+        full_object: true,
     });
     Ok(writer.finish(record).await?)
 }
@@ -237,7 +243,17 @@ pub(crate) async fn read_small_body(
     body: &mut BodyReader<'_>,
     max_bytes: usize,
 ) -> Result<(Vec<u8>, Digests), S3Error> {
-    let mut digests = BodyDigests::new(body_expectations(req)?);
+    read_small_body_expecting(body, max_bytes, body_expectations(req)?).await
+}
+
+/// [`read_small_body`] checked against `expectations` (CompleteMultipartUpload: its
+/// `x-amz-checksum-*` headers are the object's checksum, not the request body's).
+pub(crate) async fn read_small_body_expecting(
+    body: &mut BodyReader<'_>,
+    max_bytes: usize,
+    expectations: Expectations,
+) -> Result<(Vec<u8>, Digests), S3Error> {
+    let mut digests = BodyDigests::new(expectations);
     let mut out = Vec::new();
     let mut chunk = vec![0u8; SMALL_BODY_READ_BYTES];
     loop {

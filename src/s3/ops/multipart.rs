@@ -9,10 +9,14 @@
 
 use crate::digest::ChecksumAlgorithm;
 use crate::http::body::BodyReader;
+use crate::http::head::RequestHead;
 use crate::http::response::Response;
 use crate::s3::bucket_name::validate_object_key;
 use crate::s3::error::S3Error;
-use crate::s3::ingest::{ingest_request_body, read_small_body, PART_SIZE_MAX_BYTES};
+use crate::s3::ingest::expectations::{
+    checksum_header, decode_checksum, expectations_of, ChecksumHeaders,
+};
+use crate::s3::ingest::{ingest_request_body, read_small_body_expecting, PART_SIZE_MAX_BYTES};
 use crate::s3::ops::copy::{copy_range, copy_source_header, open_copy_source};
 use crate::s3::ops::put::stored_response;
 use crate::s3::ops::{metadata_from_headers, quoted};
@@ -29,32 +33,78 @@ pub(crate) async fn create_upload(store: &Store, req: &Request<'_>) -> Result<Re
     let (bucket, key) = (&req.routed.bucket, &req.routed.key);
     validate_object_key(key)?;
     let (system_headers, user_metadata) = metadata_from_headers(req.head)?;
-    let algorithm = match req.head.header("x-amz-checksum-algorithm") {
-        None => None,
-        Some(name) => Some(ChecksumAlgorithm::from_name(name).ok_or_else(|| {
-            crate::s3err!(
-                InvalidRequest,
-                "Checksum algorithm {name} is not supported."
-            )
-        })?),
-    };
+    let checksum = upload_checksum(req.head)?;
     store.bucket_created_ms(bucket).await?;
     let meta = ObjectRecord {
         last_modified_ms: crate::clock::now_ms(),
         system_headers,
         user_metadata,
-        checksum: algorithm.map(|a| StoredChecksum {
-            algorithm: a.name().to_string(),
-            value_b64: String::new(),
-        }),
+        checksum,
         ..ObjectRecord::new(key)
     };
-    let upload_id = store.create_upload(bucket, meta).await?;
+    let upload_id = store.create_upload(bucket, meta.clone()).await?;
     let mut resp = Response::xml(200, mxml::initiate_result_xml(bucket, key, &upload_id));
-    if let Some(a) = algorithm {
-        resp.push_header("x-amz-checksum-algorithm", a.name().to_ascii_uppercase());
+    if let Some(c) = &meta.checksum {
+        resp.push_header("x-amz-checksum-algorithm", c.algorithm.to_ascii_uppercase());
+        resp.push_header("x-amz-checksum-type", c.type_name());
     }
     Ok(resp)
+}
+
+/// The checksum algorithm and type of a new upload (`x-amz-checksum-algorithm`,
+/// `x-amz-checksum-type`), checked as S3 does: FULL_OBJECT only for the CRCs, COMPOSITE not
+/// for CRC64NVME, a type only with an algorithm. Without a type, CRC64NVME uploads are
+/// FULL_OBJECT and the others COMPOSITE (S3's defaults).
+fn upload_checksum(head: &RequestHead) -> Result<Option<StoredChecksum>, S3Error> {
+    let kind = match head.header("x-amz-checksum-type") {
+        None => None,
+        Some(t) if t.eq_ignore_ascii_case("FULL_OBJECT") => Some(true),
+        Some(t) if t.eq_ignore_ascii_case("COMPOSITE") => Some(false),
+        Some(_) => {
+            return Err(crate::s3err!(
+                InvalidRequest,
+                "Value for x-amz-checksum-type header is invalid."
+            ))
+        }
+    };
+    let Some(name) = head.header("x-amz-checksum-algorithm") else {
+        return match kind {
+            None => Ok(None),
+            Some(_) => Err(crate::s3err!(
+                InvalidRequest,
+                "The x-amz-checksum-type header can only be used with the x-amz-checksum-algorithm header."
+            )),
+        };
+    };
+    let algorithm = ChecksumAlgorithm::from_name(name).ok_or_else(|| {
+        crate::s3err!(
+            InvalidRequest,
+            "Checksum algorithm {name} is not supported."
+        )
+    })?;
+    let is_crc = matches!(
+        algorithm,
+        ChecksumAlgorithm::Crc32 | ChecksumAlgorithm::Crc32c | ChecksumAlgorithm::Crc64Nvme
+    );
+    let full_object = kind.unwrap_or(algorithm == ChecksumAlgorithm::Crc64Nvme);
+    let allowed = match full_object {
+        true => is_crc,
+        false => algorithm != ChecksumAlgorithm::Crc64Nvme,
+    };
+    let checksum = StoredChecksum {
+        algorithm: algorithm.name().to_string(),
+        value_b64: String::new(),
+        full_object,
+    };
+    if !allowed {
+        return Err(crate::s3err!(
+            InvalidRequest,
+            "The {} checksum type cannot be used with the {} checksum algorithm.",
+            checksum.type_name(),
+            checksum.algorithm
+        ));
+    }
+    Ok(Some(checksum))
 }
 
 pub(crate) async fn upload_part(
@@ -71,9 +121,13 @@ pub(crate) async fn upload_part(
     {
         return Err(crate::s3err!(EntityTooLarge, "Your proposed upload exceeds the maximum allowed part size of {PART_SIZE_MAX_BYTES} bytes."));
     }
-    store.upload_info(bucket, key, upload_id).await?;
+    let info = store.upload_info(bucket, key, upload_id).await?;
     let record = ObjectRecord::new(key);
-    let staged = ingest_request_body(store, req, body, record, PART_SIZE_MAX_BYTES).await?;
+    // A part sent without a checksum still gets the upload's, so the object's can be computed.
+    let algorithm = info.checksum_algorithm.as_deref();
+    let default = algorithm.and_then(ChecksumAlgorithm::from_name);
+    let max = PART_SIZE_MAX_BYTES;
+    let staged = ingest_request_body(store, req, body, record, max, default).await?;
     let response = stored_response(&staged.record);
     store.put_part(bucket, upload_id, number, staged).await?;
     Ok(response)
@@ -140,7 +194,10 @@ pub(crate) async fn complete_upload(
     body: &mut BodyReader<'_>,
 ) -> Result<Response, S3Error> {
     let (bucket, key) = (&req.routed.bucket, &req.routed.key);
-    let (doc, _) = read_small_body(req, body, xml::COMPLETE_MULTIPART_BODY_MAX_BYTES).await?;
+    let expected_checksum = completion_checksum(req.head)?;
+    let exp = expectations_of(req, ChecksumHeaders::OfObject)?;
+    let max = xml::COMPLETE_MULTIPART_BODY_MAX_BYTES;
+    let (doc, _) = read_small_body_expecting(body, max, exp).await?;
     let listed = xml::parse_complete_multipart(&doc)?;
     let parts = listed
         .into_iter()
@@ -156,6 +213,7 @@ pub(crate) async fn complete_upload(
         parts,
         now_ms: crate::clock::now_ms(),
         condition,
+        expected_checksum,
     };
     let record = match store.complete_upload(bucket, request).await {
         Ok(record) => record,
@@ -178,6 +236,26 @@ pub(crate) async fn complete_upload(
         record.checksum.as_ref(),
     );
     Ok(Response::xml(200, body))
+}
+
+/// The object checksum a CompleteMultipartUpload names (`x-amz-checksum-<algorithm>`: the
+/// whole object's CRC for a FULL_OBJECT upload, the composite value, with or without its `-N`
+/// suffix, for a COMPOSITE one); at most one.
+fn completion_checksum(head: &RequestHead) -> Result<Option<StoredChecksum>, S3Error> {
+    let Some((algo, value)) = checksum_header(head)? else {
+        return Ok(None);
+    };
+    let bare = match value.split_once('-') {
+        Some((v, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => v,
+        Some(_) => "",
+        None => value,
+    };
+    decode_checksum(algo, bare)?;
+    Ok(Some(StoredChecksum {
+        algorithm: algo.name().to_string(),
+        value_b64: value.to_string(),
+        full_object: bare == value,
+    }))
 }
 
 /// The record of `key` if its current version is what `upload_id` completed into: a repeated
@@ -240,6 +318,7 @@ pub(crate) async fn list_parts(
         max_parts,
         truncated,
         checksum_algorithm: info.checksum_algorithm.as_deref(),
+        checksum_type: info.checksum_type,
         parts: &page,
     });
     Ok(Response::xml(200, body))

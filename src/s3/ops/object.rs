@@ -92,6 +92,7 @@ async fn get_object_once(
                 &format!("x-amz-checksum-{}", c.algorithm),
                 c.value_b64.clone(),
             );
+            resp.push_header("x-amz-checksum-type", c.type_name());
         }
     }
     apply_response_overrides(&mut resp, req);

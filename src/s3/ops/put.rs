@@ -29,8 +29,11 @@ pub(crate) async fn put_object(
         ..ObjectRecord::new(key)
     };
     let condition = write_condition(req.head)?;
-    let staged = ingest_request_body(store, req, body, record, PUT_OBJECT_MAX_BYTES).await?;
-    let response = stored_response(&staged.record);
+    let staged = ingest_request_body(store, req, body, record, PUT_OBJECT_MAX_BYTES, None).await?;
+    let mut response = stored_response(&staged.record);
+    if let Some(c) = &staged.record.checksum {
+        response.push_header("x-amz-checksum-type", c.type_name());
+    }
     store.put_object(bucket, key, staged, condition).await?;
     Ok(response)
 }

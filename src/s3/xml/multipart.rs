@@ -58,6 +58,9 @@ pub(crate) fn complete_result_xml(
         .elem("Key", key)
         .elem("ETag", etag);
     write_checksum(&mut w, checksum);
+    if let Some(c) = checksum {
+        w.elem("ChecksumType", c.type_name());
+    }
     w.close("CompleteMultipartUploadResult");
     w.finish()
 }
@@ -86,6 +89,7 @@ pub(crate) struct ListPartsView<'a> {
     pub(crate) max_parts: usize,
     pub(crate) truncated: bool,
     pub(crate) checksum_algorithm: Option<&'a str>,
+    pub(crate) checksum_type: Option<&'a str>,
     pub(crate) parts: &'a [&'a (u32, PartInfo)],
 }
 
@@ -103,6 +107,9 @@ pub(crate) fn list_parts_xml(v: &ListPartsView<'_>) -> String {
         .elem("IsTruncated", bool_text(v.truncated));
     if let Some(a) = v.checksum_algorithm {
         w.elem("ChecksumAlgorithm", &a.to_ascii_uppercase());
+    }
+    if let Some(t) = v.checksum_type {
+        w.elem("ChecksumType", t);
     }
     for (n, p) in v.parts.iter().map(|x| (&x.0, &x.1)) {
         w.open("Part")
@@ -233,6 +240,9 @@ pub(crate) fn list_uploads_xml(v: &ListUploadsView<'_>) -> String {
         if let Some(a) = &u.checksum_algorithm {
             w.elem("ChecksumAlgorithm", &a.to_ascii_uppercase());
         }
+        if let Some(t) = u.checksum_type {
+            w.elem("ChecksumType", t);
+        }
         w.close("Upload");
     }
     write_common_prefixes(&mut w, &v.page.common_prefixes, v.url_encoding);
@@ -250,6 +260,7 @@ mod tests {
             key: key.into(),
             initiated_ms: t,
             checksum_algorithm: None,
+            checksum_type: None,
             parts: vec![],
         }
     }
