@@ -149,6 +149,7 @@ impl S3Service {
             Op::PutObject => ops::put::put_object(store, &req, body).await,
             Op::CopyObject => ops::copy::copy_object(store, &req).await,
             Op::GetObject => object::get_object(store, &req, false).await,
+            Op::GetObjectAttributes => ops::attributes::get_object_attributes(store, &req).await,
             Op::HeadObject => object::get_object(store, &req, true).await,
             Op::DeleteObject => object::delete_object(store, &req).await,
             Op::CreateMultipartUpload => multipart::create_upload(store, &req).await,

@@ -28,6 +28,7 @@ pub(crate) enum Op {
     PutObject,
     CopyObject,
     GetObject,
+    GetObjectAttributes,
     HeadObject,
     DeleteObject,
     CreateMultipartUpload,
@@ -76,6 +77,7 @@ pub(crate) const OP_NAMES: &[&str] = &[
     "PutObjectAcl",
     "PutBucketVersioning",
     "PostObject",
+    "GetObjectAttributes",
 ];
 
 /// The [`OP_NAMES`] index of a POST Object (browser form upload), which has no [`Op`]: it is
@@ -113,6 +115,7 @@ impl Op {
             Op::GetObjectAcl => 25,
             Op::PutObjectAcl => 26,
             Op::PutBucketVersioning => 27,
+            Op::GetObjectAttributes => 29,
         }
     }
 }
@@ -169,7 +172,6 @@ const UNSUPPORTED_SUBRESOURCES: &[&str] = &[
     "tagging",
     "torrent",
     "website",
-    "attributes",
 ];
 
 fn not_implemented(what: &str) -> S3Error {
@@ -295,6 +297,9 @@ fn bucket_op(m: Method, q: &QueryFlags<'_>) -> Result<Op, S3Error> {
         };
     }
     q.reject_unsupported()?;
+    if q.has("attributes") {
+        return Err(not_implemented("attributes")); // an object's, never a bucket's
+    }
     let list_v2 = q.query.iter().any(|(k, v)| k == "list-type" && v == "2");
     match m {
         Method::Put if q.has("versioning") => Ok(Op::PutBucketVersioning),
@@ -318,6 +323,8 @@ fn object_op(head: &RequestHead, q: &QueryFlags<'_>) -> Result<Op, S3Error> {
     let copy = head.header("x-amz-copy-source").is_some();
     let op = match head.method {
         Method::Get if q.has("acl") => Op::GetObjectAcl,
+        Method::Get if q.has("attributes") => Op::GetObjectAttributes,
+        _ if q.has("attributes") => return Err(method_not_allowed()),
         Method::Put if q.has("acl") => Op::PutObjectAcl,
         _ if q.has("acl") => return Err(method_not_allowed()),
         Method::Post if q.has("uploads") => Op::CreateMultipartUpload,
@@ -560,6 +567,7 @@ mod tests {
             Op::GetObjectAcl,
             Op::PutObjectAcl,
             Op::PutBucketVersioning,
+            Op::GetObjectAttributes,
         ];
         // Plus "None" (never routed) and "PostObject" (routed by its form, not by `Op`).
         assert_eq!(all.len() + 2, OP_NAMES.len());

@@ -40,7 +40,8 @@ pub(crate) async fn list_objects(
             delimiter,
             max_keys,
             url_encoding,
-            continuation_token: r.param("continuation-token").filter(|t| !t.is_empty()),
+            // Echoed as received, an empty one too (it lists from the start).
+            continuation_token: r.param("continuation-token"),
             start_after: r.param("start-after"),
             owner: fetch_owner.then_some(SERVER_OWNER),
         };

@@ -3,6 +3,7 @@
 //! object metadata taken from request headers, and ETag quoting.
 
 pub(crate) mod acl;
+pub(crate) mod attributes;
 pub(crate) mod bucket;
 pub(crate) mod copy;
 pub(crate) mod delete_objects;
