@@ -140,7 +140,7 @@ pub struct BenchArgs {
     /// Client connections used in parallel (one thread each) by every scenario but put-large.
     #[arg(long, default_value_t = DEFAULT_CONCURRENCY)]
     pub(crate) concurrency: usize,
-    /// Part size of multipart uploads (S3 limits: 5 MiB to 5 GiB, at most 10,000 parts).
+    /// Part size of multipart and large-vs-multipart uploads (S3 limits: 5 MiB to 5 GiB except the last part, at most 10,000 parts).
     #[arg(long, value_name = "BYTES", default_value = DEFAULT_PART_SIZE, value_parser = parse_size)]
     pub(crate) part_size: u64,
     /// Time cap of each scenario in seconds: a loop stops at --count or at this cap, whichever comes first.
@@ -186,7 +186,7 @@ pub struct BenchArgs {
     /// Use this bucket instead of a fresh one: created if missing and never deleted; on --endpoint what the bench writes in it is kept (as with --keep-data). For filling a bucket once and listing it in later runs. (The in-process server's data directory is still removed unless --keep-data.)
     #[arg(long, value_name = "NAME")]
     pub(crate) bucket: Option<String>,
-    /// Run the workload against a trivial responder in this process instead of a server: it reads each request fully and answers a fixed success (no auth, no storage), to measure the client's own ceiling. Its list pages come from --count synthetic keys named as by fill.
+    /// Run the workload against a trivial responder in this process instead of a server: it reads each request fully and answers a fixed success (no auth, no storage), to measure the client's own ceiling. Its list pages come from --objects synthetic keys named as by fill.
     #[arg(long, conflicts_with = "endpoint")]
     pub(crate) null: bool,
     #[command(flatten)]
