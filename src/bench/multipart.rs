@@ -306,20 +306,22 @@ impl TimedUploads {
         if !finished {
             return None;
         }
-        let mut u = open.swap_remove(at);
-        // swap_remove moved the newest upload forward; keep the oldest-first order.
-        open.sort_unstable_by_key(|u| u.id);
+        // `remove` keeps the oldest-first order `next_part` relies on.
+        let mut u = open.remove(at);
         drop(open);
         if u.failed {
-            self.broken
-                .lock()
-                .expect("aborts lock")
-                .push((u.path, u.id_query));
+            self.abandon(u.path, u.id_query);
             return None;
         }
         assert_eq!(u.done.len() as u64, self.parts, "every part succeeded");
         u.done.sort_unstable_by_key(|p| p.number);
         Some(u.done)
+    }
+
+    /// Leaves upload `id_query` of `path` to the aborts after the run.
+    fn abandon(&self, path: String, id_query: String) {
+        let mut broken = self.broken.lock().expect("aborts lock");
+        broken.push((path, id_query));
     }
 
     /// Uploads still open or broken, all to be aborted.
@@ -359,10 +361,7 @@ pub(crate) fn work(
         };
         if shared.stopped() {
             // Over: the upload is aborted with the others left open.
-            ups.broken
-                .lock()
-                .expect("aborts lock")
-                .push((task.path, task.id_query));
+            ups.abandon(task.path, task.id_query);
             break;
         }
         let start = Instant::now();
@@ -376,11 +375,7 @@ pub(crate) fn work(
                     .expect("first lock")
                     .get_or_insert((task.path, etag));
             }
-            None => ups
-                .broken
-                .lock()
-                .expect("aborts lock")
-                .push((task.path, task.id_query)),
+            None => ups.abandon(task.path, task.id_query),
         }
     }
     (rec, Instant::now())
@@ -436,11 +431,14 @@ impl MultipartSummary {
         self.abort_errors + u64::from(self.head_checked == Some(false))
     }
 
-    /// The text line of the summary.
-    pub(crate) fn text(&self) -> String {
+    /// The text line of the summary, with the whole objects' rate (`objects_per_sec`, the
+    /// completions' average).
+    pub(crate) fn text(&self, objects_per_sec: f64) -> String {
         format!(
-            "objects: {} completed of {} ({} parts of {}), ETag -{} on each{}; {} incomplete uploads aborted ({} failed)",
+            "objects: {} completed ({:.2}/s, {:.2} MiB/s of whole objects) of {} ({} parts of {}), ETag -{} on each{}; {} incomplete uploads aborted ({} failed)",
             self.objects_completed,
+            objects_per_sec,
+            objects_per_sec * self.object_size_bytes as f64 / (1024.0 * 1024.0),
             super::args::format_size(self.object_size_bytes),
             self.parts_per_object,
             super::args::format_size(self.part_size_bytes),

@@ -126,7 +126,8 @@ impl RunReport {
             }
         }
         if let Some(m) = &self.multipart {
-            lines.push(m.text());
+            let completes = self.operations.iter().find(|o| o.op == "MPU-COMPLETE");
+            lines.push(m.text(completes.map_or(0.0, |o| o.ops_per_sec.avg)));
         }
         if let (Some(keys), Some(page)) = (self.listed_keys, self.params.page_size) {
             lines.push(format!(
