@@ -211,8 +211,9 @@ pub(crate) fn timed_page(
 
 /// The list workload's keys, untimed: the bucket's full listing, checked page by page; an
 /// empty bucket is first filled with `--objects` objects (as by fill). Returns the keys and
-/// the failed requests (writes, or the listing itself).
-pub(crate) fn listing_for_run(ctx: &Ctx, args: &BenchArgs) -> (Vec<String>, u64) {
+/// the failed requests (writes, or the listing itself). `say` prints what was done (not for
+/// the ceiling's run against the null responder).
+pub(crate) fn listing_for_run(ctx: &Ctx, args: &BenchArgs, say: bool) -> (Vec<String>, u64) {
     let mut t0 = Instant::now();
     let mut listed = list_all(ctx);
     let mut errors = 0;
@@ -232,11 +233,13 @@ pub(crate) fn listing_for_run(ctx: &Ctx, args: &BenchArgs) -> (Vec<String>, u64)
     }
     match listed {
         Ok(keys) => {
-            eprintln!(
-                "ringstore bench: list: bucket has {} keys (full listing checked, {:.2} s, not measured)",
-                keys.len(),
-                t0.elapsed().as_secs_f64()
-            );
+            if say {
+                eprintln!(
+                    "ringstore bench: list: bucket has {} keys (full listing checked, {:.2} s, not measured)",
+                    keys.len(),
+                    t0.elapsed().as_secs_f64()
+                );
+            }
             (keys, errors)
         }
         Err(e) => {

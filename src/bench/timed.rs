@@ -269,7 +269,7 @@ impl<'a> Shared<'a> {
 /// Runs `workload` against `ctx`'s endpoint as `opts` say.
 pub(crate) fn run(ctx: &Ctx, args: &BenchArgs, workload: Workload, opts: RunOpts) -> Measured {
     let (listing, list_errors) = match workload {
-        Workload::List => super::list::listing_for_run(ctx, args),
+        Workload::List => super::list::listing_for_run(ctx, args, opts.progress),
         _ => (Vec::new(), 0),
     };
     let listed_keys = (workload == Workload::List).then_some(listing.len() as u64);
