@@ -1,6 +1,7 @@
 //! `ringstore bench`'s timed workloads end to end: every workload, signed and unsigned payloads
-//! and each checksum are accepted by a real `ringstore serve`; against the null responder the
-//! counts and byte totals are exact; `--json FILE`, `--csv`, `--plot` and `bench compare` work
+//! and each checksum are accepted by a real `ringstore serve` (multipart leaves no upload
+//! behind, the bench's bucket is removed); against the null responder the counts and byte
+//! totals are exact and the per-second rows add up to them; `--json FILE`, `--csv`, `--plot` and `bench compare` work
 //! on what a run wrote; bad flags are refused before anything starts. No timing is asserted.
 
 mod common;
@@ -282,8 +283,335 @@ fn timed_flags_are_checked_before_anything_starts() {
         &["--scenario", "get", "--objects", "0"],
         &["--scenario", "put", "--rate", "0"],
         &["--scenario", "put", "--checksum", "md5"],
+        &[
+            "--scenario",
+            "multipart",
+            "--size",
+            "8MiB",
+            "--part-size",
+            "1MiB",
+        ],
+        &["--scenario", "multipart", "--size", "0"],
+        &["--scenario", "list", "--page-size", "1001"],
     ] {
         let out = bench(None, bad);
         assert_eq!(out.status.code(), Some(2), "{bad:?}: {out:?}");
     }
+}
+
+/// 5 MiB and 1000 bytes: two parts of `--part-size 5MiB` (S3's smallest part, then a short one).
+const MPU_SIZE: u64 = 5 * 1024 * 1024 + 1000;
+const MPU_SIZE_ARG: &str = "5243880";
+
+/// `field` of operation `name` in `r` as a number.
+fn num(r: &Value, name: &str, field: &str) -> u64 {
+    op(r, name)[field]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{name}.{field} in {r}"))
+}
+
+/// Per operation, the sums of the `series` rows' ops and bytes equal the operation's totals.
+fn assert_series_add_up(r: &Value) {
+    for o in r["operations"].as_array().unwrap() {
+        let name = o["op"].as_str().unwrap();
+        let rows: Vec<&Value> = r["series"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["op"] == name)
+            .collect();
+        let sum = |f: &str| rows.iter().map(|s| s[f].as_u64().unwrap()).sum::<u64>();
+        assert_eq!(sum("ops"), o["total_ops"].as_u64().unwrap(), "{name}: {r}");
+        assert_eq!(sum("bytes"), o["total_bytes"].as_u64().unwrap(), "{name}");
+        assert_eq!(sum("errors"), o["total_errors"].as_u64().unwrap(), "{name}");
+    }
+}
+
+/// Per operation, the sums of the CSV rows' ops and bytes columns.
+fn csv_sums(csv: &str) -> std::collections::BTreeMap<String, (u64, u64)> {
+    let mut sums = std::collections::BTreeMap::new();
+    for line in csv.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let e = sums.entry(f[1].to_string()).or_insert((0, 0));
+        e.0 += f[2].parse::<u64>().unwrap();
+        e.1 += f[3].parse::<u64>().unwrap();
+    }
+    sums
+}
+
+/// The op names and the workload of `r` are among those tuning/bench-run.schema.json lists
+/// (the full validation runs in tests/boto3/test_bench_report.py with jsonschema).
+fn assert_schema_names(r: &Value) {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tuning/bench-run.schema.json");
+    let schema: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let ops = &schema["$defs"]["op"]["properties"]["op"]["enum"];
+    let series_ops = &schema["properties"]["series"]["items"]["properties"]["op"]["enum"];
+    let workloads = &schema["properties"]["params"]["properties"]["workload"]["enum"];
+    let has = |list: &Value, v: &Value| list.as_array().unwrap().contains(v);
+    assert!(has(workloads, &r["params"]["workload"]), "{workloads}");
+    for o in r["operations"].as_array().unwrap() {
+        assert!(
+            has(ops, &o["op"]) && has(series_ops, &o["op"]),
+            "{}",
+            o["op"]
+        );
+    }
+}
+
+/// No bench bucket is left on `server` (ListBuckets).
+fn assert_no_bench_bucket(server: &common::Server) {
+    let r = server.call(&server.req("GET", "/"));
+    assert_eq!(r.status, 200, "{}", r.describe());
+    assert!(!r.text().contains("<Name>ringstore-bench-"), "{}", r.text());
+}
+
+#[test]
+fn multipart_and_list_are_accepted_by_ringstore() {
+    let server = common::Server::start();
+    for (payload, checksum) in [
+        ("unsigned", "none"),
+        ("signed", "crc32c"),
+        ("unsigned", "sha256"),
+    ] {
+        let r = report(&bench(
+            Some(&server),
+            &[
+                "--scenario",
+                "multipart",
+                "--size",
+                MPU_SIZE_ARG,
+                "--part-size",
+                "5MiB",
+                "--count",
+                "3",
+                "--concurrency",
+                "3",
+                "--payload",
+                payload,
+                "--checksum",
+                checksum,
+                "--no-ceiling",
+                "--json",
+            ],
+        ));
+        assert_eq!(
+            num(&r, "MPU-CREATE", "total_ops"),
+            3,
+            "{payload} {checksum}: {r}"
+        );
+        assert_eq!(num(&r, "MPU-PART", "total_ops"), 6);
+        assert_eq!(num(&r, "MPU-PART", "total_bytes"), 3 * MPU_SIZE);
+        assert_eq!(num(&r, "MPU-COMPLETE", "total_ops"), 3);
+        let m = &r["multipart"];
+        assert_eq!(m["objects_completed"], 3, "{r}");
+        assert_eq!(m["parts_per_object"], 2);
+        assert_eq!(
+            m["head_checked"], true,
+            "the HEAD shows the size and the -2 ETag"
+        );
+        assert_eq!(
+            (m["uploads_aborted"].as_u64(), m["abort_errors"].as_u64()),
+            (Some(0), Some(0))
+        );
+        assert_eq!(r["stopped_by"], "count");
+        assert_schema_names(&r);
+    }
+    for payload in ["unsigned", "signed"] {
+        let r = report(&bench(
+            Some(&server),
+            &[
+                "--scenario",
+                "list",
+                "--objects",
+                "300",
+                "--object-size",
+                "10",
+                "--pages",
+                "50",
+                "--page-size",
+                "40",
+                "--concurrency",
+                "2",
+                "--payload",
+                payload,
+                "--no-ceiling",
+                "--json",
+            ],
+        ));
+        assert_eq!(r["prep_errors"], 0, "{r}");
+        assert_eq!(r["listed_keys"], 300, "{r}");
+        assert_eq!(
+            (
+                num(&r, "LIST", "total_ops"),
+                num(&r, "LIST", "total_errors")
+            ),
+            (50, 0)
+        );
+        assert!(num(&r, "LIST", "total_bytes") > 0);
+        assert_schema_names(&r);
+    }
+    assert_no_bench_bucket(&server);
+}
+
+#[test]
+fn multipart_stopped_by_time_aborts_what_is_open() {
+    let server = common::Server::start();
+    server.create_bucket("mpu-kept");
+    let r = report(&bench(
+        Some(&server),
+        &[
+            "--scenario",
+            "multipart",
+            "--bucket",
+            "mpu-kept",
+            "--size",
+            MPU_SIZE_ARG,
+            "--part-size",
+            "5MiB",
+            "--count",
+            "1000000",
+            "--duration-secs",
+            "1",
+            "--concurrency",
+            "4",
+            "--no-ceiling",
+            "--json",
+        ],
+    ));
+    assert_eq!(r["stopped_by"], "duration", "{r}");
+    let m = &r["multipart"];
+    // Four connections busy with parts when the time runs out leave uploads open.
+    assert!(m["uploads_aborted"].as_u64().unwrap() >= 1, "{r}");
+    assert_eq!(m["abort_errors"], 0, "{r}");
+    let listed = server.call(&server.req("GET", "/mpu-kept?uploads"));
+    assert_eq!(listed.status, 200, "{}", listed.describe());
+    assert!(
+        !listed.text().contains("<Upload>"),
+        "uploads left behind: {}",
+        listed.text()
+    );
+    // --bucket keeps what was written: exactly the completed objects.
+    let keys = server.list_keys("mpu-kept");
+    assert_eq!(
+        keys.len() as u64,
+        m["objects_completed"].as_u64().unwrap(),
+        "{keys:?}"
+    );
+    assert!(keys.iter().all(|k| k.starts_with("mpu/")), "{keys:?}");
+}
+
+#[test]
+fn null_multipart_and_list_counts_series_and_csv_are_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
+    let (json, csv) = (path("mpu.json"), path("mpu.csv"));
+    let out = bench(
+        None,
+        &[
+            "--null",
+            "--scenario",
+            "multipart",
+            "--size",
+            MPU_SIZE_ARG,
+            "--part-size",
+            "5MiB",
+            "--count",
+            "7",
+            "--concurrency",
+            "3",
+            "--checksum",
+            "crc32",
+            "--json",
+            &json,
+            "--csv",
+            &csv,
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    // CreateBucket, then 7 x (Create + 2 parts + Complete).
+    assert!(
+        stderr.contains("null responder answered 29 requests, the client sent 29"),
+        "{stderr}"
+    );
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(
+        (
+            num(&r, "MPU-PART", "total_ops"),
+            num(&r, "MPU-PART", "total_bytes")
+        ),
+        (14, 7 * MPU_SIZE)
+    );
+    assert_eq!(
+        (
+            num(&r, "MPU-CREATE", "total_ops"),
+            num(&r, "MPU-COMPLETE", "total_ops")
+        ),
+        (7, 7)
+    );
+    assert_eq!(r["multipart"]["objects_completed"], 7);
+    assert!(
+        r["multipart"]["head_checked"].is_null(),
+        "no HEAD against the null responder"
+    );
+    assert_series_add_up(&r);
+    let sums = csv_sums(&std::fs::read_to_string(&csv).unwrap());
+    assert_eq!(sums.get("MPU-PART"), Some(&(14, 7 * MPU_SIZE)), "{sums:?}");
+    assert_eq!(sums.get("MPU-COMPLETE"), Some(&(7, 0)));
+    assert_schema_names(&r);
+
+    // bench compare reads multipart reports.
+    let out = Command::new(env!("CARGO_BIN_EXE_ringstore"))
+        .args(["bench", "compare", &json, &json])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        table.lines().any(|l| l.starts_with("MPU-PART")
+            && l.contains("MiB/s")
+            && l.trim_end().ends_with("1.000")),
+        "{table}"
+    );
+
+    let (json, csv) = (path("list.json"), path("list.csv"));
+    let out = bench(
+        None,
+        &[
+            "--null",
+            "--scenario",
+            "list",
+            "--objects",
+            "1000",
+            "--pages",
+            "200",
+            "--page-size",
+            "50",
+            "--concurrency",
+            "4",
+            "--json",
+            &json,
+            "--csv",
+            &csv,
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    // CreateBucket, the full listing (1 page of 1000), 200 pages.
+    assert!(
+        stderr.contains("null responder answered 202 requests, the client sent 202"),
+        "{stderr}"
+    );
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(
+        (
+            num(&r, "LIST", "total_ops"),
+            num(&r, "LIST", "total_errors")
+        ),
+        (200, 0)
+    );
+    assert_series_add_up(&r);
+    let sums = csv_sums(&std::fs::read_to_string(&csv).unwrap());
+    assert_eq!(sums.get("LIST").map(|s| s.0), Some(200), "{sums:?}");
+    assert_schema_names(&r);
 }

@@ -103,13 +103,23 @@ def measure(bench, server, row, args):
             start.append(cpu_secs(server.proc.pid))
 
     summary = run_bench(bench, endpoint, row.bench_args(args), on_line)
-    result = summary["scenarios"][-1]
+    ops_per_sec, p50_ms, ops = result_of(summary)
     if not server:
-        return result["ops_per_sec"], result["p50_ms"], None
+        return ops_per_sec, p50_ms, None
     if not start:
         raise RuntimeError(f"{row.label}: the bench never printed {row.timed_from!r}")
-    cpu = (cpu_secs(server.proc.pid) - start[0]) * 1e6 / max(result["ops"], 1)
-    return result["ops_per_sec"], result["p50_ms"], cpu
+    cpu = (cpu_secs(server.proc.pid) - start[0]) * 1e6 / max(ops, 1)
+    return ops_per_sec, p50_ms, cpu
+
+
+def result_of(summary):
+    """(ops/s, p50 ms, operations) of a bench's JSON: the last scenario of a one-shot summary, or
+    the only operation of a timed report (`--scenario list` is timed since the bench's issue 12)."""
+    if "scenarios" in summary:
+        r = summary["scenarios"][-1]
+        return r["ops_per_sec"], r["p50_ms"], r["ops"]
+    (op,) = summary["operations"]
+    return op["ops_per_sec"]["avg"], op["latency_ms"]["p50"], op["total_ops"]
 
 
 class Row:

@@ -39,8 +39,6 @@ const DEFAULT_WORKING_SET_KEYS: u64 = 128;
 const DEFAULT_PAGE_SIZE_KEYS: usize = 1000;
 /// S3's largest ListObjectsV2 page.
 pub(crate) const MAX_PAGE_SIZE_KEYS: usize = 1000;
-/// Default `--pages` (pages the list scenario requests).
-const DEFAULT_PAGES: u64 = 100;
 /// Longest bucket name S3 allows.
 const MAX_BUCKET_NAME_BYTES: usize = 63;
 /// Shortest bucket name S3 allows.
@@ -55,13 +53,13 @@ pub(crate) enum Scenario {
     GetSmall,
     /// One PutObject of `--size` on one connection.
     PutLarge,
-    /// CreateMultipartUpload, `--size` in parts of `--part-size` on `--concurrency` connections, Complete.
+    /// Timed: whole objects of `--size` uploaded as multipart uploads in parts of `--part-size`, the parts of an upload in parallel over the `--concurrency` connections (a free connection takes the next part of the oldest open upload, or starts a new one); CreateMultipartUpload, UploadPart and CompleteMultipartUpload reported separately; `--count` and `--rate` count objects. Uploads left open at the end are aborted.
     Multipart,
-    /// put-large and multipart on the same bytes, then the multipart/single throughput ratio.
+    /// One PutObject of `--size` and one multipart upload of the same bytes (parts of `--part-size` on `--concurrency` connections), then the multipart/single throughput ratio.
     LargeVsMultipart,
     /// put-small, get-small, then large-vs-multipart.
     All,
-    /// `--pages` ListObjectsV2 pages of `--page-size` keys at random start keys (start-after) among the bucket's keys, on `--concurrency` connections; each page is checked against a full listing taken first (untimed). An empty bucket is filled first (untimed) with `--count` objects as by fill.
+    /// Timed: ListObjectsV2 pages of `--page-size` keys at random start keys (start-after) among the bucket's keys, until `--count` (alias `--pages`) pages, `--duration-secs` or `--autoterm`; each page is checked against a full listing taken first (untimed). An empty bucket is filled first (untimed) with `--objects` objects as by fill.
     List,
     /// `--count` PutObjects of new keys fill/0000000000, fill/0000000001, ... of `--object-size`, whose body is the key and a space repeated (so any reader can check a GET without a copy), on `--concurrency` connections.
     Fill,
@@ -130,19 +128,19 @@ pub struct BenchArgs {
     /// Which workload to run.
     #[arg(long, value_enum, default_value_t = Scenario::All)]
     pub(crate) scenario: Scenario,
-    /// Object size of put-large and multipart (and large-vs-multipart).
+    /// Object size of put-large, multipart and large-vs-multipart.
     #[arg(long, value_name = "BYTES", default_value = DEFAULT_SIZE, value_parser = parse_size)]
     pub(crate) size: u64,
     /// Object size of put-small, get-small and fill.
     #[arg(long, value_name = "BYTES", default_value = DEFAULT_OBJECT_SIZE, value_parser = parse_size)]
     pub(crate) object_size: u64,
-    /// Number of operations of put-small and get-small; objects fill writes (and list writes into an empty bucket first).
-    #[arg(long, default_value_t = DEFAULT_COUNT)]
+    /// Number of operations of put-small, get-small and the timed workloads (pages of list, whole objects of multipart); objects fill writes.
+    #[arg(long, visible_alias = "pages", default_value_t = DEFAULT_COUNT)]
     pub(crate) count: u64,
-    /// Client connections used in parallel (one thread each) by put-small, get-small, fill, list and multipart.
+    /// Client connections used in parallel (one thread each) by every scenario but put-large.
     #[arg(long, default_value_t = DEFAULT_CONCURRENCY)]
     pub(crate) concurrency: usize,
-    /// Part size of multipart uploads (S3 limits: 5 MiB to 5 GiB, at most 10,000 parts).
+    /// Part size of multipart and large-vs-multipart uploads (S3 limits: 5 MiB to 5 GiB except the last part, at most 10,000 parts).
     #[arg(long, value_name = "BYTES", default_value = DEFAULT_PART_SIZE, value_parser = parse_size)]
     pub(crate) part_size: u64,
     /// Time cap of each scenario in seconds: a loop stops at --count or at this cap, whichever comes first.
@@ -185,13 +183,10 @@ pub struct BenchArgs {
     /// list: keys per page (max-keys), at most 1000.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_PAGE_SIZE_KEYS)]
     pub(crate) page_size: usize,
-    /// list: number of pages requested in the timed phase.
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_PAGES)]
-    pub(crate) pages: u64,
     /// Use this bucket instead of a fresh one: created if missing and never deleted; on --endpoint what the bench writes in it is kept (as with --keep-data). For filling a bucket once and listing it in later runs. (The in-process server's data directory is still removed unless --keep-data.)
     #[arg(long, value_name = "NAME")]
     pub(crate) bucket: Option<String>,
-    /// Run the workload against a trivial responder in this process instead of a server: it reads each request fully and answers a fixed success (no auth, no storage), to measure the client's own ceiling. Its list pages come from --count synthetic keys named as by fill.
+    /// Run the workload against a trivial responder in this process instead of a server: it reads each request fully and answers a fixed success (no auth, no storage), to measure the client's own ceiling. Its list pages come from --objects synthetic keys named as by fill.
     #[arg(long, conflicts_with = "endpoint")]
     pub(crate) null: bool,
     #[command(flatten)]
@@ -286,7 +281,6 @@ pub(crate) struct Plan {
     pub(crate) multipart: bool,
     /// Print the put-large vs multipart comparison line.
     pub(crate) compare: bool,
-    pub(crate) list: bool,
     pub(crate) fill: bool,
     /// A timed (warp-style) workload.
     pub(crate) timed: Option<Workload>,
@@ -300,7 +294,7 @@ impl Plan {
             Scenario::PutSmall => p.put_small = true,
             Scenario::GetSmall => p.get_small = true,
             Scenario::PutLarge => p.put_large = true,
-            Scenario::Multipart => p.multipart = true,
+            Scenario::Multipart => p.timed = Some(Workload::Multipart),
             Scenario::LargeVsMultipart => {
                 p.put_large = true;
                 p.multipart = true;
@@ -316,7 +310,7 @@ impl Plan {
                     ..Plan::default()
                 }
             }
-            Scenario::List => p.list = true,
+            Scenario::List => p.timed = Some(Workload::List),
             Scenario::Fill => p.fill = true,
             Scenario::Put => p.timed = Some(Workload::Put),
             Scenario::Get => p.timed = Some(Workload::Get),
@@ -335,12 +329,18 @@ impl Plan {
 
     /// Whether a scenario writes `--count` objects of `--object-size`.
     fn counted(&self) -> bool {
-        self.small() || self.fill || self.list
+        self.small() || self.fill
     }
 
-    /// Whether put-large or multipart runs.
+    /// Whether a multipart upload runs (one-shot or timed).
+    fn uploads_parts(&self) -> bool {
+        self.multipart || self.timed == Some(Workload::Multipart)
+    }
+
+    /// Whether put-large or a multipart upload runs (their bodies are the first `--size`
+    /// bytes of the shared buffer).
     pub(crate) fn large(&self) -> bool {
-        self.put_large || self.multipart
+        self.put_large || self.uploads_parts()
     }
 }
 
@@ -384,7 +384,7 @@ impl BenchArgs {
                 format_size(MAX_SINGLE_PUT_BYTES)
             ));
         }
-        if plan.multipart {
+        if plan.uploads_parts() {
             self.validate_parts()?;
         }
         if plan.timed.is_some() {
@@ -409,9 +409,6 @@ impl BenchArgs {
                 "--page-size {}: must be between 1 and {MAX_PAGE_SIZE_KEYS}",
                 self.page_size
             ));
-        }
-        if self.pages == 0 {
-            return Err("--pages must be at least 1".to_string());
         }
         if let Some(b) = &self.bucket {
             let ok_chars = b

@@ -1,22 +1,23 @@
-//! The list scenario: ListObjectsV2 pages of `--page-size` keys that start after keys drawn at
-//! random from the bucket, each checked against a full listing of the bucket taken first.
+//! The list workload: ListObjectsV2 pages of `--page-size` keys that start after keys drawn at
+//! random from the bucket, each checked against a full listing of the bucket taken first
+//! (timed by the engine of `timed`, op `LIST`); and the full listing the cleanup uses.
 //!
 //! Invariants: the full listing (untimed) walks the bucket with `start-after` = the last key of
 //! the previous page and checks every page (keys strictly ascending and after `start-after`, at
 //! most max-keys, `KeyCount` equal to the keys returned, a truncated page non-empty with a
 //! `NextContinuationToken`); a timed page must also equal exactly the keys that follow its
 //! start key in that listing, with `IsTruncated` set exactly when keys remain. The start keys
-//! depend only on the page number, so two runs over the same bucket request the same pages.
+//! depend only on the page's ticket number, so two runs over the same bucket request the same
+//! pages.
 
 use super::args::format_size;
 use super::client::{xml_element, Client};
-use super::fill::{fill, fill_key};
-use super::report::{ScenarioResult, Tally};
-use super::workload::{pool, Ctx};
-use super::{BenchArgs, Summary};
+use super::fill::fill;
+use super::ops::{self, Outcome};
+use super::workload::Ctx;
+use super::BenchArgs;
 use crate::http::percent::aws_uri_encode;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Page size of the full listing (S3's largest).
 const FULL_LISTING_PAGE_KEYS: usize = super::args::MAX_PAGE_SIZE_KEYS;
@@ -121,6 +122,16 @@ pub(crate) fn expect_page(
     Ok(())
 }
 
+/// The path and query of a ListObjectsV2 page of `max_keys` keys after `start_after`.
+fn page_request(bucket: &str, start_after: &str, max_keys: usize) -> (String, String) {
+    let mut query = format!("list-type=2&max-keys={max_keys}");
+    if !start_after.is_empty() {
+        query.push_str("&start-after=");
+        query.push_str(&aws_uri_encode(start_after.as_bytes(), true));
+    }
+    (format!("/{bucket}"), query)
+}
+
 /// One ListObjectsV2 request; the parsed page (checked on its own) and the body length.
 fn get_page(
     ctx: &Ctx,
@@ -128,12 +139,7 @@ fn get_page(
     start_after: &str,
     max_keys: usize,
 ) -> Result<(Page, u64), String> {
-    let path = format!("/{}", ctx.bucket);
-    let mut query = format!("list-type=2&max-keys={max_keys}");
-    if !start_after.is_empty() {
-        query.push_str("&start-after=");
-        query.push_str(&aws_uri_encode(start_after.as_bytes(), true));
-    }
+    let (path, query) = page_request(&ctx.bucket, start_after, max_keys);
     let r = client
         .request("GET", &path, &query, &[])
         .map_err(|e| format!("GET {path}?{query}: {e}"))?;
@@ -177,107 +183,70 @@ fn start_index(n: u64, len: usize) -> usize {
     (mix64(n ^ START_KEY_SEED) % len.max(1) as u64) as usize
 }
 
-/// Requests `pages` pages of `page_size` keys after random keys of `all` (the bucket's full
-/// listing) on `concurrency` connections, checking each page.
-pub(crate) fn list(
-    ctx: &Ctx,
+/// One timed page: ListObjectsV2 of `page_size` keys after the start key of ticket `n` among
+/// `all` (the bucket's full listing, not empty), checked on its own and against `all`. Its
+/// bytes are the response body's.
+pub(crate) fn timed_page(
+    client: &mut Client,
+    bucket: &str,
     all: &[String],
-    pages: u64,
     page_size: usize,
-    concurrency: usize,
-) -> ScenarioResult {
-    let workers = concurrency.min(pages as usize).max(1);
-    let mut result = ScenarioResult {
-        name: "list",
-        unit: "pages",
-        tally: Tally::default(),
-        elapsed: Duration::ZERO,
-        connections: workers,
-        stopped_early: None,
-        detail: Some(format!("{page_size}-key pages of {} keys", all.len())),
-    };
-    if all.is_empty() {
-        result
-            .tally
-            .error("the bucket is empty, nothing to list".to_string());
-        return result;
-    }
-    let next = AtomicU64::new(0);
-    let early = AtomicBool::new(false);
-    let (tally, elapsed) = pool(ctx, workers, |client, tally| {
-        let deadline = Instant::now() + ctx.duration;
-        loop {
-            let n = next.fetch_add(1, Ordering::Relaxed);
-            if n >= pages {
-                break;
-            }
-            if ctx.out_of_time(deadline) {
-                early.store(true, Ordering::Relaxed);
-                break;
-            }
-            let at = start_index(n, all.len());
-            let t0 = Instant::now();
-            let checked = get_page(ctx, client, &all[at], page_size)
-                .and_then(|(p, bytes)| expect_page(&p, all, at + 1, page_size).map(|_| bytes));
-            match checked {
-                Ok(bytes) => tally.success(bytes, t0.elapsed()),
-                Err(e) => tally.error(format!("page after {:?}: {e}", all[at])),
-            }
-        }
+    n: u64,
+) -> Outcome {
+    assert!(!all.is_empty(), "a timed page needs keys to start after");
+    let at = start_index(n, all.len());
+    let (path, query) = page_request(bucket, &all[at], page_size);
+    let t0 = Instant::now();
+    let r = client.request("GET", &path, &query, &[]);
+    let bytes = r.as_ref().map_or(0, |r| r.content_length);
+    let mut o = ops::outcome(t0, r, 200, bytes, |r| {
+        let page = parse_page(&String::from_utf8_lossy(&r.body)).map_err(|_| "bad page")?;
+        check_page(&page, &all[at], page_size).map_err(|_| "bad page")?;
+        expect_page(&page, all, at + 1, page_size)
+            .map_err(|_| "page differs from the listing".to_string())
     });
-    result.tally = tally;
-    result.elapsed = elapsed;
-    result.stopped_early = ctx.stop_reason(early.into_inner());
-    result
+    o.ttfb = None;
+    o
 }
 
-/// The list scenario: the full listing (untimed; after filling an empty bucket with `--count`
-/// objects, also untimed), then `--pages` checked pages, measured.
-pub(super) fn step(ctx: &Ctx, args: &BenchArgs, summary: &mut Summary, emit: &dyn Fn(&str)) {
+/// The list workload's keys, untimed: the bucket's full listing, checked page by page; an
+/// empty bucket is first filled with `--objects` objects (as by fill). Returns the keys and
+/// the failed requests (writes, or the listing itself). `say` prints what was done (not for
+/// the ceiling's run against the null responder).
+pub(crate) fn listing_for_run(ctx: &Ctx, args: &BenchArgs, say: bool) -> (Vec<String>, u64) {
     let mut t0 = Instant::now();
     let mut listed = list_all(ctx);
-    let mut write_errors = Tally::default();
+    let mut errors = 0;
     if matches!(&listed, Ok(keys) if keys.is_empty()) {
-        let (r, filled) = fill(
-            ctx,
-            "list (filling)",
-            args.count,
-            args.object_size,
-            args.concurrency,
-        );
-        summary.written.extend((0..filled.attempted).map(fill_key));
+        let n = args.timed.objects;
+        let (r, _) = fill(ctx, "list (filling)", n, args.object_size, args.concurrency);
         eprintln!(
-            "ringstore bench: list: wrote {} objects of {} first ({:.2} s, not measured)",
+            "ringstore bench: list: wrote {} objects of {} first ({:.2} s, {} errors, not measured)",
             r.tally.ops,
             format_size(args.object_size),
-            r.secs()
+            r.secs(),
+            r.tally.errors
         );
-        write_errors = r.tally;
+        errors = r.tally.errors;
         t0 = Instant::now();
         listed = list_all(ctx);
     }
-    let all = match listed {
-        Ok(keys) => keys,
+    match listed {
+        Ok(keys) => {
+            if say {
+                eprintln!(
+                    "ringstore bench: list: bucket has {} keys (full listing checked, {:.2} s, not measured)",
+                    keys.len(),
+                    t0.elapsed().as_secs_f64()
+                );
+            }
+            (keys, errors)
+        }
         Err(e) => {
             eprintln!("ringstore bench: list: full listing: {e}");
-            summary.other_errors += 1 + write_errors.errors;
-            return;
+            (Vec::new(), errors + 1)
         }
-    };
-    eprintln!(
-        "ringstore bench: list: bucket has {} keys (full listing checked, {:.2} s, not measured)",
-        all.len(),
-        t0.elapsed().as_secs_f64()
-    );
-    let mut r = list(ctx, &all, args.pages, args.page_size, args.concurrency);
-    // Failed writes of the objects to list count against list.
-    r.tally.merge(Tally {
-        errors: write_errors.errors,
-        messages: write_errors.messages,
-        ..Default::default()
-    });
-    emit(&r.line());
-    summary.results.push(r);
+    }
 }
 
 #[cfg(test)]

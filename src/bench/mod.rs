@@ -2,10 +2,11 @@
 //! ringstore server it starts in-process on 127.0.0.1.
 //!
 //! Role: measure what a client sees (operations per second, MiB/s, latency percentiles) for
-//! small PUT/GET (new keys or a working set overwritten), one large PUT, a parallel multipart
-//! upload, ListObjectsV2 pages and bulk fills, with std threads and blocking keep-alive TCP
-//! connections, so the client stays simple and cheap next to the server; and, with `--null`,
-//! the client's own ceiling against a trivial responder.
+//! small PUT/GET (new keys or a working set overwritten), one large PUT against one parallel
+//! multipart upload, bulk fills, and the warp-style timed workloads (PUT, GET, STAT, DELETE,
+//! mixed, ListObjectsV2 pages, multipart uploads) with per-second statistics, with std threads
+//! and blocking keep-alive TCP connections, so the client stays simple and cheap next to the
+//! server; and, with `--null`, the client's own ceiling against a trivial responder.
 //!
 //! Invariants: the bench never picks a non-loopback target by itself (without `--endpoint` it
 //! starts its own server, or with `--null` its responder, on 127.0.0.1); it writes only into a
@@ -14,13 +15,17 @@
 //! responder answered exactly the requests the client sent.
 //!
 //! Layout: `args` (flags, sizes), `client` (HTTP/1.1 + SigV4 client, response parsing),
-//! `workload` (small/large/multipart scenarios), `fill` and `list` (those scenarios), `report`
-//! (results, text and JSON), `server` (in-process server), `null` (the trivial responder).
+//! `workload` (one-shot small/large/multipart scenarios), `fill` (that scenario), `report`
+//! (one-shot results, text and JSON), `timed`/`timed_args` (the timed engine and its flags),
+//! `ops` (one timed operation), `list` and `multipart` (those requests and timed workloads),
+//! `stats`/`run_report`/`plot` (timed results, JSON, CSV, SVG), `server` (in-process server),
+//! `null` (the trivial responder).
 
 mod args;
 mod client;
 mod fill;
 mod list;
+mod multipart;
 mod null;
 mod ops;
 mod plot;
@@ -227,7 +232,7 @@ fn start_target(args: &BenchArgs, creds: &Credentials) -> Result<(Endpoint, Targ
             Target::Remote,
         )),
         None if args.null => {
-            let r = null::NullResponder::start(args.object_size, args.count)?;
+            let r = null::NullResponder::start(args.object_size, args.timed.objects)?;
             Ok((Endpoint::of(r.address), Target::Null(r)))
         }
         None => {
@@ -448,9 +453,6 @@ fn run_scenarios(
     if plan.fill && !ctx.is_interrupted() {
         fill::step(ctx, args, &mut summary, emit);
     }
-    if plan.list && !ctx.is_interrupted() {
-        list::step(ctx, args, &mut summary, emit);
-    }
     if let Some(w) = plan.timed.filter(|_| !ctx.is_interrupted()) {
         timed_step(ctx, args, w, null, &mut summary, emit);
     }
@@ -480,7 +482,7 @@ fn timed_step(
     let params = run_report::params(args, args.scenario.name(), urls, &ctx.bucket);
     let mut report = run_report::RunReport::new(params, &m, args.timed.trim_secs);
     if !null && !args.timed.no_ceiling && !ctx.is_interrupted() {
-        match ceiling(ctx, args, w) {
+        match ceiling(ctx, args, w, m.listed_keys) {
             Ok(c) => report.client_ceiling = Some(c),
             Err(e) => eprintln!("ringstore bench: client ceiling not measured: {e}"),
         }
@@ -501,9 +503,16 @@ fn timed_step(
     }
 }
 
-/// The same workload against the null responder for a few seconds: the client's ceiling.
-fn ceiling(ctx: &Ctx, args: &BenchArgs, w: timed::Workload) -> Result<run_report::Ceiling, String> {
-    let responder = null::NullResponder::start(args.object_size, args.count)?;
+/// The same workload against the null responder for a few seconds: the client's ceiling
+/// (list: over as many synthetic keys as the measured run listed).
+fn ceiling(
+    ctx: &Ctx,
+    args: &BenchArgs,
+    w: timed::Workload,
+    listed_keys: Option<u64>,
+) -> Result<run_report::Ceiling, String> {
+    let keys = listed_keys.unwrap_or(args.timed.objects).max(1);
+    let responder = null::NullResponder::start(args.object_size, keys)?;
     let endpoint = Endpoint::of(responder.address);
     let null_ctx = Ctx {
         endpoints: vec![endpoint.clone()],
@@ -682,7 +691,7 @@ fn multipart_step(
 fn summary_json(args: &BenchArgs, ctx: &Ctx, s: &Summary) -> String {
     let scenarios: Vec<String> = s.results.iter().map(|r| r.json()).collect();
     format!(
-        "{{\"endpoint\":{},\"in_process\":{},\"null\":{},\"scenario\":{},\"payload\":{},\"bucket\":{},\"object_size\":{},\"count\":{},\"keys\":{},\"working_set\":{},\"page_size\":{},\"pages\":{},\"size\":{},\"part_size\":{},\"concurrency\":{},\"duration_secs\":{},\"scenarios\":[{}],\"comparison\":{},\"null_responder\":{},\"errors\":{},\"ok\":{}}}",
+        "{{\"endpoint\":{},\"in_process\":{},\"null\":{},\"scenario\":{},\"payload\":{},\"bucket\":{},\"object_size\":{},\"count\":{},\"keys\":{},\"working_set\":{},\"page_size\":{},\"size\":{},\"part_size\":{},\"concurrency\":{},\"duration_secs\":{},\"scenarios\":[{}],\"comparison\":{},\"null_responder\":{},\"errors\":{},\"ok\":{}}}",
         json_str(&ctx.endpoint.url()),
         args.endpoint.is_none() && !args.null,
         args.null,
@@ -700,7 +709,6 @@ fn summary_json(args: &BenchArgs, ctx: &Ctx, s: &Summary) -> String {
         }),
         args.working_set,
         args.page_size,
-        args.pages,
         args.size,
         args.part_size,
         args.concurrency,

@@ -28,6 +28,8 @@ const READ_BUF_BYTES: usize = 256 * 1024;
 const INLINE_BODY_MAX_BYTES: usize = 64 * 1024;
 /// ListObjectsV2 page size when the request gives no max-keys (S3's default).
 const DEFAULT_MAX_KEYS: usize = 1000;
+/// POST bodies up to this size are kept (a CompleteMultipartUpload document names its parts).
+const POST_BODY_KEEP_MAX_BYTES: u64 = 4 * 1024 * 1024;
 
 /// What the responder answers, shared by its connection threads.
 struct Canned {
@@ -157,29 +159,46 @@ fn serve_connection(mut stream: TcpStream, canned: &Canned) {
             }
         };
         start += req.head_len;
-        // Skip the body: what is buffered, then straight from the socket.
+        // Skip the body (keeping a small POST's): what is buffered, then from the socket.
+        let keep = req.method == "POST" && req.body_len <= POST_BODY_KEEP_MAX_BYTES;
+        let mut kept = Vec::new();
         let mut left = req.body_len;
         let buffered = ((end - start) as u64).min(left) as usize;
+        if keep {
+            kept.extend_from_slice(&buf[start..start + buffered]);
+        }
         start += buffered;
         left -= buffered as u64;
         while left > 0 {
             let want = (left as usize).min(buf.len());
             match stream.read(&mut buf[..want]) {
                 Ok(0) | Err(_) => return,
-                Ok(n) => left -= n as u64,
+                Ok(n) => {
+                    left -= n as u64;
+                    if keep {
+                        kept.extend_from_slice(&buf[..n]);
+                    }
+                }
             }
         }
         if start == end {
             (start, end) = (0, 0);
         }
-        if respond(&mut stream, canned, &req).is_err() {
+        if respond(&mut stream, canned, &req, &kept).is_err() {
             return;
         }
     }
 }
 
-/// Writes the canned answer to `req`.
-fn respond(stream: &mut TcpStream, canned: &Canned, req: &Request) -> std::io::Result<()> {
+/// Writes the canned answer to `req` (whose body was `body` if it was a small POST).
+fn respond(
+    stream: &mut TcpStream,
+    canned: &Canned,
+    req: &Request,
+    body: &[u8],
+) -> std::io::Result<()> {
+    // A completed object's ETag ends in -N for its N parts, as S3's does.
+    let parts = String::from_utf8_lossy(body).matches("<Part>").count();
     let (path, query) = req.target.split_once('?').unwrap_or((&req.target, ""));
     let has = |name: &str| query_segments(query).any(|(k, _)| k == name);
     let xml = |doc: String| (200u16, Some(doc.into_bytes()), false);
@@ -191,7 +210,7 @@ fn respond(stream: &mut TcpStream, canned: &Canned, req: &Request) -> std::io::R
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<InitiateMultipartUploadResult><Key>{path}</Key><UploadId>null</UploadId></InitiateMultipartUploadResult>"
         )),
         "POST" => xml(format!(
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<CompleteMultipartUploadResult><Key>{path}</Key><ETag>&quot;null-1&quot;</ETag></CompleteMultipartUploadResult>"
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<CompleteMultipartUploadResult><Key>{path}</Key><ETag>&quot;null-{parts}&quot;</ETag></CompleteMultipartUploadResult>"
         )),
         "DELETE" => (204, None, false),
         _ => (200, None, false),

@@ -1,6 +1,7 @@
 //! One operation of the timed workloads: PUT, GET, STAT (HEAD) or DELETE of one object, its
-//! checks, and what it measured; plus the per-connection random source, object sizes and the
-//! checksum header a PUT carries.
+//! checks, and what it measured; the names of the list and multipart operations recorded the
+//! same way (their requests live in `list` and `multipart`); plus the per-connection random
+//! source, object sizes and the checksum header a PUT or an UploadPart carries.
 //!
 //! Invariants: an operation succeeds only with the status S3 documents (200 for PUT, GET and
 //! HEAD, 204 for DELETE) and, for GET and HEAD, the object's length when the bench knows it;
@@ -19,21 +20,42 @@ pub(crate) enum OpKind {
     Get,
     Stat,
     Delete,
+    /// One ListObjectsV2 page.
+    List,
+    /// CreateMultipartUpload.
+    MpuCreate,
+    /// UploadPart.
+    MpuPart,
+    /// CompleteMultipartUpload.
+    MpuComplete,
 }
 
 /// Number of [`OpKind`]s.
-pub(crate) const OP_KINDS: usize = 4;
+pub(crate) const OP_KINDS: usize = 8;
 
 impl OpKind {
-    pub(crate) const ALL: [OpKind; OP_KINDS] =
-        [OpKind::Put, OpKind::Get, OpKind::Stat, OpKind::Delete];
+    pub(crate) const ALL: [OpKind; OP_KINDS] = [
+        OpKind::Put,
+        OpKind::Get,
+        OpKind::Stat,
+        OpKind::Delete,
+        OpKind::List,
+        OpKind::MpuCreate,
+        OpKind::MpuPart,
+        OpKind::MpuComplete,
+    ];
 
+    /// The name in reports (and in tuning/bench-run.schema.json's `op` enum).
     pub(crate) fn name(self) -> &'static str {
         match self {
             OpKind::Put => "PUT",
             OpKind::Get => "GET",
             OpKind::Stat => "STAT",
             OpKind::Delete => "DELETE",
+            OpKind::List => "LIST",
+            OpKind::MpuCreate => "MPU-CREATE",
+            OpKind::MpuPart => "MPU-PART",
+            OpKind::MpuComplete => "MPU-COMPLETE",
         }
     }
 
@@ -114,8 +136,9 @@ pub(crate) fn checksum_header(kind: ChecksumArg, body: &[u8]) -> Option<(&'stati
 }
 
 /// The outcome of a request that got `result` after starting at `t0`; `check` says whether a
-/// response with an accepted status is right.
-fn outcome(
+/// response with an accepted status is right. Time to first byte is kept (callers other than
+/// GET drop it).
+pub(crate) fn outcome(
     t0: Instant,
     result: Result<Response, String>,
     accept: u16,

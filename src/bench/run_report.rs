@@ -6,6 +6,7 @@
 //! to rerun it; its layout is `schema` = [`REPORT_SCHEMA`], documented in
 //! tuning/bench-run.schema.json, and `compare` refuses any other schema.
 
+use super::multipart::MultipartSummary;
 use super::stats::{self, OpReport, SecondRow, Window, REPORT_SCHEMA};
 use super::timed::{Measured, StopReason};
 use super::timed_args::{ChecksumArg, Mix};
@@ -36,6 +37,14 @@ pub(crate) struct Params {
     pub(crate) trim_secs: u64,
     pub(crate) started_unix_secs: u64,
     pub(crate) client_cpus: usize,
+    /// multipart: `--size`, `--part-size` (absent from reports of other workloads).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) size_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) part_size_bytes: Option<u64>,
+    /// list: `--page-size`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) page_size: Option<usize>,
 }
 
 /// The client's own ceiling: the same workload against the null responder.
@@ -58,6 +67,12 @@ pub(crate) struct RunReport {
     pub(crate) operations: Vec<OpReport>,
     pub(crate) client_ceiling: Option<Ceiling>,
     pub(crate) series: Vec<SecondRow>,
+    /// multipart: whole objects completed, uploads aborted, the HEAD check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) multipart: Option<MultipartSummary>,
+    /// list: keys of the full listing the pages were checked against.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) listed_keys: Option<u64>,
 }
 
 impl RunReport {
@@ -73,12 +88,16 @@ impl RunReport {
             operations: operations(m, window),
             client_ceiling: None,
             series: m.recorder.series(window),
+            multipart: m.multipart.clone(),
+            listed_keys: m.listed_keys,
         }
     }
 
     /// Failed operations, timed or not.
     pub(crate) fn errors(&self) -> u64 {
-        self.prep_errors + self.operations.iter().map(|o| o.total_errors).sum::<u64>()
+        self.prep_errors
+            + self.operations.iter().map(|o| o.total_errors).sum::<u64>()
+            + self.multipart.as_ref().map_or(0, |m| m.errors())
     }
 
     /// The text summary: one block per operation, with the ceiling's rate beside it.
@@ -105,6 +124,15 @@ impl RunReport {
                     c.ops_per_sec.avg, c.mib_per_sec.avg
                 ));
             }
+        }
+        if let Some(m) = &self.multipart {
+            let completes = self.operations.iter().find(|o| o.op == "MPU-COMPLETE");
+            lines.push(m.text(completes.map_or(0.0, |o| o.ops_per_sec.avg)));
+        }
+        if let (Some(keys), Some(page)) = (self.listed_keys, self.params.page_size) {
+            lines.push(format!(
+                "pages of up to {page} keys after random keys of a {keys}-key listing, each checked against it"
+            ));
         }
         lines
     }
@@ -151,6 +179,9 @@ pub(crate) fn params(
         trim_secs: t.trim_secs,
         started_unix_secs: crate::clock::now_ms() / 1000,
         client_cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        size_bytes: (workload == "multipart").then_some(args.size),
+        part_size_bytes: (workload == "multipart").then_some(args.part_size),
+        page_size: (workload == "list").then_some(args.page_size),
     }
 }
 
@@ -178,7 +209,7 @@ pub(crate) fn load(path: &Path) -> Result<RunReport, String> {
         serde_json::from_str(&text).map_err(|e| format!("{}: not JSON: {e}", path.display()))?;
     if value.get("schema").and_then(|s| s.as_str()) != Some(REPORT_SCHEMA) {
         return Err(format!(
-            "{}: not a timed-workload report (schema {REPORT_SCHEMA}); write one with --scenario put|get|stat|delete|mixed --json FILE",
+            "{}: not a timed-workload report (schema {REPORT_SCHEMA}); write one with --scenario put|get|stat|delete|mixed|list|multipart --json FILE",
             path.display()
         ));
     }
@@ -253,14 +284,14 @@ pub(crate) fn compare_files(a: &Path, b: &Path) -> Result<Vec<String>, String> {
             rb.params.endpoints.join(",")
         ),
         format!(
-            "{:<7} {:<21} {:>14} {:>14} {:>8}",
+            "{:<12} {:<21} {:>14} {:>14} {:>8}",
             "op", "metric", "A", "B", "B/A"
         ),
     ];
     for r in rows {
         let ratio = r.ratio().map_or("-".to_string(), |x| format!("{x:.3}"));
         out.push(format!(
-            "{:<7} {:<21} {:>14.3} {:>14.3} {:>8}",
+            "{:<12} {:<21} {:>14.3} {:>14.3} {:>8}",
             r.op, r.metric, r.a, r.b, ratio
         ));
     }

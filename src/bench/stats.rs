@@ -319,11 +319,14 @@ pub(crate) fn csv(rows: &[SecondRow]) -> String {
     out
 }
 
+/// Indent of an operation's second and following summary lines.
+pub(crate) const INDENT: &str = "       ";
+
 /// The human summary of one operation (several lines).
 pub(crate) fn text(r: &OpReport) -> String {
     let l = &r.latency_ms;
     let mut s = format!(
-        "{:<6} {} ops ({} errors) | {:.1} ops/s, {:.2} MiB/s over {:.1} s | per second: fastest {:.0}, median {:.0}, slowest {:.0} ops/s\n       latency ms: avg {:.3} p50 {:.3} p90 {:.3} p99 {:.3} max {:.3}",
+        "{:<6} {} ops ({} errors) | {:.1} ops/s, {:.2} MiB/s over {:.1} s | per second: fastest {:.0}, median {:.0}, slowest {:.0} ops/s\n{INDENT}latency ms: avg {:.3} p50 {:.3} p90 {:.3} p99 {:.3} max {:.3}",
         r.op, r.total_ops, r.total_errors, r.ops_per_sec.avg, r.mib_per_sec.avg, r.window_secs,
         r.ops_per_sec.fastest, r.ops_per_sec.median, r.ops_per_sec.slowest,
         l.avg, l.p50, l.p90, l.p99, l.max
@@ -331,7 +334,7 @@ pub(crate) fn text(r: &OpReport) -> String {
     if let Some(t) = &r.ttfb_ms {
         let _ = write!(
             s,
-            "\n       time to first byte ms: avg {:.3} p50 {:.3} p90 {:.3} p99 {:.3} max {:.3}",
+            "\n{INDENT}time to first byte ms: avg {:.3} p50 {:.3} p90 {:.3} p99 {:.3} max {:.3}",
             t.avg, t.p50, t.p90, t.p99, t.max
         );
     }
@@ -341,7 +344,7 @@ pub(crate) fn text(r: &OpReport) -> String {
             .iter()
             .map(|(c, n)| format!("{c} x{n}"))
             .collect();
-        let _ = write!(s, "\n       errors: {}", codes.join(", "));
+        let _ = write!(s, "\n{INDENT}errors: {}", codes.join(", "));
     }
     s
 }

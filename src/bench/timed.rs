@@ -1,16 +1,19 @@
 //! The warp-style timed workloads: `put` (new objects), `get`, `stat` and `delete` (of objects
-//! written first, untimed) and `mixed` (weighted GET/STAT/PUT/DELETE), on `--concurrency`
+//! written first, untimed), `mixed` (weighted GET/STAT/PUT/DELETE), `list` (checked
+//! ListObjectsV2 pages after random keys of a full listing taken first, untimed) and
+//! `multipart` (whole objects uploaded in parallel parts, see `multipart`), on `--concurrency`
 //! connections until `--count` operations, `--duration-secs`, `--autoterm` or Ctrl-C; with a
 //! live progress line, an optional rate limit and the client's own ceiling measured against
 //! the null responder.
 //!
 //! Invariants: every connection works on its own objects (its share of `--objects` plus what
 //! its PUTs add), so no operation races another and every GET/STAT/DELETE names an object that
-//! exists; operation `n` (over all connections) never starts before `n / --rate` seconds; the
-//! progress monitor only reads shared counters, the statistics come from the per-connection
-//! recorders merged at the end.
+//! exists; ticket `n` (an operation; for multipart an object) never starts before
+//! `n / --rate` seconds; the progress monitor only reads shared counters, the statistics come
+//! from the per-connection recorders merged at the end.
 
 use super::client::{Client, Endpoint};
+use super::multipart::{MultipartSummary, TimedUploads};
 use super::ops::{self, OpKind, Outcome, Rng};
 use super::stats::Recorder;
 use super::timed_args::{Mix, TimedArgs};
@@ -39,11 +42,14 @@ pub(crate) enum Workload {
     Stat,
     Delete,
     Mixed,
+    List,
+    Multipart,
 }
 
 impl Workload {
+    /// Whether each connection writes its share of `--objects` first.
     fn needs_objects(self) -> bool {
-        self != Workload::Put
+        !matches!(self, Workload::Put | Workload::List | Workload::Multipart)
     }
 
     /// The mix this workload runs: one operation, or `--mix`.
@@ -60,6 +66,8 @@ impl Workload {
             Workload::Stat => only(0, 1, 0, 0),
             Workload::Delete => only(0, 0, 0, 1),
             Workload::Mixed => args.mix,
+            // Not drawn from: list and multipart choose their own operations.
+            Workload::List | Workload::Multipart => only(0, 0, 0, 0),
         }
     }
 }
@@ -93,15 +101,22 @@ pub(crate) struct Measured {
     pub(crate) recorder: Recorder,
     pub(crate) elapsed_secs: f64,
     pub(crate) stopped_by: StopReason,
-    /// Failed requests while writing the objects first.
+    /// Failed requests while writing the objects first (or listing them, for list).
     pub(crate) prep_errors: u64,
+    /// list: keys in the full listing the pages were checked against.
+    pub(crate) listed_keys: Option<u64>,
+    /// multipart: objects completed, uploads aborted, the HEAD check.
+    pub(crate) multipart: Option<MultipartSummary>,
 }
 
 /// Everything the workers share.
-struct Shared<'a> {
-    ctx: &'a Ctx,
-    args: &'a BenchArgs,
+pub(crate) struct Shared<'a> {
+    pub(crate) ctx: &'a Ctx,
+    pub(crate) args: &'a BenchArgs,
+    workload: Workload,
     mix: Mix,
+    /// list: the bucket's full listing, in order.
+    listing: Vec<String>,
     /// Object sizes: `min..=max`.
     sizes: (u64, u64),
     opts: RunOpts,
@@ -124,9 +139,52 @@ impl Shared<'_> {
         self.stop.store(true, Ordering::Relaxed);
     }
 
+    /// Whether the run was stopped (count, time, `--autoterm`, Ctrl-C).
+    pub(crate) fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// Whether every ticket of `--count` was taken.
+    fn count_reached(&self) -> bool {
+        self.tickets.load(Ordering::Relaxed) >= self.count
+    }
+
+    /// Takes the next ticket and waits for its `--rate` slot: `None` when `--count` tickets
+    /// were taken or the run stopped while waiting.
+    pub(crate) fn take_ticket(&self, t0: Instant) -> Option<u64> {
+        let ticket = self.tickets.fetch_add(1, Ordering::Relaxed);
+        if ticket >= self.count {
+            return None;
+        }
+        match self.opts.rate {
+            Some(rate) => wait_until(
+                self,
+                t0 + Duration::from_secs_f64(ticket as f64 / rate as f64),
+            )
+            .then_some(ticket),
+            None => Some(ticket),
+        }
+    }
+
+    /// Records operation `kind` that started at `start` and ended with `o`, in `rec` and in
+    /// the live counters of the progress line.
+    pub(crate) fn account(&self, rec: &mut Recorder, kind: OpKind, start: Instant, o: &Outcome) {
+        rec.record(kind, start, o);
+        self.live_ops.fetch_add(1, Ordering::Relaxed);
+        self.live_bytes.fetch_add(o.bytes, Ordering::Relaxed);
+        if o.error.is_some() {
+            self.live_errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     fn path(&self, id: u64) -> String {
+        self.path_of("obj", id)
+    }
+
+    /// The path of object `id` of kind `what` (`obj`, `mpu`) under `--prefix`.
+    pub(crate) fn path_of(&self, what: &str, id: u64) -> String {
         format!(
-            "/{}/{}obj/{id:010}",
+            "/{}/{}{what}/{id:010}",
             self.ctx.bucket, self.args.timed.prefix
         )
     }
@@ -171,7 +229,13 @@ impl RunOpts {
 }
 
 impl<'a> Shared<'a> {
-    fn new(ctx: &'a Ctx, args: &'a BenchArgs, workload: Workload, opts: RunOpts) -> Shared<'a> {
+    fn new(
+        ctx: &'a Ctx,
+        args: &'a BenchArgs,
+        workload: Workload,
+        opts: RunOpts,
+        listing: Vec<String>,
+    ) -> Shared<'a> {
         let t = &args.timed;
         let count = match workload {
             Workload::Delete => args.count.min(t.objects),
@@ -180,7 +244,9 @@ impl<'a> Shared<'a> {
         Shared {
             ctx,
             args,
+            workload,
             mix: workload.mix(t),
+            listing,
             sizes: (args.object_size, t.size_max(args.object_size)),
             opts,
             tickets: AtomicU64::new(0),
@@ -202,41 +268,15 @@ impl<'a> Shared<'a> {
 
 /// Runs `workload` against `ctx`'s endpoint as `opts` say.
 pub(crate) fn run(ctx: &Ctx, args: &BenchArgs, workload: Workload, opts: RunOpts) -> Measured {
-    let shared = Shared::new(ctx, args, workload, opts);
-    let workers = args.concurrency;
-    // Two barriers: every pool written, then the clock set; workers start after the second.
-    let (written, started) = (Barrier::new(workers + 1), Barrier::new(workers + 1));
-    let prep_errors = AtomicU64::new(0);
-    let t0_cell: Mutex<Option<Instant>> = Mutex::new(None);
-    let (recorders, t0) = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..workers)
-            .map(|w| {
-                let (shared, written, started) = (&shared, &written, &started);
-                let (prep_errors, t0_cell) = (&prep_errors, &t0_cell);
-                s.spawn(move || {
-                    let mut client = client_for(ctx, w, &shared.args.timed.region);
-                    let pool = match workload.needs_objects() {
-                        true => prepare(shared, &mut client, w, workers, prep_errors),
-                        false => Vec::new(),
-                    };
-                    written.wait();
-                    started.wait();
-                    let t0 = t0_cell.lock().expect("t0 lock").expect("t0 set");
-                    work(shared, &mut client, w, pool, t0)
-                })
-            })
-            .collect();
-        written.wait();
-        let t0 = Instant::now();
-        *t0_cell.lock().expect("t0 lock") = Some(t0);
-        started.wait();
-        monitor(&shared, t0);
-        let recorders: Vec<(Recorder, Instant)> = handles
-            .into_iter()
-            .map(|h| h.join().expect("bench worker panicked"))
-            .collect();
-        (recorders, t0)
-    });
+    let (listing, list_errors) = match workload {
+        Workload::List => super::list::listing_for_run(ctx, args, opts.progress),
+        _ => (Vec::new(), 0),
+    };
+    let listed_keys = (workload == Workload::List).then_some(listing.len() as u64);
+    let shared = Shared::new(ctx, args, workload, opts, listing);
+    let uploads =
+        (workload == Workload::Multipart).then(|| TimedUploads::new(args.size, args.part_size));
+    let (recorders, t0, prep_errors) = drive(&shared, uploads.as_ref());
     let end = recorders.iter().map(|(_, e)| *e).max().unwrap_or(t0);
     let mut all = Recorder::new(t0);
     for (r, _) in recorders {
@@ -247,12 +287,67 @@ pub(crate) fn run(ctx: &Ctx, args: &BenchArgs, workload: Workload, opts: RunOpts
         .lock()
         .expect("stop reason")
         .unwrap_or(StopReason::Count);
+    let multipart = uploads.map(|u| {
+        let mut client = client_for(ctx, 0, &args.timed.region);
+        super::multipart::finish(&u, &mut client, opts.check_len)
+    });
     Measured {
         recorder: all,
         elapsed_secs: (end - t0).as_secs_f64(),
         stopped_by,
-        prep_errors: prep_errors.load(Ordering::Relaxed),
+        prep_errors: prep_errors + list_errors,
+        listed_keys,
+        multipart,
     }
+}
+
+/// The timed phase on `--concurrency` threads (after each wrote its objects, if the workload
+/// needs them): every connection's recorder and end, the clock's start, and the failed writes.
+fn drive(
+    shared: &Shared,
+    uploads: Option<&TimedUploads>,
+) -> (Vec<(Recorder, Instant)>, Instant, u64) {
+    let (ctx, workload) = (shared.ctx, shared.workload);
+    let workers = shared.args.concurrency;
+    // Two barriers: every pool written, then the clock set; workers start after the second.
+    let (written, started) = (Barrier::new(workers + 1), Barrier::new(workers + 1));
+    let prep_errors = AtomicU64::new(0);
+    let t0_cell: Mutex<Option<Instant>> = Mutex::new(None);
+    let (recorders, t0) = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|w| {
+                let (written, started) = (&written, &started);
+                let (prep_errors, t0_cell) = (&prep_errors, &t0_cell);
+                s.spawn(move || {
+                    let mut client = client_for(ctx, w, &shared.args.timed.region);
+                    let pool = match workload.needs_objects() {
+                        true => prepare(shared, &mut client, w, workers, prep_errors),
+                        false => Vec::new(),
+                    };
+                    written.wait();
+                    started.wait();
+                    let t0 = t0_cell.lock().expect("t0 lock").expect("t0 set");
+                    let done = match uploads {
+                        Some(u) => super::multipart::work(shared, u, &mut client, t0),
+                        None => work(shared, &mut client, w, pool, t0),
+                    };
+                    shared.worker_done();
+                    done
+                })
+            })
+            .collect();
+        written.wait();
+        let t0 = Instant::now();
+        *t0_cell.lock().expect("t0 lock") = Some(t0);
+        started.wait();
+        monitor(shared, t0);
+        let recorders: Vec<(Recorder, Instant)> = handles
+            .into_iter()
+            .map(|h| h.join().expect("bench worker panicked"))
+            .collect();
+        (recorders, t0)
+    });
+    (recorders, t0, prep_errors.into_inner())
 }
 
 /// Connection `w`'s client: endpoints of a comma list take turns.
@@ -314,7 +409,8 @@ fn choose(mix: &Mix, rng: &mut Rng, pool_empty: bool) -> Option<OpKind> {
     }
 }
 
-/// One connection's timed loop; returns its recorder and when it stopped.
+/// One connection's timed loop (every workload but multipart); returns its recorder and when
+/// it stopped.
 fn work(
     shared: &Shared,
     client: &mut Client,
@@ -324,44 +420,46 @@ fn work(
 ) -> (Recorder, Instant) {
     let mut rec = Recorder::new(t0);
     let mut rng = Rng::new(0x5EED + w as u64);
-    while !shared.stop.load(Ordering::Relaxed) {
+    while !shared.stopped() {
         // No operation left for this connection (delete: its objects are gone), before it
         // takes a ticket, so the run still makes --count operations.
-        let Some(kind) = choose(&shared.mix, &mut rng, pool.is_empty()) else {
+        let kind = match shared.workload {
+            Workload::List => (!shared.listing.is_empty()).then_some(OpKind::List),
+            _ => choose(&shared.mix, &mut rng, pool.is_empty()),
+        };
+        let Some(kind) = kind else {
             break;
         };
-        let ticket = shared.tickets.fetch_add(1, Ordering::Relaxed);
-        if ticket >= shared.count {
-            shared.stop_with(StopReason::Count);
-            break;
-        }
-        if let Some(rate) = shared.opts.rate {
-            if !wait_until(
-                shared,
-                t0 + Duration::from_secs_f64(ticket as f64 / rate as f64),
-            ) {
-                break;
+        let Some(ticket) = shared.take_ticket(t0) else {
+            if shared.count_reached() {
+                shared.stop_with(StopReason::Count);
             }
-        }
+            break;
+        };
         let start = Instant::now();
-        let o = one_op(shared, client, kind, &mut pool, &mut rng);
-        rec.record(kind, start, &o);
-        shared.live_ops.fetch_add(1, Ordering::Relaxed);
-        shared.live_bytes.fetch_add(o.bytes, Ordering::Relaxed);
-        if o.error.is_some() {
-            shared.live_errors.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-    if shared.active.fetch_sub(1, Ordering::AcqRel) == 1 {
-        shared.stop_with(StopReason::Exhausted);
+        let o = one_op(shared, client, kind, ticket, &mut pool, &mut rng);
+        shared.account(&mut rec, kind, start, &o);
     }
     (rec, Instant::now())
+}
+
+impl Shared<'_> {
+    /// A connection left its timed loop; the last one ends the run (by `--count` when every
+    /// ticket was taken, else because no operation was left).
+    fn worker_done(&self) {
+        if self.active.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.stop_with(match self.count_reached() {
+                true => StopReason::Count,
+                false => StopReason::Exhausted,
+            });
+        }
+    }
 }
 
 /// Sleeps until `due` in short steps; `false` if the run was stopped meanwhile.
 fn wait_until(shared: &Shared, due: Instant) -> bool {
     loop {
-        if shared.stop.load(Ordering::Relaxed) {
+        if shared.stopped() {
             return false;
         }
         let left = due.saturating_duration_since(Instant::now());
@@ -372,11 +470,12 @@ fn wait_until(shared: &Shared, due: Instant) -> bool {
     }
 }
 
-/// Runs one operation of `kind` on this connection's pool.
+/// Runs one operation of `kind` (ticket `ticket`) on this connection's pool.
 fn one_op(
     shared: &Shared,
     client: &mut Client,
     kind: OpKind,
+    ticket: u64,
     pool: &mut Vec<(u64, u64)>,
     rng: &mut Rng,
 ) -> Outcome {
@@ -402,6 +501,16 @@ fn one_op(
         OpKind::Delete => {
             let (id, _) = pool.swap_remove(rng.below(pool.len() as u64) as usize);
             ops::delete(client, &shared.path(id))
+        }
+        OpKind::List => super::list::timed_page(
+            client,
+            &shared.ctx.bucket,
+            &shared.listing,
+            shared.args.page_size,
+            ticket,
+        ),
+        OpKind::MpuCreate | OpKind::MpuPart | OpKind::MpuComplete => {
+            unreachable!("multipart operations run in multipart::work")
         }
     }
 }

@@ -1,5 +1,6 @@
-//! Flags of the warp-style timed workloads (`--scenario put|get|stat|delete|mixed`): the
-//! operation mix, object sizes, key prefix, checksums, auto-termination, rate limit, outputs.
+//! Flags of the warp-style timed workloads (`--scenario put|get|stat|delete|mixed|list|
+//! multipart`): the operation mix, object sizes, key prefix, checksums, auto-termination, rate
+//! limit, outputs.
 //!
 //! Invariant: [`TimedArgs::validate`] accepts only values the engine can run (a mix with a
 //! positive total weight, a size range within S3's single-PUT limit, a prefix that needs no
@@ -94,22 +95,22 @@ pub struct TimedArgs {
     /// put/get/stat/delete/mixed: largest object size; each object's size is then drawn between --object-size and this, spread logarithmically (as warp's --obj.randsize), so small and large sizes are equally represented.
     #[arg(long, value_name = "BYTES", value_parser = super::args::parse_size)]
     pub(crate) object_size_max: Option<u64>,
-    /// get/stat/delete/mixed: objects written before the timed phase (untimed), spread over the connections. delete deletes each once.
+    /// get/stat/delete/mixed: objects written before the timed phase (untimed), spread over the connections. delete deletes each once. list: objects written (as by fill, untimed) when the bucket is empty; with --null, the keys of the synthetic listing.
     #[arg(long, value_name = "N", default_value_t = OBJECTS_DEFAULT)]
     pub(crate) objects: u64,
     /// mixed: operation weights, e.g. get=45,stat=30,put=15,delete=10 (the default). PUTs write new objects, DELETEs remove existing ones; every connection works on its own objects, so no operation races another.
     #[arg(long, value_name = "WEIGHTS", default_value = MIX_DEFAULT, value_parser = parse_mix)]
     pub(crate) mix: Mix,
-    /// put/get/stat/delete/mixed: key prefix of the objects (letters, digits and - _ . / ~).
+    /// put/get/stat/delete/mixed/multipart: key prefix of the objects (letters, digits and - _ . / ~).
     #[arg(long, default_value = "")]
     pub(crate) prefix: String,
-    /// put/mixed: checksum sent with every PUT (computed by the client, checked by the server).
+    /// put/mixed: checksum sent with every PUT; multipart: with every UploadPart (the algorithm declared by CreateMultipartUpload, each part's value listed in CompleteMultipartUpload). Computed by the client, checked by the server.
     #[arg(long, value_enum, default_value_t = ChecksumArg::None)]
     pub(crate) checksum: ChecksumArg,
     /// Stop early once throughput is steady: when every one of the last 10 per-second values stays within 7.5% of their mean.
     #[arg(long)]
     pub(crate) autoterm: bool,
-    /// Most operations per second, over all connections together (default: as fast as possible).
+    /// Most operations per second, over all connections together (multipart: objects, i.e. uploads started, per second); default: as fast as possible.
     #[arg(long, value_name = "OPS")]
     pub(crate) rate: Option<u64>,
     /// Seconds at the start of a timed workload whose operations are left out of the statistics (warm-up); applied only when the run lasts at least this plus 2 s.

@@ -1,14 +1,18 @@
-//! The workloads: small PUTs (new keys, or a working set overwritten) and GETs on a pool of
-//! connections, one large PUT, and a multipart upload whose parts go out on parallel
-//! connections; and the connection pool the fill and list scenarios share.
+//! The one-shot workloads: small PUTs (new keys, or a working set overwritten) and GETs on a
+//! pool of connections, one large PUT, and one multipart upload whose parts go out on parallel
+//! connections (the requests are `multipart`'s, shared with the timed workload); and the
+//! connection pool the fill scenario and the cleanup share.
 //!
 //! Invariants: every loop stops at its count or at the time cap (or on Ctrl-C), whichever comes
 //! first; bodies are slices of one shared pre-generated buffer (nothing is allocated per
 //! request); every response is checked (status 200/204, an ETag, the expected length) and each
 //! failure is counted; a measured phase starts once all its connections are open.
 
-use super::client::{xml_element, Client, Endpoint, Payload};
+use super::client::{Client, Endpoint, Payload};
+use super::multipart as mp;
+use super::ops::Outcome;
 use super::report::{ScenarioResult, Tally};
+use super::timed_args::ChecksumArg;
 use crate::auth::Credentials;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
@@ -328,22 +332,6 @@ pub(crate) fn put_large(ctx: &Ctx, size: u64) -> ScenarioResult {
     }
 }
 
-/// The CompleteMultipartUpload body for `(part number, ETag)` pairs in ascending order.
-fn complete_xml(parts: &[(u64, String)]) -> String {
-    let mut xml = String::from("<CompleteMultipartUpload>");
-    for (n, etag) in parts {
-        let etag = etag
-            .replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;");
-        xml.push_str(&format!(
-            "<Part><PartNumber>{n}</PartNumber><ETag>{etag}</ETag></Part>"
-        ));
-    }
-    xml.push_str("</CompleteMultipartUpload>");
-    xml
-}
-
 /// CreateMultipartUpload, the first `size` bytes of the shared buffer in parts of `part_size`
 /// on up to `concurrency` connections, then CompleteMultipartUpload. The time covers all three.
 /// If a part fails the upload is aborted; if the time cap stops it, the parts written so far
@@ -362,17 +350,14 @@ pub(crate) fn multipart(
     let mut tally = Tally::default();
     let start = Instant::now();
 
-    let upload_id = match create_upload(&mut control, &path) {
-        Ok(id) => id,
-        Err(e) => {
-            tally.error(e);
-            return multipart_result(tally, start.elapsed(), workers, None, parts, part_size);
-        }
+    let (o, upload_id) = mp::create(&mut control, &path, ChecksumArg::None);
+    let Some(id_query) = upload_id else {
+        count(&mut tally, "CreateMultipartUpload", &o);
+        return multipart_result(tally, start.elapsed(), workers, None, parts, part_size);
     };
     let upload = Upload {
         path: &path,
-        // Upload ids are hex here, but encode anyway: the query goes on the request line as is.
-        id_query: crate::http::percent::aws_uri_encode(upload_id.as_bytes(), true),
+        id_query,
         size,
         part_size,
         parts,
@@ -380,11 +365,34 @@ pub(crate) fn multipart(
     let (part_tally, early, done) = upload_parts(ctx, &upload, workers, start + ctx.duration);
     tally.merge(part_tally);
     if tally.errors > 0 || done.is_empty() {
-        abort_upload(&mut control, &upload, &mut tally);
+        let o = mp::abort(&mut control, &path, &upload.id_query);
+        count_error(&mut tally, "AbortMultipartUpload", &o);
     } else {
-        complete_upload(&mut control, &upload, &done, &mut tally);
+        let (o, _) = mp::complete(
+            &mut control,
+            &path,
+            &upload.id_query,
+            &done,
+            ChecksumArg::None,
+        );
+        count_error(&mut tally, "CompleteMultipartUpload", &o);
     }
     multipart_result(tally, start.elapsed(), workers, early, parts, part_size)
+}
+
+/// Counts operation `what`'s outcome `o` in `t`: a success of its bytes, or a failure.
+fn count(t: &mut Tally, what: &str, o: &Outcome) {
+    match &o.error {
+        None => t.success(o.bytes, o.latency),
+        Some(code) => t.error(format!("{what}: {code}")),
+    }
+}
+
+/// Counts `o` in `t` only if it failed (the request is not one of the measured operations).
+fn count_error(t: &mut Tally, what: &str, o: &Outcome) {
+    if let Some(code) = &o.error {
+        t.error(format!("{what}: {code}"));
+    }
 }
 
 /// A multipart upload in progress: where it goes and how the object is cut into parts.
@@ -397,16 +405,16 @@ struct Upload<'a> {
     parts: u64,
 }
 
-/// UploadPart of every part on `workers` connections until `deadline`; ETags come back sorted.
+/// UploadPart of every part on `workers` connections until `deadline`; parts come back sorted.
 fn upload_parts(
     ctx: &Ctx,
     upload: &Upload,
     workers: usize,
     deadline: Instant,
-) -> (Tally, Option<&'static str>, Vec<(u64, String)>) {
+) -> (Tally, Option<&'static str>, Vec<mp::PartDone>) {
     let next = AtomicU64::new(1);
     let early = AtomicBool::new(false);
-    let etags = std::sync::Mutex::new(Vec::<(u64, String)>::with_capacity(upload.parts as usize));
+    let etags = std::sync::Mutex::new(Vec::with_capacity(upload.parts as usize));
     let (tally, _) = pool(ctx, workers, |client, t| loop {
         let n = next.fetch_add(1, Ordering::Relaxed);
         if n > upload.parts {
@@ -416,101 +424,25 @@ fn upload_parts(
             early.store(true, Ordering::Relaxed);
             break;
         }
-        if let Some(etag) = put_part(ctx, client, t, upload, n) {
-            etags
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push((n, etag));
+        let (from, to) = mp::part_range(n, upload.size, upload.part_size);
+        let body = &ctx.data[from as usize..to as usize];
+        let (o, done) = mp::upload_part(
+            client,
+            upload.path,
+            &upload.id_query,
+            n,
+            body,
+            ChecksumArg::None,
+        );
+        count(t, &format!("UploadPart {n}"), &o);
+        if let Some(p) = done {
+            etags.lock().unwrap_or_else(|e| e.into_inner()).push(p);
         }
     });
     let early = ctx.stop_reason(early.into_inner());
     let mut done = etags.into_inner().unwrap_or_else(|e| e.into_inner());
-    done.sort_unstable_by_key(|(n, _)| *n);
+    done.sort_unstable_by_key(|p| p.number);
     (tally, early, done)
-}
-
-/// UploadPart of part `n`: its ETag, or `None` after counting the failure in `t`.
-fn put_part(
-    ctx: &Ctx,
-    client: &mut Client,
-    t: &mut Tally,
-    upload: &Upload,
-    n: u64,
-) -> Option<String> {
-    let from = (n - 1) * upload.part_size;
-    let to = (from + upload.part_size).min(upload.size);
-    let body = &ctx.data[from as usize..to as usize];
-    let query = format!("partNumber={n}&uploadId={}", upload.id_query);
-    let t0 = Instant::now();
-    match client.request("PUT", upload.path, &query, body) {
-        Ok(r) if r.ok() => match r.etag {
-            Some(etag) => {
-                t.success(to - from, t0.elapsed());
-                Some(etag)
-            }
-            None => {
-                t.error(format!("PUT part {n}: HTTP {} without ETag", r.status));
-                None
-            }
-        },
-        Ok(r) => {
-            t.error(format!("PUT part {n}: {}", r.describe()));
-            None
-        }
-        Err(e) => {
-            t.error(format!("PUT part {n}: {e}"));
-            None
-        }
-    }
-}
-
-/// AbortMultipartUpload; a failure is counted in `tally`.
-fn abort_upload(control: &mut Client, upload: &Upload, tally: &mut Tally) {
-    let query = format!("uploadId={}", upload.id_query);
-    match control.request("DELETE", upload.path, &query, &[]) {
-        Ok(r) if r.ok() => {}
-        Ok(r) => tally.error(format!("AbortMultipartUpload: {}", r.describe())),
-        Err(e) => tally.error(format!("AbortMultipartUpload: {e}")),
-    }
-}
-
-/// CompleteMultipartUpload of the parts `done`; a failure is counted in `tally`.
-fn complete_upload(
-    control: &mut Client,
-    upload: &Upload,
-    done: &[(u64, String)],
-    tally: &mut Tally,
-) {
-    let xml = complete_xml(done);
-    let query = format!("uploadId={}", upload.id_query);
-    match control.request("POST", upload.path, &query, xml.as_bytes()) {
-        Ok(r) if r.status == 200 => {
-            let body = String::from_utf8_lossy(&r.body);
-            // S3 may answer 200 and still carry an <Error> document.
-            if body.contains("<Error>") || xml_element(&body, "ETag").is_none() {
-                tally.error(format!(
-                    "CompleteMultipartUpload: 200 without a result ({})",
-                    r.describe()
-                ));
-            }
-        }
-        Ok(r) => tally.error(format!("CompleteMultipartUpload: {}", r.describe())),
-        Err(e) => tally.error(format!("CompleteMultipartUpload: {e}")),
-    }
-}
-
-/// CreateMultipartUpload: the new upload id, or what went wrong.
-fn create_upload(client: &mut Client, path: &str) -> Result<String, String> {
-    match client.request("POST", path, "uploads", &[]) {
-        Ok(r) if r.status == 200 => {
-            match xml_element(&String::from_utf8_lossy(&r.body), "UploadId") {
-                Some(id) if !id.is_empty() => Ok(id),
-                _ => Err(format!("POST {path}?uploads: no UploadId in the response")),
-            }
-        }
-        Ok(r) => Err(format!("POST {path}?uploads: {}", r.describe())),
-        Err(e) => Err(format!("POST {path}?uploads: {e}")),
-    }
 }
 
 /// The multipart scenario's result, with the part count and size as detail.
@@ -572,15 +504,6 @@ mod tests {
         let distinct = a.iter().collect::<std::collections::HashSet<_>>().len();
         assert!(distinct > 200, "{distinct} distinct byte values");
         assert_eq!(&random_data(100)[..], &a[..100]);
-    }
-
-    #[test]
-    fn complete_document() {
-        let xml = complete_xml(&[(1, "\"a\"".to_string()), (2, "\"b\"".to_string())]);
-        assert_eq!(
-            xml,
-            "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>\"a\"</ETag></Part><Part><PartNumber>2</PartNumber><ETag>\"b\"</ETag></Part></CompleteMultipartUpload>"
-        );
     }
 
     #[test]

@@ -1,8 +1,8 @@
 """`ringstore bench` timed-workload reports validate against the documented JSON schema.
 
 The bench binary (the one under test) loads a plain-HTTP server (the bench client speaks no
-TLS, so also in the suite's HTTPS pass) with a mixed workload, with the
-client ceiling measured; the `--json FILE` report must validate against
+TLS, so also in the suite's HTTPS pass) with the mixed, multipart and list workloads, with the
+client ceiling measured; each `--json FILE` report must validate against
 tuning/bench-run.schema.json, its `--plot` file must parse as SVG, and what it wrote must be
 readable by boto3 when `--keep-data` keeps it.
 """
@@ -13,6 +13,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import jsonschema
+import pytest
 
 from harness import make_client
 
@@ -51,6 +52,30 @@ def test_mixed_report_validates_against_the_schema(ringstore_bin, make_server, t
         pass
     else:
         raise AssertionError('the schema accepted an unknown field')
+
+
+@pytest.mark.parametrize('workload', ['multipart', 'list'])
+def test_multipart_and_list_reports_validate(ringstore_bin, make_server, tmp_path, workload):
+    server = make_server(tls=False)
+    schema = json.loads(SCHEMA.read_text())
+    report = tmp_path / f'{workload}.json'
+    args = {
+        'multipart': ['--size', '5243880', '--part-size', '5MiB', '--count', '3', '--checksum', 'crc32'],
+        'list': ['--objects', '120', '--object-size', '10', '--pages', '30', '--page-size', '25'],
+    }[workload]
+    run_bench(ringstore_bin, server, ['--scenario', workload, '--concurrency', '2', '--json', str(report)]
+              + args)
+    doc = json.loads(report.read_text())
+    jsonschema.validate(doc, schema)
+    assert doc['client_ceiling'] is not None, 'the ceiling is measured by default'
+    if workload == 'multipart':
+        assert {o['op'] for o in doc['operations']} == {'MPU-CREATE', 'MPU-PART', 'MPU-COMPLETE'}
+        assert doc['multipart']['objects_completed'] == 3 and doc['multipart']['head_checked'] is True
+        assert {o['op'] for o in doc['client_ceiling']['operations']} >= {'MPU-PART'}
+    else:
+        assert [o['op'] for o in doc['operations']] == ['LIST'] and doc['listed_keys'] == 120
+    # Nothing is left on the server: no bucket, so no upload either.
+    assert make_client(server.endpoint).list_buckets()['Buckets'] == []
 
 
 def test_kept_objects_are_real_objects(ringstore_bin, make_server):
