@@ -73,8 +73,8 @@ def crc32_b64(data):
     return base64.b64encode(struct.pack('>I', zlib.crc32(data) & 0xFFFFFFFF)).decode()
 
 
-def _crc32c_table():
-    poly = 0x82F63B78  # Castagnoli, reflected
+def _reflected_crc_table(poly):
+    """The byte-at-a-time table of a reflected CRC with polynomial `poly`."""
     table = []
     for i in range(256):
         c = i
@@ -84,7 +84,7 @@ def _crc32c_table():
     return table
 
 
-_CRC32C_TABLE = _crc32c_table()
+_CRC32C_TABLE = _reflected_crc_table(0x82F63B78)  # Castagnoli, reflected
 
 
 def crc32c(data):
@@ -111,18 +111,7 @@ def sha256_b64(data):
     return base64.b64encode(hashlib.sha256(data).digest()).decode()
 
 
-def _crc64nvme_table():
-    poly = 0x9A6C9329AC4BC9B5  # CRC-64/NVME, reflected
-    table = []
-    for i in range(256):
-        c = i
-        for _ in range(8):
-            c = (c >> 1) ^ poly if c & 1 else c >> 1
-        table.append(c)
-    return table
-
-
-_CRC64NVME_TABLE = _crc64nvme_table()
+_CRC64NVME_TABLE = _reflected_crc_table(0x9A6C9329AC4BC9B5)  # CRC-64/NVME, reflected
 
 
 def crc64nvme_b64(data):
