@@ -30,6 +30,7 @@ mod server;
 mod stats;
 mod timed;
 mod timed_args;
+mod tls;
 mod workload;
 
 pub use args::BenchArgs;
@@ -153,15 +154,15 @@ fn run_checked(args: BenchArgs) -> Result<Outcome, String> {
     let creds = credentials(&args)?;
     let interrupted = install_signal_handlers()?;
     let buffer_len = body_buffer_len(&args, plan)?;
-    let (endpoint, target) = start_target(&args, &creds)?;
+    let (endpoints, target) = start_target(&args, &creds)?;
 
     let t0 = Instant::now();
     let data = workload::random_data(buffer_len);
     let gen_secs = t0.elapsed().as_secs_f64();
 
     let ctx = Ctx {
-        endpoints: endpoints_of(&args, &endpoint)?,
-        endpoint,
+        endpoint: endpoints[0].clone(),
+        endpoints,
         creds,
         payload: payload_of(args.payload),
         bucket: args.bucket.clone().unwrap_or_else(bucket_name),
@@ -219,16 +220,14 @@ fn body_buffer_len(args: &BenchArgs, plan: Plan) -> Result<usize, String> {
         .map_err(|_| "the body buffer does not fit in memory on this platform".to_string())
 }
 
-/// The endpoint to load: `--endpoint`, the null responder, or an in-process server started here.
-fn start_target(args: &BenchArgs, creds: &Credentials) -> Result<(Endpoint, Target), String> {
+/// The endpoints to load: `--endpoint`'s list, the null responder, or an in-process server
+/// started here.
+fn start_target(args: &BenchArgs, creds: &Credentials) -> Result<(Vec<Endpoint>, Target), String> {
     match &args.endpoint {
-        Some(urls) => Ok((
-            Endpoint::parse(urls.split(',').next().unwrap_or(""))?,
-            Target::Remote,
-        )),
+        Some(urls) => Ok((remote_endpoints(urls, args)?, Target::Remote)),
         None if args.null => {
-            let r = null::NullResponder::start(args.object_size, args.count)?;
-            Ok((Endpoint::of(r.address), Target::Null(r)))
+            let (r, endpoint) = start_null(args, args.tls)?;
+            Ok((vec![endpoint], Target::Null(r)))
         }
         None => {
             let s = server::InProcess::start(
@@ -238,17 +237,41 @@ fn start_target(args: &BenchArgs, creds: &Credentials) -> Result<(Endpoint, Targ
                 args.fsync,
                 args.concurrency,
             )?;
-            Ok((Endpoint::of(s.address), Target::Server(Box::new(s))))
+            Ok((vec![Endpoint::of(s.address)], Target::Server(Box::new(s))))
         }
     }
 }
 
-/// Every endpoint of `--endpoint`'s comma list (the target's one otherwise).
-fn endpoints_of(args: &BenchArgs, first: &Endpoint) -> Result<Vec<Endpoint>, String> {
-    match &args.endpoint {
-        Some(urls) => urls.split(',').map(Endpoint::parse).collect(),
-        None => Ok(vec![first.clone()]),
+/// Every endpoint of `--endpoint`'s comma list; all http:// or all https:// (the client's
+/// ceiling is measured over one of the two).
+fn remote_endpoints(urls: &str, args: &BenchArgs) -> Result<Vec<Endpoint>, String> {
+    let mut tls = client::TlsSetup::new(args.trust());
+    let endpoints = urls
+        .split(',')
+        .map(|u| Endpoint::parse(u.trim(), &mut tls))
+        .collect::<Result<Vec<_>, _>>()?;
+    if endpoints
+        .iter()
+        .any(|e| e.is_tls() != endpoints[0].is_tls())
+    {
+        return Err(format!(
+            "--endpoint {urls}: mixes http:// and https:// endpoints; give endpoints of one scheme"
+        ));
     }
+    Ok(endpoints)
+}
+
+/// Starts the null responder (over HTTPS with a fresh self-signed certificate when `tls`) and
+/// the endpoint that reaches it, trusting that certificate only.
+fn start_null(args: &BenchArgs, tls: bool) -> Result<(null::NullResponder, Endpoint), String> {
+    let certs = tls.then(tls::SelfSigned::generate).transpose()?;
+    let server_tls = certs.as_ref().map(|c| c.server.clone());
+    let r = null::NullResponder::start(args.object_size, args.count, server_tls)?;
+    let endpoint = match certs {
+        Some(c) => Endpoint::of_tls(r.address, c.client),
+        None => Endpoint::of(r.address),
+    };
+    Ok((r, endpoint))
 }
 
 /// A bucket name no other run uses: the process id and the low bits of the clock.
@@ -503,8 +526,7 @@ fn timed_step(
 
 /// The same workload against the null responder for a few seconds: the client's ceiling.
 fn ceiling(ctx: &Ctx, args: &BenchArgs, w: timed::Workload) -> Result<run_report::Ceiling, String> {
-    let responder = null::NullResponder::start(args.object_size, args.count)?;
-    let endpoint = Endpoint::of(responder.address);
+    let (responder, endpoint) = start_null(args, ctx.endpoint.is_tls())?;
     let null_ctx = Ctx {
         endpoints: vec![endpoint.clone()],
         endpoint,

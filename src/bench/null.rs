@@ -8,10 +8,13 @@
 //! Invariants: it listens on 127.0.0.1 only; it counts a request as answered just before writing
 //! its response, so once the client has read every response the count equals the requests the
 //! client sent; a request it cannot parse closes the connection without an answer (and is not
-//! counted). One thread per connection: the responder does no more work than it must.
+//! counted). One thread per connection: the responder does no more work than it must. With a
+//! TLS configuration it speaks HTTPS (rustls over the same blocking sockets), so the ceiling
+//! of an HTTPS run includes the client's TLS cost.
 
 use super::fill::fill_key;
 use crate::http::percent::{percent_decode, query_segments};
+use rustls::{ServerConfig, ServerConnection, StreamOwned};
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -47,9 +50,13 @@ pub(crate) struct NullResponder {
 }
 
 impl NullResponder {
-    /// Listens on a free loopback port; GETs return `object_size` bytes and listings hold
-    /// `list_keys` synthetic keys.
-    pub(crate) fn start(object_size: u64, list_keys: u64) -> Result<NullResponder, String> {
+    /// Listens on a free loopback port (speaking TLS with `tls`); GETs return `object_size`
+    /// bytes and listings hold `list_keys` synthetic keys.
+    pub(crate) fn start(
+        object_size: u64,
+        list_keys: u64,
+        tls: Option<Arc<ServerConfig>>,
+    ) -> Result<NullResponder, String> {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .map_err(|e| format!("null responder: bind: {e}"))?;
         let address = listener
@@ -68,8 +75,18 @@ impl NullResponder {
                     return;
                 }
                 let Ok(stream) = stream else { continue };
+                let _ = stream.set_nodelay(true);
                 let c = shared.clone();
-                std::thread::spawn(move || serve_connection(stream, &c));
+                let tls = tls.clone();
+                std::thread::spawn(move || match tls {
+                    None => serve_connection(stream, &c),
+                    Some(config) => {
+                        // The handshake runs within the first read of the request.
+                        if let Ok(conn) = ServerConnection::new(config) {
+                            serve_connection(StreamOwned::new(conn, stream), &c);
+                        }
+                    }
+                });
             }
         });
         Ok(NullResponder {
@@ -131,9 +148,9 @@ fn parse_request(buf: &[u8]) -> Result<Option<Request>, String> {
     }))
 }
 
-/// Answers requests on one connection until the client closes it or sends garbage.
-fn serve_connection(mut stream: TcpStream, canned: &Canned) {
-    let _ = stream.set_nodelay(true);
+/// Answers requests on one connection (a socket, or a TLS stream over one) until the client
+/// closes it or sends garbage.
+fn serve_connection<S: Read + Write>(mut stream: S, canned: &Canned) {
     let mut buf = vec![0u8; READ_BUF_BYTES];
     let (mut start, mut end) = (0usize, 0usize);
     loop {
@@ -178,8 +195,8 @@ fn serve_connection(mut stream: TcpStream, canned: &Canned) {
     }
 }
 
-/// Writes the canned answer to `req`.
-fn respond(stream: &mut TcpStream, canned: &Canned, req: &Request) -> std::io::Result<()> {
+/// Writes the canned answer to `req` (flushed: over TLS every record is on the socket).
+fn respond<S: Write>(stream: &mut S, canned: &Canned, req: &Request) -> std::io::Result<()> {
     let (path, query) = req.target.split_once('?').unwrap_or((&req.target, ""));
     let has = |name: &str| query_segments(query).any(|(k, _)| k == name);
     let xml = |doc: String| (200u16, Some(doc.into_bytes()), false);
@@ -222,7 +239,7 @@ fn respond(stream: &mut TcpStream, canned: &Canned, req: &Request) -> std::io::R
     if req.method != "HEAD" && !inline {
         stream.write_all(body)?;
     }
-    Ok(())
+    stream.flush()
 }
 
 /// A ListObjectsV2 page of the synthetic keys after the request's `start-after`.
