@@ -202,7 +202,7 @@ pub struct BenchArgs {
     #[arg(long, conflicts_with = "endpoint")]
     pub(crate) null: bool,
     /// With --null: the responder serves HTTPS with a self-signed certificate made at start, which the client trusts (the client's ceiling over TLS). Timed workloads against an https:// endpoint measure their ceiling this way by themselves.
-    #[arg(long, requires = "null")]
+    #[arg(long)]
     pub(crate) tls: bool,
     #[command(flatten)]
     pub(crate) timed: TimedArgs,
@@ -431,6 +431,12 @@ impl BenchArgs {
         }
         if self.pages == 0 {
             return Err("--pages must be at least 1".to_string());
+        }
+        if self.tls && !self.null {
+            return Err(
+                "--tls serves the --null responder over HTTPS; for an HTTPS server use --endpoint https://HOST:PORT"
+                    .to_string(),
+            );
         }
         if let Some(b) = &self.bucket {
             let ok_chars = b

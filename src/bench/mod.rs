@@ -312,7 +312,11 @@ fn print_banner(args: &BenchArgs, ctx: &Ctx, target: &Target, buffer_len: usize,
             "ringstore bench: null responder {} (no auth, no storage: the client's own ceiling)",
             ctx.endpoint.url()
         ),
-        Target::Remote => eprintln!("ringstore bench: endpoint {}", ctx.endpoint.url()),
+        Target::Remote => eprintln!(
+            "ringstore bench: endpoint {}{}",
+            ctx.endpoint.url(),
+            tls_note(args, &ctx.endpoint)
+        ),
     }
     eprintln!(
         "ringstore bench: scenario {}, payload {}, bucket {}, {} body buffer in {gen_secs:.2} s, time cap {} s per scenario",
@@ -322,6 +326,18 @@ fn print_banner(args: &BenchArgs, ctx: &Ctx, target: &Target, buffer_len: usize,
         format_size(buffer_len as u64),
         args.duration_secs,
     );
+}
+
+/// How the banner describes the certificate check of `endpoint` (nothing for plain HTTP).
+fn tls_note(args: &BenchArgs, endpoint: &Endpoint) -> String {
+    match (endpoint.is_tls(), args.trust()) {
+        (false, _) => String::new(),
+        (true, tls::Trust::System) => " (TLS, verified against the system's trust store)".into(),
+        (true, tls::Trust::Bundle(p)) => {
+            format!(" (TLS, verified against --ca-bundle {})", p.display())
+        }
+        (true, tls::Trust::Insecure) => " (TLS, certificate NOT verified: --insecure)".into(),
+    }
 }
 
 /// Prints a result line: on stdout (flushed), or on stderr when stdout carries the JSON.
@@ -500,7 +516,11 @@ fn timed_step(
         timed::RunOpts::measured(args, ctx.duration, null),
     );
     let urls = ctx.endpoints.iter().map(|e| e.url()).collect();
-    let params = run_report::params(args, args.scenario.name(), urls, &ctx.bucket);
+    let tls_verify = ctx.endpoint.is_tls().then(|| match args.null {
+        true => "self-signed",
+        false => args.trust().name(),
+    });
+    let params = run_report::params(args, args.scenario.name(), urls, tls_verify, &ctx.bucket);
     let mut report = run_report::RunReport::new(params, &m, args.timed.trim_secs);
     if !null && !args.timed.no_ceiling && !ctx.is_interrupted() {
         match ceiling(ctx, args, w) {
@@ -542,6 +562,7 @@ fn ceiling(ctx: &Ctx, args: &BenchArgs, w: timed::Workload) -> Result<run_report
     responder.stop();
     let window = stats::window(m.elapsed_secs, args.timed.trim_secs);
     Ok(run_report::Ceiling {
+        tls: ctx.endpoint.is_tls(),
         secs: m.elapsed_secs,
         operations: run_report::operations(&m, window),
     })
