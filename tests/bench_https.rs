@@ -153,6 +153,17 @@ fn bench_over_https_verifies_the_server_certificate() {
     assert_eq!(totals(&r, "GET"), (60, 60 * 3000, 0), "{r}");
     assert_eq!(r["params"]["tls_verify"], "ca-bundle");
 
+    // --ca-bundle wins over AWS_CA_BUNDLE; an empty AWS_CA_BUNDLE means none (the system's
+    // store, which does not know the test CA: the run fails).
+    let mut args = small("put");
+    args.extend(["--ca-bundle", ca]);
+    let r = report(&bench(&url, &args, &[("AWS_CA_BUNDLE", &certs.other_ca)]));
+    assert_eq!(totals(&r, "PUT").0, 60, "{r}");
+    let empty = Path::new("");
+    let env = [("AWS_CA_BUNDLE", empty), ("SSL_CERT_FILE", &certs.other_ca)];
+    let (_, stderr) = failed(&bench(&url, &small("put"), &env));
+    assert!(stderr.contains("certificate did not verify"), "{stderr}");
+
     // --insecure: no CA at all.
     let mut args = small("stat");
     args.push("--insecure");

@@ -44,6 +44,8 @@ pub(crate) const MAX_PAGE_SIZE_KEYS: usize = 1000;
 const DEFAULT_PAGES: u64 = 100;
 /// Longest bucket name S3 allows.
 const MAX_BUCKET_NAME_BYTES: usize = 63;
+/// Environment variable naming a CA bundle when `--ca-bundle` is not given (the aws tools').
+const AWS_CA_BUNDLE_ENV: &str = "AWS_CA_BUNDLE";
 /// Shortest bucket name S3 allows.
 const MIN_BUCKET_NAME_BYTES: usize = 3;
 
@@ -128,8 +130,8 @@ pub struct BenchArgs {
     /// S3 endpoint to load, e.g. http://127.0.0.1:9000 or https://s3.example.com:9443 (the port defaults to 80 or 443); a comma-separated list spreads the connections over several endpoints, all http:// or all https://. For https:// the server's certificate is verified against the system's trust store unless --ca-bundle or --insecure says otherwise. Without --endpoint an in-process server is started on 127.0.0.1 with a fresh data directory under --data, and stopped at the end.
     #[arg(long, value_name = "URL")]
     pub(crate) endpoint: Option<String>,
-    /// https:// endpoints: trust only the CA certificates in this PEM file instead of the system's trust store (as the aws CLI's --ca-bundle). Also read from the AWS_CA_BUNDLE environment variable.
-    #[arg(long, value_name = "FILE", env = "AWS_CA_BUNDLE")]
+    /// https:// endpoints: trust only the CA certificates in this PEM file instead of the system's trust store (as the aws CLI's --ca-bundle). Without the flag, a non-empty AWS_CA_BUNDLE environment variable names the file.
+    #[arg(long, value_name = "FILE")]
     pub(crate) ca_bundle: Option<PathBuf>,
     /// https:// endpoints: do not verify the server's certificate (chain and name), for test setups with a self-signed certificate; the handshake signatures are still checked. Overrides --ca-bundle. Never use it where the network is not yours.
     #[arg(long)]
@@ -223,12 +225,18 @@ pub(crate) enum BenchCommand {
 }
 
 impl BenchArgs {
-    /// What the client trusts on https:// endpoints (`--insecure`, `--ca-bundle`).
+    /// What the client trusts on https:// endpoints: `--insecure`, else `--ca-bundle`, else a
+    /// non-empty `AWS_CA_BUNDLE` (as the aws tools read it), else the system's store.
     pub(crate) fn trust(&self) -> Trust {
-        match (&self.ca_bundle, self.insecure) {
-            (_, true) => Trust::Insecure,
-            (Some(path), false) => Trust::Bundle(path.clone()),
-            (None, false) => Trust::System,
+        let from_env = || {
+            std::env::var_os(AWS_CA_BUNDLE_ENV)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
+        match (self.insecure, self.ca_bundle.clone().or_else(from_env)) {
+            (true, _) => Trust::Insecure,
+            (false, Some(path)) => Trust::Bundle(path),
+            (false, None) => Trust::System,
         }
     }
 

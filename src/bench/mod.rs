@@ -334,7 +334,7 @@ fn tls_note(args: &BenchArgs, endpoint: &Endpoint) -> String {
         (false, _) => String::new(),
         (true, tls::Trust::System) => " (TLS, verified against the system's trust store)".into(),
         (true, tls::Trust::Bundle(p)) => {
-            format!(" (TLS, verified against --ca-bundle {})", p.display())
+            format!(" (TLS, verified against the CA file {})", p.display())
         }
         (true, tls::Trust::Insecure) => " (TLS, certificate NOT verified: --insecure)".into(),
     }
