@@ -12,7 +12,7 @@
 //! buffers are reused across requests; after any I/O or framing error the connection is dropped
 //! and the next request opens a new one, so a broken stream never carries a second request.
 
-use super::tls::{handshake_error, BufferedSocket, Trust};
+use super::tls::{handshake_error, BufferedSocket, Trust, TLS_SEND_BUFFER_BYTES};
 use crate::auth::{sign_headers, Credentials};
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
@@ -467,6 +467,7 @@ fn handshake(
 ) -> Result<StreamOwned<ClientConnection, BufferedSocket>, String> {
     let mut conn = ClientConnection::new(target.config.clone(), target.name.clone())
         .map_err(|e| format!("TLS: {e}"))?;
+    conn.set_buffer_limit(Some(TLS_SEND_BUFFER_BYTES));
     let mut socket = BufferedSocket::new(socket);
     while conn.is_handshaking() {
         conn.complete_io(&mut socket)

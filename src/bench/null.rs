@@ -13,6 +13,7 @@
 //! of an HTTPS run includes the client's TLS cost.
 
 use super::fill::fill_key;
+use super::tls::TLS_SEND_BUFFER_BYTES;
 use crate::http::percent::{percent_decode, query_segments};
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
 use std::io::{Read, Write};
@@ -82,7 +83,8 @@ impl NullResponder {
                     None => serve_connection(stream, &c),
                     Some(config) => {
                         // The handshake runs within the first read of the request.
-                        if let Ok(conn) = ServerConnection::new(config) {
+                        if let Ok(mut conn) = ServerConnection::new(config) {
+                            conn.set_buffer_limit(Some(TLS_SEND_BUFFER_BYTES));
                             serve_connection(StreamOwned::new(conn, stream), &c);
                         }
                     }
