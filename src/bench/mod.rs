@@ -4,7 +4,7 @@
 //! Role: measure what a client sees (operations per second, MiB/s, latency percentiles) for
 //! small PUT/GET (new keys or a working set overwritten), one large PUT, a parallel multipart
 //! upload, ListObjectsV2 pages and bulk fills, with std threads and blocking keep-alive TCP
-//! connections, so the client stays simple and cheap next to the server; and, with `--null`,
+//! connections (plain or TLS), so the client stays simple and cheap next to the server; and, with `--null`,
 //! the client's own ceiling against a trivial responder.
 //!
 //! Invariants: the bench never picks a non-loopback target by itself (without `--endpoint` it
@@ -15,7 +15,8 @@
 //!
 //! Layout: `args` (flags, sizes), `client` (HTTP/1.1 + SigV4 client, response parsing),
 //! `workload` (small/large/multipart scenarios), `fill` and `list` (those scenarios), `report`
-//! (results, text and JSON), `server` (in-process server), `null` (the trivial responder).
+//! (results, text and JSON), `server` (in-process server), `null` (the trivial responder), `tls`
+//! (the client's trust and TLS socket, the null responder's self-signed certificate).
 
 mod args;
 mod client;
