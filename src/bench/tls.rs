@@ -214,22 +214,21 @@ impl SelfSigned {
 /// What a failed TLS handshake means to the user: a certificate that did not verify says so and
 /// how to trust it; anything else is passed on.
 pub(crate) fn handshake_error(e: &io::Error) -> String {
-    let cert = e
+    let tls = e
         .get_ref()
-        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-        .filter(|r| {
-            matches!(
-                r,
-                rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
-            )
-        });
-    match cert {
-        Some(r) => format!(
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>());
+    match tls {
+        Some(
+            r @ (rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented),
+        ) => format!(
             "TLS: the server's certificate did not verify ({r}); trust its CA with --ca-bundle \
              FILE (or AWS_CA_BUNDLE), or skip verification for a self-signed test setup with \
              --insecure"
         ),
-        None => format!("TLS handshake: {e}"),
+        Some(r @ rustls::Error::InvalidMessage(_)) => format!(
+            "TLS handshake: {r} (does the server speak plain HTTP on this port? then use http://)"
+        ),
+        _ => format!("TLS handshake: {e}"),
     }
 }
 
@@ -312,5 +311,20 @@ mod tests {
         let config = Trust::Bundle(good).client_config().unwrap();
         assert_eq!(config.alpn_protocols, vec![b"http/1.1".to_vec()]);
         assert!(Trust::Insecure.client_config().is_ok());
+    }
+
+    #[test]
+    fn handshake_errors_say_what_to_do() {
+        let wrap = |e: rustls::Error| io::Error::new(io::ErrorKind::InvalidData, e);
+        let unknown = rustls::CertificateError::UnknownIssuer;
+        let m = handshake_error(&wrap(rustls::Error::InvalidCertificate(unknown)));
+        assert!(
+            m.contains("did not verify") && m.contains("--ca-bundle") && m.contains("--insecure")
+        );
+        let plain = rustls::InvalidMessage::InvalidContentType;
+        let m = handshake_error(&wrap(rustls::Error::InvalidMessage(plain)));
+        assert!(m.contains("use http://"), "{m}");
+        let m = handshake_error(&io::Error::from(io::ErrorKind::UnexpectedEof));
+        assert!(m.starts_with("TLS handshake: "), "{m}");
     }
 }
