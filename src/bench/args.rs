@@ -6,6 +6,7 @@
 
 use super::timed::Workload;
 use super::timed_args::TimedArgs;
+use super::tls::Trust;
 use crate::runtime::FsyncPolicy;
 use clap::ValueEnum;
 use std::path::PathBuf;
@@ -41,6 +42,8 @@ const DEFAULT_PAGE_SIZE_KEYS: usize = 1000;
 pub(crate) const MAX_PAGE_SIZE_KEYS: usize = 1000;
 /// Longest bucket name S3 allows.
 const MAX_BUCKET_NAME_BYTES: usize = 63;
+/// Environment variable naming a CA bundle when `--ca-bundle` is not given (the aws tools').
+const AWS_CA_BUNDLE_ENV: &str = "AWS_CA_BUNDLE";
 /// Shortest bucket name S3 allows.
 const MIN_BUCKET_NAME_BYTES: usize = 3;
 
@@ -122,9 +125,15 @@ pub(crate) enum KeysArg {
                   Exit status: 0 when every request succeeded, 1 when any failed, 2 for bad flags or setup errors, 130 after Ctrl-C (a second Ctrl-C stops at once, without cleanup)."
 )]
 pub struct BenchArgs {
-    /// S3 endpoint to load, e.g. http://127.0.0.1:9000 (plain HTTP only). Without it an in-process server is started on 127.0.0.1 with a fresh data directory under --data, and stopped at the end.
+    /// S3 endpoint to load, e.g. http://127.0.0.1:9000 or https://s3.example.com:9443 (the port defaults to 80 or 443); a comma-separated list spreads the connections over several endpoints, all http:// or all https://. For https:// the server's certificate is verified against the system's trust store unless --ca-bundle or --insecure says otherwise. Without --endpoint an in-process server is started on 127.0.0.1 with a fresh data directory under --data, and stopped at the end.
     #[arg(long, value_name = "URL")]
     pub(crate) endpoint: Option<String>,
+    /// https:// endpoints: trust only the CA certificates in this PEM file instead of the system's trust store (as the aws CLI's --ca-bundle). Without the flag, a non-empty AWS_CA_BUNDLE environment variable names the file.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) ca_bundle: Option<PathBuf>,
+    /// https:// endpoints: do not verify the server's certificate (chain and name), for test setups with a self-signed certificate; the handshake signatures are still checked. Overrides --ca-bundle. Never use it where the network is not yours.
+    #[arg(long)]
+    pub(crate) insecure: bool,
     /// Which workload to run.
     #[arg(long, value_enum, default_value_t = Scenario::All)]
     pub(crate) scenario: Scenario,
@@ -189,6 +198,9 @@ pub struct BenchArgs {
     /// Run the workload against a trivial responder in this process instead of a server: it reads each request fully and answers a fixed success (no auth, no storage), to measure the client's own ceiling. Its list pages come from --objects synthetic keys named as by fill.
     #[arg(long, conflicts_with = "endpoint")]
     pub(crate) null: bool,
+    /// With --null: the responder serves HTTPS with a self-signed certificate made at start, which the client trusts (the client's ceiling over TLS). Timed workloads against an https:// endpoint measure their ceiling this way by themselves.
+    #[arg(long)]
+    pub(crate) tls: bool,
     #[command(flatten)]
     pub(crate) timed: TimedArgs,
     #[command(subcommand)]
@@ -208,6 +220,21 @@ pub(crate) enum BenchCommand {
 }
 
 impl BenchArgs {
+    /// What the client trusts on https:// endpoints: `--insecure`, else `--ca-bundle`, else a
+    /// non-empty `AWS_CA_BUNDLE` (as the aws tools read it), else the system's store.
+    pub(crate) fn trust(&self) -> Trust {
+        let from_env = || {
+            std::env::var_os(AWS_CA_BUNDLE_ENV)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
+        match (self.insecure, self.ca_bundle.clone().or_else(from_env)) {
+            (true, _) => Trust::Insecure,
+            (false, Some(path)) => Trust::Bundle(path),
+            (false, None) => Trust::System,
+        }
+    }
+
     /// Whether the JSON goes to stdout (so the human lines go to stderr).
     pub(crate) fn json_stdout(&self) -> bool {
         self.json.as_deref() == Some("-")
@@ -409,6 +436,12 @@ impl BenchArgs {
                 "--page-size {}: must be between 1 and {MAX_PAGE_SIZE_KEYS}",
                 self.page_size
             ));
+        }
+        if self.tls && !self.null {
+            return Err(
+                "--tls serves the --null responder over HTTPS; for an HTTPS server use --endpoint https://HOST:PORT"
+                    .to_string(),
+            );
         }
         if let Some(b) = &self.bucket {
             let ok_chars = b

@@ -1,13 +1,21 @@
 //! A small blocking S3 client for the bench: one keep-alive HTTP/1.1 connection over
-//! `std::net::TcpStream` (TCP_NODELAY), SigV4 via [`crate::auth::sign_headers`], and a response
+//! `std::net::TcpStream` (TCP_NODELAY), plain or TLS, SigV4 via [`crate::auth::sign_headers`], and a response
 //! reader that handles only what the server sends (a head plus a `Content-Length` body).
 //!
+//! `https://` endpoints speak TLS through rustls (see [`super::tls`] for what is trusted); the
+//! handshake is part of opening a connection, before any request is written.
+//!
 //! Invariants: request bodies are written straight from the caller's slice (small ones are
-//! copied into the reused head buffer so head and body leave in one segment); the read and head
+//! copied into the reused head buffer so head and body leave in one segment; over TLS rustls
+//! encrypts from that slice into its records); every request is flushed before its response is
+//! read; the read and head
 //! buffers are reused across requests; after any I/O or framing error the connection is dropped
 //! and the next request opens a new one, so a broken stream never carries a second request.
 
+use super::tls::{handshake_error, BufferedSocket, Trust, TLS_SEND_BUFFER_BYTES};
 use crate::auth::{sign_headers, Credentials};
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection, StreamOwned};
 use sha2::{Digest, Sha256};
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -39,69 +47,143 @@ const HEAD_BUF_INITIAL_BYTES: usize = 2048;
 /// Initial capacity of the reused list of signed request headers.
 const SIGNED_HEADERS_INITIAL: usize = 8;
 
-/// Where requests go: the socket address and the `Host` header value.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where requests go: the socket address, the `Host` header value, and for `https://` the
+/// server name and client configuration of the TLS handshake.
+#[derive(Debug, Clone)]
 pub(crate) struct Endpoint {
     addr: SocketAddr,
     host: String,
+    tls: Option<TlsTarget>,
+}
+
+/// The TLS side of an `https://` endpoint.
+#[derive(Debug, Clone)]
+struct TlsTarget {
+    /// Sent as SNI and checked against the certificate (a DNS name or an IP address).
+    name: ServerName<'static>,
+    config: Arc<ClientConfig>,
+}
+
+/// The client TLS configuration of `https://` endpoints, made from `--ca-bundle`/`--insecure`
+/// when the first one is parsed (so plain HTTP runs never read a trust store).
+pub(crate) struct TlsSetup {
+    trust: Trust,
+    config: Option<Arc<ClientConfig>>,
+}
+
+impl TlsSetup {
+    pub(crate) fn new(trust: Trust) -> TlsSetup {
+        TlsSetup {
+            trust,
+            config: None,
+        }
+    }
+
+    fn config(&mut self) -> Result<Arc<ClientConfig>, String> {
+        if self.config.is_none() {
+            self.config = Some(self.trust.client_config()?);
+        }
+        Ok(self.config.clone().expect("just made"))
+    }
 }
 
 impl Endpoint {
-    /// Parses `http://host[:port][/]` (the scheme may be left out; port defaults to 80).
-    pub(crate) fn parse(url: &str) -> Result<Endpoint, String> {
-        let rest = if let Some(r) = url.strip_prefix("http://") {
-            r
-        } else if url.starts_with("https://") {
-            return Err(format!(
-                "--endpoint {url}: https is not supported by the bench client; use http://"
-            ));
+    /// Parses `http://host[:port][/]` or `https://host[:port][/]` (the scheme may be left out
+    /// for http; the port defaults to 80 or 443). `tls` configures the https ones.
+    pub(crate) fn parse(url: &str, tls: &mut TlsSetup) -> Result<Endpoint, String> {
+        let (rest, secure) = if let Some(r) = url.strip_prefix("http://") {
+            (r, false)
+        } else if let Some(r) = url.strip_prefix("https://") {
+            (r, true)
         } else if url.contains("://") {
             return Err(format!(
-                "--endpoint {url}: only http:// endpoints are supported"
+                "--endpoint {url}: only http:// and https:// endpoints are supported"
             ));
         } else {
-            url
+            (url, false)
         };
         let authority = rest.strip_suffix('/').unwrap_or(rest);
         if authority.is_empty() || authority.contains(['/', '?', '#', '@', ' ']) {
             return Err(format!(
-                "--endpoint {url}: expected http://HOST:PORT with no path, query or user info"
+                "--endpoint {url}: expected http(s)://HOST:PORT with no path, query or user info"
             ));
         }
-        let with_port = if authority.starts_with('[') {
-            if authority.ends_with(']') {
-                format!("{authority}:80")
-            } else {
-                authority.to_string()
-            }
-        } else if authority.contains(':') {
-            authority.to_string()
-        } else {
-            format!("{authority}:80")
+        let addr = resolve(authority, if secure { 443 } else { 80 })
+            .map_err(|e| format!("--endpoint {url}: {e}"))?;
+        let tls = match secure {
+            false => None,
+            true => Some(TlsTarget {
+                name: server_name(authority).map_err(|e| format!("--endpoint {url}: {e}"))?,
+                config: tls.config()?,
+            }),
         };
-        let addr = with_port
-            .to_socket_addrs()
-            .map_err(|e| format!("--endpoint {url}: {e}"))?
-            .next()
-            .ok_or_else(|| format!("--endpoint {url}: resolves to no address"))?;
         Ok(Endpoint {
             addr,
             host: authority.to_string(),
+            tls,
         })
     }
 
-    /// The endpoint of a server listening on `addr`.
+    /// The endpoint of a plain HTTP server listening on `addr`.
     pub(crate) fn of(addr: SocketAddr) -> Endpoint {
         Endpoint {
             addr,
             host: addr.to_string(),
+            tls: None,
         }
     }
 
-    /// The endpoint as a URL: `http://HOST:PORT`.
-    pub(crate) fn url(&self) -> String {
-        format!("http://{}", self.host)
+    /// The endpoint of an HTTPS server listening on `addr`, verified with `config` against the
+    /// address itself (the certificate must name that IP address).
+    pub(crate) fn of_tls(addr: SocketAddr, config: Arc<ClientConfig>) -> Endpoint {
+        Endpoint {
+            tls: Some(TlsTarget {
+                name: ServerName::IpAddress(addr.ip().into()),
+                config,
+            }),
+            ..Endpoint::of(addr)
+        }
     }
+
+    /// Whether requests go over TLS (`https://`).
+    pub(crate) fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// The endpoint as a URL: `http://HOST:PORT` or `https://HOST:PORT`.
+    pub(crate) fn url(&self) -> String {
+        let scheme = if self.is_tls() { "https" } else { "http" };
+        format!("{scheme}://{}", self.host)
+    }
+}
+
+/// The first socket address of `authority` (`HOST`, `HOST:PORT`, `[V6]` or `[V6]:PORT`).
+fn resolve(authority: &str, default_port: u16) -> Result<SocketAddr, String> {
+    let has_port = if authority.starts_with('[') {
+        !authority.ends_with(']')
+    } else {
+        authority.contains(':')
+    };
+    let with_port = if has_port {
+        authority.to_string()
+    } else {
+        format!("{authority}:{default_port}")
+    };
+    with_port
+        .to_socket_addrs()
+        .map_err(|e| e.to_string())?
+        .next()
+        .ok_or_else(|| "resolves to no address".to_string())
+}
+
+/// The TLS server name of `authority`: its host without port or IPv6 brackets.
+fn server_name(authority: &str) -> Result<ServerName<'static>, String> {
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    ServerName::try_from(host.to_string())
+        .map_err(|e| format!("{host:?} is not a TLS server name: {e}"))
 }
 
 /// How request bodies are covered by the signature.
@@ -236,9 +318,43 @@ fn xml_unescape(s: &str) -> String {
         .replace("&amp;", "&")
 }
 
+/// The byte stream of a connection: the socket itself for plain HTTP (writes and reads go
+/// straight to it), or a rustls client stream over it.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<StreamOwned<ClientConnection, BufferedSocket>>),
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write(buf),
+            Stream::Tls(s) => s.write(buf),
+        }
+    }
+
+    /// Over TLS: every encrypted byte is handed to the socket (rustls's `write` may leave some
+    /// queued, and only reports a socket error on the next call).
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.flush(),
+            Stream::Tls(s) => s.flush(),
+        }
+    }
+}
+
 /// One keep-alive connection with reusable buffers.
 struct Conn {
-    stream: TcpStream,
+    stream: Stream,
     rbuf: Vec<u8>,
     /// Unconsumed bytes are `rbuf[rpos..rend]`.
     rpos: usize,
@@ -246,11 +362,24 @@ struct Conn {
 }
 
 impl Conn {
-    fn open(addr: SocketAddr) -> io::Result<Conn> {
-        let stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)?;
-        stream.set_nodelay(true)?;
-        stream.set_read_timeout(Some(IO_TIMEOUT))?;
-        stream.set_write_timeout(Some(IO_TIMEOUT))?;
+    /// Connects to `endpoint` and, for https, completes the TLS handshake (so neither is part
+    /// of a timed request when the caller connects first).
+    fn open(endpoint: &Endpoint) -> Result<Conn, String> {
+        let addr = endpoint.addr;
+        let socket = || -> io::Result<TcpStream> {
+            let stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)?;
+            stream.set_nodelay(true)?;
+            stream.set_read_timeout(Some(IO_TIMEOUT))?;
+            stream.set_write_timeout(Some(IO_TIMEOUT))?;
+            Ok(stream)
+        };
+        let socket = socket().map_err(|e| format!("connect {addr}: {e}"))?;
+        let stream = match &endpoint.tls {
+            None => Stream::Plain(socket),
+            Some(t) => Stream::Tls(Box::new(
+                handshake(t, socket).map_err(|e| format!("{}: {e}", endpoint.url()))?,
+            )),
+        };
         Ok(Conn {
             stream,
             rbuf: vec![0u8; READ_BUF_INITIAL_BYTES],
@@ -331,6 +460,22 @@ impl Conn {
     }
 }
 
+/// The client side of the TLS handshake with `target` on `socket`, run to completion.
+fn handshake(
+    target: &TlsTarget,
+    socket: TcpStream,
+) -> Result<StreamOwned<ClientConnection, BufferedSocket>, String> {
+    let mut conn = ClientConnection::new(target.config.clone(), target.name.clone())
+        .map_err(|e| format!("TLS: {e}"))?;
+    conn.set_buffer_limit(Some(TLS_SEND_BUFFER_BYTES));
+    let mut socket = BufferedSocket::new(socket);
+    while conn.is_handshaking() {
+        conn.complete_io(&mut socket)
+            .map_err(|e| handshake_error(&e))?;
+    }
+    Ok(StreamOwned::new(conn, socket))
+}
+
 /// A client bound to one endpoint and key; holds at most one open connection.
 pub(crate) struct Client {
     endpoint: Endpoint,
@@ -373,10 +518,7 @@ impl Client {
     /// Opens the connection now (instead of on the first request), so it is not timed.
     pub(crate) fn connect(&mut self) -> Result<(), String> {
         if self.conn.is_none() {
-            self.conn = Some(
-                Conn::open(self.endpoint.addr)
-                    .map_err(|e| format!("connect {}: {e}", self.endpoint.addr))?,
-            );
+            self.conn = Some(Conn::open(&self.endpoint)?);
         }
         Ok(())
     }
@@ -463,6 +605,7 @@ impl Client {
                 .write_all(body)
                 .map_err(|e| format!("write body: {e}"))?;
         }
+        conn.stream.flush().map_err(|e| format!("write: {e}"))?;
         if let Some(sent) = &self.sent {
             sent.fetch_add(1, Ordering::Relaxed);
         }
@@ -474,32 +617,77 @@ impl Client {
 mod tests {
     use super::*;
 
+    fn plain(url: &str) -> Result<Endpoint, String> {
+        Endpoint::parse(url, &mut TlsSetup::new(Trust::Insecure))
+    }
+
     #[test]
     fn endpoint_parsing() {
-        let e = Endpoint::parse("http://127.0.0.1:9000").unwrap();
+        let e = plain("http://127.0.0.1:9000").unwrap();
         assert_eq!(e.addr, "127.0.0.1:9000".parse().unwrap());
         assert_eq!(e.host, "127.0.0.1:9000");
         assert_eq!(e.url(), "http://127.0.0.1:9000");
-        let e = Endpoint::parse("http://127.0.0.1:9000/").unwrap();
+        assert!(!e.is_tls());
+        let e = plain("http://127.0.0.1:9000/").unwrap();
         assert_eq!(e.host, "127.0.0.1:9000");
-        let e = Endpoint::parse("127.0.0.1:8080").unwrap();
+        let e = plain("127.0.0.1:8080").unwrap();
         assert_eq!(e.addr.port(), 8080);
-        let e = Endpoint::parse("http://127.0.0.1").unwrap();
+        let e = plain("http://127.0.0.1").unwrap();
         assert_eq!(e.addr.port(), 80);
-        let e = Endpoint::parse("http://[::1]:9000").unwrap();
+        let e = plain("http://[::1]:9000").unwrap();
         assert_eq!(e.addr, "[::1]:9000".parse().unwrap());
-        let e = Endpoint::parse("http://[::1]").unwrap();
+        let e = plain("http://[::1]").unwrap();
         assert_eq!(e.addr.port(), 80);
         for bad in [
-            "https://127.0.0.1:9000",
             "ftp://x",
             "http://",
+            "https://",
             "http://127.0.0.1:9000/bucket",
+            "https://127.0.0.1:9000/bucket",
             "http://u:p@127.0.0.1:9000",
+            "https://u:p@127.0.0.1:9000",
             "http://127.0.0.1:notaport",
+            "https://127.0.0.1:notaport",
         ] {
-            assert!(Endpoint::parse(bad).is_err(), "{bad}");
+            assert!(plain(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn https_endpoint_parsing() {
+        let e = plain("https://127.0.0.1:9443").unwrap();
+        assert_eq!(e.addr, "127.0.0.1:9443".parse().unwrap());
+        assert_eq!(e.host, "127.0.0.1:9443");
+        assert_eq!(e.url(), "https://127.0.0.1:9443");
+        let t = e.tls.as_ref().expect("https is TLS");
+        assert_eq!(t.name, ServerName::try_from("127.0.0.1").unwrap());
+        assert!(matches!(t.name, ServerName::IpAddress(_)));
+        assert_eq!(t.config.alpn_protocols, vec![b"http/1.1".to_vec()]);
+        let e = plain("https://127.0.0.1/").unwrap();
+        assert_eq!((e.addr.port(), e.host.as_str()), (443, "127.0.0.1"));
+        let e = plain("https://localhost:9443").unwrap();
+        assert_eq!(e.addr.port(), 9443);
+        assert_eq!(e.host, "localhost:9443");
+        let name = &e.tls.as_ref().unwrap().name;
+        assert_eq!(name, &ServerName::try_from("localhost").unwrap());
+        assert!(matches!(name, ServerName::DnsName(_)));
+        let e = plain("https://[::1]:9443").unwrap();
+        assert_eq!(e.addr, "[::1]:9443".parse().unwrap());
+        assert_eq!(e.url(), "https://[::1]:9443");
+        assert_eq!(
+            e.tls.unwrap().name,
+            ServerName::IpAddress("::1".parse::<std::net::IpAddr>().unwrap().into())
+        );
+        assert_eq!(plain("https://[::1]").unwrap().addr.port(), 443);
+
+        // The trust store is only read for an https endpoint, and its error is the parse error.
+        let mut bad_ca = TlsSetup::new(Trust::Bundle("/nonexistent/ca.pem".into()));
+        assert!(Endpoint::parse("http://127.0.0.1:9000", &mut bad_ca).is_ok());
+        let e = Endpoint::parse("https://127.0.0.1:9443", &mut bad_ca).unwrap_err();
+        assert!(
+            e.contains("--ca-bundle /nonexistent/ca.pem: cannot read"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -5,8 +5,8 @@
 //! small PUT/GET (new keys or a working set overwritten), one large PUT against one parallel
 //! multipart upload, bulk fills, and the warp-style timed workloads (PUT, GET, STAT, DELETE,
 //! mixed, ListObjectsV2 pages, multipart uploads) with per-second statistics, with std threads
-//! and blocking keep-alive TCP connections, so the client stays simple and cheap next to the
-//! server; and, with `--null`, the client's own ceiling against a trivial responder.
+//! and blocking keep-alive TCP connections (plain or TLS), so the client stays simple and cheap
+//! next to the server; and, with `--null`, the client's own ceiling against a trivial responder.
 //!
 //! Invariants: the bench never picks a non-loopback target by itself (without `--endpoint` it
 //! starts its own server, or with `--null` its responder, on 127.0.0.1); it writes only into a
@@ -19,7 +19,8 @@
 //! (one-shot results, text and JSON), `timed`/`timed_args` (the timed engine and its flags),
 //! `ops` (one timed operation), `list` and `multipart` (those requests and timed workloads),
 //! `stats`/`run_report`/`plot` (timed results, JSON, CSV, SVG), `server` (in-process server),
-//! `null` (the trivial responder).
+//! `null` (the trivial responder), `tls` (the client's trust and TLS socket, the null
+//! responder's self-signed certificate).
 
 mod args;
 mod client;
@@ -35,6 +36,7 @@ mod server;
 mod stats;
 mod timed;
 mod timed_args;
+mod tls;
 mod workload;
 
 pub use args::BenchArgs;
@@ -158,15 +160,15 @@ fn run_checked(args: BenchArgs) -> Result<Outcome, String> {
     let creds = credentials(&args)?;
     let interrupted = install_signal_handlers()?;
     let buffer_len = body_buffer_len(&args, plan)?;
-    let (endpoint, target) = start_target(&args, &creds)?;
+    let (endpoints, target) = start_target(&args, &creds)?;
 
     let t0 = Instant::now();
     let data = workload::random_data(buffer_len);
     let gen_secs = t0.elapsed().as_secs_f64();
 
     let ctx = Ctx {
-        endpoints: endpoints_of(&args, &endpoint)?,
-        endpoint,
+        endpoint: endpoints[0].clone(),
+        endpoints,
         creds,
         payload: payload_of(args.payload),
         bucket: args.bucket.clone().unwrap_or_else(bucket_name),
@@ -224,16 +226,14 @@ fn body_buffer_len(args: &BenchArgs, plan: Plan) -> Result<usize, String> {
         .map_err(|_| "the body buffer does not fit in memory on this platform".to_string())
 }
 
-/// The endpoint to load: `--endpoint`, the null responder, or an in-process server started here.
-fn start_target(args: &BenchArgs, creds: &Credentials) -> Result<(Endpoint, Target), String> {
+/// The endpoints to load: `--endpoint`'s list, the null responder, or an in-process server
+/// started here.
+fn start_target(args: &BenchArgs, creds: &Credentials) -> Result<(Vec<Endpoint>, Target), String> {
     match &args.endpoint {
-        Some(urls) => Ok((
-            Endpoint::parse(urls.split(',').next().unwrap_or(""))?,
-            Target::Remote,
-        )),
+        Some(urls) => Ok((remote_endpoints(urls, args)?, Target::Remote)),
         None if args.null => {
-            let r = null::NullResponder::start(args.object_size, args.timed.objects)?;
-            Ok((Endpoint::of(r.address), Target::Null(r)))
+            let (r, endpoint) = start_null(args, args.tls, args.timed.objects)?;
+            Ok((vec![endpoint], Target::Null(r)))
         }
         None => {
             let s = server::InProcess::start(
@@ -243,17 +243,45 @@ fn start_target(args: &BenchArgs, creds: &Credentials) -> Result<(Endpoint, Targ
                 args.fsync,
                 args.concurrency,
             )?;
-            Ok((Endpoint::of(s.address), Target::Server(Box::new(s))))
+            Ok((vec![Endpoint::of(s.address)], Target::Server(Box::new(s))))
         }
     }
 }
 
-/// Every endpoint of `--endpoint`'s comma list (the target's one otherwise).
-fn endpoints_of(args: &BenchArgs, first: &Endpoint) -> Result<Vec<Endpoint>, String> {
-    match &args.endpoint {
-        Some(urls) => urls.split(',').map(Endpoint::parse).collect(),
-        None => Ok(vec![first.clone()]),
+/// Every endpoint of `--endpoint`'s comma list; all http:// or all https:// (the client's
+/// ceiling is measured over one of the two).
+fn remote_endpoints(urls: &str, args: &BenchArgs) -> Result<Vec<Endpoint>, String> {
+    let mut tls = client::TlsSetup::new(args.trust());
+    let endpoints = urls
+        .split(',')
+        .map(|u| Endpoint::parse(u.trim(), &mut tls))
+        .collect::<Result<Vec<_>, _>>()?;
+    if endpoints
+        .iter()
+        .any(|e| e.is_tls() != endpoints[0].is_tls())
+    {
+        return Err(format!(
+            "--endpoint {urls}: mixes http:// and https:// endpoints; give endpoints of one scheme"
+        ));
     }
+    Ok(endpoints)
+}
+
+/// Starts the null responder (over HTTPS with a fresh self-signed certificate when `tls`) and
+/// the endpoint that reaches it, trusting that certificate only.
+fn start_null(
+    args: &BenchArgs,
+    tls: bool,
+    list_keys: u64,
+) -> Result<(null::NullResponder, Endpoint), String> {
+    let certs = tls.then(tls::SelfSigned::generate).transpose()?;
+    let server_tls = certs.as_ref().map(|c| c.server.clone());
+    let r = null::NullResponder::start(args.object_size, list_keys, server_tls)?;
+    let endpoint = match certs {
+        Some(c) => Endpoint::of_tls(r.address, c.client),
+        None => Endpoint::of(r.address),
+    };
+    Ok((r, endpoint))
 }
 
 /// A bucket name no other run uses: the process id and the low bits of the clock.
@@ -294,7 +322,11 @@ fn print_banner(args: &BenchArgs, ctx: &Ctx, target: &Target, buffer_len: usize,
             "ringstore bench: null responder {} (no auth, no storage: the client's own ceiling)",
             ctx.endpoint.url()
         ),
-        Target::Remote => eprintln!("ringstore bench: endpoint {}", ctx.endpoint.url()),
+        Target::Remote => eprintln!(
+            "ringstore bench: endpoint {}{}",
+            ctx.endpoint.url(),
+            tls_note(args, &ctx.endpoint)
+        ),
     }
     eprintln!(
         "ringstore bench: scenario {}, payload {}, bucket {}, {} body buffer in {gen_secs:.2} s, time cap {} s per scenario",
@@ -304,6 +336,18 @@ fn print_banner(args: &BenchArgs, ctx: &Ctx, target: &Target, buffer_len: usize,
         format_size(buffer_len as u64),
         args.duration_secs,
     );
+}
+
+/// How the banner describes the certificate check of `endpoint` (nothing for plain HTTP).
+fn tls_note(args: &BenchArgs, endpoint: &Endpoint) -> String {
+    match (endpoint.is_tls(), args.trust()) {
+        (false, _) => String::new(),
+        (true, tls::Trust::System) => " (TLS, verified against the system's trust store)".into(),
+        (true, tls::Trust::Bundle(p)) => {
+            format!(" (TLS, verified against the CA file {})", p.display())
+        }
+        (true, tls::Trust::Insecure) => " (TLS, certificate NOT verified: --insecure)".into(),
+    }
 }
 
 /// Prints a result line: on stdout (flushed), or on stderr when stdout carries the JSON.
@@ -479,7 +523,11 @@ fn timed_step(
         timed::RunOpts::measured(args, ctx.duration, null),
     );
     let urls = ctx.endpoints.iter().map(|e| e.url()).collect();
-    let params = run_report::params(args, args.scenario.name(), urls, &ctx.bucket);
+    let tls_verify = ctx.endpoint.is_tls().then(|| match args.null {
+        true => "self-signed",
+        false => args.trust().name(),
+    });
+    let params = run_report::params(args, args.scenario.name(), urls, tls_verify, &ctx.bucket);
     let mut report = run_report::RunReport::new(params, &m, args.timed.trim_secs);
     if !null && !args.timed.no_ceiling && !ctx.is_interrupted() {
         match ceiling(ctx, args, w, m.listed_keys) {
@@ -504,7 +552,7 @@ fn timed_step(
 }
 
 /// The same workload against the null responder for a few seconds: the client's ceiling
-/// (list: over as many synthetic keys as the measured run listed).
+/// (list: over as many synthetic keys as the measured run listed; over TLS for an HTTPS run).
 fn ceiling(
     ctx: &Ctx,
     args: &BenchArgs,
@@ -512,8 +560,7 @@ fn ceiling(
     listed_keys: Option<u64>,
 ) -> Result<run_report::Ceiling, String> {
     let keys = listed_keys.unwrap_or(args.timed.objects).max(1);
-    let responder = null::NullResponder::start(args.object_size, keys)?;
-    let endpoint = Endpoint::of(responder.address);
+    let (responder, endpoint) = start_null(args, ctx.endpoint.is_tls(), keys)?;
     let null_ctx = Ctx {
         endpoints: vec![endpoint.clone()],
         endpoint,
@@ -529,6 +576,7 @@ fn ceiling(
     responder.stop();
     let window = stats::window(m.elapsed_secs, args.timed.trim_secs);
     Ok(run_report::Ceiling {
+        tls: ctx.endpoint.is_tls(),
         secs: m.elapsed_secs,
         operations: run_report::operations(&m, window),
     })

@@ -8,10 +8,14 @@
 //! Invariants: it listens on 127.0.0.1 only; it counts a request as answered just before writing
 //! its response, so once the client has read every response the count equals the requests the
 //! client sent; a request it cannot parse closes the connection without an answer (and is not
-//! counted). One thread per connection: the responder does no more work than it must.
+//! counted). One thread per connection: the responder does no more work than it must. With a
+//! TLS configuration it speaks HTTPS (rustls over the same blocking sockets), so the ceiling
+//! of an HTTPS run includes the client's TLS cost.
 
 use super::fill::fill_key;
+use super::tls::TLS_SEND_BUFFER_BYTES;
 use crate::http::percent::{percent_decode, query_segments};
+use rustls::{ServerConfig, ServerConnection, StreamOwned};
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -49,9 +53,13 @@ pub(crate) struct NullResponder {
 }
 
 impl NullResponder {
-    /// Listens on a free loopback port; GETs return `object_size` bytes and listings hold
-    /// `list_keys` synthetic keys.
-    pub(crate) fn start(object_size: u64, list_keys: u64) -> Result<NullResponder, String> {
+    /// Listens on a free loopback port (speaking TLS with `tls`); GETs return `object_size`
+    /// bytes and listings hold `list_keys` synthetic keys.
+    pub(crate) fn start(
+        object_size: u64,
+        list_keys: u64,
+        tls: Option<Arc<ServerConfig>>,
+    ) -> Result<NullResponder, String> {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .map_err(|e| format!("null responder: bind: {e}"))?;
         let address = listener
@@ -70,8 +78,19 @@ impl NullResponder {
                     return;
                 }
                 let Ok(stream) = stream else { continue };
+                let _ = stream.set_nodelay(true);
                 let c = shared.clone();
-                std::thread::spawn(move || serve_connection(stream, &c));
+                let tls = tls.clone();
+                std::thread::spawn(move || match tls {
+                    None => serve_connection(stream, &c),
+                    Some(config) => {
+                        // The handshake runs within the first read of the request.
+                        if let Ok(mut conn) = ServerConnection::new(config) {
+                            conn.set_buffer_limit(Some(TLS_SEND_BUFFER_BYTES));
+                            serve_connection(StreamOwned::new(conn, stream), &c);
+                        }
+                    }
+                });
             }
         });
         Ok(NullResponder {
@@ -133,9 +152,9 @@ fn parse_request(buf: &[u8]) -> Result<Option<Request>, String> {
     }))
 }
 
-/// Answers requests on one connection until the client closes it or sends garbage.
-fn serve_connection(mut stream: TcpStream, canned: &Canned) {
-    let _ = stream.set_nodelay(true);
+/// Answers requests on one connection (a socket, or a TLS stream over one) until the client
+/// closes it or sends garbage.
+fn serve_connection<S: Read + Write>(mut stream: S, canned: &Canned) {
     let mut buf = vec![0u8; READ_BUF_BYTES];
     let (mut start, mut end) = (0usize, 0usize);
     loop {
@@ -190,9 +209,10 @@ fn serve_connection(mut stream: TcpStream, canned: &Canned) {
     }
 }
 
-/// Writes the canned answer to `req` (whose body was `body` if it was a small POST).
-fn respond(
-    stream: &mut TcpStream,
+/// Writes the canned answer to `req` (whose body was `body` if it was a small POST; flushed:
+/// over TLS every record is on the socket).
+fn respond<S: Write>(
+    stream: &mut S,
     canned: &Canned,
     req: &Request,
     body: &[u8],
@@ -241,7 +261,7 @@ fn respond(
     if req.method != "HEAD" && !inline {
         stream.write_all(body)?;
     }
-    Ok(())
+    stream.flush()
 }
 
 /// A ListObjectsV2 page of the synthetic keys after the request's `start-after`.

@@ -20,6 +20,10 @@ pub(crate) struct Params {
     pub(crate) ringstore_version: String,
     pub(crate) workload: String,
     pub(crate) endpoints: Vec<String>,
+    /// How the client verified the endpoints' certificates: `system-roots`, `ca-bundle`,
+    /// `insecure`, `self-signed` (the null responder's own), or `None` for plain HTTP.
+    #[serde(default)]
+    pub(crate) tls_verify: Option<String>,
     pub(crate) region: String,
     pub(crate) bucket: String,
     pub(crate) prefix: String,
@@ -50,6 +54,9 @@ pub(crate) struct Params {
 /// The client's own ceiling: the same workload against the null responder.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub(crate) struct Ceiling {
+    /// Measured over TLS (as the run was, against an https:// endpoint).
+    #[serde(default)]
+    pub(crate) tls: bool,
     pub(crate) secs: f64,
     pub(crate) operations: Vec<OpReport>,
 }
@@ -113,14 +120,14 @@ impl RunReport {
         )];
         for op in &self.operations {
             lines.push(stats::text(op));
-            let ceiling = self
-                .client_ceiling
-                .as_ref()
-                .and_then(|c| c.operations.iter().find(|c| c.op == op.op));
-            if let Some(c) = ceiling {
+            let Some(ceiling) = &self.client_ceiling else {
+                continue;
+            };
+            if let Some(c) = ceiling.operations.iter().find(|c| c.op == op.op) {
                 let share = 100.0 * op.ops_per_sec.avg / c.ops_per_sec.avg.max(1e-9);
                 lines.push(format!(
-                    "       client ceiling (null responder): {:.1} ops/s, {:.2} MiB/s; this run reached {share:.0}% of it",
+                    "       client ceiling (null responder{}): {:.1} ops/s, {:.2} MiB/s; this run reached {share:.0}% of it",
+                    if ceiling.tls { " over TLS" } else { "" },
                     c.ops_per_sec.avg, c.mib_per_sec.avg
                 ));
             }
@@ -150,11 +157,13 @@ pub(crate) fn operations(m: &Measured, w: Window) -> Vec<OpReport> {
         .collect()
 }
 
-/// The parameters of a run of `workload` with `args`.
+/// The parameters of a run of `workload` with `args` on `endpoints` (certificates verified as
+/// `tls_verify` says, for https).
 pub(crate) fn params(
     args: &BenchArgs,
     workload: &str,
     endpoints: Vec<String>,
+    tls_verify: Option<&str>,
     bucket: &str,
 ) -> Params {
     let t = &args.timed;
@@ -162,6 +171,7 @@ pub(crate) fn params(
         ringstore_version: env!("CARGO_PKG_VERSION").to_string(),
         workload: workload.to_string(),
         endpoints,
+        tls_verify: tls_verify.map(str::to_string),
         region: t.region.clone(),
         bucket: bucket.to_string(),
         prefix: t.prefix.clone(),

@@ -345,9 +345,12 @@ impl Drop for Server {
     }
 }
 
-/// Parses the port out of `ringstore listening on http://127.0.0.1:PORT (...)`.
+/// Parses the port out of `ringstore listening on http://127.0.0.1:PORT (...)` (or `https://`).
 pub fn parse_port(line: &str) -> Option<u16> {
-    let rest = line.strip_prefix("ringstore listening on http://127.0.0.1:")?;
+    let rest = line.strip_prefix("ringstore listening on ")?;
+    let rest = rest
+        .strip_prefix("http://127.0.0.1:")
+        .or_else(|| rest.strip_prefix("https://127.0.0.1:"))?;
     let end = rest.find(|c: char| !c.is_ascii_digit())?;
     rest[..end].parse().ok()
 }
