@@ -1,29 +1,31 @@
 //! The access log: one line per request (text `key=value` or JSON), written to stderr by one
 //! writer thread.
 //!
-//! Invariants: an executor only formats its line and offers it to a bounded channel — it never
-//! waits for the writer and never wakes it (the writer drains the channel every
-//! [`ACCESS_LOG_DRAIN_INTERVAL`], in one write); when the channel is full the line is dropped and
-//! counted
-//! ([`AccessLog::dropped`], the metric `ringstore_log_lines_dropped_total`); a logged target
-//! never carries a request signature or credential (those query parameters are left out).
+//! Invariants: an executor only formats its line and appends it to its own core's buffer (a
+//! mutex only the writer also takes, for a swap every [`ACCESS_LOG_DRAIN_INTERVAL`]) — it never
+//! waits for the writer's I/O and never wakes it, and no line crosses threads alone (no channel
+//! operation or cross-thread free per request); the writer swaps each buffer out and writes all
+//! of them in one write. A core's buffer holds at most [`ACCESS_LOG_BUFFER_MAX_BYTES`]: past
+//! that its lines are dropped and counted ([`AccessLog::dropped`], the metric
+//! `ringstore_log_lines_dropped_total`). A logged target never carries a request signature or
+//! credential (those query parameters are left out).
 
 use crate::obs::LogFormat;
-use crossbeam::channel::{bounded, Receiver, Sender, TryRecvError, TrySendError};
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-/// Lines the channel holds before further lines are dropped.
-pub(crate) const ACCESS_LOG_QUEUE_LINES: usize = 64 * 1024;
-/// How long the writer sleeps between two drains of the channel: senders never wake it (a wake
+/// Bytes of lines one core's buffer holds before further lines are dropped (about 16,000 lines
+/// of 250 bytes: far more than a core logs in one drain interval).
+pub(crate) const ACCESS_LOG_BUFFER_MAX_BYTES: usize = 4 << 20;
+/// How long the writer sleeps between two drains of the buffers: loggers never wake it (a wake
 /// per line cost a futex call and a context switch per request), at the price of lines reaching
 /// stderr up to this late.
 pub(crate) const ACCESS_LOG_DRAIN_INTERVAL: std::time::Duration =
     std::time::Duration::from_millis(20);
-/// A drained batch's buffer is given back when it grew beyond this.
-const WRITE_BATCH_KEEP_MAX_BYTES: usize = 4 << 20;
+/// A drained buffer's capacity is given back when it grew beyond this.
+const BUFFER_KEEP_MAX_BYTES: usize = 1 << 20;
 /// Query parameters never logged (presigned URL secrets and signatures).
 const SECRET_QUERY_PARAMS: &[&str] = &[
     "X-Amz-Signature",
@@ -33,12 +35,17 @@ const SECRET_QUERY_PARAMS: &[&str] = &[
     "AWSAccessKeyId",
 ];
 
-/// A handle every core logs through (cheap to clone).
+/// What the loggers and the writer share: one line buffer per core.
+struct Shared {
+    buffers: Vec<Mutex<Vec<u8>>>,
+    dropped: AtomicU64,
+}
+
+/// A handle every core logs through (cheap to clone); the writer ends when the last is dropped.
 #[derive(Clone)]
 pub(crate) struct AccessLog {
-    tx: Sender<String>,
+    shared: Arc<Shared>,
     format: LogFormat,
-    dropped: Arc<AtomicU64>,
 }
 
 /// One request as the access log reports it.
@@ -60,52 +67,68 @@ pub(crate) struct AccessEntry<'a> {
 }
 
 impl AccessLog {
-    /// Starts the writer thread (it ends when the last handle is dropped).
-    pub(crate) fn start(format: LogFormat) -> std::io::Result<AccessLog> {
-        let (tx, rx) = bounded(ACCESS_LOG_QUEUE_LINES);
+    /// Starts the writer thread for `cores` loggers (it ends when the last handle is dropped).
+    pub(crate) fn start(format: LogFormat, cores: usize) -> std::io::Result<AccessLog> {
+        assert!(cores > 0, "at least one core logs");
+        let shared = Arc::new(Shared {
+            buffers: (0..cores).map(|_| Mutex::new(Vec::new())).collect(),
+            dropped: AtomicU64::new(0),
+        });
+        let writer = Arc::downgrade(&shared);
         std::thread::Builder::new()
             .name("ringstore-access-log".to_string())
-            .spawn(move || write_lines(rx))?;
-        Ok(AccessLog {
-            tx,
-            format,
-            dropped: Arc::new(AtomicU64::new(0)),
-        })
+            .spawn(move || write_lines(writer))?;
+        Ok(AccessLog { shared, format })
     }
 
     /// Lines dropped because the writer fell behind.
     pub(crate) fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+        self.shared.dropped.load(Ordering::Relaxed)
     }
 
-    /// Formats `entry` and hands it to the writer, or drops it if the channel is full.
+    /// Formats `entry` and appends it to its core's buffer, or drops it if that is full.
     pub(crate) fn log(&self, entry: &AccessEntry<'_>) {
         let line = match self.format {
             LogFormat::Text => text_line(entry),
             LogFormat::Json => json_line(entry),
         };
-        if let Err(TrySendError::Full(_)) = self.tx.try_send(line) {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+        let buffers = &self.shared.buffers;
+        let mut buffer = buffers[entry.core % buffers.len()]
+            .lock()
+            .expect("access-log buffer");
+        if buffer.len() + line.len() > ACCESS_LOG_BUFFER_MAX_BYTES {
+            drop(buffer);
+            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
         }
+        buffer.extend_from_slice(line.as_bytes());
     }
 }
 
-/// The writer thread: every [`ACCESS_LOG_DRAIN_INTERVAL`] takes every queued line and writes
-/// them in one write; stderr is locked only for that write (other threads print to it too).
-fn write_lines(rx: Receiver<String>) {
+/// The writer thread: every [`ACCESS_LOG_DRAIN_INTERVAL`] swaps every core's buffer for an
+/// empty one and writes what they held in one write; stderr is locked only for that write
+/// (other threads print to it too). Once every handle is gone it drains a last time and ends.
+fn write_lines(shared: std::sync::Weak<Shared>) {
     let mut batch = Vec::with_capacity(64 * 1024);
+    let mut spare = Vec::new();
     loop {
-        let closed = loop {
-            match rx.try_recv() {
-                Ok(line) => batch.extend_from_slice(line.as_bytes()),
-                Err(TryRecvError::Empty) => break false,
-                Err(TryRecvError::Disconnected) => break true,
-            }
+        let Some(s) = shared.upgrade() else {
+            return; // every handle and so every line is gone
         };
+        let closed = Arc::strong_count(&s) == 1;
+        for buffer in &s.buffers {
+            std::mem::swap(&mut *buffer.lock().expect("access-log buffer"), &mut spare);
+            batch.extend_from_slice(&spare);
+            spare.clear();
+            if spare.capacity() > BUFFER_KEEP_MAX_BYTES {
+                spare = Vec::new();
+            }
+        }
+        drop(s);
         if !batch.is_empty() {
             let _ = std::io::stderr().lock().write_all(&batch);
             batch.clear();
-            if batch.capacity() > WRITE_BATCH_KEEP_MAX_BYTES {
+            if batch.capacity() > BUFFER_KEEP_MAX_BYTES {
                 batch = Vec::with_capacity(64 * 1024);
             }
         }

@@ -273,7 +273,7 @@ pub fn start(config: ServerConfig) -> std::io::Result<Started> {
         cores_drained: AtomicUsize::new(0),
         registry: Registry::new(cores, front::labels()),
         access_log: match obs.access_log() {
-            true => Some(AccessLog::start(obs.log_format)?),
+            true => Some(AccessLog::start(obs.log_format, cores)?),
             false => None,
         },
         ready: AtomicBool::new(false),
