@@ -169,26 +169,71 @@ fn text_line(e: &AccessEntry<'_>) -> String {
     let mut s = String::with_capacity(256);
     s.push_str("time=");
     push_rfc3339_ms(&mut s, e.time_ms);
-    let _ = write!(
-        s,
-        " level=info request_id={} core={} remote=",
-        e.request_id, e.core
-    );
+    s.push_str(" level=info request_id=");
+    s.push_str(e.request_id);
+    s.push_str(" core=");
+    push_u64(&mut s, e.core as u64);
+    s.push_str(" remote=");
     match e.remote {
-        Some(a) => {
-            let _ = write!(s, "{a}");
-        }
+        Some(a) => push_socket_addr(&mut s, a),
         None => s.push('-'),
     }
-    let _ = write!(s, " method={} path=", e.method);
+    s.push_str(" method=");
+    s.push_str(e.method);
+    s.push_str(" path=");
     push_redacted_target(&mut s, e.path, e.query);
-    let error = if e.error.is_empty() { "-" } else { e.error };
-    let _ = writeln!(
-        s,
-        " op={} status={} error={error} bytes_in={} bytes_out={} duration_us={}",
-        e.op, e.status, e.bytes_in, e.bytes_out, e.duration_us
-    );
+    s.push_str(" op=");
+    s.push_str(e.op);
+    let numbers = [
+        (" status=", u64::from(e.status)),
+        (" bytes_in=", e.bytes_in),
+        (" bytes_out=", e.bytes_out),
+        (" duration_us=", e.duration_us),
+    ];
+    for (i, (name, value)) in numbers.into_iter().enumerate() {
+        if i == 1 {
+            s.push_str(" error=");
+            s.push_str(if e.error.is_empty() { "-" } else { e.error });
+        }
+        s.push_str(name);
+        push_u64(&mut s, value);
+    }
+    s.push('\n');
     s
+}
+
+/// Appends `n` in decimal (itoa: no core::fmt machinery per number).
+fn push_u64(out: &mut String, n: u64) {
+    out.push_str(itoa::Buffer::new().format(n));
+}
+
+/// Appends `n` in decimal, zero-padded to `width` digits.
+fn push_padded(out: &mut String, n: u64, width: usize) {
+    let mut digits = itoa::Buffer::new();
+    let digits = digits.format(n);
+    for _ in digits.len()..width {
+        out.push('0');
+    }
+    out.push_str(digits);
+}
+
+/// Appends `ip:port` (IPv4 by hand; IPv6 through its Display, `[ip]:port`).
+fn push_socket_addr(out: &mut String, a: std::net::SocketAddr) {
+    match a {
+        std::net::SocketAddr::V4(v4) => {
+            for (i, octet) in v4.ip().octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                push_u64(out, u64::from(octet));
+            }
+            out.push(':');
+            push_u64(out, u64::from(v4.port()));
+        }
+        std::net::SocketAddr::V6(_) => {
+            let _ = write!(out, "{a}");
+        }
+    }
 }
 
 /// One JSON access-log line; field order is the line's (serde keeps declaration order).
@@ -220,7 +265,11 @@ fn json_line(e: &AccessEntry<'_>) -> String {
         time,
         level: "info",
         request_id: e.request_id,
-        remote: e.remote.map(|a| a.to_string()).unwrap_or_default(),
+        remote: e.remote.map_or_else(String::new, |a| {
+            let mut r = String::with_capacity(21);
+            push_socket_addr(&mut r, a);
+            r
+        }),
         method: e.method,
         path,
         op: e.op,
@@ -250,14 +299,19 @@ fn push_rfc3339_ms(out: &mut String, ms: u64) {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    let _ = write!(
-        out,
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        ms % 1000
-    );
+    let fields = [
+        (year.max(0) as u64, 4, '-'),
+        (month as u64, 2, '-'),
+        (day as u64, 2, 'T'),
+        (rem / 3600, 2, ':'),
+        (rem % 3600 / 60, 2, ':'),
+        (rem % 60, 2, '.'),
+        (ms % 1000, 3, 'Z'),
+    ];
+    for (value, width, after) in fields {
+        push_padded(out, value, width);
+        out.push(after);
+    }
 }
 
 #[cfg(test)]
@@ -283,6 +337,43 @@ mod tests {
             "/b/k?x=1"
         );
         assert_eq!(redacted_target("/", ""), "/");
+    }
+
+    #[test]
+    fn text_lines_have_every_field_in_order() {
+        let mut e = AccessEntry {
+            time_ms: 1_796_125_003_004,
+            request_id: "016B0EB00600000001",
+            core: 1,
+            remote: Some("127.0.0.1:50508".parse().unwrap()),
+            method: "PUT",
+            path: "/bkt/key",
+            query: "",
+            op: "PutObject",
+            status: 200,
+            error: "",
+            bytes_in: 4096,
+            bytes_out: 0,
+            duration_us: 83,
+        };
+        assert_eq!(
+            text_line(&e),
+            "time=2026-12-01T11:36:43.004Z level=info request_id=016B0EB00600000001 core=1 \
+             remote=127.0.0.1:50508 method=PUT path=/bkt/key op=PutObject status=200 error=- \
+             bytes_in=4096 bytes_out=0 duration_us=83\n"
+        );
+        e.remote = Some("[::1]:9000".parse().unwrap());
+        e.error = "NoSuchKey";
+        e.status = 404;
+        let line = text_line(&e);
+        assert!(line.contains(" remote=[::1]:9000 "), "{line}");
+        assert!(
+            line.contains(" status=404 error=NoSuchKey bytes_in="),
+            "{line}"
+        );
+        e.remote = None;
+        assert!(text_line(&e).contains(" remote=- "));
+        assert_eq!(rfc3339_ms(253_402_300_799_999), "9999-12-31T23:59:59.999Z");
     }
 
     #[test]
