@@ -173,8 +173,8 @@ pub struct BenchArgs {
     /// In-process server only: durability of acknowledged writes (never is unsafe, for comparison only).
     #[arg(long, value_enum, default_value_t = FsyncPolicy::Always)]
     pub(crate) fsync: FsyncPolicy,
-    /// Keep what the bench wrote: the in-process server's data directory, or the bucket and objects on --endpoint.
-    #[arg(long)]
+    /// Keep what the bench wrote: the in-process server's data directory, or the bucket and objects on --endpoint (alias --keep).
+    #[arg(long, visible_alias = "keep")]
     pub(crate) keep_data: bool,
     /// Write the results as JSON: `--json` alone prints them on stdout (the human-readable lines then go to stderr); `--json FILE` writes them to FILE. Timed workloads write the full report (schema in tuning/bench-run.schema.json), which `ringstore bench compare` reads.
     #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "-")]
@@ -562,6 +562,8 @@ mod tests {
         assert_eq!(a.payload, PayloadArg::Unsigned);
         assert_eq!(a.scenario, Scenario::All);
         assert!(a.endpoint.is_none());
+        assert!(!a.keep_data);
+        assert!(parse(&["--keep"]).keep_data, "--keep is --keep-data");
         let plan = a.validate().unwrap();
         assert!(
             plan.put_small && plan.get_small && plan.put_large && plan.multipart && plan.compare
