@@ -25,9 +25,9 @@ pub(crate) struct SharedBucket {
     pub(crate) created_ms: u64,
     /// Unique per creation: the sequence number taken when the bucket was created.
     pub(crate) incarnation: u64,
-    /// Read by every core; written only through [`SharedBucket::set`] and
-    /// [`SharedBucket::unset`] (and by replay, which sets `object_bytes` with it), so the byte
-    /// total stays the sum of the entries' sizes.
+    /// Read by every core; written only through [`SharedBucket::set`],
+    /// [`SharedBucket::relocate`] and [`SharedBucket::unset`] (and by replay, which sets
+    /// `object_bytes` with it), so the byte total stays the sum of the entries' sizes.
     pub(crate) objects: SharedIndex,
     /// Sum of the sizes of the objects in `objects` (what `/metrics` reports as stored bytes).
     pub(crate) object_bytes: AtomicU64,
@@ -47,14 +47,29 @@ impl SharedBucket {
         }
     }
 
-    /// Makes `entry` the key's current version and keeps the byte total. Only the bucket's
-    /// single writer calls it (the owner core under the key's lock, or replay), so reading the
-    /// replaced entry first cannot race another change of the key.
-    pub(crate) fn set(&self, key: String, entry: IndexEntry) {
-        let old = self.objects.get(&key).map_or(0, |e| e.value().summary.size);
+    /// Makes `entry` the key's current version in place of `replaced`, the entry the caller
+    /// read as current (it is the bucket's single writer: the owner core under the key's lock,
+    /// so that is still the current one), and keeps the byte total.
+    pub(crate) fn set(&self, key: String, entry: IndexEntry, replaced: Option<&IndexEntry>) {
+        debug_assert_eq!(
+            self.objects.get(&key).map(|e| e.value().seq),
+            replaced.map(|r| r.seq),
+            "replaced entry is the current one"
+        );
+        let old = replaced.map_or(0, |e| e.summary.size);
         let new = entry.summary.size;
         self.objects.insert(key, entry);
         self.add_bytes(new, old);
+    }
+
+    /// Points the key's current entry (`current`, as its single writer just read it) at a copy
+    /// of its record (compaction; replay of compaction copies): same object, same byte total.
+    pub(crate) fn relocate(&self, key: String, current: IndexEntry, to: RecordLocation) {
+        let moved = IndexEntry {
+            location: to,
+            ..current
+        };
+        self.objects.insert(key, moved);
     }
 
     /// Removes the key's current version (if any) and keeps the byte total.

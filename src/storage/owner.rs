@@ -346,13 +346,7 @@ impl Owner {
                 let current = objects.get(&m.key).map(|e| e.value().clone());
                 match current {
                     Some(e) if e.seq == m.seq && e.location == m.from => {
-                        b.shared.set(
-                            m.key.clone(),
-                            IndexEntry {
-                                location: m.to,
-                                ..e
-                            },
-                        );
+                        b.shared.relocate(m.key.clone(), e, m.to);
                         table.mark_dead(m.from, Some(key_hash(bucket, &m.key)));
                         true
                     }
@@ -444,7 +438,7 @@ impl BucketState {
                 if let Some((_, at)) = displaced_tombstone {
                     table.mark_dead(at, None);
                 }
-                self.shared.set(key.to_string(), e);
+                self.shared.set(key.to_string(), e, current.as_ref());
             }
             None => {
                 self.shared.unset(key);

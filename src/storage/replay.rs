@@ -314,13 +314,7 @@ fn apply_copies(catalog: &Catalog, marks: &Marks, copies: Vec<CopyFound>) {
         match (bucket, current) {
             (Some(b), Some(e)) if e.seq == c.seq => {
                 marks.dead(e.location, Some(hash));
-                b.set(
-                    c.key,
-                    IndexEntry {
-                        location: c.at,
-                        ..e
-                    },
-                );
+                b.relocate(c.key, e, c.at);
             }
             _ => marks.dead(c.at, Some(hash)),
         }
