@@ -8,6 +8,8 @@
 
 mod common;
 
+use common::bench::report;
+
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -82,18 +84,6 @@ fn bench(url: &str, args: &[&str], env: &[(&str, &Path)]) -> Output {
         cmd.env(k, v);
     }
     cmd.output().expect("run ringstore bench")
-}
-
-/// The JSON report a successful run printed on stdout (`--json`).
-fn report(out: &Output) -> Value {
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstdout:\n{stdout}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
 }
 
 /// `(total_ops, total_bytes, total_errors)` of operation `op` in report `r`.

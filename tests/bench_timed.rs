@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::bench::report;
+
 use serde_json::Value;
 use std::process::{Command, Output};
 
@@ -22,18 +24,6 @@ fn bench(server: Option<&common::Server>, args: &[&str]) -> Output {
         cmd.env_remove("RINGSTORE_SECRET_KEY");
     }
     cmd.args(args).output().expect("run ringstore bench")
-}
-
-/// The JSON report a successful run printed on stdout (`--json`).
-fn report(out: &Output) -> Value {
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
-        out.status
-    );
-    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
 }
 
 /// The report of operation `op` in `r` (panics if it did not run).

@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::bench::succeeded;
+
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
@@ -29,18 +31,6 @@ fn bench_against(server: &common::Server, args: &[&str]) -> Output {
         .env("RINGSTORE_SECRET_KEY", common::SECRET_KEY)
         .output()
         .expect("run ringstore bench")
-}
-
-/// stdout and stderr of a run that must have succeeded.
-fn succeeded(out: &Output) -> (String, String) {
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
-        out.status
-    );
-    (stdout, stderr)
 }
 
 /// The number after `"name":` in a JSON document (the first occurrence).

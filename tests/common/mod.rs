@@ -8,6 +8,7 @@
 
 #![allow(dead_code)]
 
+pub mod bench;
 pub mod workload;
 
 use ringstore::auth::{sign_headers, Credentials};
